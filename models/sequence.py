@@ -1,0 +1,278 @@
+"""The music data type every part of Cadenza speaks: a sequence of notes in seconds.
+
+It follows the shape of Magenta's ``NoteSequence`` (notes with pitch, velocity, start and end in
+seconds, program, instrument and drum flag; tempos; time signatures; control changes such as the
+sustain pedal) as plain dataclasses, so that models, file I/O, rendering and the GUI share it
+without protobuf.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+
+SUSTAIN_CC = 64
+DRUM_CHANNEL = 9  # channel 10 in musicians' numbering
+DEFAULT_QPM = 120.0
+
+
+@dataclass
+class Note:
+    """One sounding note. ``instrument`` groups notes that came from one track/channel."""
+
+    pitch: int
+    velocity: int
+    start: float
+    end: float
+    program: int = 0
+    is_drum: bool = False
+    instrument: int = 0
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class TempoChange:
+    time: float
+    qpm: float
+
+
+@dataclass
+class TimeSignature:
+    time: float
+    numerator: int = 4
+    denominator: int = 4
+
+
+@dataclass
+class ControlChange:
+    time: float
+    number: int
+    value: int
+    instrument: int = 0
+    program: int = 0
+    is_drum: bool = False
+
+
+@dataclass
+class PitchBend:
+    time: float
+    bend: int
+    instrument: int = 0
+    program: int = 0
+    is_drum: bool = False
+
+
+@dataclass
+class NoteSequence:
+    """A piece of music: notes plus the tempo map, metre and controllers that go with it."""
+
+    notes: list[Note] = field(default_factory=list)
+    tempos: list[TempoChange] = field(default_factory=list)
+    time_signatures: list[TimeSignature] = field(default_factory=list)
+    control_changes: list[ControlChange] = field(default_factory=list)
+    pitch_bends: list[PitchBend] = field(default_factory=list)
+    instrument_names: dict[int, str] = field(default_factory=dict)
+    ticks_per_quarter: int = 480
+    name: str = ""
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def total_time(self) -> float:
+        """End of the last note or event, in seconds."""
+        ends = [n.end for n in self.notes]
+        ends += [c.time for c in self.control_changes]
+        return max(ends, default=0.0)
+
+    @property
+    def qpm(self) -> float:
+        """The first tempo, quarter notes per minute (120 when the file names none)."""
+        return self.tempos[0].qpm if self.tempos else DEFAULT_QPM
+
+    @property
+    def time_signature(self) -> TimeSignature:
+        return self.time_signatures[0] if self.time_signatures else TimeSignature(0.0, 4, 4)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.notes
+
+    def instruments(self) -> list[int]:
+        return sorted({n.instrument for n in self.notes})
+
+    def pitch_range(self) -> tuple[int, int]:
+        if not self.notes:
+            return (60, 72)
+        pitches = [n.pitch for n in self.notes]
+        return (min(pitches), max(pitches))
+
+    # ------------------------------------------------------------------ transforms
+    def copy(self) -> NoteSequence:
+        return copy.deepcopy(self)
+
+    def sorted(self) -> NoteSequence:
+        """A copy with notes ordered by start, then pitch; events ordered by time."""
+        out = self.copy()
+        out.notes.sort(key=lambda n: (n.start, n.pitch, n.end))
+        out.tempos.sort(key=lambda t: t.time)
+        out.time_signatures.sort(key=lambda t: t.time)
+        out.control_changes.sort(key=lambda c: c.time)
+        out.pitch_bends.sort(key=lambda b: b.time)
+        return out
+
+    def transpose(self, semitones: int, min_pitch: int = 0, max_pitch: int = 127) -> NoteSequence:
+        """Shift every pitched (non-drum) note; notes that fall outside the range are dropped."""
+        out = self.copy()
+        kept = []
+        for n in out.notes:
+            if not n.is_drum:
+                n.pitch += semitones
+                if not min_pitch <= n.pitch <= max_pitch:
+                    continue
+            kept.append(n)
+        out.notes = kept
+        return out
+
+    def stretch(self, factor: float) -> NoteSequence:
+        """Scale time by ``factor`` (>1 is slower); tempos scale inversely."""
+        if factor <= 0:
+            raise ValueError("stretch factor must be positive")
+        out = self.copy()
+        for n in out.notes:
+            n.start *= factor
+            n.end *= factor
+        for t in out.tempos:
+            t.time *= factor
+            t.qpm /= factor
+        for ts in out.time_signatures:
+            ts.time *= factor
+        for c in out.control_changes:
+            c.time *= factor
+        for b in out.pitch_bends:
+            b.time *= factor
+        return out
+
+    def shift(self, seconds: float) -> NoteSequence:
+        """Move everything later by ``seconds`` (earlier when negative)."""
+        out = self.copy()
+        for n in out.notes:
+            n.start += seconds
+            n.end += seconds
+        for c in out.control_changes:
+            c.time += seconds
+        for b in out.pitch_bends:
+            b.time += seconds
+        for t in out.tempos[1:]:
+            t.time += seconds
+        for ts in out.time_signatures[1:]:
+            ts.time += seconds
+        return out
+
+    def trim(self, start: float, end: float) -> NoteSequence:
+        """The part between ``start`` and ``end`` seconds, re-based to 0.
+
+        Notes that begin inside the window are kept (and cut at ``end``); notes that begin
+        before it are dropped, as in Magenta's ``extract_subsequence``.
+        """
+        out = self.copy()
+        out.notes = [
+            replace(n, start=n.start - start, end=min(n.end, end) - start)
+            for n in self.notes
+            if start <= n.start < end
+        ]
+        out.control_changes = [
+            replace(c, time=c.time - start) for c in self.control_changes if start <= c.time < end
+        ]
+        out.pitch_bends = [
+            replace(b, time=b.time - start) for b in self.pitch_bends if start <= b.time < end
+        ]
+        out.tempos = _rebase_map(self.tempos, start, end, lambda t, x: replace(t, time=x))
+        out.time_signatures = _rebase_map(
+            self.time_signatures, start, end, lambda t, x: replace(t, time=x)
+        )
+        return out
+
+    def concatenate(self, other: NoteSequence, gap: float = 0.0) -> NoteSequence:
+        """This sequence followed by ``other`` starting ``gap`` seconds after this one ends."""
+        offset = self.total_time + gap
+        moved = other.shift(offset)
+        out = self.copy()
+        out.notes += moved.notes
+        out.control_changes += moved.control_changes
+        out.pitch_bends += moved.pitch_bends
+        return out
+
+    def apply_sustain(self) -> NoteSequence:
+        """Lengthen notes held by the sustain pedal (CC 64 >= 64), as Magenta does.
+
+        A note released while the pedal is down sounds until the pedal comes up, or until the
+        same pitch is struck again on the same instrument, whichever comes first.
+        """
+        out = self.copy()
+        by_instrument: dict[int, list[ControlChange]] = {}
+        for c in out.control_changes:
+            if c.number == SUSTAIN_CC:
+                by_instrument.setdefault(c.instrument, []).append(c)
+        if not by_instrument:
+            return out
+        for instrument, changes in by_instrument.items():
+            changes.sort(key=lambda c: c.time)
+            notes = sorted(
+                (n for n in out.notes if n.instrument == instrument), key=lambda n: n.start
+            )
+            _extend_by_pedal(notes, _pedal_intervals(changes))
+        return out
+
+    def sustain_intervals(self, instrument: int = 0) -> list[tuple[float, float]]:
+        changes = sorted(
+            (c for c in self.control_changes
+             if c.number == SUSTAIN_CC and c.instrument == instrument),
+            key=lambda c: c.time,
+        )
+        return _pedal_intervals(changes)
+
+
+def _rebase_map(items: list, start: float, end: float, move) -> list:  # type: ignore[no-untyped-def]
+    """Keep the map entry in force at ``start`` (moved to 0) and those inside the window."""
+    ordered = sorted(items, key=lambda t: t.time)
+    before = [t for t in ordered if t.time <= start]
+    inside = [move(t, t.time - start) for t in ordered if start < t.time < end]
+    head = [move(before[-1], 0.0)] if before else []
+    return head + inside
+
+
+def _pedal_intervals(changes: list[ControlChange]) -> list[tuple[float, float]]:
+    intervals: list[tuple[float, float]] = []
+    down_at: float | None = None
+    for c in changes:
+        if c.value >= 64 and down_at is None:
+            down_at = c.time
+        elif c.value < 64 and down_at is not None:
+            intervals.append((down_at, c.time))
+            down_at = None
+    if down_at is not None:
+        intervals.append((down_at, float("inf")))
+    return intervals
+
+
+def _extend_by_pedal(notes: list[Note], intervals: list[tuple[float, float]]) -> None:
+    """Extend, in place, each note released under the pedal to the pedal's release."""
+    if not intervals:
+        return
+    for i, note in enumerate(notes):
+        for down, up in intervals:
+            if down <= note.end < up:
+                new_end = up
+                # A re-strike of the same pitch cuts the sustained note.
+                for later in notes[i + 1:]:
+                    if later.start >= new_end:
+                        break
+                    if later.pitch == note.pitch and later.start >= note.end:
+                        new_end = later.start
+                        break
+                if new_end == float("inf"):
+                    new_end = max(note.end, max((n.end for n in notes), default=note.end))
+                note.end = max(note.end, new_end)
+                break
