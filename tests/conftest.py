@@ -17,6 +17,8 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 # Tests never touch the user's real settings or sound system defaults.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# A JACK client must never start a server on its own: the fixture below decides.
+os.environ["JACK_NO_START_SERVER"] = "1"
 
 
 @pytest.fixture(scope="session")
