@@ -1,0 +1,102 @@
+"""Model folders: a config dataclass as JSON, weights as ``.weights.h5``, and a model card.
+
+A folder holds::
+
+    config.json        {"family": "performance", "name": "...", "config": {dataclass fields}}
+    model.weights.h5   Keras weights only
+    MODEL_CARD.md      data, licenses, exact training command, metrics
+
+The model is rebuilt from the config dataclass by its family's code and the weights are loaded
+into it, so no code ever runs from a model file (the same guarantee as Keras' ``safe_mode``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+from models.errors import CadenzaError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+CARD_FILE = "MODEL_CARD.md"
+
+C = TypeVar("C")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError("a model config must be a dataclass instance")
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Build ``cls`` from ``data``, ignoring keys it does not know (older or newer files)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    known = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+    try:
+        return cls(**known)
+    except TypeError as exc:
+        raise CadenzaError(f"model config does not fit {cls.__name__}: {exc}") from exc
+
+
+def save_model_dir(
+    directory: str | Path,
+    family: str,
+    config: Any,
+    keras_model: Any = None,
+    card: str | None = None,
+    name: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write config (and weights and card, when given) into ``directory``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {
+        "family": family,
+        "name": name or out.name,
+        "config": config_to_dict(config),
+    }
+    if extra:
+        payload.update(extra)
+    tmp = out / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    tmp.replace(out / CONFIG_FILE)
+    if keras_model is not None:
+        tmp_w = out / ("tmp-" + WEIGHTS_FILE)
+        keras_model.save_weights(str(tmp_w))
+        tmp_w.replace(out / WEIGHTS_FILE)
+    if card is not None:
+        (out / CARD_FILE).write_text(card)
+    return out
+
+
+def read_model_dir(directory: str | Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a model folder (raises CadenzaError when unusable)."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise CadenzaError(f"not a model folder (no {CONFIG_FILE}): {directory}")
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CadenzaError(f"unreadable model config {path}: {exc}") from exc
+    if not isinstance(payload, dict) or "family" not in payload or "config" not in payload:
+        raise CadenzaError(f"model config {path} lacks 'family' or 'config'")
+    return payload
+
+
+def weights_path(directory: str | Path) -> Path:
+    return Path(directory) / WEIGHTS_FILE
+
+
+def load_weights(keras_model: Any, directory: str | Path) -> None:
+    """Load ``model.weights.h5`` from ``directory`` into an already built model."""
+    path = weights_path(directory)
+    if not path.is_file():
+        raise CadenzaError(f"model weights are missing: {path}")
+    try:
+        keras_model.load_weights(str(path))
+    except (OSError, ValueError) as exc:
+        raise CadenzaError(f"model weights {path} do not fit the config: {exc}") from exc
