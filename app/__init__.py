@@ -1,0 +1,1 @@
+"""Cadenza's desktop app and command line."""

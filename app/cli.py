@@ -1,0 +1,94 @@
+"""The ``cadenza`` command: no arguments opens the app; subcommands run headless.
+
+Each subcommand lives in ``app/commands/<name>.py`` with ``register(subparsers)``; ``train`` and
+``evaluate`` take a model family as a sub-subcommand, which a family's command module adds with
+``register_train(subparsers)`` / ``register_evaluate(subparsers)``. A handler is stored with
+``parser.set_defaults(handler=fn)`` and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from models.errors import CadenzaError
+
+# Command modules in the order their subcommands appear in --help.
+COMMAND_MODULES = [
+    "app.commands.render",
+    "app.commands.performance",
+    "app.commands.music_vae",
+    "app.commands.nsynth",
+    "app.commands.live",
+    "app.commands.dataset",
+    "app.commands.info",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cadenza",
+        description=(
+            "Cadenza: continue, interpolate and morph music with generative models. "
+            "Run without arguments to open the app."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = []
+    for name in COMMAND_MODULES:
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    for module in modules:
+        if hasattr(module, "register"):
+            module.register(sub)
+    train = sub.add_parser("train", help="train a model on a folder of files")
+    train_sub = train.add_subparsers(dest="family", metavar="FAMILY", required=True)
+    evaluate = sub.add_parser("evaluate", help="measure a model on files it never trained on")
+    eval_sub = evaluate.add_subparsers(dest="family", metavar="MODEL", required=True)
+    for module in modules:
+        if hasattr(module, "register_train"):
+            module.register_train(train_sub)
+        if hasattr(module, "register_evaluate"):
+            module.register_evaluate(eval_sub)
+    return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"cadenza {version('cadenza')}"
+    except Exception:  # noqa: BLE001 - running from a source tree
+        return "cadenza (source tree)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or args_list[0].startswith("-psn") or args_list == ["--gui"]:
+        from app.main_window import run_app
+
+        return run_app(args_list)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except CadenzaError as exc:
+        print(f"cadenza: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cadenza: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

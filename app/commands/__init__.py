@@ -1,0 +1,1 @@
+"""One module per ``cadenza`` subcommand (see app/cli.py)."""
