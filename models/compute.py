@@ -33,7 +33,8 @@ def compute_devices() -> list[str]:
         import torch
 
         if torch.cuda.is_available():
-            gpus = [f"GPU: {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+            count = torch.cuda.device_count()
+            gpus = [f"GPU: {torch.cuda.get_device_name(i)}" for i in range(count)]
     return gpus + ["CPU"]
 
 

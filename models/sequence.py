@@ -9,6 +9,7 @@ without protobuf.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 SUSTAIN_CC = 64
@@ -234,7 +235,7 @@ class NoteSequence:
         return _pedal_intervals(changes)
 
 
-def _rebase_map(items: list, start: float, end: float, move) -> list:  # type: ignore[no-untyped-def]
+def _rebase_map(items: list, start: float, end: float, move: Callable) -> list:
     """Keep the map entry in force at ``start`` (moved to 0) and those inside the window."""
     ordered = sorted(items, key=lambda t: t.time)
     before = [t for t in ordered if t.time <= start]

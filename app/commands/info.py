@@ -1,0 +1,82 @@
+"""``cadenza models`` and ``cadenza devices``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the installed models and their model cards")
+    p.add_argument("name", nargs="?", help="show the full model card of this model")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=run_models)
+
+    d = sub.add_parser(
+        "devices", help="list MIDI inputs/outputs, audio outputs and compute devices"
+    )
+    d.add_argument(
+        "--no-compute", action="store_true", help="skip the compute devices (imports the backend)"
+    )
+    d.set_defaults(handler=run_devices)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from models.registry import ModelRegistry, user_models_dir
+
+    registry = ModelRegistry()
+    if args.name:
+        entry = registry.get(args.name)
+        print(entry.card or f"{entry.name}: no model card")
+        return 0
+    entries = registry.list()
+    if args.json:
+        rows = [
+            {
+                "name": e.name,
+                "family": e.family,
+                "path": str(e.path),
+                "shipped": e.shipped,
+                "weights": e.has_weights,
+                **{k: v for k, v in e.extra.items() if k == "metrics"},
+            }
+            for e in entries
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not entries:
+        print(f"No models installed (shipped models or {user_models_dir()}).")
+        return 0
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        where = "shipped" if e.shipped else str(e.path)
+        state = "" if e.has_weights else "  (no weights)"
+        print(f"{e.name:<{width}}  {e.family:<12} {where}{state}")
+        print(f"{'':<{width}}  {e.summary}")
+    return 0
+
+
+def run_devices(args: argparse.Namespace) -> int:
+    from app.audio_engine import list_audio_outputs
+    from app.midi_ports import describe_midi
+
+    print("MIDI")
+    for line in describe_midi():
+        print(f"  {line}")
+    print("Audio outputs")
+    outputs = list_audio_outputs()
+    if not outputs:
+        print(
+            "  none: no sound card or sound server (JACK, PulseAudio) was found; "
+            "Cadenza still renders and exports WAV"
+        )
+    for out in outputs:
+        rate = int(out.get("default_samplerate", 0) or 0)
+        print(f"  {out['name']} [{out.get('hostapi', '?')}] {rate} Hz")
+    if not args.no_compute:
+        from models.compute import backend_name, compute_devices
+
+        print(f"Compute ({backend_name()} backend)")
+        for dev in compute_devices():
+            print(f"  {dev}")
+    return 0
