@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Adds Cadenza to the desktop's application menu for the current user, pointing at this checkout's
+# virtual environment (run `bash scripts/setup.sh setup` first).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+apps="${XDG_DATA_HOME:-$HOME/.local/share}/applications"
+icons="${XDG_DATA_HOME:-$HOME/.local/share}/icons/hicolor/scalable/apps"
+mkdir -p "$apps" "$icons"
+cp "$root/assets/cadenza.svg" "$icons/cadenza.svg"
+sed "s|^Exec=cadenza|Exec=$root/.venv/bin/cadenza|" "$root/packaging/linux/cadenza.desktop" \
+  > "$apps/cadenza.desktop"
+echo "installed $apps/cadenza.desktop"
