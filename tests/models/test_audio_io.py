@@ -1,0 +1,223 @@
+"""Audio files: round trips through real WAV and FLAC files, resampling, mixdown, bad input."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from models.audio_io import Audio, load_mono, read_audio, write_audio
+from models.errors import CadenzaError
+
+
+def sine(freq: float, sample_rate: int, seconds: float, channels: int = 1,
+         amp: float = 0.5) -> Audio:
+    t = np.arange(round(sample_rate * seconds)) / sample_rate
+    cols = [amp * np.sin(2 * np.pi * freq * (k + 1) * t) / (k + 1) for k in range(channels)]
+    return Audio(np.stack(cols, axis=1).astype(np.float32), sample_rate)
+
+
+def peak_frequency(x: np.ndarray, sample_rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / sample_rate)[np.argmax(spectrum)])
+
+
+# (extension, subtype, largest error allowed after the round trip)
+FORMATS = [
+    (".wav", "PCM_16", 1 / 2**15),
+    (".wav", "PCM_24", 1 / 2**23),
+    (".wav", "FLOAT", 0.0),
+    (".wav", "PCM_U8", 1 / 2**7),
+    (".flac", "PCM_16", 1 / 2**15),
+    (".flac", "PCM_24", 1 / 2**23),
+]
+
+
+@pytest.mark.parametrize(("ext", "subtype", "tolerance"), FORMATS)
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_round_trip(tmp_path: Path, ext: str, subtype: str, tolerance: float,
+                    channels: int) -> None:
+    audio = sine(440.0, 22050, 0.25, channels)
+    path = tmp_path / f"tone{ext}"
+    write_audio(path, audio, subtype=subtype)
+    assert soundfile.info(str(path)).subtype == subtype  # really written in that format
+    back = read_audio(path)
+    assert back.sample_rate == 22050
+    assert back.samples.dtype == np.float32
+    assert back.samples.shape == (audio.frames, channels)
+    assert np.max(np.abs(back.samples - audio.samples)) <= tolerance * 1.01
+
+
+@pytest.mark.parametrize("sample_rate", [8000, 11025, 22050, 44100, 96000, 7350])
+def test_odd_sample_rates(tmp_path: Path, sample_rate: int) -> None:
+    audio = sine(300.0, sample_rate, 0.1, channels=2)
+    for ext in (".wav", ".flac"):
+        path = tmp_path / f"x{ext}"
+        write_audio(path, audio)
+        back = read_audio(path)
+        assert back.sample_rate == sample_rate and back.frames == audio.frames
+        assert back.duration == pytest.approx(0.1, abs=1 / sample_rate)
+
+
+def test_pcm_clips_and_float_keeps_range(tmp_path: Path) -> None:
+    audio = Audio(np.array([[-2.0], [-0.5], [0.5], [1.5]], dtype=np.float32), 8000)
+    write_audio(tmp_path / "pcm.wav", audio, subtype="PCM_24")
+    assert read_audio(tmp_path / "pcm.wav").samples[:, 0] == pytest.approx(
+        [-1.0, -0.5, 0.5, 1.0], abs=1e-6)
+    write_audio(tmp_path / "float.wav", audio, subtype="FLOAT")
+    assert read_audio(tmp_path / "float.wav").samples[:, 0].tolist() == [-2.0, -0.5, 0.5, 1.5]
+
+
+def test_resampling_keeps_the_frequency() -> None:
+    audio = sine(440.0, 22050, 1.0)
+    out = audio.resampled(16000)
+    assert out.sample_rate == 16000
+    assert abs(out.frames - 16000) <= 1
+    assert peak_frequency(out.samples[:, 0], 16000) == pytest.approx(440.0, abs=1.5)
+    # Level survives too (a very-high-quality resampler leaves the passband alone).
+    rms_in = np.sqrt(np.mean(audio.samples[2000:-2000] ** 2))
+    rms_out = np.sqrt(np.mean(out.samples[2000:-2000] ** 2))
+    assert rms_out == pytest.approx(rms_in, rel=1e-3)
+    up = audio.resampled(96000)
+    assert peak_frequency(up.samples[:, 0], 96000) == pytest.approx(440.0, abs=1.5)
+
+
+def test_resampling_keeps_channels_apart() -> None:
+    left = sine(440.0, 44100, 0.5).samples[:, 0]
+    right = sine(1000.0, 44100, 0.5).samples[:, 0]
+    out = Audio(np.stack([left, right], axis=1), 44100).resampled(16000)
+    assert out.channels == 2
+    assert peak_frequency(out.samples[:, 0], 16000) == pytest.approx(440.0, abs=3)
+    assert peak_frequency(out.samples[:, 1], 16000) == pytest.approx(1000.0, abs=3)
+
+
+def test_mono_mixdown() -> None:
+    samples = np.array([[1.0, 0.0, -0.5], [0.5, 0.5, 0.5]], dtype=np.float32)
+    mono = Audio(samples, 8000).mono()
+    assert mono.channels == 1 and mono.samples.dtype == np.float32
+    assert mono.samples[:, 0] == pytest.approx([1 / 6, 0.5])
+
+
+def test_load_mono_resamples_and_fits_length(tmp_path: Path) -> None:
+    path = tmp_path / "stereo.flac"
+    write_audio(path, sine(440.0, 44100, 0.5, channels=2), subtype="PCM_24")
+    x = load_mono(path, 16000)
+    assert x.ndim == 1 and x.dtype == np.float32 and abs(len(x) - 8000) <= 1
+    assert peak_frequency(x, 16000) == pytest.approx(440.0, abs=3)
+    padded = load_mono(path, 16000, seconds=1.0)
+    assert padded.shape == (16000,) and not padded[8100:].any() and padded[:7900].any()
+    cut = load_mono(path, 16000, seconds=0.25)
+    assert cut.shape == (4000,)
+    assert cut == pytest.approx(padded[:4000])
+
+
+def test_normalizing() -> None:
+    audio = sine(440.0, 16000, 0.5, amp=0.1)
+    assert np.max(np.abs(audio.normalized(0.9).samples)) == pytest.approx(0.9, rel=1e-6)
+    level = audio.loudness_normalized(-20.0).samples
+    assert 20 * np.log10(np.sqrt(np.mean(level.astype(np.float64) ** 2))) == pytest.approx(
+        -20.0, abs=0.01)
+    capped = audio.loudness_normalized(0.0, max_peak=0.8).samples  # 0 dB RMS would clip
+    assert np.max(np.abs(capped)) == pytest.approx(0.8, rel=1e-5)
+    silence = Audio(np.zeros((100, 1), np.float32), 16000)
+    assert not silence.normalized().samples.any()
+    assert not silence.loudness_normalized().samples.any()
+
+
+def test_audio_type_checks() -> None:
+    a = Audio(np.zeros(10), 8000)
+    assert a.samples.shape == (10, 1) and a.samples.dtype == np.float32
+    assert a.duration == pytest.approx(10 / 8000)
+    with pytest.raises(ValueError, match="sample rate"):
+        Audio(np.zeros(10), 0)
+
+
+# ------------------------------------------------------------------------------ bad input
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(CadenzaError, match=r"^empty\.wav: empty file"):
+        read_audio(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CadenzaError, match=r"gone\.wav: cannot read"):
+        read_audio(tmp_path / "gone.wav")
+
+
+def test_text_named_wav(tmp_path: Path) -> None:
+    path = tmp_path / "notes.wav"
+    path.write_text("this is not a sound\n" * 20)
+    with pytest.raises(CadenzaError, match=r"^notes\.wav: not an audio file"):
+        read_audio(path)
+
+
+def test_midi_is_not_audio(tmp_path: Path) -> None:
+    path = tmp_path / "song.wav"
+    path.write_bytes(b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60MTrk\x00\x00\x00\x04\x00\xff\x2f\x00")
+    with pytest.raises(CadenzaError, match="not an audio file"):
+        read_audio(path)
+
+
+def test_truncated_wav(tmp_path: Path) -> None:
+    path = tmp_path / "cut.wav"
+    write_audio(path, sine(440.0, 16000, 0.5))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CadenzaError, match=r"^cut\.wav: truncated WAV file"):
+        read_audio(path)
+    path.write_bytes(data[:30])  # cut inside the header
+    with pytest.raises(CadenzaError, match=r"^cut\.wav: "):
+        read_audio(path)
+
+
+def test_truncated_flac(tmp_path: Path) -> None:
+    path = tmp_path / "cut.flac"
+    write_audio(path, sine(440.0, 16000, 1.0, channels=2))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CadenzaError, match=r"^cut\.flac: truncated or corrupt"):
+        read_audio(path)
+
+
+def test_nan_samples(tmp_path: Path) -> None:
+    path = tmp_path / "nan.wav"
+    samples = sine(440.0, 16000, 0.1).samples
+    samples[100, 0] = np.nan
+    soundfile.write(str(path), samples, 16000, subtype="FLOAT")  # written behind our back
+    with pytest.raises(CadenzaError, match=r"^nan\.wav: .*NaN or infinite"):
+        read_audio(path)
+    samples[100, 0] = np.inf
+    with pytest.raises(CadenzaError, match="NaN or infinite"):
+        write_audio(tmp_path / "inf.wav", Audio(samples, 16000), subtype="FLOAT")
+
+
+def test_zero_frames(tmp_path: Path) -> None:
+    path = tmp_path / "nothing.wav"
+    soundfile.write(str(path), np.zeros((0, 1), np.float32), 16000)
+    with pytest.raises(CadenzaError, match=r"nothing\.wav: .*zero frames"):
+        read_audio(path)
+
+
+def test_zero_sample_rate(tmp_path: Path) -> None:
+    path = tmp_path / "zero.wav"
+    write_audio(path, sine(440.0, 16000, 0.1))
+    data = bytearray(path.read_bytes())
+    assert data[12:16] == b"fmt " and struct.unpack("<L", data[24:28])[0] == 16000
+    data[24:28] = struct.pack("<L", 0)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CadenzaError, match=r"zero\.wav: .*zero sample rate"):
+        read_audio(path)
+
+
+def test_unsupported_write_formats(tmp_path: Path) -> None:
+    audio = sine(440.0, 16000, 0.1)
+    with pytest.raises(CadenzaError, match=r"out\.mp3: cannot write audio as '\.mp3'"):
+        write_audio(tmp_path / "out.mp3", audio)
+    with pytest.raises(CadenzaError, match="FLAC cannot hold FLOAT"):
+        write_audio(tmp_path / "out.flac", audio, subtype="FLOAT")
+    with pytest.raises(CadenzaError, match="cannot write the audio file"):
+        write_audio(tmp_path / "no" / "such" / "dir.wav", audio)
