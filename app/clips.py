@@ -1,0 +1,109 @@
+"""A clip: one piece of music in the library, MIDI (a ``NoteSequence``) or audio (an ``Audio``)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from models.errors import CadenzaError
+from models.sequence import NoteSequence
+
+if TYPE_CHECKING:  # audio_io pulls in soundfile; imported when an audio file is opened
+    from models.audio_io import Audio
+
+MIDI_SUFFIXES = (".mid", ".midi")
+AUDIO_SUFFIXES = (".wav", ".flac")
+OPEN_FILTER = "Music files (*.mid *.midi *.wav *.flac);;MIDI (*.mid *.midi);;Audio (*.wav *.flac)"
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False, repr=False)
+class Clip:
+    """A named clip. Exactly one of ``sequence`` and ``audio`` is set."""
+
+    name: str
+    sequence: NoteSequence | None = None
+    audio: Audio | None = None
+    source: Path | None = None
+    id: int = field(default_factory=lambda: next(_ids))
+
+    def __post_init__(self) -> None:
+        if (self.sequence is None) == (self.audio is None):
+            raise ValueError("a clip holds either a NoteSequence or an Audio")
+
+    def __repr__(self) -> str:
+        return f"Clip({self.name!r}, {self.kind}, id={self.id})"
+
+    @property
+    def is_midi(self) -> bool:
+        return self.sequence is not None
+
+    @property
+    def kind(self) -> str:
+        return "MIDI" if self.is_midi else "audio"
+
+    @property
+    def duration(self) -> float:
+        if self.sequence is not None:
+            return self.sequence.total_time
+        assert self.audio is not None
+        return float(self.audio.duration)
+
+    @property
+    def summary(self) -> str:
+        if self.sequence is not None:
+            return f"MIDI · {len(self.sequence.notes)} notes · {_clock(self.duration)}"
+        assert self.audio is not None
+        return f"audio · {self.audio.sample_rate} Hz · {_clock(self.duration)}"
+
+    def file_name(self) -> str:
+        """A safe file name for exporting or dragging this clip out."""
+        stem = re.sub(r"[^\w\-. ]+", "_", self.name).strip(" .") or "clip"
+        return stem + (".mid" if self.is_midi else ".wav")
+
+
+def load_clip(path: str | Path) -> Clip:
+    """Read a MIDI or audio file into a clip; ``CadenzaError`` for anything unusable."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise CadenzaError(f"no such file: {path}")
+    if suffix in MIDI_SUFFIXES:
+        from models.midi_io import read_midi
+
+        seq = read_midi(path)
+        if seq.is_empty:
+            raise CadenzaError(f"{path.name} has no notes")
+        return Clip(path.stem, sequence=seq, source=path)
+    if suffix in AUDIO_SUFFIXES:
+        from models.audio_io import read_audio
+
+        audio = read_audio(path)
+        if audio.samples.shape[0] == 0:
+            raise CadenzaError(f"{path.name} has no audio")
+        return Clip(path.stem, audio=audio, source=path)
+    raise CadenzaError(f"{path.name}: not a MIDI (.mid, .midi) or audio (.wav, .flac) file")
+
+
+def write_clip(clip: Clip, path: str | Path) -> Path:
+    """Write a MIDI clip as .mid or an audio clip as .wav (no rendering)."""
+    path = Path(path)
+    if clip.sequence is not None:
+        from models.midi_io import write_midi
+
+        write_midi(clip.sequence, path)
+    else:
+        from models.audio_io import write_audio
+
+        assert clip.audio is not None
+        write_audio(path, clip.audio)
+    return path
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(max(0.0, seconds), 60.0)
+    return f"{int(minutes)}:{secs:04.1f}"

@@ -1,0 +1,684 @@
+"""The Cadenza window: clip library, the three workspaces, the clip view, transport, status bar.
+
+Nothing here imports TensorFlow or Keras, directly or through what it imports: the worker
+(``app/worker.py``) loads the backend on its own thread after the window is shown. File readers,
+the audio engine and the MIDI system are imported when first used, so the window opens fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QColor, QKeySequence, QPalette
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+    QStyleFactory,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.clips import OPEN_FILTER, Clip, load_clip
+from app.settings import Settings, load_settings, open_qsettings, save_settings
+from app.widgets.clip_library import ClipLibrary
+from app.widgets.piano_roll import PianoRollPanel
+from app.widgets.transport import TransportBar
+from app.widgets.waveform import WaveformPanel
+from app.worker import JobHandle, Worker, list_models, probe_compute, set_soundfont
+from app.workspaces.base import Workspace
+from app.workspaces.continue_ws import ContinueWorkspace
+from app.workspaces.interpolate_ws import InterpolateWorkspace
+from app.workspaces.morph_ws import MorphWorkspace
+from models.errors import CadenzaError
+
+log = logging.getLogger(__name__)
+
+NO_AUDIO = "No audio output — export still works"
+NO_MIDI = "No MIDI system"
+DEFAULT_SIZE = (1280, 800)
+PLAYHEAD_MS = 33
+
+
+class MainWindow(QMainWindow):
+    """The app window. Public slots (``open_files``, ``play``, ``stop``, ``export_midi``,
+    ``export_wav``) are what the menus and dialogs call, and what tests call with paths."""
+
+    exported = Signal(str)  # path of a finished export
+    export_failed = Signal(str)
+    playback_started = Signal()
+
+    def __init__(
+        self,
+        settings_store: QSettings | None = None,
+        probe_compute: bool = True,
+        drag_folder: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("Cadenza")
+        self.resize(*DEFAULT_SIZE)
+        self.store = settings_store or open_qsettings()
+        self.settings: Settings = load_settings(self.store)
+        self.last_message = ""
+        self.compute_device = ""
+        self._probe = probe_compute
+        self._engine: Any = None
+        self._audio_reason = ""
+        self._renders: dict[tuple[int, int], Any] = {}  # (clip id, rate) -> Audio to play
+        self._render_job: JobHandle | None = None
+        self._playing: Clip | None = None
+        self._play_started = 0.0
+
+        self.worker = Worker(self, soundfont=self.settings.soundfont)
+        self.worker.start()
+
+        # clip library (left dock)
+        self.library = ClipLibrary(drag_folder=drag_folder)
+        dock = QDockWidget("Clips", self)
+        dock.setObjectName("clipsDock")
+        dock.setWidget(self.library)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        dock.setMinimumWidth(230)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+
+        # workspaces
+        self.workspaces: dict[str, Workspace] = {}
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        for ws in (ContinueWorkspace(), InterpolateWorkspace(), MorphWorkspace()):
+            ws.worker = self.worker
+            ws.clip_created.connect(self._add_generated_clip)
+            ws.message.connect(self.show_message)
+            self.workspaces[ws.title] = ws
+            self.tabs.addTab(ws, ws.title)
+
+        # clip view + transport
+        self.piano_roll = PianoRollPanel()
+        self.waveform = WaveformPanel()
+        self.empty_view = QLabel("Open a MIDI or audio file (File ▸ Open…, or drop it on the "
+                                 "clip list) to see it here.")
+        self.empty_view.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_view.setObjectName("placeholder")
+        self.clip_stack = QStackedWidget()
+        for w in (self.empty_view, self.piano_roll, self.waveform):
+            self.clip_stack.addWidget(w)
+        self.transport = TransportBar()
+        clip_area = QWidget()
+        clip_layout = QVBoxLayout(clip_area)
+        clip_layout.setContentsMargins(6, 0, 6, 4)
+        clip_layout.setSpacing(2)
+        clip_layout.addWidget(self.transport)
+        clip_layout.addWidget(self.clip_stack, 1)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.tabs)
+        splitter.addWidget(clip_area)
+        splitter.setStretchFactor(0, 5)
+        splitter.setStretchFactor(1, 4)
+        splitter.setSizes([400, 340])
+        splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(splitter)
+
+        # status bar
+        self.compute_label = QLabel("Compute: starting…")
+        self.midi_label = QLabel("MIDI: checking…")
+        self.audio_label = QLabel("Audio: checking…")
+        for label in (self.compute_label, self.midi_label, self.audio_label):
+            self.statusBar().addPermanentWidget(label)
+
+        self._build_menus()
+        self.library.open_requested.connect(self.open_dialog)
+        self.library.files_dropped.connect(self.open_files)
+        self.library.error.connect(self.show_message)
+        self.library.current_changed.connect(self._show_clip)
+        self.library.clips_changed.connect(self._clips_changed)
+        self.transport.play_clicked.connect(self.play)
+        self.transport.stop_clicked.connect(self.stop)
+        self.transport.loop_toggled.connect(self._loop_toggled)
+        self._timer = QTimer(self)
+        self._timer.setInterval(PLAYHEAD_MS)
+        self._timer.timeout.connect(self._tick)
+        QTimer.singleShot(0, self._after_show)
+
+    # ------------------------------------------------------------------ menus
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
+        file_menu.addSeparator()
+        self._action(file_menu, "Export &MIDI…", self.export_midi_dialog, "Ctrl+E")
+        self._action(file_menu, "Export &WAV…", self.export_wav_dialog, "Ctrl+Shift+E")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Settings…", self.open_settings,
+                     QKeySequence.StandardKey.Preferences)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        view = self.menuBar().addMenu("&View")
+        self._action(view, "Zoom &In", self.zoom_in, QKeySequence.StandardKey.ZoomIn)
+        self._action(view, "Zoom &Out", self.zoom_out, QKeySequence.StandardKey.ZoomOut)
+        play = self.menuBar().addMenu("&Play")
+        self._action(play, "Play / Stop", self.toggle_play, "Space")
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&About Cadenza", self.about)
+
+    def _action(self, menu: Any, text: str, slot: Any, shortcut: Any = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    # ------------------------------------------------------------------ startup checks
+    def _after_show(self) -> None:
+        self._check_audio()
+        self._check_midi()
+        if self._probe:
+            self.worker.submit(probe_compute(self.settings.compute_device),
+                               on_success=self._compute_ready,
+                               on_failure=self._compute_failed, label="probe compute")
+            self.worker.submit(list_models, on_success=self._models_listed,
+                               on_failure=lambda exc: log.warning("listing models: %s", exc),
+                               label="list models")
+
+    def _compute_ready(self, device: str) -> None:
+        self.compute_device = device
+        self.compute_label.setText(f"Compute: {device}")
+
+    def _compute_failed(self, exc: Exception) -> None:
+        self.compute_device = "unavailable"
+        self.compute_label.setText("Compute: unavailable")
+        self.compute_label.setToolTip(str(exc))
+
+    def _models_listed(self, entries: list[Any]) -> None:
+        for ws in self.workspaces.values():
+            ws.set_models(entries)
+
+    def _check_audio(self) -> None:
+        try:
+            from app.audio_engine import AudioEngine
+
+            ok, reason = AudioEngine.available()
+        except Exception as exc:  # noqa: BLE001 - a missing audio stack must not stop the app
+            ok, reason = False, str(exc)
+        self._audio_reason = "" if ok else str(reason)
+        self.audio_label.setText("Audio: ready" if ok else NO_AUDIO)
+        self.audio_label.setToolTip("" if ok else str(reason))
+
+    def _check_midi(self) -> None:
+        try:
+            from app.midi_ports import MidiSystem
+
+            midi = MidiSystem()
+            ok, reason = bool(midi.available), str(getattr(midi, "reason", "") or "")
+        except Exception as exc:  # noqa: BLE001 - a missing MIDI stack must not stop the app
+            ok, reason = False, str(exc)
+        self.midi_label.setText("MIDI: ready" if ok else NO_MIDI)
+        self.midi_label.setToolTip(reason)
+
+    # ------------------------------------------------------------------ messages
+    def show_message(self, text: str) -> None:
+        """One line in the status bar (kept for 10 s)."""
+        line = " ".join(str(text).split())
+        self.last_message = line
+        self.statusBar().showMessage(line, 10000)
+        log.info("%s", line)
+
+    # ------------------------------------------------------------------ clips
+    def open_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open MIDI or audio files", "", OPEN_FILTER)
+        if paths:
+            self.open_files([Path(p) for p in paths])
+
+    def open_files(self, paths: Sequence[str | Path]) -> list[Clip]:
+        """Read each file into a clip; a bad file shows a one-line error and is skipped."""
+        added: list[Clip] = []
+        errors: list[str] = []
+        for path in paths:
+            path = Path(path)
+            try:
+                clip = load_clip(path)
+            except CadenzaError as exc:
+                errors.append(str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not fatal
+                log.exception("reading %s", path)
+                errors.append(f"could not read {path.name}: {exc}")
+                continue
+            self.library.add_clip(clip)
+            added.append(clip)
+        if errors:
+            extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            self.show_message(f"Could not open: {errors[0]}{extra}")
+        elif added:
+            self.show_message(f"Opened {', '.join(c.name for c in added)}")
+        return added
+
+    def add_clip(self, clip: Clip) -> None:
+        self.library.add_clip(clip)
+
+    def _add_generated_clip(self, clip: Clip) -> None:
+        self.library.add_clip(clip)
+        self.show_message(f"Added {clip.name} to the library")
+
+    def _clips_changed(self) -> None:
+        clips = self.library.clips()
+        for ws in self.workspaces.values():
+            ws.set_clips(clips)
+
+    def _show_clip(self, clip: Clip | None) -> None:
+        if self._playing is not None and clip is not self._playing:
+            self.stop()
+        if clip is None:
+            self.clip_stack.setCurrentWidget(self.empty_view)
+        elif clip.sequence is not None:
+            self.piano_roll.set_sequence(clip.sequence, f"{clip.name}  ·  {clip.summary}")
+            self.clip_stack.setCurrentWidget(self.piano_roll)
+        else:
+            self.waveform.set_audio(clip.audio, f"{clip.name}  ·  {clip.summary}")
+            self.clip_stack.setCurrentWidget(self.waveform)
+        self.transport.set_position(0.0, clip.duration if clip else 0.0)
+
+    def current_clip(self) -> Clip | None:
+        return self.library.current_clip()
+
+    # ------------------------------------------------------------------ view
+    def zoom_in(self) -> None:
+        if self.clip_stack.currentWidget() is self.piano_roll:
+            self.piano_roll.roll.zoom_in()
+        elif self.clip_stack.currentWidget() is self.waveform:
+            self.waveform.view.zoom_in()
+
+    def zoom_out(self) -> None:
+        if self.clip_stack.currentWidget() is self.piano_roll:
+            self.piano_roll.roll.zoom_out()
+        elif self.clip_stack.currentWidget() is self.waveform:
+            self.waveform.view.zoom_out()
+
+    def show_workspace(self, title: str) -> Workspace:
+        ws = self.workspaces[title]
+        self.tabs.setCurrentWidget(ws)
+        return ws
+
+    # ------------------------------------------------------------------ playback
+    def audio_engine(self) -> Any:
+        """The audio engine, started on first use; ``None`` (and a message) when there is no
+        audio output."""
+        if self._engine is not None:
+            return self._engine
+        try:
+            from app.audio_engine import AudioEngine
+
+            engine = AudioEngine(device=self.settings.audio_device or None)
+            engine.start()
+        except CadenzaError as exc:
+            self._no_audio(str(exc))
+            return None
+        except Exception as exc:  # noqa: BLE001 - PortAudio errors, missing library
+            log.exception("audio engine")
+            self._no_audio(str(exc))
+            return None
+        self._engine = engine
+        self.audio_label.setText("Audio: ready")
+        self.audio_label.setToolTip("")
+        return engine
+
+    def _no_audio(self, reason: str) -> None:
+        self._audio_reason = reason
+        self.audio_label.setText(NO_AUDIO)
+        self.audio_label.setToolTip(reason)
+        self.show_message(f"{NO_AUDIO} ({reason})" if reason else NO_AUDIO)
+
+    @property
+    def is_playing(self) -> bool:
+        return self._playing is not None
+
+    def toggle_play(self) -> None:
+        if self.is_playing:
+            self.stop()
+        else:
+            self.play()
+
+    def play(self) -> None:
+        """Play the selected clip: a MIDI clip is rendered in the worker first; both are
+        brought to the output's sample rate there, so the GUI thread only starts playback."""
+        clip = self.library.current_clip()
+        if clip is None:
+            self.show_message("Select a clip to play")
+            return
+        engine = self.audio_engine()
+        if engine is None:
+            return
+        rate = int(engine.sample_rate)
+        cached = self._renders.get((clip.id, rate))
+        if cached is not None:
+            self._start(clip, cached)
+            return
+        if self._render_job is not None:
+            self._render_job.cancel()
+        seq, audio = clip.sequence, clip.audio
+
+        def prepare(ctx: Any) -> Any:
+            data = audio
+            if data is None:
+                ctx.progress(None, "Rendering…")
+                data = ctx.renderer().render(seq)
+            ctx.raise_if_cancelled()
+            if rate and data.sample_rate != rate:
+                data = data.resampled(rate)
+            return data
+
+        self.transport.set_state("Rendering…" if audio is None else "Preparing…")
+        self._render_job = self.worker.submit(
+            prepare,
+            on_success=lambda data, c=clip: self._prepared(c, rate, data),
+            on_failure=self._render_failed,
+            on_cancelled=lambda: self.transport.set_state(""),
+            label="prepare playback",
+        )
+
+    def _prepared(self, clip: Clip, rate: int, audio: Any) -> None:
+        self._render_job = None
+        self._renders[(clip.id, rate)] = audio
+        self.transport.set_state("")
+        if self.library.current_clip() is clip:
+            self._start(clip, audio)
+
+    def _render_failed(self, exc: Exception) -> None:
+        self._render_job = None
+        self.transport.set_state("")
+        self.show_message(f"Could not play: {exc}")
+
+    def _start(self, clip: Clip, audio: Any) -> None:
+        engine = self.audio_engine()
+        if engine is None:
+            return
+        try:
+            engine.play(audio, loop=self.transport.loop)
+        except CadenzaError as exc:
+            self.show_message(f"Could not play: {exc}")
+            return
+        self._playing = clip
+        self._play_started = time.monotonic()
+        self.transport.set_playing(True)
+        self.transport.set_state("Playing")
+        self._timer.start()
+        self.playback_started.emit()
+
+    def _loop_toggled(self, on: bool) -> None:
+        if self._engine is not None:
+            self._engine.loop = on
+
+    def stop(self) -> None:
+        if self._render_job is not None:
+            self._render_job.cancel()
+            self._render_job = None
+        if self._engine is not None:
+            try:
+                self._engine.stop()
+            except CadenzaError as exc:
+                self.show_message(str(exc))
+        self._timer.stop()
+        self._playing = None
+        self.transport.set_playing(False)
+        self.transport.set_state("")
+        self.piano_roll.roll.set_playhead(None)
+        self.waveform.view.set_playhead(None)
+
+    def _tick(self) -> None:
+        engine = self._engine
+        clip = self._playing
+        if engine is None or clip is None:
+            self._timer.stop()
+            return
+        pos = float(engine.position_seconds)
+        if clip.is_midi:
+            self.piano_roll.roll.set_playhead(pos)
+        else:
+            self.waveform.view.set_playhead(pos)
+        self.transport.set_position(pos, clip.duration)
+        if not engine.is_playing and time.monotonic() - self._play_started > 0.5:
+            self.stop()
+
+    # ------------------------------------------------------------------ export
+    def export_midi_dialog(self) -> None:
+        clip = self.library.current_clip()
+        if clip is None or not clip.is_midi:
+            self.show_message("Select a MIDI clip to export as MIDI")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export MIDI", clip.file_name(),
+                                              "MIDI (*.mid)")
+        if path:
+            self.export_midi(Path(path))
+
+    def export_wav_dialog(self) -> None:
+        clip = self.library.current_clip()
+        if clip is None:
+            self.show_message("Select a clip to export")
+            return
+        name = Path(clip.file_name()).with_suffix(".wav").name
+        path, _ = QFileDialog.getSaveFileName(self, "Export WAV", name, "WAV (*.wav)")
+        if path:
+            self.export_wav(Path(path))
+
+    def export_midi(self, path: str | Path) -> bool:
+        clip = self.library.current_clip()
+        if clip is None or clip.sequence is None:
+            self.show_message("Select a MIDI clip to export as MIDI")
+            return False
+        path = Path(path)
+        if path.suffix.lower() not in (".mid", ".midi"):
+            path = path.with_suffix(".mid")
+        try:
+            from models.midi_io import write_midi
+
+            write_midi(clip.sequence, path)
+        except (CadenzaError, OSError) as exc:
+            self.show_message(f"Could not export MIDI: {exc}")
+            self.export_failed.emit(str(exc))
+            return False
+        self.show_message(f"Exported {path}")
+        self.exported.emit(str(path))
+        return True
+
+    def export_wav(self, path: str | Path) -> JobHandle | None:
+        """Render (for a MIDI clip) and write a WAV in the worker; ``exported`` when done."""
+        clip = self.library.current_clip()
+        if clip is None:
+            self.show_message("Select a clip to export")
+            return None
+        path = Path(path)
+        if path.suffix.lower() != ".wav":
+            path = path.with_suffix(".wav")
+        seq, audio = clip.sequence, clip.audio
+
+        def job(ctx: Any) -> str:
+            from models.audio_io import write_audio
+
+            data = audio
+            if data is None:
+                ctx.progress(None, f"Rendering {clip.name}…")
+                data = ctx.renderer().render(seq)
+            ctx.raise_if_cancelled()
+            ctx.progress(None, f"Writing {path.name}…")
+            try:
+                write_audio(path, data)
+            except OSError as exc:
+                raise CadenzaError(f"could not write {path}: {exc.strerror or exc}") from exc
+            return str(path)
+
+        def done(result: str) -> None:
+            self.show_message(f"Exported {result}")
+            self.exported.emit(result)
+
+        def failed(exc: Exception) -> None:
+            self.show_message(f"Could not export WAV: {exc}")
+            self.export_failed.emit(str(exc))
+
+        self.show_message(f"Exporting {path.name}…")
+        return self.worker.submit(job, on_success=done, on_failure=failed,
+                                  on_progress=lambda _f, text: self.show_message(text),
+                                  label="export wav")
+
+    # ------------------------------------------------------------------ settings
+    def open_settings(self) -> None:
+        from app.widgets.settings_dialog import SettingsDialog
+
+        audio_devices: list[str] = []
+        midi_in: list[str] = []
+        midi_out: list[str] = []
+        try:
+            from app.audio_engine import AudioEngine
+
+            lister = getattr(AudioEngine, "list_outputs", None)
+            audio_devices = [str(d) for d in lister()] if callable(lister) else []
+        except Exception:  # noqa: BLE001 - offer an editable field instead
+            log.debug("listing audio devices failed", exc_info=True)
+        try:
+            from app.midi_ports import MidiSystem
+
+            midi = MidiSystem()
+            if midi.available:
+                midi_in = [str(p) for p in midi.list_inputs()]
+                midi_out = [str(p) for p in midi.list_outputs()]
+        except Exception:  # noqa: BLE001
+            log.debug("listing MIDI ports failed", exc_info=True)
+        dialog = SettingsDialog(self.settings, audio_devices, midi_in, midi_out, self)
+        if dialog.exec():
+            self.apply_settings(dialog.result_settings())
+
+    def apply_settings(self, new: Settings) -> None:
+        """Use and remember new settings."""
+        old = self.settings
+        self.settings = new
+        save_settings(new, self.store)
+        app = QApplication.instance()
+        if new.theme != old.theme and isinstance(app, QApplication):
+            apply_theme(app, new.theme)
+        if new.soundfont != old.soundfont:
+            self._renders.clear()
+            set_soundfont(self.worker, new.soundfont)
+        if new.audio_device != old.audio_device and self._engine is not None:
+            self.stop()
+            self._close_engine()
+        if new.compute_device != old.compute_device:
+            self.show_message("The compute device changes the next time Cadenza starts")
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self, "About Cadenza",
+            "<h3>Cadenza</h3><p>Continue, interpolate and morph music with generative models: "
+            "PerformanceRNN, MusicVAE and NSynth, re-implemented in Keras 3.</p>"
+            f"<p>Compute: {self.compute_device or 'starting…'}</p>")
+
+    # ------------------------------------------------------------------ shutdown
+    def _close_engine(self) -> None:
+        if self._engine is not None:
+            try:
+                self._engine.close()
+            except Exception:  # noqa: BLE001 - closing must not stop the app closing
+                log.exception("closing the audio engine")
+            self._engine = None
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.stop()
+        self._close_engine()
+        self.worker.shutdown(timeout=3.0)
+        super().closeEvent(event)
+
+
+# ---------------------------------------------------------------------- theme and app
+def dark_palette() -> QPalette:
+    pal = QPalette()
+    window, base, text = QColor(37, 39, 44), QColor(28, 30, 34), QColor(226, 228, 233)
+    accent = QColor(78, 154, 241)
+    roles = QPalette.ColorRole
+    pal.setColor(roles.Window, window)
+    pal.setColor(roles.WindowText, text)
+    pal.setColor(roles.Base, base)
+    pal.setColor(roles.AlternateBase, QColor(44, 46, 52))
+    pal.setColor(roles.ToolTipBase, QColor(52, 54, 60))
+    pal.setColor(roles.ToolTipText, text)
+    pal.setColor(roles.PlaceholderText, QColor(140, 143, 150))
+    pal.setColor(roles.Text, text)
+    pal.setColor(roles.Button, QColor(50, 53, 59))
+    pal.setColor(roles.ButtonText, text)
+    pal.setColor(roles.BrightText, QColor(255, 100, 90))
+    pal.setColor(roles.Light, QColor(70, 73, 80))
+    pal.setColor(roles.Midlight, QColor(60, 63, 70))
+    pal.setColor(roles.Mid, QColor(80, 83, 90))
+    pal.setColor(roles.Dark, QColor(22, 23, 26))
+    pal.setColor(roles.Shadow, QColor(10, 10, 12))
+    pal.setColor(roles.Highlight, accent)
+    pal.setColor(roles.HighlightedText, QColor(255, 255, 255))
+    pal.setColor(roles.Link, accent)
+    disabled = QPalette.ColorGroup.Disabled
+    for role in (roles.WindowText, roles.Text, roles.ButtonText):
+        pal.setColor(disabled, role, QColor(120, 123, 130))
+    pal.setColor(disabled, roles.Button, QColor(44, 46, 51))
+    return pal
+
+
+STYLE_SHEET = """
+QLabel#workspaceTitle { font-size: 16pt; font-weight: 600; }
+QLabel#workspaceDescription { color: palette(window-text); }
+QLabel#modelNotice {
+    border: 1px solid #b8862b; border-radius: 4px; padding: 6px 8px;
+    background: rgba(184, 134, 43, 40);
+}
+QLabel#placeholder { color: palette(placeholder-text); font-style: italic; padding: 12px; }
+QLabel#clipTitle { font-weight: 600; }
+QPushButton#actionButton { padding: 6px 18px; font-weight: 600; }
+QTabBar::tab { padding: 6px 18px; font-size: 11pt; }
+"""
+
+_SYSTEM_STYLE: str | None = None
+
+
+def apply_theme(app: QApplication, theme: str) -> None:
+    """``dark`` (default) and ``light`` use Fusion; ``system`` restores the platform look."""
+    global _SYSTEM_STYLE
+    if _SYSTEM_STYLE is None:
+        _SYSTEM_STYLE = app.style().name()
+    if theme == "system":
+        app.setStyle(QStyleFactory.create(_SYSTEM_STYLE) or QStyleFactory.create("Fusion"))
+        app.setPalette(app.style().standardPalette())
+    else:
+        app.setStyle("Fusion")
+        app.setPalette(dark_palette() if theme == "dark" else app.style().standardPalette())
+    app.setStyleSheet(STYLE_SHEET)
+
+
+def create_app(argv: Sequence[str] = ()) -> QApplication:
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(["cadenza", *argv])
+    app.setApplicationName("Cadenza")
+    app.setOrganizationName("Cadenza")
+    app.setApplicationDisplayName("Cadenza")
+    return app
+
+
+def run_app(argv: Sequence[str] = ()) -> int:
+    """Open the window and run until it closes; the exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = create_app([a for a in argv if a != "--gui"])
+    window = MainWindow()
+    apply_theme(app, window.settings.theme)
+    window.show()
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    sys.exit(run_app(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""The three workspaces: Continue, Interpolate, Morph."""
