@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import struct
 import warnings
@@ -386,7 +387,7 @@ def test_write_read_round_trip_is_within_a_tick() -> None:
 def test_many_instruments_skip_the_drum_channel() -> None:
     seq = NoteSequence(notes=[Note(60 + i, 100, i * 0.1, i * 0.1 + 0.5, instrument=i)
                               for i in range(12)])
-    midi = mido.MidiFile(file=__import__("io").BytesIO(midi_bytes(seq)))
+    midi = mido.MidiFile(file=io.BytesIO(midi_bytes(seq)))
     channels = [next(m.channel for m in t if hasattr(m, "channel")) for t in midi.tracks[1:]]
     assert 9 not in channels and channels[:9] == list(range(9)) and channels[9] == 10
     assert not any(n.is_drum for n in read_midi(midi_bytes(seq)).notes)
