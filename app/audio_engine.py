@@ -13,6 +13,7 @@ The stream runs at the device's default sample rate (a JACK server decides it, o
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -32,14 +33,29 @@ CHANNELS = 2
 _END = None  # queue item: the clip or stream has ended
 _streams_open = 0
 _streams_lock = threading.Lock()
+_exit_hook = False
 
 
 def _sd() -> Any:
+    global _exit_hook
     try:
         import sounddevice
     except OSError as exc:  # libportaudio2 missing
         raise CadenzaError(f"PortAudio is not available ({exc}); install libportaudio2") from exc
+    if not _exit_hook:
+        _exit_hook = True
+        atexit.register(_skip_terminate_at_exit, sounddevice)
     return sounddevice
+
+
+def _skip_terminate_at_exit(sd: Any) -> None:
+    """Runs before sounddevice's own exit handler (atexit is last-in, first-out).
+
+    PortAudio's JACK host API asserts, and aborts the process, when ``Pa_Terminate`` closes a
+    JACK client whose server has already stopped. At exit there is nothing to clean up that
+    the OS does not, so sounddevice's final terminate is skipped.
+    """
+    sd._initialized = 0
 
 
 def _rescan() -> None:
@@ -51,7 +67,8 @@ def _rescan() -> None:
     sd = _sd()
     with _streams_lock:
         if _streams_open == 0:
-            sd._terminate()
+            if sd._initialized > 0:
+                sd._terminate()
             sd._initialize()
 
 
