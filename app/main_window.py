@@ -540,10 +540,9 @@ class MainWindow(QMainWindow):
         midi_in: list[str] = []
         midi_out: list[str] = []
         try:
-            from app.audio_engine import AudioEngine
+            from app.audio_engine import list_audio_outputs
 
-            lister = getattr(AudioEngine, "list_outputs", None)
-            audio_devices = [str(d) for d in lister()] if callable(lister) else []
+            audio_devices = [str(d["name"]) for d in list_audio_outputs()]
         except Exception:  # noqa: BLE001 - offer an editable field instead
             log.debug("listing audio devices failed", exc_info=True)
         try:
