@@ -43,7 +43,7 @@ def _jack_running() -> bool:
 def jack_server() -> Iterator[str]:
     """A real JACK server with the dummy driver at 48 kHz, for MIDI and audio tests.
 
-    Uses one that already runs; otherwise starts ``jackd -d dummy -r 48000`` and stops it at the end.
+    Uses one that already runs; otherwise starts ``jackd -d dummy -r 48000``, stopped at the end.
     """
     if shutil.which("jackd") is None:
         pytest.fail("jackd is not installed: run the README's test command, which installs jackd2")
