@@ -206,24 +206,68 @@ class NoteSequence:
         return out
 
     def apply_sustain(self) -> NoteSequence:
-        """Lengthen notes held by the sustain pedal (CC 64 >= 64), as Magenta does.
+        """Lengthen notes held by the sustain pedal (CC 64 >= 64), exactly as Magenta does.
 
-        A note released while the pedal is down sounds until the pedal comes up, or until the
-        same pitch is struck again on the same instrument, whichever comes first.
+        Follows note_seq's ``sequences_lib.apply_sustain_control_changes`` step for step: note
+        on/off and pedal events are processed in time order (pedal down, pedal up, note-on,
+        note-off at equal times), per instrument. A note released while the pedal is down
+        sounds until the pedal comes up or the same pitch is struck again, whichever is first;
+        a re-strike at the very start time of a held note deletes the held note; notes still
+        held at the end last until the last event. Drum notes are left alone.
         """
-        out = self.copy()
-        by_instrument: dict[int, list[ControlChange]] = {}
+        out = replace(  # a copy, without deepcopy's cost on long performances
+            self,
+            notes=[copy.copy(n) for n in self.notes],
+            tempos=[copy.copy(t) for t in self.tempos],
+            time_signatures=[copy.copy(t) for t in self.time_signatures],
+            control_changes=[copy.copy(c) for c in self.control_changes],
+            pitch_bends=[copy.copy(b) for b in self.pitch_bends],
+            instrument_names=dict(self.instrument_names),
+        )
+        sustain_on, sustain_off, note_on, note_off = 0, 1, 2, 3
+        events: list[tuple[float, int, object]] = []
+        events += [(n.start, note_on, n) for n in out.notes if not n.is_drum]
+        events += [(n.end, note_off, n) for n in out.notes if not n.is_drum]
         for c in out.control_changes:
-            if c.number == SUSTAIN_CC:
-                by_instrument.setdefault(c.instrument, []).append(c)
-        if not by_instrument:
-            return out
-        for instrument, changes in by_instrument.items():
-            changes.sort(key=lambda c: c.time)
-            notes = sorted(
-                (n for n in out.notes if n.instrument == instrument), key=lambda n: n.start
-            )
-            _extend_by_pedal(notes, _pedal_intervals(changes))
+            if c.number != SUSTAIN_CC:
+                continue
+            events.append((c.time, sustain_on if c.value >= 64 else sustain_off, c))
+        events.sort(key=lambda e: (e[0], e[1]))
+        active: dict[int, list[Note]] = {}
+        pedal: dict[int, bool] = {}
+        time = 0.0
+        for time, kind, item in events:
+            inst = item.instrument  # type: ignore[attr-defined]
+            if kind == sustain_on:
+                pedal[inst] = True
+            elif kind == sustain_off:
+                pedal[inst] = False
+                still = []
+                for n in active.get(inst, []):
+                    if n.end < time:
+                        n.end = time  # was held by the pedal
+                    else:
+                        still.append(n)
+                active[inst] = still
+            elif kind == note_on:
+                assert isinstance(item, Note)
+                if pedal.get(inst, False):
+                    still = []
+                    for n in active.get(inst, []):
+                        if n.pitch == item.pitch:
+                            n.end = time
+                            if n.start == n.end:
+                                out.notes.remove(n)
+                        else:
+                            still.append(n)
+                    active[inst] = still
+                active.setdefault(inst, []).append(item)
+            else:
+                if not pedal.get(inst, False) and item in active.get(inst, []):
+                    active[inst].remove(item)  # type: ignore[arg-type]
+        for held in active.values():
+            for n in held:
+                n.end = time
         return out
 
     def sustain_intervals(self, instrument: int = 0) -> list[tuple[float, float]]:

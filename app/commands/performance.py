@@ -1,0 +1,189 @@
+"""``cadenza continue``, ``cadenza train performance`` and ``cadenza evaluate performance``.
+
+Keras and the model code are imported inside the handlers, so ``cadenza --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from models.errors import CadenzaError
+
+CONTINUE_EPILOG = """\
+output files:
+  OUT holds the primer followed by the continuation (only the continuation with
+  --continuation-only). With --variations N > 1 the takes go to separate files named
+  after OUT: OUT-1.mid, OUT-2.mid, ... (e.g. -o take.mid --variations 3 writes take-1.mid,
+  take-2.mid and take-3.mid).
+
+conditioning:
+  --density and --pitch-histogram steer the model (Magenta's multiconditioned
+  PerformanceRNN); without either, conditioning is off. --pitch-histogram takes 12
+  comma-separated weights starting at C, or a key name such as "C major" or "F# minor".
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "continue",
+        help="continue a piano MIDI file with PerformanceRNN",
+        description="Continue a MIDI primer with PerformanceRNN (expressive piano).",
+        epilog=CONTINUE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("primer", type=Path, help="MIDI file to continue")
+    p.add_argument("-o", "--output", type=Path, required=True, help="MIDI file to write")
+    p.add_argument("--seconds", type=float, default=20.0, help="continuation length (20)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1.0)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass, e.g. 0.95")
+    p.add_argument("--variations", type=int, default=1, help="takes, generated in one batch (1)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for reproducible output")
+    p.add_argument("--density", type=float, default=None, metavar="NOTES_PER_S",
+                   help="desired note density, notes per second")
+    p.add_argument("--pitch-histogram", default=None, metavar="WEIGHTS|KEY",
+                   help='12 weights "2,0,1,0,1,1,0,1,0,1,0,1" or a key like "C major"')
+    p.add_argument("--model", default=None, help="model name or folder (default: shipped)")
+    p.add_argument("--beam-size", type=int, default=1, help="beam search width (1 = sampling)")
+    p.add_argument("--branch-factor", type=int, default=1, help="beam search branches per beam")
+    p.add_argument("--steps-per-iteration", type=int, default=1,
+                   help="events per beam search iteration (1)")
+    p.add_argument("--continuation-only", action="store_true",
+                   help="write only the generated part, not the primer")
+    p.add_argument("--engine", choices=["numpy", "keras"], default="numpy",
+                   help="numpy fast path (default) or keras.ops on the Keras backend")
+    p.set_defaults(handler=run_continue)
+
+
+def register_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "performance",
+        help="train PerformanceRNN on a folder of piano MIDI files",
+        description=(
+            "Train PerformanceRNN on every MIDI file under --data (split by piece into train "
+            "and validation). Rerun with the same --out to continue from the last checkpoint."
+        ),
+    )
+    p.add_argument("--data", type=Path, required=True, help="folder of MIDI files (recursive)")
+    p.add_argument("--out", type=Path, required=True, help="model folder to write/resume")
+    p.add_argument("--config", default="small", choices=["full", "small", "tiny"],
+                   help="full = Magenta's 3 x 512; small = CPU-sized 2 x 256 (default)")
+    p.add_argument("--steps", type=int, default=10_000, help="total training steps (10000)")
+    p.add_argument("--batch-size", type=int, default=None, help="default from the config")
+    p.add_argument("--seq-len", type=int, default=None, help="events per window (config)")
+    p.add_argument("--learning-rate", type=float, default=None, help="Adam (1e-3)")
+    p.add_argument("--checkpoint-steps", type=int, default=200,
+                   help="steps between checkpoints and validation (200)")
+    p.add_argument("--val-windows", type=int, default=64, help="validation windows (64)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop at the first checkpoint after this many minutes")
+    p.add_argument("--workers", type=int, default=1, help="processes encoding MIDI (1)")
+    p.set_defaults(handler=run_train)
+
+
+def register_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "performance",
+        help="NLL per event of a PerformanceRNN on a folder of MIDI files",
+        description=(
+            "Teacher-forced NLL (nats/event) and accuracy over every event of every MIDI file "
+            "under --data, state carried across each file, conditioning switched off (Magenta's "
+            "controls describe upcoming events). Prints JSON."
+        ),
+    )
+    p.add_argument("--data", type=Path, required=True, help="folder of MIDI files (recursive)")
+    p.add_argument("--model", default=None, help="model name or folder (default: shipped)")
+    p.set_defaults(handler=run_evaluate)
+
+
+# ------------------------------------------------------------------------------ handlers
+def _load(name: str | None):  # noqa: ANN202 - a PerformanceModel
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    entry = registry.get(name) if name else registry.default("performance")
+    if entry.family != "performance":
+        raise CadenzaError(f"model '{entry.name}' is a {entry.family} model, not performance")
+    return registry.load(str(entry.path))
+
+
+def parse_histogram(text: str | None) -> list[float] | str | None:
+    if text is None:
+        return None
+    parts = [p for p in text.replace(";", ",").split(",") if p.strip()]
+    if len(parts) == 1 and not parts[0].strip().replace(".", "", 1).isdigit():
+        return parts[0].strip()
+    try:
+        values = [float(p) for p in parts]
+    except ValueError as exc:
+        raise CadenzaError(f"--pitch-histogram: 12 numbers or a key name, not '{text}'") from exc
+    if len(values) != 12:
+        raise CadenzaError(f"--pitch-histogram needs 12 weights, got {len(values)}")
+    return values
+
+
+def variation_paths(output: Path, count: int) -> list[Path]:
+    if count == 1:
+        return [output]
+    suffix = output.suffix or ".mid"
+    return [output.with_name(f"{output.stem}-{i}{suffix}") for i in range(1, count + 1)]
+
+
+def run_continue(args: argparse.Namespace) -> int:
+    from models.midi_io import read_midi, write_midi
+
+    if args.variations < 1:
+        raise CadenzaError("--variations must be at least 1")
+    if args.seconds <= 0:
+        raise CadenzaError("--seconds must be positive")
+    primer = read_midi(args.primer)
+    if not [n for n in primer.notes if not n.is_drum]:
+        raise CadenzaError(f"{args.primer.name}: the primer has no (non-drum) notes")
+    histogram = parse_histogram(args.pitch_histogram)
+    model = _load(args.model)
+    from models.performance_rnn.generate import Continuer
+
+    session = Continuer(model, engine=args.engine)
+    session.prime(primer, args.density, histogram)
+    takes = session.generate(
+        args.seconds, temperature=args.temperature, variations=args.variations, seed=args.seed,
+        top_p=args.top_p, density=args.density, pitch_histogram=histogram,
+        beam_size=args.beam_size, branch_factor=args.branch_factor,
+        steps_per_iteration=args.steps_per_iteration,
+    )
+    for path, take in zip(variation_paths(args.output, len(takes)), takes, strict=True):
+        if args.continuation_only:
+            out = take
+        else:
+            out = primer.copy()
+            out.notes += take.shift(session.primer_end).notes
+            out = out.sorted()
+        write_midi(out, path)
+        print(f"{path}: {len(take.notes)} new notes, {args.seconds:g} s")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from models.performance_rnn.train import describe, train
+
+    command = "cadenza " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
+        if sys.argv and sys.argv[0].endswith("cadenza") else None
+    result = train(
+        args.data, args.out, config_name=args.config, steps=args.steps,
+        batch_size=args.batch_size, seq_len=args.seq_len, learning_rate=args.learning_rate,
+        checkpoint_steps=args.checkpoint_steps, val_windows=args.val_windows,
+        max_minutes=args.max_minutes, workers=args.workers, command=command,
+    )
+    print(describe(result))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from models.performance_rnn.evaluate import evaluate_dir
+
+    model = _load(args.model)
+    print(json.dumps(evaluate_dir(model, args.data)))
+    return 0

@@ -1,0 +1,316 @@
+"""A folder of MIDI files -> cached event arrays -> augmented fixed-length training windows.
+
+* Files are found recursively (``.mid``/``.midi``) and grouped into pieces: an ASAP-style
+  ``metadata.csv`` (columns ``folder`` and ``midi_performance``) in the data folder or above a
+  file maps each performance to its piece folder, so all performances of one piece share a side;
+  otherwise a file is its own piece (POP909: one file, or one song folder, per song). The split
+  is a stable hash of the piece name, so it never changes when files are added.
+* Encoded events are cached in one ``.npz`` under the cache folder, keyed by the file list
+  (paths, sizes, modification times) and :data:`encoding.ENCODING_VERSION`.
+* :class:`WindowDataset` streams batches of random windows (transposed by up to +-3 semitones
+  and stretched by 0.95..1.05 in event space), with Magenta's controls computed on the augmented
+  window and switched off for a fraction of examples (optional conditioning).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.errors import CadenzaError
+from models.performance_rnn import encoding as enc
+
+MIDI_SUFFIXES = (".mid", ".midi")
+
+
+# ------------------------------------------------------------------------------ files and pieces
+def find_midi_files(root: str | Path) -> list[Path]:
+    base = Path(root)
+    if not base.is_dir():
+        raise CadenzaError(f"not a folder: {root}")
+    return sorted(p for p in base.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+
+
+def _metadata_pieces(csv_path: Path) -> dict[Path, str]:
+    out: dict[Path, str] = {}
+    with csv_path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            perf, folder = row.get("midi_performance"), row.get("folder")
+            if perf and folder:
+                out[(csv_path.parent / perf).resolve()] = folder
+    return out
+
+
+def piece_ids(files: Sequence[Path], root: str | Path) -> list[str]:
+    """The piece each file belongs to (see the module notes)."""
+    base = Path(root).resolve()
+    tables: dict[Path, dict[Path, str]] = {}
+    out = []
+    for f in files:
+        path = Path(f).resolve()
+        piece = None
+        for parent in path.parents:
+            meta = parent / "metadata.csv"
+            if meta.is_file():
+                if meta not in tables:
+                    tables[meta] = _metadata_pieces(meta)
+                table = tables[meta]
+                if path in table:
+                    piece = f"{parent.name}/{table[path]}"
+                else:  # a file the table does not list: its folder is its piece
+                    piece = f"{parent.name}/{path.parent.relative_to(parent).as_posix()}"
+                break
+            if parent == base or parent == parent.parent:
+                break
+        if piece is None:
+            rel = path.relative_to(base) if path.is_relative_to(base) else Path(path.name)
+            # POP909's original layout (NNN/NNN.mid, NNN/versions/NNN_v1.mid): a folder whose
+            # name starts the file's name is the song; otherwise a file is its own piece.
+            piece = f"{base.name}/{rel.with_suffix('').as_posix()}"
+            for depth in range(len(rel.parts) - 1, 0, -1):
+                folder = rel.parts[depth - 1]
+                if path.stem.startswith(folder):
+                    piece = f"{base.name}/{Path(*rel.parts[:depth]).as_posix()}"
+                    break
+        out.append(piece)
+    return out
+
+
+def is_validation_piece(piece: str, fraction: float) -> bool:
+    digest = hashlib.sha1(piece.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def split_by_piece(files: Sequence[Path], root: str | Path, validation_fraction: float = 0.1
+                   ) -> tuple[list[Path], list[Path]]:
+    """(train, validation) files; every piece falls wholly on one side."""
+    train, val = [], []
+    for f, piece in zip(files, piece_ids(files, root), strict=True):
+        (val if is_validation_piece(piece, validation_fraction) else train).append(Path(f))
+    if not val and len(train) > 1:  # tiny folders: still hold one piece back
+        pieces = piece_ids(train, root)
+        first = pieces[-1]
+        val = [f for f, p in zip(train, pieces, strict=True) if p == first]
+        train = [f for f, p in zip(train, pieces, strict=True) if p != first]
+    return train, val
+
+
+# ------------------------------------------------------------------------------ cache
+@dataclass
+class EncodedSet:
+    names: list[str]
+    events: list[np.ndarray]
+
+    @property
+    def total_events(self) -> int:
+        return int(sum(e.size for e in self.events))
+
+
+def _cache_key(files: Sequence[Path]) -> str:
+    h = hashlib.sha1(f"performance-events-v{enc.ENCODING_VERSION}".encode())
+    for f in sorted(Path(p).resolve() for p in files):
+        st = f.stat()
+        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def encode_file(path: str | Path) -> np.ndarray:
+    from models.midi_io import read_midi
+
+    seq = read_midi(path)
+    seq.notes = [n for n in seq.notes if not n.is_drum]
+    return enc.encode(seq)
+
+
+def _encode_or_error(path: Path) -> np.ndarray | str:
+    try:
+        return encode_file(path)
+    except CadenzaError as exc:
+        return str(exc)
+
+
+def load_encoded(files: Sequence[Path], cache_dir: str | Path | None,
+                 progress: Callable[[int, int], None] | None = None,
+                 workers: int = 1) -> EncodedSet:
+    """Encoded events of ``files`` (unreadable files are skipped), from the cache when there."""
+    files = [Path(f) for f in files]
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"events-{_cache_key(files)}.npz"
+        if cache.is_file():
+            with np.load(cache) as data:
+                flat, offsets = data["events"], data["offsets"]
+                names = [str(n) for n in data["names"]]
+            return EncodedSet(names, [flat[offsets[i]:offsets[i + 1]].copy()
+                                      for i in range(len(names))])
+    names, events = [], []
+    results: Iterable[tuple[Path, np.ndarray | str]]
+    if workers > 1 and len(files) > 8:
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers)
+        results = zip(files, pool.map(_encode_or_error, files, chunksize=4), strict=True)
+    else:
+        pool = None
+        results = ((f, _encode_or_error(f)) for f in files)
+    try:
+        for i, (f, ev) in enumerate(results):
+            if isinstance(ev, str):
+                print(f"skipping {f}: {ev}", file=sys.stderr)
+            elif ev.size:
+                names.append(str(f))
+                events.append(ev)
+            if progress is not None:
+                progress(i + 1, len(files))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        offsets = np.concatenate([[0], np.cumsum([e.size for e in events])]).astype(np.int64)
+        flat = np.concatenate(events) if events else np.zeros(0, np.int16)
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, events=flat, offsets=offsets, names=np.asarray(names))
+        tmp.replace(cache)
+    return EncodedSet(names, events)
+
+
+def print_progress(done: int, total: int) -> None:
+    if done == total or done % 50 == 0:
+        print(f"\rencoding MIDI files: {done}/{total}", end="\n" if done == total else "",
+              file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------ windows
+@dataclass
+class Augment:
+    transpose: int = 3
+    stretch: float = 0.05
+
+    def apply(self, events: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = events
+        if self.stretch > 0:
+            out = enc.stretch_events(out, float(rng.uniform(1 - self.stretch, 1 + self.stretch)))
+        if self.transpose > 0:
+            out = enc.transpose_events(out, int(rng.integers(-self.transpose,
+                                                             self.transpose + 1)))
+        return out
+
+
+def make_example(window: np.ndarray, seq_len: int, conditioned: bool
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs [seq_len], controls [seq_len, C], targets [seq_len]) from >= seq_len+1 events.
+
+    The control at input position t belongs to the event being predicted (t+1), as in Magenta's
+    ``ConditionalEventSequenceEncoderDecoder``; ``window`` may run past seq_len+1 so that the
+    forward-looking controls see their whole window.
+    """
+    controls = enc.controls_from_events(window, enabled=conditioned)
+    return (window[:seq_len].astype(np.int32), controls[1:seq_len + 1],
+            window[1:seq_len + 1].astype(np.int32))
+
+
+def _keras_pydataset() -> type:
+    import keras
+
+    return keras.utils.PyDataset
+
+
+class WindowSampler:
+    """Random augmented windows from an :class:`EncodedSet` (pure numpy; see WindowDataset)."""
+
+    def __init__(self, data: EncodedSet, seq_len: int, augment: Augment | None = None,
+                 cond_drop: float = 0.5, seed: int = 0) -> None:
+        self.seq_len = seq_len
+        self.augment = augment
+        self.cond_drop = cond_drop
+        self.seed = seed
+        need = seq_len + 2
+        self.events = [e for e in data.events if e.size >= need]
+        if not self.events:
+            raise CadenzaError(f"no file has the {need} events a training window needs")
+        sizes = np.asarray([e.size - need + 1 for e in self.events], dtype=np.float64)
+        self.probs = sizes / sizes.sum()
+
+    def batch(self, batch_size: int, rng: np.random.Generator
+              ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        n, c = self.seq_len, enc.CONTROL_SIZE
+        x = np.zeros((batch_size, n), np.int32)
+        ctl = np.zeros((batch_size, n, c), np.float32)
+        y = np.zeros((batch_size, n), np.int32)
+        # Take extra events so stretching (and the forward-looking controls) keep a full window.
+        span = int(math.ceil((n + 1) * 1.1)) + n // 2
+        for b in range(batch_size):
+            while True:
+                ev = self.events[int(rng.choice(len(self.events), p=self.probs))]
+                start = int(rng.integers(0, max(1, ev.size - (n + 1) + 1)))
+                window = ev[start:start + span]
+                if self.augment is not None:
+                    window = self.augment.apply(window, rng)
+                if window.size >= n + 1:
+                    break
+            conditioned = rng.random() >= self.cond_drop
+            x[b], ctl[b], y[b] = make_example(window, n, conditioned)
+        return (x, ctl), y
+
+
+def fixed_windows(data: EncodedSet, seq_len: int, count: int, conditioned: bool = False
+                  ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """``count`` evenly spread, un-augmented windows (validation), conditioning off by default."""
+    rng = np.random.default_rng(1234)
+    usable = [e for e in data.events if e.size >= seq_len + 1]
+    if not usable:
+        raise CadenzaError(f"no validation file has {seq_len + 1} events")
+    xs, cs, ys = [], [], []
+    for i in range(count):
+        ev = usable[i % len(usable)]
+        start = int(rng.integers(0, ev.size - seq_len))
+        x, c, y = make_example(ev[start:start + seq_len * 2], seq_len, conditioned)
+        xs.append(x)
+        cs.append(c)
+        ys.append(y)
+    return (np.stack(xs), np.stack(cs)), np.stack(ys)
+
+
+def make_window_dataset(sampler: WindowSampler, batch_size: int, steps_per_epoch: int,
+                        start_step: int = 0) -> Any:
+    """A ``keras.utils.PyDataset`` of ``steps_per_epoch`` random batches per epoch.
+
+    Batch ``k`` of the whole run is drawn from a generator seeded by (seed, k), so a resumed run
+    continues with new data and a rerun is reproducible.
+    """
+    base = _keras_pydataset()
+
+    class WindowDataset(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.epoch = 0
+
+        def __len__(self) -> int:
+            return steps_per_epoch
+
+        def __getitem__(self, idx: int):  # noqa: ANN204
+            k = start_step + self.epoch * steps_per_epoch + idx
+            rng = np.random.default_rng((sampler.seed, k))
+            return sampler.batch(batch_size, rng)
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+
+    return WindowDataset()
+
+
+def timed_load(files: Sequence[Path], cache_dir: str | Path | None, workers: int = 1
+               ) -> tuple[EncodedSet, float]:
+    t0 = time.perf_counter()
+    data = load_encoded(files, cache_dir, progress=print_progress, workers=workers)
+    return data, time.perf_counter() - t0

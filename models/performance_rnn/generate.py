@@ -1,0 +1,521 @@
+"""Continuing a performance: sampling (temperature, top-p), Magenta's beam search, variations.
+
+Two interchangeable step engines run the LSTM stack one event at a time:
+
+* :class:`NumpyEngine` (the CPU path): the LSTM weights are copied out of the Keras model once
+  and the recurrence runs in numpy float32 with preallocated buffers; the one-hot input becomes a
+  row lookup in the first kernel and the (constant) controls are folded into the bias.
+* :class:`KerasEngine`: the same recurrence written with ``keras.ops`` on the backend's tensors
+  (runs on any backend and device, e.g. to check GPU inference).
+
+Both warm up on a primer in one batched pass (:meth:`prime`): layer by layer, the input
+projection of every primer event is one matrix product and only the recurrent part is sequential
+(the Keras engine runs the whole primer through the stateful Keras model in one call).
+
+:class:`Continuer` is the session object the app and the live duet use: ``prime(seq)`` once,
+then ``generate(seconds)`` as often as wanted; each call starts from the warm primer state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.errors import CadenzaError
+from models.performance_rnn import encoding as enc
+from models.performance_rnn.model import PerformanceModel
+from models.sequence import NoteSequence
+
+# A primer of nothing starts from a 10 ms time shift (Magenta starts empty primers this way).
+EMPTY_PRIMER = np.asarray([enc.TIME_SHIFT], dtype=np.int16)
+
+
+def _sigmoid(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    np.negative(x, out=out)
+    np.exp(out, out=out)
+    out += 1.0
+    np.reciprocal(out, out=out)
+    return out
+
+
+class NumpyEngine:
+    """The LSTM stack in numpy float32; state is a list of (h, c) arrays [B, H]."""
+
+    name = "numpy"
+
+    def __init__(self, model: PerformanceModel) -> None:
+        self.layers = model.numpy_weights()
+        self.dense_w, self.dense_b = model.numpy_dense()
+        self.num_classes = model.config.num_classes
+        self.units = [r.shape[0] for _, r, _ in self.layers]
+        first_kernel = self.layers[0][0]
+        self.embed = np.ascontiguousarray(first_kernel[: self.num_classes])  # one-hot rows
+        self.control_kernel = np.ascontiguousarray(first_kernel[self.num_classes:])
+        self._batch = -1
+
+    # ---------------------------------------------------------------- buffers
+    def _buffers(self, batch: int) -> None:
+        if batch == self._batch:
+            return
+        self._batch = batch
+        self.gates = [np.empty((batch, 4 * h), np.float32) for h in self.units]
+        self.tmp = [np.empty((batch, h), np.float32) for h in self.units]
+        self.tmp2 = [np.empty((batch, h), np.float32) for h in self.units]
+        self.logits_buf = np.empty((batch, self.num_classes), np.float32)
+
+    def zero_state(self, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(np.zeros((batch, h), np.float32), np.zeros((batch, h), np.float32))
+                for h in self.units]
+
+    def first_bias(self, controls: np.ndarray) -> np.ndarray:
+        """[B, 4H] bias of the first layer with the controls folded in."""
+        return (np.atleast_2d(controls).astype(np.float32) @ self.control_kernel
+                + self.layers[0][2]).astype(np.float32)
+
+    # ---------------------------------------------------------------- one step
+    def step(self, events: np.ndarray, state: list[tuple[np.ndarray, np.ndarray]],
+             bias0: np.ndarray) -> np.ndarray:
+        """Advance every row by one event (in place on ``state``); returns logits [B, 388]."""
+        batch = events.shape[0]
+        self._buffers(batch)
+        x = None
+        for i, (kernel, recurrent, bias) in enumerate(self.layers):
+            h, c = state[i]
+            g = self.gates[i]
+            np.matmul(h, recurrent, out=g)
+            if i == 0:
+                g += self.embed[events]
+                g += bias0
+            else:
+                g += x @ kernel
+                g += bias
+            units = self.units[i]
+            gi, gf, gc, go = (g[:, k * units:(k + 1) * units] for k in range(4))
+            t, t2 = self.tmp[i], self.tmp2[i]
+            _sigmoid(gf, t)
+            c *= t  # c = f * c
+            _sigmoid(gi, t)
+            np.tanh(gc, out=t2)
+            t *= t2
+            c += t  # + i * tanh(g)
+            np.tanh(c, out=t2)
+            _sigmoid(go, t)
+            np.multiply(t, t2, out=h)
+            x = h
+        np.matmul(x, self.dense_w, out=self.logits_buf)
+        self.logits_buf += self.dense_b
+        return self.logits_buf
+
+    # ---------------------------------------------------------------- primer
+    def prime(self, events: np.ndarray, controls: np.ndarray
+              ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+        """Run a [T] primer (controls [T, C]) from zero state; returns (state, last logits)."""
+        ev = np.asarray(events, dtype=np.int64)
+        seq_in = None
+        state = []
+        for i, (kernel, recurrent, bias) in enumerate(self.layers):
+            if i == 0:
+                proj = self.embed[ev] + controls.astype(np.float32) @ self.control_kernel + bias
+            else:
+                proj = seq_in @ kernel + bias
+            proj = proj.astype(np.float32)
+            units = self.units[i]
+            h = np.zeros((1, units), np.float32)
+            c = np.zeros((1, units), np.float32)
+            outs = np.empty((ev.size, units), np.float32)
+            g = np.empty((1, 4 * units), np.float32)
+            t = np.empty((1, units), np.float32)
+            t2 = np.empty((1, units), np.float32)
+            for k in range(ev.size):
+                np.matmul(h, recurrent, out=g)
+                g += proj[k]
+                _sigmoid(g[:, units:2 * units], t)
+                c *= t
+                _sigmoid(g[:, :units], t)
+                np.tanh(g[:, 2 * units:3 * units], out=t2)
+                t *= t2
+                c += t
+                np.tanh(c, out=t2)
+                _sigmoid(g[:, 3 * units:], t)
+                np.multiply(t, t2, out=h)
+                outs[k] = h[0]
+            state.append((h, c))
+            seq_in = outs
+        logits = seq_in[-1:] @ self.dense_w + self.dense_b
+        return state, logits.astype(np.float32)
+
+    def tile(self, state: list[tuple[np.ndarray, np.ndarray]], reps: int
+             ) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(np.repeat(h, reps, axis=0), np.repeat(c, reps, axis=0)) for h, c in state]
+
+    def select(self, state: list[tuple[np.ndarray, np.ndarray]], rows: np.ndarray
+               ) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(h[rows].copy(), c[rows].copy()) for h, c in state]
+
+    def sequence_logits(self, events: np.ndarray, controls: np.ndarray) -> np.ndarray:
+        """Logits [T, 388] for every position of one sequence (from zero state)."""
+        state = self.zero_state(1)
+        out = np.empty((len(events), self.num_classes), np.float32)
+        for k, e in enumerate(np.asarray(events)):
+            out[k] = self.step(np.asarray([e]), state, self.first_bias(controls[k]))[0]
+        return out
+
+
+class KerasEngine:
+    """The same recurrence with ``keras.ops`` on backend tensors (any backend, any device)."""
+
+    name = "keras"
+
+    def __init__(self, model: PerformanceModel) -> None:
+        from keras import ops
+
+        self.model = model
+        self.ops = ops
+        self.num_classes = model.config.num_classes
+        self.units = list(model.config.layers)
+        self.layers = [(lstm.cell.kernel, lstm.cell.recurrent_kernel, lstm.cell.bias)
+                       for lstm in model.lstms]
+        self.dense_w, self.dense_b = model.dense.kernel, model.dense.bias
+        kernel0 = self.layers[0][0]
+        self.embed = kernel0[: self.num_classes]
+        self.control_kernel = kernel0[self.num_classes:]
+
+    def zero_state(self, batch: int) -> list[tuple[Any, Any]]:
+        ops = self.ops
+        return [(ops.zeros((batch, h)), ops.zeros((batch, h))) for h in self.units]
+
+    def first_bias(self, controls: np.ndarray) -> Any:
+        ops = self.ops
+        ctl = ops.convert_to_tensor(np.atleast_2d(controls).astype(np.float32))
+        return ops.matmul(ctl, self.control_kernel) + self.layers[0][2]
+
+    def step(self, events: np.ndarray, state: list[tuple[Any, Any]], bias0: Any) -> np.ndarray:
+        ops = self.ops
+        x = None
+        for i, (kernel, recurrent, bias) in enumerate(self.layers):
+            h, c = state[i]
+            if i == 0:
+                g = ops.take(self.embed, ops.convert_to_tensor(np.asarray(events, np.int32)),
+                             axis=0) + bias0
+            else:
+                g = ops.matmul(x, kernel) + bias
+            g = g + ops.matmul(h, recurrent)
+            gi, gf, gc, go = ops.split(g, 4, axis=-1)
+            c = ops.sigmoid(gf) * c + ops.sigmoid(gi) * ops.tanh(gc)
+            h = ops.sigmoid(go) * ops.tanh(c)
+            state[i] = (h, c)
+            x = h
+        logits = ops.matmul(x, self.dense_w) + self.dense_b
+        return np.asarray(ops.convert_to_numpy(logits), dtype=np.float32)
+
+    def prime(self, events: np.ndarray, controls: np.ndarray) -> tuple[list[tuple[Any, Any]],
+                                                                       np.ndarray]:
+        logits, states = self.model.run_stateful(
+            np.asarray(events, np.int32)[None], np.asarray(controls, np.float32)[None],
+            self.model.zero_states(1))
+        ops = self.ops
+        pairs = [(ops.convert_to_tensor(states[2 * i]), ops.convert_to_tensor(states[2 * i + 1]))
+                 for i in range(len(self.units))]
+        return pairs, logits[0, -1:]
+
+    def tile(self, state: list[tuple[Any, Any]], reps: int) -> list[tuple[Any, Any]]:
+        ops = self.ops
+        return [(ops.repeat(h, reps, axis=0), ops.repeat(c, reps, axis=0)) for h, c in state]
+
+    def select(self, state: list[tuple[Any, Any]], rows: np.ndarray) -> list[tuple[Any, Any]]:
+        ops = self.ops
+        idx = ops.convert_to_tensor(np.asarray(rows, np.int32))
+        return [(ops.take(h, idx, axis=0), ops.take(c, idx, axis=0)) for h, c in state]
+
+    def sequence_logits(self, events: np.ndarray, controls: np.ndarray) -> np.ndarray:
+        state = self.zero_state(1)
+        out = np.empty((len(events), self.num_classes), np.float32)
+        for k, e in enumerate(np.asarray(events)):
+            out[k] = self.step(np.asarray([e]), state, self.first_bias(controls[k]))[0]
+        return out
+
+
+def make_engine(model: PerformanceModel, backend: str = "numpy") -> NumpyEngine | KerasEngine:
+    if backend == "numpy":
+        return NumpyEngine(model)
+    if backend == "keras":
+        return KerasEngine(model)
+    raise CadenzaError(f"unknown generation engine '{backend}' (numpy or keras)")
+
+
+# ------------------------------------------------------------------------------ sampling
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def sample(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
+           top_p: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One event per row; returns (events [B], log-probabilities of them [B])."""
+    logp = log_softmax(logits.astype(np.float64) / max(temperature, 1e-6))
+    probs = np.exp(logp)
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-probs, axis=-1, kind="stable")
+        sorted_p = np.take_along_axis(probs, order, axis=-1)
+        keep_sorted = np.cumsum(sorted_p, axis=-1) - sorted_p < top_p  # always keeps the top
+        keep = np.zeros_like(keep_sorted)
+        np.put_along_axis(keep, order, keep_sorted, axis=-1)
+        probs = np.where(keep, probs, 0.0)
+        probs /= probs.sum(axis=-1, keepdims=True)
+    u = rng.random(probs.shape[0])
+    cdf = np.cumsum(probs, axis=-1)
+    events = np.minimum((cdf < (u * cdf[:, -1])[:, None]).sum(axis=-1), probs.shape[1] - 1)
+    return events.astype(np.int64), logp[np.arange(len(events)), events]
+
+
+@dataclass
+class Continuation:
+    """One generated continuation: its events and the notes (times from the primer's end)."""
+
+    events: np.ndarray
+    sequence: NoteSequence
+    log_likelihood: float
+
+
+def _last_velocity(events: np.ndarray) -> int:
+    vel = np.asarray(events)[np.asarray(events) >= enc.VELOCITY]
+    return enc.bin_to_velocity(int(vel[-1]) - enc.VELOCITY + 1) if vel.size else 64
+
+
+class Continuer:
+    """A session that keeps the LSTM warm after a primer, for the app and the live duet.
+
+    >>> session = Continuer(model)               # numpy engine by default
+    >>> session.prime(primer_sequence)           # one batched pass over the primer
+    >>> takes = session.generate(10.0, variations=3, seed=1)   # list[NoteSequence]
+
+    ``generate`` returns continuations only (times start at 0 = the end of the primer);
+    :meth:`continue_sequence` returns primer + continuation.
+    """
+
+    def __init__(self, model: PerformanceModel, engine: str = "numpy") -> None:
+        self.model = model
+        self.engine = make_engine(model, engine)
+        self.primer_events: np.ndarray = EMPTY_PRIMER
+        self.primer_end = 0.0
+        self._state: Any = None
+        self._last_logits: np.ndarray | None = None
+        self._controls_key: bytes | None = None
+
+    # ---------------------------------------------------------------- primer
+    def prime(self, primer: NoteSequence | None, density: float | None = None,
+              pitch_histogram: Sequence[float] | str | None = None) -> None:
+        """Encode ``primer`` (sustain applied) and warm the state on it in one pass."""
+        events = EMPTY_PRIMER
+        end = 0.0
+        if primer is not None and primer.notes:
+            pitched = [n for n in primer.notes if not n.is_drum]
+            seq = NoteSequence(notes=pitched, control_changes=primer.control_changes)
+            try:
+                events = enc.encode(seq)
+            except ValueError as exc:
+                raise CadenzaError(f"cannot encode the primer: {exc}") from exc
+            end = enc.events_duration_steps(events) / enc.STEPS_PER_SECOND
+            # Pad to the primer's own end (trailing rests), up to 1 s more.
+            total = enc.quantize(min(primer.total_time, end + 1.0))
+            gap = total - enc.events_duration_steps(events)
+            if gap > 0:
+                events = np.concatenate([events, [enc.TIME_SHIFT + gap - 1]]).astype(np.int16)
+                end = total / enc.STEPS_PER_SECOND
+            if events.size == 0:
+                events = EMPTY_PRIMER
+        self.primer_events = events
+        self.primer_end = end
+        self._prime_with(self._controls(density, pitch_histogram))
+
+    def _controls(self, density: float | None,
+                  pitch_histogram: Sequence[float] | str | None) -> np.ndarray:
+        try:
+            hist = pitch_histogram if isinstance(pitch_histogram, str) or pitch_histogram is None \
+                else np.asarray(pitch_histogram, dtype=np.float64)
+            return enc.control_vector(density, hist)
+        except ValueError as exc:
+            raise CadenzaError(str(exc)) from exc
+
+    def _prime_with(self, control: np.ndarray) -> None:
+        # The control at a position belongs to the next event; the primer's own positions see the
+        # same control as the continuation (Magenta gives the requested controls throughout).
+        controls = np.repeat(control[None], self.primer_events.size, axis=0)
+        self._state, self._last_logits = self.engine.prime(self.primer_events, controls)
+        self._controls_key = control.tobytes()
+
+    # ---------------------------------------------------------------- generation
+    def generate(
+        self,
+        seconds: float = 10.0,
+        temperature: float = 1.0,
+        variations: int = 1,
+        seed: int | None = None,
+        top_p: float | None = None,
+        density: float | None = None,
+        pitch_histogram: Sequence[float] | str | None = None,
+        beam_size: int = 1,
+        branch_factor: int = 1,
+        steps_per_iteration: int = 1,
+        max_events: int | None = None,
+    ) -> list[NoteSequence]:
+        """``variations`` continuations of ``seconds`` each (times from the primer's end)."""
+        return [c.sequence for c in self.generate_detailed(
+            seconds, temperature, variations, seed, top_p, density, pitch_histogram, beam_size,
+            branch_factor, steps_per_iteration, max_events)]
+
+    def generate_detailed(
+        self,
+        seconds: float = 10.0,
+        temperature: float = 1.0,
+        variations: int = 1,
+        seed: int | None = None,
+        top_p: float | None = None,
+        density: float | None = None,
+        pitch_histogram: Sequence[float] | str | None = None,
+        beam_size: int = 1,
+        branch_factor: int = 1,
+        steps_per_iteration: int = 1,
+        max_events: int | None = None,
+    ) -> list[Continuation]:
+        if seconds <= 0:
+            raise CadenzaError("the continuation length must be positive")
+        if variations < 1 or beam_size < 1 or branch_factor < 1 or steps_per_iteration < 1:
+            raise CadenzaError("variations, beam size, branch factor and steps per iteration "
+                               "must be at least 1")
+        if temperature <= 0:
+            raise CadenzaError("temperature must be positive")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise CadenzaError("top-p must be in (0, 1]")
+        if self._state is None:
+            self.prime(None)
+        control = self._controls(density, pitch_histogram)
+        if control.tobytes() != self._controls_key:
+            self._prime_with(control)
+        target = int(round(seconds * enc.STEPS_PER_SECOND))
+        limit = max_events or max(64, target * 4)
+        rng = np.random.default_rng(seed)
+        if beam_size > 1 or branch_factor > 1:
+            rows = self._beam_search(target, limit, temperature, top_p, variations, beam_size,
+                                     branch_factor, steps_per_iteration, control, rng)
+        else:
+            rows = self._sample(target, limit, temperature, top_p, variations, control, rng)
+        velocity = _last_velocity(self.primer_events)
+        out = []
+        for events, loglik in rows:
+            seq = enc.decode(events, velocity=velocity)
+            out.append(Continuation(np.asarray(events, np.int16), seq, float(loglik)))
+        return out
+
+    def _sample(self, target: int, limit: int, temperature: float, top_p: float | None,
+                batch: int, control: np.ndarray, rng: np.random.Generator
+                ) -> list[tuple[list[int], float]]:
+        engine = self.engine
+        state = engine.tile(self._state, batch)
+        bias0 = engine.first_bias(np.repeat(control[None], batch, axis=0))
+        logits = np.repeat(self._last_logits, batch, axis=0)
+        events: list[list[int]] = [[] for _ in range(batch)]
+        steps = np.zeros(batch, np.int64)
+        loglik = np.zeros(batch)
+        done = np.zeros(batch, bool)
+        for _ in range(limit):
+            ev, lp = sample(logits, rng, temperature, top_p)
+            for b in np.nonzero(~done)[0]:
+                events[b].append(int(ev[b]))
+            loglik += np.where(done, 0.0, lp)
+            steps += np.where(done, 0, enc.shift_steps(ev))
+            done |= steps >= target
+            if done.all():
+                break
+            logits = engine.step(ev, state, bias0)
+        return [(_trim_to(e, target), float(ll)) for e, ll in zip(events, loglik, strict=True)]
+
+    def _beam_search(self, target: int, limit: int, temperature: float, top_p: float | None,
+                     variations: int, beam_size: int, branch_factor: int,
+                     steps_per_iteration: int, control: np.ndarray, rng: np.random.Generator
+                     ) -> list[tuple[list[int], float]]:
+        """Magenta's ``_beam_search``: grow every beam by ``branch_factor`` sampled branches of
+        ``steps_per_iteration`` events, keep the ``beam_size`` most likely, repeat; here until the
+        best beam reaches the requested length. Variations are independent searches."""
+        engine = self.engine
+        width = beam_size
+        # rows: variation-major [variations * width]
+        state = engine.tile(self._state, variations * width)
+        logits = np.repeat(self._last_logits, variations * width, axis=0)
+        seqs: list[list[int]] = [[] for _ in range(variations * width)]
+        scores = np.zeros(variations * width)
+        steps = np.zeros(variations * width, np.int64)
+        first = True
+        produced = 0
+        while True:
+            # Branch: each beam row becomes branch_factor rows (the first iteration starts from
+            # beam_size copies of the primer, like Magenta, without branching).
+            reps = 1 if first else branch_factor
+            rows = np.repeat(np.arange(len(seqs)), reps)
+            state = engine.select(state, rows) if reps > 1 else state
+            logits = logits[rows]
+            seqs = [list(seqs[r]) for r in rows]
+            scores = scores[rows]
+            steps = steps[rows]
+            bias0 = engine.first_bias(np.repeat(control[None], len(rows), axis=0))
+            for k in range(steps_per_iteration):
+                ev, lp = sample(logits, rng, temperature, top_p)
+                active = steps < target
+                for b in np.nonzero(active)[0]:
+                    seqs[b].append(int(ev[b]))
+                scores += np.where(active, lp, 0.0)
+                steps += np.where(active, enc.shift_steps(ev), 0)
+                if k < steps_per_iteration - 1 or True:
+                    logits = engine.step(ev, state, bias0).copy()
+            produced += steps_per_iteration
+            first = False
+            # Prune: keep the best beam_size of each variation's rows.
+            per = len(seqs) // variations
+            keep = []
+            for v in range(variations):
+                block = np.arange(v * per, (v + 1) * per)
+                best = block[np.argsort(-scores[block], kind="stable")[:width]]
+                keep.extend(best.tolist())
+            keep_idx = np.asarray(keep)
+            state = engine.select(state, keep_idx)
+            logits = logits[keep_idx]
+            seqs = [seqs[r] for r in keep_idx]
+            scores = scores[keep_idx]
+            steps = steps[keep_idx]
+            best_done = all(steps[v * width] >= target for v in range(variations))
+            if best_done or produced >= limit:
+                break
+        return [(_trim_to(seqs[v * width], target), float(scores[v * width]))
+                for v in range(variations)]
+
+    # ---------------------------------------------------------------- convenience
+    def continue_sequence(self, primer: NoteSequence, seconds: float = 10.0,
+                          **kwargs: Any) -> list[NoteSequence]:
+        """Prime on ``primer`` and return primer + continuation for each variation."""
+        self.prime(primer, kwargs.get("density"), kwargs.get("pitch_histogram"))
+        out = []
+        for cont in self.generate(seconds, **kwargs):
+            joined = primer.copy()
+            joined.notes += cont.shift(self.primer_end).notes
+            out.append(joined.sorted())
+        return out
+
+
+def _trim_to(events: list[int], target: int) -> list[int]:
+    """Cut after the event that reaches ``target`` steps (a last shift is shortened to fit)."""
+    total = 0
+    for i, e in enumerate(events):
+        if enc.TIME_SHIFT <= e < enc.VELOCITY:
+            total += e - enc.TIME_SHIFT + 1
+            if total >= target:
+                over = total - target
+                out = events[: i + 1]
+                if over:
+                    out[-1] = e - over
+                    if out[-1] < enc.TIME_SHIFT:
+                        out.pop()
+                return out
+    return events

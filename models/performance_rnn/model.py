@@ -1,0 +1,162 @@
+"""The PerformanceRNN network in Keras 3 (``keras.ops`` only: TensorFlow, JAX and torch).
+
+Input at each position: the one-hot event (388) and the control vector (21: the
+optional-conditioning "off" flag, 8 note-density bins, 12 pitch-class weights), as in Magenta's
+``multiconditioned_performance_with_dynamics``; a stack of LSTMs; a dense layer to 388 logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.checkpoint import config_from_dict, load_weights, read_model_dir
+from models.errors import CadenzaError
+from models.performance_rnn import encoding as enc
+
+FAMILY = "performance"
+
+
+@dataclass
+class PerformanceConfig:
+    """Architecture and training defaults; saved as ``config.json`` beside the weights."""
+
+    name: str = "full"
+    layers: tuple[int, ...] = (512, 512, 512)
+    num_classes: int = enc.NUM_CLASSES
+    control_size: int = enc.CONTROL_SIZE
+    encoding_version: int = enc.ENCODING_VERSION
+    dropout: float = 0.0
+    learning_rate: float = 1e-3
+    clip_norm: float = 3.0
+    batch_size: int = 64
+    seq_len: int = 512
+    cond_drop: float = 0.5  # fraction of training windows with conditioning switched off
+    transpose: int = 3
+    stretch: float = 0.05
+    validation_fraction: float = 0.1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+CONFIGS: dict[str, PerformanceConfig] = {
+    # Magenta's multiconditioned_performance_with_dynamics: 3 x 512, batch 64, 512 events.
+    "full": PerformanceConfig(),
+    # Sized for a laptop CPU: trains in an hour, generates thousands of events/s at batch 1.
+    "small": PerformanceConfig(name="small", layers=(256, 256), batch_size=32, seq_len=256,
+                               learning_rate=2e-3),
+    # For tests only.
+    "tiny": PerformanceConfig(name="tiny", layers=(32,), batch_size=8, seq_len=64),
+}
+
+
+def get_config(name: str, **overrides: Any) -> PerformanceConfig:
+    if name not in CONFIGS:
+        raise CadenzaError(f"unknown performance config '{name}' (one of {', '.join(CONFIGS)})")
+    return replace(CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+class PerformanceModel:
+    """The Keras layers plus two graphs over them.
+
+    ``keras_model``: (events [B, T] int, controls [B, T, C]) -> logits [B, T, 388], zero
+    initial state; trained and saved. ``stateful_model``: the same plus initial (h, c) per layer
+    in and final (h, c) out, for priming and for long evaluation chunks.
+    """
+
+    def __init__(self, config: PerformanceConfig) -> None:
+        import keras
+
+        self.config = config
+        self.lstms = [
+            keras.layers.LSTM(units, return_sequences=True, return_state=True,
+                              dropout=config.dropout, name=f"lstm_{i}")
+            for i, units in enumerate(config.layers)
+        ]
+        self.dense = keras.layers.Dense(config.num_classes, name="logits")
+        events = keras.Input((None,), dtype="int32", name="events")
+        controls = keras.Input((None, config.control_size), dtype="float32", name="controls")
+        states_in = []
+        for i, units in enumerate(config.layers):
+            states_in += [keras.Input((units,), name=f"h{i}"), keras.Input((units,), name=f"c{i}")]
+        logits, _ = self._forward(events, controls, None)
+        self.keras_model = keras.Model([events, controls], logits, name="performance_rnn")
+        logits_s, states_out = self._forward(events, controls, states_in)
+        self.stateful_model = keras.Model([events, controls, *states_in], [logits_s, *states_out],
+                                          name="performance_rnn_stateful")
+
+    def _forward(self, events: Any, controls: Any, states: list | None) -> tuple[Any, list]:
+        from keras import ops
+
+        x = ops.concatenate(
+            [ops.one_hot(events, self.config.num_classes, dtype="float32"), controls], axis=-1)
+        out_states = []
+        for i, lstm in enumerate(self.lstms):
+            init = None if states is None else [states[2 * i], states[2 * i + 1]]
+            x, h, c = lstm(x, initial_state=init)
+            out_states += [h, c]
+        return self.dense(x), out_states
+
+    # -------------------------------------------------------------------- helpers
+    def zero_states(self, batch: int) -> list[np.ndarray]:
+        out = []
+        for units in self.config.layers:
+            out += [np.zeros((batch, units), np.float32), np.zeros((batch, units), np.float32)]
+        return out
+
+    def logits(self, events: np.ndarray, controls: np.ndarray) -> np.ndarray:
+        """Logits from a zero state (numpy in, numpy out)."""
+        from keras import ops
+
+        out = self.keras_model([np.asarray(events, np.int32), np.asarray(controls, np.float32)],
+                               training=False)
+        return np.asarray(ops.convert_to_numpy(out))
+
+    def run_stateful(self, events: np.ndarray, controls: np.ndarray,
+                     states: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        from keras import ops
+
+        outs = self.stateful_model(
+            [np.asarray(events, np.int32), np.asarray(controls, np.float32), *states],
+            training=False)
+        return (np.asarray(ops.convert_to_numpy(outs[0])),
+                [np.asarray(ops.convert_to_numpy(s)) for s in outs[1:]])
+
+    def numpy_weights(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(kernel [in, 4H], recurrent [H, 4H], bias [4H]) per layer, float32, gates i f c o."""
+        from keras import ops
+
+        out = []
+        for lstm in self.lstms:
+            cell = lstm.cell
+            out.append(tuple(np.asarray(ops.convert_to_numpy(w), dtype=np.float32)
+                             for w in (cell.kernel, cell.recurrent_kernel, cell.bias)))
+        return out
+
+    def numpy_dense(self) -> tuple[np.ndarray, np.ndarray]:
+        from keras import ops
+
+        return (np.asarray(ops.convert_to_numpy(self.dense.kernel), np.float32),
+                np.asarray(ops.convert_to_numpy(self.dense.bias), np.float32))
+
+    def count_params(self) -> int:
+        return int(self.keras_model.count_params())
+
+
+def build_model(config: PerformanceConfig) -> PerformanceModel:
+    return PerformanceModel(config)
+
+
+def load_model(directory: str | Path) -> PerformanceModel:
+    payload = read_model_dir(directory)
+    if payload["family"] != FAMILY:
+        raise CadenzaError(f"{directory} holds a '{payload['family']}' model, not '{FAMILY}'")
+    config = config_from_dict(PerformanceConfig, payload["config"])
+    if config.encoding_version != enc.ENCODING_VERSION:
+        raise CadenzaError(f"{directory} uses event encoding v{config.encoding_version}; "
+                           f"this Cadenza speaks v{enc.ENCODING_VERSION}")
+    model = build_model(config)
+    load_weights(model.keras_model, directory)
+    return model
