@@ -1,0 +1,190 @@
+"""NSynth's WaveNet autoencoder (Engel et al. 2017) in Keras 3, ``keras.ops`` only.
+
+Encoder: a non-causal temporal stack on the mu-law scaled waveform: an input convolution, then
+residual blocks ``relu -> dilated conv -> relu -> 1x1`` (added back), a 1x1 bottleneck to
+``latent_dim`` channels and average pooling over ``hop`` samples: one 16-dim vector per 512
+samples (32 ms at 16 kHz).
+
+Decoder: a WaveNet on the input shifted right by one sample (teacher forcing): a causal input
+convolution, then gated layers ``tanh(f) * sigmoid(g)`` where ``[f, g]`` is a dilated causal
+convolution plus a 1x1 projection of the embedding (every layer is conditioned), with residual
+and skip 1x1 outputs; the skip sum goes through ``relu -> 1x1 (+ conditioned) -> relu -> 1x1`` to
+256 logits over the 8-bit mu-law value of the current sample.
+
+The embedding is upsampled by repetition (each frame conditions its ``hop`` samples), as NSynth's
+``condition`` does, by reshaping rather than materialising the repeated tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import ops
+
+FAMILY = "nsynth"
+
+
+@dataclass
+class NSynthConfig:
+    """Every size of the model; saved with the weights (``config.json``)."""
+
+    sample_rate: int = 16000
+    hop: int = 512
+    latent_dim: int = 16
+    quantization: int = 256
+    # encoder: non-causal, dilations 2 ** (i % enc_cycle)
+    enc_channels: int = 32
+    enc_layers: int = 10
+    enc_cycle: int = 10
+    enc_kernel: int = 3
+    # decoder: causal, dilations dec_base ** (i % dec_cycle)
+    dec_channels: int = 32
+    skip_channels: int = 64
+    dec_layers: int = 10
+    dec_cycle: int = 5
+    dec_kernel: int = 3
+    dec_base: int = 3
+    # training defaults
+    crop: int = 4096
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    note_seconds: float = 4.0
+
+    @property
+    def enc_dilations(self) -> list[int]:
+        return [2 ** (i % self.enc_cycle) for i in range(self.enc_layers)]
+
+    @property
+    def dec_dilations(self) -> list[int]:
+        return [self.dec_base ** (i % self.dec_cycle) for i in range(self.dec_layers)]
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples of past input the decoder sees for one output."""
+        k = self.dec_kernel - 1
+        return 1 + k + sum(k * d for d in self.dec_dilations)
+
+    @property
+    def note_samples(self) -> int:
+        return int(round(self.note_seconds * self.sample_rate))
+
+    @property
+    def frames_per_note(self) -> int:
+        return self.note_samples // self.hop
+
+
+def small_config() -> NSynthConfig:
+    """CPU-sized: 2 stacks of kernel-3 layers dilated 1, 3, 9, 27, 81 (receptive field 487
+    samples, 30 ms) at 32 residual / 64 skip channels: few layers, so one sample is cheap."""
+    return NSynthConfig()
+
+
+def tiny_config() -> NSynthConfig:
+    """For tests only: trains in seconds."""
+    return NSynthConfig(
+        enc_channels=8, enc_layers=4, enc_cycle=4, dec_channels=8, skip_channels=16,
+        dec_layers=4, dec_cycle=4, dec_kernel=2, dec_base=2, crop=1024, batch_size=2,
+        learning_rate=3e-3,
+    )
+
+
+def full_config() -> NSynthConfig:
+    """The sizes of Engel et al. 2017 (h512_bo16): 30+30 layers, 512 residual / 256 skip."""
+    return NSynthConfig(
+        enc_channels=128, enc_layers=30, enc_cycle=10, enc_kernel=3,
+        dec_channels=512, skip_channels=256, dec_layers=30, dec_cycle=10, dec_kernel=3,
+        dec_base=2,
+        crop=6144, batch_size=32, learning_rate=2e-4,
+    )
+
+
+CONFIGS = {"small": small_config, "full": full_config, "tiny": tiny_config}
+
+
+class NSynthAutoencoder(keras.Model):
+    """``call(x)``: scaled mu-law audio ``(batch, time)`` -> logits ``(batch, time, 256)``."""
+
+    def __init__(self, config: NSynthConfig, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+        c = config
+        layers = keras.layers
+        self.enc_in = layers.Conv1D(c.enc_channels, c.enc_kernel, padding="same", name="enc_in")
+        self.enc_dil = [
+            layers.Conv1D(c.enc_channels, c.enc_kernel, padding="same", dilation_rate=d,
+                          name=f"enc_dil_{i}")
+            for i, d in enumerate(c.enc_dilations)
+        ]
+        self.enc_res = [layers.Dense(c.enc_channels, name=f"enc_res_{i}")
+                        for i in range(c.enc_layers)]
+        self.enc_out = layers.Dense(c.latent_dim, name="enc_bottleneck")
+        self.dec_in = layers.Conv1D(c.dec_channels, c.dec_kernel, padding="causal", name="dec_in")
+        self.dec_dil = [
+            layers.Conv1D(2 * c.dec_channels, c.dec_kernel, padding="causal", dilation_rate=d,
+                          name=f"dec_dil_{i}")
+            for i, d in enumerate(c.dec_dilations)
+        ]
+        self.dec_cond = [layers.Dense(2 * c.dec_channels, name=f"dec_cond_{i}")
+                         for i in range(c.dec_layers)]
+        # The last layer's residual output would feed nothing: it has only a skip output.
+        self.dec_res = [layers.Dense(c.dec_channels, name=f"dec_res_{i}")
+                        for i in range(c.dec_layers - 1)]
+        self.dec_skip = [layers.Dense(c.skip_channels, name=f"dec_skip_{i}")
+                         for i in range(c.dec_layers)]
+        self.out1 = layers.Dense(c.skip_channels, name="out_1")
+        self.out_cond = layers.Dense(c.skip_channels, name="out_cond")
+        self.out2 = layers.Dense(c.quantization, name="out_logits")
+
+    # ------------------------------------------------------------------ parts
+    def encode(self, x: object) -> object:
+        """Scaled audio ``(batch, time)`` -> embeddings ``(batch, time // hop, latent_dim)``."""
+        c = self.config
+        h = self.enc_in(ops.expand_dims(x, -1))
+        for dil, res in zip(self.enc_dil, self.enc_res, strict=True):
+            d = ops.relu(dil(ops.relu(h)))
+            h = h + res(d)
+        z = self.enc_out(h)
+        frames = ops.shape(z)[1] // c.hop
+        z = ops.reshape(z[:, : frames * c.hop], (-1, frames, c.hop, c.latent_dim))
+        return ops.mean(z, axis=2)
+
+    def _condition(self, h: object, cond: object) -> object:
+        """Add per-frame ``cond (b, f, ch)`` to each sample of its frame in ``h (b, f*hop, ch)``."""
+        hop = self.config.hop
+        ch = ops.shape(h)[-1]
+        frames = ops.shape(cond)[1]
+        h4 = ops.reshape(h, (-1, frames, hop, ch)) + ops.expand_dims(cond, 2)
+        return ops.reshape(h4, (-1, frames * hop, ch))
+
+    def decode(self, x: object, embedding: object) -> object:
+        """Teacher-forced logits: output ``t`` predicts sample ``t`` from samples ``< t``."""
+        c = self.config
+        shifted = ops.pad(x[:, :-1], [[0, 0], [1, 0]])
+        h = self.dec_in(ops.expand_dims(shifted, -1))
+        skip = None
+        for i in range(c.dec_layers):
+            d = self._condition(self.dec_dil[i](h), self.dec_cond[i](embedding))
+            gated = ops.tanh(d[..., : c.dec_channels]) * ops.sigmoid(d[..., c.dec_channels:])
+            s = self.dec_skip[i](gated)
+            skip = s if skip is None else skip + s
+            if i < c.dec_layers - 1:
+                h = h + self.dec_res[i](gated)
+        out = self.out1(ops.relu(skip))
+        out = ops.relu(self._condition(out, self.out_cond(embedding)))
+        return self.out2(out)
+
+    def call(self, x: object) -> object:
+        return self.decode(x, self.encode(x))
+
+    def build_for(self, samples: int | None = None) -> None:
+        """Create the weights by running a zero batch once."""
+        n = samples or 2 * self.config.hop
+        self(np.zeros((1, n), dtype="float32"))
+
+
+def build_model(config: NSynthConfig) -> NSynthAutoencoder:
+    model = NSynthAutoencoder(config, name="nsynth_autoencoder")
+    model.build_for()
+    return model
