@@ -18,6 +18,7 @@ then ``generate(seconds)`` as often as wanted; each call starts from the warm pr
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,12 +34,12 @@ from models.sequence import NoteSequence
 EMPTY_PRIMER = np.asarray([enc.TIME_SHIFT], dtype=np.int16)
 
 
-def _sigmoid(x: np.ndarray, out: np.ndarray) -> np.ndarray:
-    np.negative(x, out=out)
-    np.exp(out, out=out)
-    out += 1.0
-    np.reciprocal(out, out=out)
-    return out
+def _fold_gates(kernel: np.ndarray, units: int) -> np.ndarray:
+    """Reorder Keras' gate columns (i, f, c, o) to (i, f, o, c) and halve i, f, o, so that
+    ``sigmoid(x) = 0.5 * tanh(x') + 0.5`` needs one tanh over the three sigmoid gates."""
+    i, f, c, o = (kernel[..., k * units:(k + 1) * units] for k in range(4))
+    return np.ascontiguousarray(np.concatenate([0.5 * i, 0.5 * f, 0.5 * o, c], axis=-1),
+                                dtype=np.float32)
 
 
 class NumpyEngine:
@@ -47,13 +48,20 @@ class NumpyEngine:
     name = "numpy"
 
     def __init__(self, model: PerformanceModel) -> None:
-        self.layers = model.numpy_weights()
+        raw = model.numpy_weights()
         self.dense_w, self.dense_b = model.numpy_dense()
         self.num_classes = model.config.num_classes
-        self.units = [r.shape[0] for _, r, _ in self.layers]
+        self.units = [r.shape[0] for _, r, _ in raw]
+        self.layers = []
+        for (kernel, recurrent, bias), units in zip(raw, self.units, strict=True):
+            self.layers.append((_fold_gates(kernel, units), _fold_gates(recurrent, units),
+                                _fold_gates(bias, units)))
         first_kernel = self.layers[0][0]
         self.embed = np.ascontiguousarray(first_kernel[: self.num_classes])  # one-hot rows
         self.control_kernel = np.ascontiguousarray(first_kernel[self.num_classes:])
+        # Upper layers: one product [x, h] @ [kernel; recurrent].
+        self.stacked = [np.ascontiguousarray(np.concatenate([k, r], axis=0))
+                        for k, r, _ in self.layers]
         self._batch = -1
 
     # ---------------------------------------------------------------- buffers
@@ -62,8 +70,9 @@ class NumpyEngine:
             return
         self._batch = batch
         self.gates = [np.empty((batch, 4 * h), np.float32) for h in self.units]
+        self.xh = [np.empty((batch, self.units[i - 1] + h), np.float32) if i else None
+                   for i, h in enumerate(self.units)]
         self.tmp = [np.empty((batch, h), np.float32) for h in self.units]
-        self.tmp2 = [np.empty((batch, h), np.float32) for h in self.units]
         self.logits_buf = np.empty((batch, self.num_classes), np.float32)
 
     def zero_state(self, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -75,35 +84,41 @@ class NumpyEngine:
         return (np.atleast_2d(controls).astype(np.float32) @ self.control_kernel
                 + self.layers[0][2]).astype(np.float32)
 
+    @staticmethod
+    def _cell(g: np.ndarray, c: np.ndarray, h: np.ndarray, tmp: np.ndarray, units: int) -> None:
+        """LSTM update in place from folded pre-activations ``g`` [B, 4H] (i, f, o, c)."""
+        sig = g[:, :3 * units]
+        np.tanh(sig, out=sig)
+        sig *= 0.5
+        sig += 0.5
+        cand = g[:, 3 * units:]
+        np.tanh(cand, out=cand)
+        c *= g[:, units:2 * units]  # c = f * c
+        np.multiply(g[:, :units], cand, out=tmp)
+        c += tmp  # + i * tanh(candidate)
+        np.tanh(c, out=tmp)
+        np.multiply(g[:, 2 * units:3 * units], tmp, out=h)
+
     # ---------------------------------------------------------------- one step
     def step(self, events: np.ndarray, state: list[tuple[np.ndarray, np.ndarray]],
              bias0: np.ndarray) -> np.ndarray:
         """Advance every row by one event (in place on ``state``); returns logits [B, 388]."""
-        batch = events.shape[0]
-        self._buffers(batch)
+        self._buffers(events.shape[0])
         x = None
-        for i, (kernel, recurrent, bias) in enumerate(self.layers):
+        for i, units in enumerate(self.units):
             h, c = state[i]
             g = self.gates[i]
-            np.matmul(h, recurrent, out=g)
             if i == 0:
+                np.matmul(h, self.layers[0][1], out=g)
                 g += self.embed[events]
                 g += bias0
             else:
-                g += x @ kernel
-                g += bias
-            units = self.units[i]
-            gi, gf, gc, go = (g[:, k * units:(k + 1) * units] for k in range(4))
-            t, t2 = self.tmp[i], self.tmp2[i]
-            _sigmoid(gf, t)
-            c *= t  # c = f * c
-            _sigmoid(gi, t)
-            np.tanh(gc, out=t2)
-            t *= t2
-            c += t  # + i * tanh(g)
-            np.tanh(c, out=t2)
-            _sigmoid(go, t)
-            np.multiply(t, t2, out=h)
+                xh = self.xh[i]
+                xh[:, : x.shape[1]] = x
+                xh[:, x.shape[1]:] = h
+                np.matmul(xh, self.stacked[i], out=g)
+                g += self.layers[i][2]
+            self._cell(g, c, h, self.tmp[i], units)
             x = h
         np.matmul(x, self.dense_w, out=self.logits_buf)
         self.logits_buf += self.dense_b
@@ -112,7 +127,11 @@ class NumpyEngine:
     # ---------------------------------------------------------------- primer
     def prime(self, events: np.ndarray, controls: np.ndarray
               ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
-        """Run a [T] primer (controls [T, C]) from zero state; returns (state, last logits)."""
+        """Run a [T] primer (controls [T, C]) from zero state; returns (state, last logits).
+
+        Layer by layer: the input projections of all T events are one matrix product; only
+        the recurrent product is sequential.
+        """
         ev = np.asarray(events, dtype=np.int64)
         seq_in = None
         state = []
@@ -121,26 +140,17 @@ class NumpyEngine:
                 proj = self.embed[ev] + controls.astype(np.float32) @ self.control_kernel + bias
             else:
                 proj = seq_in @ kernel + bias
-            proj = proj.astype(np.float32)
+            proj = np.ascontiguousarray(proj, dtype=np.float32)
             units = self.units[i]
             h = np.zeros((1, units), np.float32)
             c = np.zeros((1, units), np.float32)
             outs = np.empty((ev.size, units), np.float32)
             g = np.empty((1, 4 * units), np.float32)
-            t = np.empty((1, units), np.float32)
-            t2 = np.empty((1, units), np.float32)
+            tmp = np.empty((1, units), np.float32)
             for k in range(ev.size):
                 np.matmul(h, recurrent, out=g)
                 g += proj[k]
-                _sigmoid(g[:, units:2 * units], t)
-                c *= t
-                _sigmoid(g[:, :units], t)
-                np.tanh(g[:, 2 * units:3 * units], out=t2)
-                t *= t2
-                c += t
-                np.tanh(c, out=t2)
-                _sigmoid(g[:, 3 * units:], t)
-                np.multiply(t, t2, out=h)
+                self._cell(g, c, h, tmp, units)
                 outs[k] = h[0]
             state.append((h, c))
             seq_in = outs
@@ -255,20 +265,23 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 def sample(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
            top_p: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One event per row; returns (events [B], log-probabilities of them [B])."""
-    logp = log_softmax(logits.astype(np.float64) / max(temperature, 1e-6))
-    probs = np.exp(logp)
+    z = np.asarray(logits, dtype=np.float64) * (1.0 / max(temperature, 1e-6))
+    z -= z.max(axis=-1, keepdims=True)
+    probs = np.exp(z)
+    total = probs.sum(axis=-1, keepdims=True)
     if top_p is not None and top_p < 1.0:
         order = np.argsort(-probs, axis=-1, kind="stable")
-        sorted_p = np.take_along_axis(probs, order, axis=-1)
+        sorted_p = np.take_along_axis(probs, order, axis=-1) / total
         keep_sorted = np.cumsum(sorted_p, axis=-1) - sorted_p < top_p  # always keeps the top
         keep = np.zeros_like(keep_sorted)
         np.put_along_axis(keep, order, keep_sorted, axis=-1)
         probs = np.where(keep, probs, 0.0)
-        probs /= probs.sum(axis=-1, keepdims=True)
     u = rng.random(probs.shape[0])
     cdf = np.cumsum(probs, axis=-1)
     events = np.minimum((cdf < (u * cdf[:, -1])[:, None]).sum(axis=-1), probs.shape[1] - 1)
-    return events.astype(np.int64), logp[np.arange(len(events)), events]
+    rows = np.arange(len(events))
+    logp = z[rows, events] - np.log(total[:, 0])
+    return events.astype(np.int64), logp
 
 
 @dataclass
@@ -344,7 +357,8 @@ class Continuer:
         # The control at a position belongs to the next event; the primer's own positions see the
         # same control as the continuation (Magenta gives the requested controls throughout).
         controls = np.repeat(control[None], self.primer_events.size, axis=0)
-        self._state, self._last_logits = self.engine.prime(self.primer_events, controls)
+        with single_blas_thread():
+            self._state, self._last_logits = self.engine.prime(self.primer_events, controls)
         self._controls_key = control.tobytes()
 
     # ---------------------------------------------------------------- generation
@@ -398,11 +412,13 @@ class Continuer:
         target = int(round(seconds * enc.STEPS_PER_SECOND))
         limit = max_events or max(64, target * 4)
         rng = np.random.default_rng(seed)
-        if beam_size > 1 or branch_factor > 1:
-            rows = self._beam_search(target, limit, temperature, top_p, variations, beam_size,
-                                     branch_factor, steps_per_iteration, control, rng)
-        else:
-            rows = self._sample(target, limit, temperature, top_p, variations, control, rng)
+        with single_blas_thread():
+            if beam_size > 1 or branch_factor > 1:
+                rows = self._beam_search(target, limit, temperature, top_p, variations,
+                                         beam_size, branch_factor, steps_per_iteration, control,
+                                         rng)
+            else:
+                rows = self._sample(target, limit, temperature, top_p, variations, control, rng)
         velocity = _last_velocity(self.primer_events)
         out = []
         for events, loglik in rows:
@@ -502,6 +518,16 @@ class Continuer:
             joined.notes += cont.shift(self.primer_end).notes
             out.append(joined.sorted())
         return out
+
+
+def single_blas_thread() -> contextlib.AbstractContextManager:
+    """Small matrix products are fastest on one BLAS thread (and leave the other cores to the
+    audio engine and the GUI)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is in the lock file
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _trim_to(events: list[int], target: int) -> list[int]:

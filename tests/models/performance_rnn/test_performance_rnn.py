@@ -411,3 +411,35 @@ def test_cli_continue_writes_primer_plus_continuation(trained: dict, primer: Not
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("cadenza: error:") and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------ shipped model
+@pytest.mark.slow
+def test_shipped_model_continues_with_musical_density(piano: Path, artifacts_dir: Path) -> None:
+    """Listening proxy: 10 s after an 8 s held-out primer: notes, no silence, no stuck note."""
+    from models.audio_io import write_audio
+    from models.performance_rnn.generate import Continuer
+    from models.registry import SHIPPED_DIR, ModelRegistry
+    from models.render import Renderer
+
+    model = ModelRegistry([SHIPPED_DIR]).load("performance-small")
+    files = data_lib.find_midi_files(piano)
+    _, val = data_lib.split_by_piece(files, piano)
+    primer = read_midi(next(f for f in val if "pop909" in str(f))).trim(0.0, 8.0)
+    session = Continuer(model)
+    session.prime(primer)
+    take = session.generate(10.0, seed=1, temperature=1.0)[0]
+    onsets = sorted(n.start for n in take.notes)
+    notes_per_second = len(onsets) / 10.0
+    longest = max(n.end - n.start for n in take.notes)
+    silent = max(np.diff([0.0, *onsets, 10.0]))
+    joined = primer.copy()
+    joined.notes += take.shift(session.primer_end).notes
+    with Renderer() as renderer:
+        write_audio(artifacts_dir / "continue-example.wav", renderer.render(joined.sorted()))
+    (artifacts_dir / "continue-example.json").write_text(json.dumps(
+        {"notes_per_second": notes_per_second, "max_note_seconds": longest,
+         "longest_silence_seconds": silent}))
+    assert 1.0 <= notes_per_second <= 40.0
+    assert longest < 6.0
+    assert silent < 3.0
