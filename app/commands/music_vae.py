@@ -1,0 +1,156 @@
+"""MusicVAE commands: ``cadenza sample``, ``cadenza interpolate``, ``cadenza train MODEL``
+and ``cadenza evaluate MODEL`` for melody-2bar, melody-16bar and drums-2bar (Interpolate).
+
+Keras is imported inside the handlers only, so ``cadenza --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from models.errors import CadenzaError
+
+MODEL_NAMES = ("melody-2bar", "melody-16bar", "drums-2bar")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("sample", help="new melodies or drum patterns from a MusicVAE model")
+    p.add_argument("--model", default="melody-2bar",
+                   help="model name (melody-2bar, melody-16bar, drums-2bar) or model folder")
+    p.add_argument("-n", type=int, default=8, help="how many samples (default 8)")
+    p.add_argument("-o", "--output", required=True, help="MIDI file to write")
+    p.add_argument("--temperature", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(handler=_sample)
+
+    p = sub.add_parser("interpolate", help="morph one MIDI clip into another (MusicVAE)")
+    p.add_argument("a", help="first MIDI file")
+    p.add_argument("b", help="second MIDI file")
+    p.add_argument("-o", "--output", required=True, help="MIDI file to write")
+    p.add_argument("--steps", type=int, default=7, help="sequences from A to B (default 7)")
+    p.add_argument("--model", default=None,
+                   help="model name or folder (default: melody-2bar, drums-2bar for drum files)")
+    p.add_argument("--method", choices=["slerp", "lerp"], default="slerp")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="0 (default) decodes greedily, so the ends reconstruct A and B")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(handler=_interpolate)
+
+
+def register_train(train_sub: Any) -> None:
+    for name in MODEL_NAMES:
+        p = train_sub.add_parser(name, help=f"train the MusicVAE {name} model")
+        p.add_argument("--data", action="append", required=True, metavar="DIR",
+                       help="a folder of MIDI files, or 'music21' for the music21 folk corpus "
+                            "(repeatable)")
+        p.add_argument("--out", required=True, help="model folder (resumed when it exists)")
+        p.add_argument("--config", choices=["small", "full", "tiny"], default="small")
+        p.add_argument("--steps", type=int, default=None, help="total training steps")
+        p.add_argument("--batch-size", type=int, default=None)
+        p.add_argument("--cache", default=None, help="window cache folder "
+                       "(default ~/.cache/cadenza/music_vae)")
+        p.add_argument("--checkpoint-minutes", type=float, default=3.0)
+        p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                       help="stop (with a checkpoint) after this long")
+        p.add_argument("--workers", type=int, default=1, help="processes for data extraction")
+        p.set_defaults(handler=_train, model_name=name)
+
+
+def register_evaluate(eval_sub: Any) -> None:
+    for name in MODEL_NAMES:
+        p = eval_sub.add_parser(name, help=f"reconstruction accuracy of a {name} model")
+        p.add_argument("--data", required=True, metavar="DIR",
+                       help="folder searched recursively for MIDI files")
+        p.add_argument("--model", default=None, help="model folder (default: the installed one)")
+        p.add_argument("--limit", type=int, default=None, help="evaluate at most N windows")
+        p.set_defaults(handler=_evaluate, model_name=name)
+
+
+# ----------------------------------------------------------------------------- handlers
+def _load(name_or_path: str) -> Any:
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    entry = registry.get(name_or_path)
+    if entry.family != "music_vae":
+        raise CadenzaError(f"'{name_or_path}' is a {entry.family} model, not a MusicVAE model")
+    if not entry.has_weights:
+        raise CadenzaError(f"model '{entry.name}' has no weights: train it with "
+                           f"'cadenza train {entry.config.get('name', entry.name)}'")
+    return registry.load(name_or_path)
+
+
+def _read(path: str) -> Any:
+    from models.midi_io import read_midi
+
+    if not Path(path).is_file():
+        raise CadenzaError(f"no such file: {path}")
+    return read_midi(path)
+
+
+def _write(seqs: list, seconds_each: float, output: str) -> None:
+    from models.midi_io import write_midi
+    from models.music_vae.generate import concatenate
+
+    out = Path(output)
+    if out.parent and not out.parent.exists():
+        raise CadenzaError(f"output folder does not exist: {out.parent}")
+    write_midi(concatenate(seqs, seconds_each), out)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise CadenzaError("-n must be at least 1")
+    model = _load(args.model)
+    seqs = model.sample(args.n, temperature=args.temperature, seed=args.seed)
+    _write(seqs, model.window_seconds(), args.output)
+    print(f"wrote {len(seqs)} samples ({model.name}) to {args.output}")
+    return 0
+
+
+def _interpolate(args: argparse.Namespace) -> int:
+    a, b = _read(args.a), _read(args.b)
+    if args.steps < 2:
+        raise CadenzaError("--steps must be at least 2")
+    name = args.model
+    if name is None:
+        drums = all(n.is_drum for n in a.notes + b.notes) and (a.notes or b.notes)
+        name = "drums-2bar" if drums else "melody-2bar"
+    model = _load(name)
+    seqs = model.interpolate(a, b, steps=args.steps, method=args.method,
+                             temperature=args.temperature, seed=args.seed)
+    qpm = seqs[0].qpm
+    _write(seqs, model.window_seconds(qpm), args.output)
+    print(f"wrote {len(seqs)} steps from {Path(args.a).name} to {Path(args.b).name} "
+          f"({model.name}, {args.method}) to {args.output}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from models.music_vae.train import train
+
+    overrides = {"batch_size": args.batch_size}
+    command = "cadenza " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    result = train(args.model_name, list(args.data), args.out, size=args.config,
+                   steps=args.steps, cache_dir=args.cache,
+                   checkpoint_minutes=args.checkpoint_minutes, time_limit=args.time_limit,
+                   workers=args.workers, command=command, overrides=overrides)
+    acc = "n/a" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
+    print(f"{args.model_name}: step {result.step}, validation reconstruction accuracy {acc}, "
+          f"model in {result.out_dir}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from models.music_vae.evaluate import evaluate_folder, to_json
+
+    model = _load(args.model or args.model_name)
+    if model.config.name != args.model_name:
+        raise CadenzaError(f"the model is a {model.config.name} model, not {args.model_name}")
+    metrics = evaluate_folder(model, args.data, limit=args.limit)
+    print(to_json({k: metrics[k] for k in ("reconstruction_accuracy", "kl", "examples")}))
+    return 0

@@ -1,0 +1,310 @@
+"""The MusicVAE networks in Keras 3 (``keras.ops`` only: TensorFlow, JAX and torch).
+
+As in Magenta's ``music_vae`` (``lstm_models`` and ``base_model``):
+
+* **Encoder**: stacked bidirectional LSTMs over the input sequence; the last forward and backward
+  outputs, concatenated, give ``mu = Dense(z)`` and ``sigma = softplus(Dense(z))``.
+* **Flat decoder** (``CategoricalLstmDecoder``): the initial (h, c) of every LSTM layer is
+  ``tanh(Dense(z))``; each step's input is the previous step's symbol (zeros at step 0)
+  concatenated with ``z``; a dense layer gives the categorical logits. Teacher forcing in
+  training.
+* **Hierarchical decoder** (``HierarchicalLstmDecoder(level_lengths=[16, 16],
+  disable_autoregression=True)``): a conductor LSTM, started from ``tanh(Dense(z))`` and fed
+  zeros, emits one embedding per bar; each embedding starts (``tanh(Dense(e))``) and conditions
+  (concatenated to each input) the bottom decoder for that bar's 16 steps, whose first input is
+  zeros. As bars do not feed each other, all bars decode in parallel.
+* **Loss**: per-sequence sum over steps of the cross entropy, plus
+  ``beta * max(KL - free_bits * ln 2, 0)`` with ``beta = (1 - beta_rate**step) * max_beta``.
+
+The Keras graph takes ``(labels, eps, beta)``: the reparameterisation noise and the KL weight come
+in with the batch, so the graph is stateless and identical on every backend.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.checkpoint import config_from_dict, load_weights, read_model_dir
+from models.errors import CadenzaError
+from models.music_vae import converters as conv
+
+FAMILY = "music_vae"
+CONVERTER_VERSION = 1
+
+
+@dataclass
+class MusicVAEConfig:
+    """Architecture, data and training settings; saved as ``config.json`` beside the weights."""
+
+    name: str = "melody-2bar"
+    kind: str = "melody"  # "melody" or "drums"
+    slice_bars: int = 2
+    hierarchical: bool = False
+    bar_steps: int = 16
+    enc_rnn_size: tuple[int, ...] = (256,)
+    dec_rnn_size: tuple[int, ...] = (256, 256)
+    conductor_rnn_size: tuple[int, ...] = (256,)
+    z_size: int = 128
+    free_bits: float = 0.0
+    max_beta: float = 0.2
+    beta_rate: float = 0.99999
+    learning_rate: float = 1e-3
+    decay_rate: float = 0.9999
+    min_learning_rate: float = 1e-5
+    grad_clip: float = 1.0
+    batch_size: int = 64
+    transpose_range: int = 5  # melodies: random transposition in [-n, n] semitones
+    validation_fraction: float = 0.1
+    converter_version: int = CONVERTER_VERSION
+
+    @property
+    def num_steps(self) -> int:
+        return self.slice_bars * self.bar_steps
+
+    @property
+    def num_classes(self) -> int:
+        return conv.MELODY_CLASSES if self.kind == "melody" else conv.DRUM_CLASSES
+
+    def converter(self) -> conv.Converter:
+        return conv.Converter(self.kind, slice_bars=self.slice_bars)
+
+    def input_table(self) -> np.ndarray:
+        """[classes, input depth]: a symbol's input vector (one-hot; drums: the 9+1 roll)."""
+        if self.kind == "drums":
+            return conv.drum_roll_table()
+        return np.eye(self.num_classes, dtype=np.float32)
+
+
+# Magenta's configs (full) and CPU-sized ones (small) that train in about half an hour on two
+# cores; tiny ones for tests.
+CONFIGS: dict[str, dict[str, MusicVAEConfig]] = {
+    "melody-2bar": {
+        # cat-mel_2bar_big
+        "full": MusicVAEConfig(
+            name="melody-2bar", enc_rnn_size=(2048,), dec_rnn_size=(2048, 2048, 2048),
+            z_size=512, free_bits=0.0, max_beta=0.5, beta_rate=0.99999, batch_size=512),
+        "small": MusicVAEConfig(
+            name="melody-2bar", enc_rnn_size=(128,), dec_rnn_size=(128, 128), z_size=64,
+            free_bits=32.0, max_beta=0.2, beta_rate=0.9995, batch_size=64,
+            learning_rate=2e-3, decay_rate=0.9997),
+        "tiny": MusicVAEConfig(
+            name="melody-2bar", enc_rnn_size=(32,), dec_rnn_size=(32,), z_size=8,
+            free_bits=0.0, max_beta=0.2, beta_rate=0.99, batch_size=16, learning_rate=3e-3),
+    },
+    "drums-2bar": {
+        # cat-drums_2bar_big sizes, free bits as in cat-drums_2bar_small
+        "full": MusicVAEConfig(
+            name="drums-2bar", kind="drums", enc_rnn_size=(2048,),
+            dec_rnn_size=(2048, 2048, 2048), z_size=512, free_bits=48.0, max_beta=0.2,
+            beta_rate=0.99999, batch_size=512),
+        "small": MusicVAEConfig(
+            name="drums-2bar", kind="drums", enc_rnn_size=(128,), dec_rnn_size=(128, 128),
+            z_size=64, free_bits=48.0, max_beta=0.2, beta_rate=0.9995, batch_size=64,
+            transpose_range=0, learning_rate=2e-3, decay_rate=0.9997),
+        "tiny": MusicVAEConfig(
+            name="drums-2bar", kind="drums", enc_rnn_size=(32,), dec_rnn_size=(32,),
+            z_size=8, free_bits=0.0, max_beta=0.2, beta_rate=0.99, batch_size=16,
+            transpose_range=0, learning_rate=3e-3),
+    },
+    "melody-16bar": {
+        # hierdec-mel_16bar
+        "full": MusicVAEConfig(
+            name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(2048,),
+            conductor_rnn_size=(1024, 1024), dec_rnn_size=(1024, 1024, 1024), z_size=512,
+            free_bits=256.0, max_beta=0.2, beta_rate=0.0, batch_size=512),
+        "small": MusicVAEConfig(
+            name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(128,),
+            conductor_rnn_size=(128,), dec_rnn_size=(128,), z_size=96, free_bits=256.0,
+            max_beta=0.2, beta_rate=0.9995, batch_size=32, learning_rate=2e-3,
+            decay_rate=0.9997),
+        "tiny": MusicVAEConfig(
+            name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(24,),
+            conductor_rnn_size=(24,), dec_rnn_size=(24,), z_size=8, free_bits=0.0,
+            max_beta=0.2, beta_rate=0.99, batch_size=8, learning_rate=3e-3),
+    },
+}
+
+
+def get_config(name: str, size: str = "small", **overrides: Any) -> MusicVAEConfig:
+    if name not in CONFIGS:
+        raise CadenzaError(f"unknown MusicVAE model '{name}' (one of {', '.join(CONFIGS)})")
+    if size not in CONFIGS[name]:
+        raise CadenzaError(f"unknown config '{size}' for {name} "
+                           f"(one of {', '.join(CONFIGS[name])})")
+    return replace(CONFIGS[name][size], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def beta_at(config: MusicVAEConfig, step: int) -> float:
+    """Magenta's KL weight: ``(1 - beta_rate ** step) * max_beta``."""
+    return float((1.0 - config.beta_rate ** step) * config.max_beta)
+
+
+def learning_rate_at(config: MusicVAEConfig, step: int) -> float:
+    return float((config.learning_rate - config.min_learning_rate) * config.decay_rate ** step
+                 + config.min_learning_rate)
+
+
+class MusicVAENet:
+    """The Keras layers and two graphs over them.
+
+    ``keras_model``: (labels [B, T] int, eps [B, z], beta [B, 1]) -> {"logits": [B, T, C],
+    "kl": [B, 2] (KL in nats, weighted KL cost)}; trained and saved. ``encoder_model``:
+    labels -> (mu, sigma). The decoder layers are also stepped one symbol at a time by
+    :mod:`models.music_vae.generate` (keras.ops path and numpy fast path).
+    """
+
+    def __init__(self, config: MusicVAEConfig) -> None:
+        import keras
+
+        self.config = c = config
+        L = keras.layers
+        self.table = c.input_table()
+        self.input_depth = int(self.table.shape[1])
+        self.encoders = [
+            L.Bidirectional(L.LSTM(u, return_sequences=i < len(c.enc_rnn_size) - 1),
+                            name=f"encoder_{i}")
+            for i, u in enumerate(c.enc_rnn_size)
+        ]
+        self.mu_dense = L.Dense(c.z_size, name="mu")
+        self.sigma_dense = L.Dense(c.z_size, name="sigma")
+        if c.hierarchical:
+            self.conductor_init = L.Dense(2 * sum(c.conductor_rnn_size), activation="tanh",
+                                          name="conductor_init")
+            self.conductor = [L.LSTM(u, return_sequences=True, name=f"conductor_{i}")
+                              for i, u in enumerate(c.conductor_rnn_size)]
+        self.dec_init = L.Dense(2 * sum(c.dec_rnn_size), activation="tanh", name="decoder_init")
+        self.decoders = [L.LSTM(u, return_sequences=True, name=f"decoder_{i}")
+                         for i, u in enumerate(c.dec_rnn_size)]
+        self.out_dense = L.Dense(c.num_classes, name="logits")
+
+        labels = keras.Input((c.num_steps,), dtype="int32", name="labels")
+        eps = keras.Input((c.z_size,), dtype="float32", name="eps")
+        beta = keras.Input((1,), dtype="float32", name="beta")
+        x = self.embed(labels)
+        mu, sigma = self.encode_graph(x)
+        z = mu + sigma * eps
+        logits = self.decode_teacher_forced(x, z)
+        kl = self.kl_divergence(mu, sigma)
+        free_nats = c.free_bits * math.log(2.0)
+        kl_cost = beta[:, 0] * keras.ops.maximum(kl - free_nats, 0.0)
+        kl_out = keras.ops.stack([kl, kl_cost], axis=-1)
+        self.keras_model = keras.Model([labels, eps, beta], {"logits": logits, "kl": kl_out},
+                                       name="music_vae")
+        self.encoder_model = keras.Model(labels, [mu, sigma], name="music_vae_encoder")
+
+    # ------------------------------------------------------------------ graph pieces
+    def embed(self, labels: Any) -> Any:
+        from keras import ops
+
+        return ops.take(ops.convert_to_tensor(self.table), labels, axis=0)
+
+    def encode_graph(self, x: Any) -> tuple[Any, Any]:
+        from keras import ops
+
+        h = x
+        for layer in self.encoders:
+            h = layer(h)
+        return self.mu_dense(h), ops.softplus(self.sigma_dense(h))
+
+    @staticmethod
+    def kl_divergence(mu: Any, sigma: Any) -> Any:
+        """KL(N(mu, sigma) || N(0, 1)) summed over z, per example (nats)."""
+        from keras import ops
+
+        return ops.sum(0.5 * (ops.square(mu) + ops.square(sigma) - 1.0)
+                       - ops.log(sigma + 1e-8), axis=-1)
+
+    def _split_states(self, flat: Any, sizes: tuple[int, ...]) -> list[list[Any]]:
+        states, offset = [], 0
+        for u in sizes:
+            states.append([flat[:, offset:offset + u], flat[:, offset + u:offset + 2 * u]])
+            offset += 2 * u
+        return states
+
+    def _run_decoder(self, inputs: Any, cond: Any) -> Any:
+        """Bottom decoder over teacher-forced ``inputs`` [N, S, D], conditioned on [N, E]."""
+        from keras import ops
+
+        steps = inputs.shape[1]
+        states = self._split_states(self.dec_init(cond), self.config.dec_rnn_size)
+        tiled = ops.repeat(ops.expand_dims(cond, 1), steps, axis=1)
+        h = ops.concatenate([inputs, tiled], axis=-1)
+        for layer, state in zip(self.decoders, states, strict=True):
+            h = layer(h, initial_state=state)
+        return self.out_dense(h)
+
+    def conductor_graph(self, z: Any) -> Any:
+        """[B, bars, H] embeddings from z (the conductor is fed zeros)."""
+        from keras import ops
+
+        c = self.config
+        states = self._split_states(self.conductor_init(z), c.conductor_rnn_size)
+        h = ops.zeros_like(ops.repeat(ops.expand_dims(z[:, :1], 1), c.slice_bars, axis=1))
+        for layer, state in zip(self.conductor, states, strict=True):
+            h = layer(h, initial_state=state)
+        return h
+
+    def decode_teacher_forced(self, x: Any, z: Any) -> Any:
+        from keras import ops
+
+        c = self.config
+        if not c.hierarchical:
+            shifted = ops.pad(x[:, :-1], [[0, 0], [1, 0], [0, 0]])
+            return self._run_decoder(shifted, z)
+        emb = self.conductor_graph(z)  # [B, bars, H]
+        bars = ops.reshape(x, (-1, c.bar_steps, self.input_depth))
+        shifted = ops.pad(bars[:, :-1], [[0, 0], [1, 0], [0, 0]])
+        flat_emb = ops.reshape(emb, (-1, c.conductor_rnn_size[-1]))
+        logits = self._run_decoder(shifted, flat_emb)
+        return ops.reshape(logits, (-1, c.num_steps, c.num_classes))
+
+    # ------------------------------------------------------------------ helpers
+    def encode(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from keras import ops
+
+        mu, sigma = self.encoder_model(np.asarray(labels, np.int32), training=False)
+        return (np.asarray(ops.convert_to_numpy(mu), np.float32),
+                np.asarray(ops.convert_to_numpy(sigma), np.float32))
+
+    def teacher_forced(self, labels: np.ndarray) -> dict[str, np.ndarray]:
+        """Outputs at the posterior mean (eps = 0) with beta 0."""
+        from keras import ops
+
+        labels = np.asarray(labels, np.int32)
+        n = len(labels)
+        out = self.keras_model([labels, np.zeros((n, self.config.z_size), np.float32),
+                                np.zeros((n, 1), np.float32)], training=False)
+        return {k: np.asarray(ops.convert_to_numpy(v)) for k, v in out.items()}
+
+    def count_params(self) -> int:
+        return int(self.keras_model.count_params())
+
+
+def build_model(config: MusicVAEConfig) -> MusicVAENet:
+    if config.kind not in ("melody", "drums"):
+        raise CadenzaError(f"unknown MusicVAE data kind '{config.kind}'")
+    if config.hierarchical and config.kind != "melody":
+        raise CadenzaError("the hierarchical decoder is for melodies")
+    return MusicVAENet(config)
+
+
+def load_config(directory: str | Path) -> MusicVAEConfig:
+    payload = read_model_dir(directory)
+    if payload["family"] != FAMILY:
+        raise CadenzaError(f"{directory} holds a '{payload['family']}' model, not '{FAMILY}'")
+    config = config_from_dict(MusicVAEConfig, payload["config"])
+    if config.converter_version != CONVERTER_VERSION:
+        raise CadenzaError(f"{directory} uses converter v{config.converter_version}; "
+                           f"this Cadenza speaks v{CONVERTER_VERSION}")
+    return config
+
+
+def load_model(directory: str | Path) -> MusicVAENet:
+    net = build_model(load_config(directory))
+    load_weights(net.keras_model, directory)
+    return net

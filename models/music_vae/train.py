@@ -1,0 +1,341 @@
+"""Training: ``keras.Model.fit`` on random batches of cached windows, resumable, any backend.
+
+The output folder is a model folder (config.json, model.weights.h5, MODEL_CARD.md, see
+:mod:`models.checkpoint`) plus ``train_state.npz`` (optimizer variables, including the step
+counter) and ``history.json``. Rerunning with the same output folder continues from the last
+checkpoint, written every ``checkpoint_minutes`` and at the end. With several devices the batch is
+split over them with ``keras.distribution.DataParallel`` (JAX backend).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_model_dir
+from models.errors import CadenzaError
+from models.music_vae import data as data_lib
+from models.music_vae.model import (
+    FAMILY,
+    MusicVAEConfig,
+    MusicVAENet,
+    beta_at,
+    build_model,
+    get_config,
+    load_config,
+)
+
+STATE_FILE = "train_state.npz"
+HISTORY_FILE = "history.json"
+DEFAULT_STEPS = {"melody-2bar": 6000, "drums-2bar": 6000, "melody-16bar": 2000}
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    step: int
+    val_accuracy: float | None
+    val_kl: float | None
+    train_loss: float | None
+    train_windows: int
+    val_windows: int
+    seconds: float
+
+
+def default_cache_dir() -> Path:
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cadenza" / "music_vae"
+
+
+def setup_distribution() -> str | None:
+    """Data parallelism over every accelerator when there are several (JAX backend)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return None
+    devices = keras.distribution.list_devices()
+    if len(devices) < 2:
+        return None
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return f"DataParallel over {len(devices)} devices"
+
+
+def recon_loss(y_true: Any, y_pred: Any) -> Any:
+    """Per-sequence sum over steps of the cross entropy (Magenta's r_loss)."""
+    import keras
+
+    ce = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+    return keras.ops.sum(ce, axis=-1)
+
+
+def kl_cost_loss(y_true: Any, y_pred: Any) -> Any:
+    return y_pred[:, 1]
+
+
+def kl_value(y_true: Any, y_pred: Any) -> Any:
+    return y_pred[:, 0]
+
+
+def compile_model(net: MusicVAENet) -> None:
+    import keras
+    from keras import ops
+
+    c = net.config
+
+    class MagentaDecay(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step: Any) -> Any:
+            s = ops.cast(step, "float32")
+            return ((c.learning_rate - c.min_learning_rate) * ops.power(c.decay_rate, s)
+                    + c.min_learning_rate)
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+    optimizer = keras.optimizers.Adam(learning_rate=MagentaDecay(),
+                                      global_clipnorm=c.grad_clip)
+    net.keras_model.compile(
+        optimizer=optimizer,
+        loss={"logits": recon_loss, "kl": kl_cost_loss},
+        metrics={"logits": [keras.metrics.SparseCategoricalAccuracy(name="acc")],
+                 "kl": [keras.metrics.MeanMetricWrapper(kl_value, name="nats")]},
+    )
+    optimizer.build(net.keras_model.trainable_variables)
+
+
+def save_state(net: MusicVAENet, out_dir: Path) -> None:
+    from keras import ops
+
+    values = {f"v{i:04d}": np.asarray(ops.convert_to_numpy(v))
+              for i, v in enumerate(net.keras_model.optimizer.variables)}
+    tmp = out_dir / (STATE_FILE + ".tmp.npz")
+    np.savez(tmp, **values)
+    tmp.replace(out_dir / STATE_FILE)
+
+
+def load_state(net: MusicVAENet, out_dir: Path) -> None:
+    variables = net.keras_model.optimizer.variables
+    with np.load(out_dir / STATE_FILE) as saved:
+        keys = sorted(saved.files)
+        if len(keys) != len(variables):
+            raise CadenzaError(f"{out_dir / STATE_FILE} does not fit this model's optimizer")
+        for key, var in zip(keys, variables, strict=True):
+            var.assign(saved[key])
+
+
+def current_step(net: MusicVAENet) -> int:
+    from keras import ops
+
+    return int(ops.convert_to_numpy(net.keras_model.optimizer.iterations))
+
+
+def _data_names(specs: list[str]) -> list[str]:
+    return [data_lib.source_label(s) for s in specs]
+
+
+def model_card(config: MusicVAEConfig, info: dict[str, Any]) -> str:
+    acc, kl = info.get("val_accuracy"), info.get("val_kl")
+    acc_text = f"{acc:.4f}" if isinstance(acc, float) else "not measured yet"
+    kl_text = f"{kl:.2f} nats" if isinstance(kl, float) else "not measured yet"
+    sources = info.get("sources", [])
+    licenses = "\n".join(f"- {s}: {data_lib.LICENSES.get(s, 'see the data folder')}"
+                         for s in sources)
+    decoder = (f"hierarchical: conductor {list(config.conductor_rnn_size)} LSTM emits one "
+               f"embedding per bar, bottom decoder {list(config.dec_rnn_size)} LSTM, 16 steps "
+               f"per bar" if config.hierarchical else
+               f"flat: {list(config.dec_rnn_size)} LSTM")
+    what = ("monophonic melodies, 90 classes (no event, note off, pitches 21-108)"
+            if config.kind == "melody" else
+            "drum patterns, 9 drum classes (kick, snare, closed/open hi-hat, low/mid/high tom, "
+            "crash, ride) as 512 combinations per step")
+    return f"""# MusicVAE {config.name}: Interpolate
+
+A Keras 3 re-implementation of Magenta's MusicVAE for {config.slice_bars}-bar {what}, 16 steps
+per bar (4 per quarter note, 4/4). Encoder: bidirectional {list(config.enc_rnn_size)} LSTM;
+z: {config.z_size} dimensions; decoder {decoder}. {info.get('params', '?')} parameters.
+KL: free bits {config.free_bits}, beta = (1 - {config.beta_rate}^step) x {config.max_beta}.
+
+## Data
+
+{info.get('train_windows', '?')} training windows and {info.get('val_windows', '?')} validation
+windows ({info.get('train_pieces', '?')} / {info.get('val_pieces', '?')} pieces; split by
+piece, never by window), per source: {json.dumps(info.get('source_windows', {}))}.
+{info.get('data_notes', '')}
+
+Licenses of the training data (the model carries them forward):
+{licenses}
+
+## Training
+
+    {info.get('command', '?')}
+
+{info.get('step', '?')} steps of batch {config.batch_size} (Adam, learning rate
+{config.learning_rate} decaying by {config.decay_rate} per step to {config.min_learning_rate},
+global gradient norm clipped to {config.grad_clip}), teacher forcing, on
+{info.get('device', '?')} with the {info.get('backend', '?')} backend, {info.get('hours', 0):.2f} h.
+Final training loss {info.get('train_loss', '?')}.
+
+## Metrics (held-out pieces)
+
+- reconstruction accuracy (greedy autoregressive decode from the posterior mean, per step):
+  **{acc_text}** on {info.get('val_examples', '?')} validation windows
+- KL divergence to the prior: {kl_text} per window
+
+## Limits
+
+Sized to train on a laptop CPU: much smaller than Magenta's models, so samples from the prior are
+rougher than interpolations between real inputs. 4/4 material only; inputs in other metres are
+rejected.
+"""
+
+
+def _card_info(net: MusicVAENet, ws: data_lib.WindowSet, counts: dict[str, int],
+               specs: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+    import keras
+
+    sources = sorted(set(_data_names(specs)))
+    notes = []
+    if "music21" in sources:
+        notes.append("music21: a bounded subset of the ABC folk corpus ("
+                     + ", ".join(data_lib.MUSIC21_DEFAULT) + ").")
+    if "pop909" in sources:
+        notes.append("POP909: the MELODY track of each song only; its 1/4 time signatures read "
+                     "as 4/4.")
+    return {
+        "params": f"{net.count_params():,}",
+        "train_windows": len(ws.train), "val_windows": len(ws.val),
+        "train_pieces": len(ws.pieces_of(False)), "val_pieces": len(ws.pieces_of(True)),
+        "source_windows": counts, "sources": sources, "data_notes": " ".join(notes),
+        "backend": keras.backend.backend(), **extra,
+    }
+
+
+def train(
+    model_name: str,
+    data_specs: list[str],
+    out_dir: str | Path,
+    size: str = "small",
+    steps: int | None = None,
+    cache_dir: str | Path | None = None,
+    checkpoint_minutes: float = 3.0,
+    steps_per_epoch: int = 100,
+    val_examples: int = 2000,
+    time_limit: float | None = None,
+    workers: int = 1,
+    seed: int = 0,
+    command: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    verbose: int = 1,
+) -> TrainResult:
+    """Train (or continue training) ``model_name`` into ``out_dir``."""
+    import keras
+
+    from models.compute import preferred_device
+    from models.music_vae.evaluate import reconstruction_metrics
+    from models.music_vae.generate import MusicVAE
+
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    resume = (out / CONFIG_FILE).is_file() and (out / STATE_FILE).is_file() and (
+        out / WEIGHTS_FILE).is_file()
+    if resume:
+        config = load_config(out)
+        if config.name != model_name:
+            raise CadenzaError(f"{out} holds a {config.name} model, not {model_name}")
+    else:
+        config = get_config(model_name, size, **(overrides or {}))
+    total = int(steps or DEFAULT_STEPS.get(model_name, 5000))
+    dist = setup_distribution()
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    ws, counts, load_s = data_lib.timed_load(
+        data_specs, config.converter(), cache, config.validation_fraction, workers)
+    train_w, val_w = ws.train, ws.val
+    if len(train_w) == 0:
+        raise CadenzaError(f"no {config.slice_bars}-bar {config.kind} windows in "
+                           f"{', '.join(data_specs)}")
+    if verbose:
+        print(f"{model_name}: {len(train_w)} training / {len(val_w)} validation windows "
+              f"({load_s:.1f} s){'; ' + dist if dist else ''}", file=sys.stderr)
+
+    net = build_model(config)
+    compile_model(net)
+    if resume:
+        from models.checkpoint import load_weights
+
+        load_weights(net.keras_model, out)
+        load_state(net, out)
+    start = current_step(net)
+    history: list[dict[str, Any]] = []
+    if (out / HISTORY_FILE).is_file():
+        history = json.loads((out / HISTORY_FILE).read_text()).get("epochs", [])
+    command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    device = preferred_device()
+
+    def checkpoint(card_info: dict[str, Any] | None = None) -> None:
+        info = {"step": current_step(net), "command": command, "device": device,
+                **(card_info or {})}
+        save_model_dir(out, FAMILY, config, net.keras_model,
+                       card=model_card(config, info) if card_info is not None else None,
+                       name=model_name)
+        save_state(net, out)
+        (out / HISTORY_FILE).write_text(json.dumps(
+            {"command": command, "epochs": history, "config": asdict(config)}, indent=1))
+
+    if start >= total:
+        if verbose:
+            print(f"already trained for {start} steps (>= {total})", file=sys.stderr)
+    else:
+        sampler = data_lib.BatchSampler(
+            train_w, config.batch_size, config.z_size, config.kind, config.transpose_range,
+            lambda k: beta_at(config, k), seed)
+        per_epoch = min(steps_per_epoch, total - start)
+        first_epoch = start // per_epoch
+        epochs = first_epoch + (total - start + per_epoch - 1) // per_epoch
+        dataset = data_lib.make_dataset(sampler, per_epoch, start)
+        state = {"last_save": time.perf_counter()}
+
+        class Checkpointer(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                history.append({"step": current_step(net),
+                                **{k: float(v) for k, v in (logs or {}).items()}})
+                now = time.perf_counter()
+                if now - state["last_save"] >= checkpoint_minutes * 60:
+                    checkpoint()
+                    state["last_save"] = now
+                if time_limit is not None and now - t0 >= time_limit:
+                    self.model.stop_training = True
+                if current_step(net) >= total:
+                    self.model.stop_training = True
+
+        net.keras_model.fit(dataset, epochs=epochs, initial_epoch=first_epoch,
+                            callbacks=[Checkpointer()], verbose=verbose)
+    # Final evaluation on held-out pieces, then the model card.
+    vae = MusicVAE(net, model_name, out)
+    metrics: dict[str, Any] = {}
+    if len(val_w):
+        rng = np.random.default_rng(0)
+        pick = val_w if len(val_w) <= val_examples else val_w[
+            np.sort(rng.choice(len(val_w), val_examples, replace=False))]
+        metrics = reconstruction_metrics(vae, pick)
+    train_loss = history[-1].get("loss") if history else None
+    info = _card_info(net, ws, counts, data_specs, {
+        "val_accuracy": metrics.get("reconstruction_accuracy"),
+        "val_kl": metrics.get("kl"), "val_examples": metrics.get("examples"),
+        "train_loss": f"{train_loss:.3f}" if isinstance(train_loss, float) else "?",
+        "hours": (sum(h.get("seconds", 0.0) for h in history if h.get("final"))
+                  + time.perf_counter() - t0) / 3600,
+    })
+    history.append({"step": current_step(net), "seconds": time.perf_counter() - t0,
+                    "final": True, **metrics})
+    checkpoint(info)
+    return TrainResult(out, current_step(net), metrics.get("reconstruction_accuracy"),
+                       metrics.get("kl"), train_loss if isinstance(train_loss, float) else None,
+                       len(train_w), len(val_w), time.perf_counter() - t0)

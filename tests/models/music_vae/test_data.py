@@ -1,0 +1,97 @@
+"""Windows from data folders: split by file, Groove's own split, the cache."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from models.music_vae import converters as conv
+from models.music_vae import data
+
+from .conftest import link_files
+
+
+def test_split_never_puts_one_file_on_both_sides(nottingham_subset, tmp_path):
+    ws = data.load_folder(nottingham_subset, conv.melody_converter(2), tmp_path,
+                          validation_fraction=0.3)
+    assert len(ws.train) > 100 and len(ws.val) > 10
+    train_pieces, val_pieces = ws.pieces_of(False), ws.pieces_of(True)
+    assert train_pieces and val_pieces and not train_pieces & val_pieces
+    for p in range(len(ws.pieces)):
+        sides = set(ws.validation[ws.piece[ws.piece == p]].tolist())
+        assert len(sides) == 1
+    # The split of a file does not depend on which other files are there.
+    first = ws.pieces[0].split("/", 1)[1]
+    assert bool(ws.validation[0]) == data.is_validation_piece(first, 0.3)
+
+
+def test_second_run_reads_the_cache(nottingham_subset, tmp_path):
+    converter = conv.melody_converter(2)
+    ws = data.load_folder(nottingham_subset, converter, tmp_path, validation_fraction=0.3)
+    caches = list(tmp_path.glob("windows-*.npz"))
+    assert len(caches) == 1
+    # Mark the cached windows: a second run must return the marked ones, not re-extract.
+    marked = data.WindowSet(np.full_like(ws.windows, 7), ws.piece, ws.pieces, ws.validation)
+    data._save(caches[0], marked)
+    again = data.load_folder(nottingham_subset, converter, tmp_path, validation_fraction=0.3)
+    assert np.all(again.windows == 7) and again.pieces == ws.pieces
+    # Another converter (16 bars) does not hit the 2-bar cache.
+    other = data.load_folder(nottingham_subset, conv.melody_converter(16), tmp_path,
+                             validation_fraction=0.3)
+    assert other.windows.shape[1] == 256 and len(list(tmp_path.glob("windows-*.npz"))) == 2
+
+
+def test_groove_split_follows_info_csv(datasets_dir, tmp_path):
+    root = datasets_dir / "drums" / "groove"
+    with (root / "info.csv").open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["time_signature"] == "4-4"]
+    train_rows = [r for r in rows if r["split"] == "train"][::80][:8]
+    val_rows = [r for r in rows if r["split"] == "validation"][::20][:6]
+    picked = train_rows + val_rows
+    dest = link_files([root / r["midi_filename"] for r in picked], root, tmp_path / "groove")
+    with (dest / "info.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(picked)
+    ws = data.load_folder(dest, conv.drums_converter(2), None)
+    assert data.source_label(str(dest)) == "groove"
+    split = {f"groove/{r['midi_filename']}": r["split"] for r in picked}
+    assert ws.pieces
+    for name, is_val in zip(ws.pieces, ws.validation, strict=True):
+        assert is_val == (split[name] != "train")
+    assert ws.validation.any() and (~ws.validation).any()
+
+
+def test_transposition_keeps_melodies_in_range():
+    w = np.array([[0, 1, 2, 89, 0], [0, 40, 1, 50, 0]], np.int16)
+    out = data.transpose_windows(w, np.array([3, 3]))
+    assert np.array_equal(out[0], w[0])  # 89 + 3 would leave the range: unchanged
+    assert out[1].tolist() == [0, 43, 1, 53, 0]
+
+
+def test_pop909_uses_the_melody_track_only(datasets_dir):
+    from models.midi_io import read_midi
+
+    seq = read_midi(datasets_dir / "piano" / "pop909" / "014.mid")  # marked 1/4, read as 4/4
+    assert (seq.time_signature.numerator, seq.time_signature.denominator) == (1, 4)
+    windows = data.sequence_windows(seq, conv.melody_converter(2))
+    only = seq.copy()
+    melody = [i for i, n in seq.instrument_names.items() if n == "MELODY"]
+    only.notes = [n for n in seq.notes if n.instrument in melody]
+    assert len(windows) > 10
+    assert {tuple(w) for w in windows} == {tuple(w) for w in
+                                           data.sequence_windows(only, conv.melody_converter(2))}
+
+
+def test_music21_tune_becomes_a_sequence():
+    from music21 import corpus
+
+    paths = data.music21_paths(("ryansMammoth",))
+    assert len(paths) > 500
+    score = corpus.parse(str(paths[3]))
+    seq = data.music21_to_sequence(score)
+    assert len(seq.notes) > 20 and seq.qpm == 120.0
+    assert all(n.end > n.start for n in seq.notes)
+    assert isinstance(Path(paths[0]), Path)

@@ -1,0 +1,157 @@
+"""Tiny MusicVAE models trained for a few dozen steps on real melodies."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models.midi_io import read_midi
+from models.registry import ModelRegistry
+
+from .conftest import history
+
+
+@pytest.fixture(scope="module")
+def model(tiny_melody):
+    return ModelRegistry([tiny_melody.parent]).load("melody-2bar")
+
+
+@pytest.fixture(scope="module")
+def clips(nottingham_subset):
+    files = sorted(nottingham_subset.glob("*.mid"))
+    return [read_midi(files[0]), read_midi(files[1]), read_midi(files[2]), read_midi(files[3])]
+
+
+def test_training_lowers_the_loss_and_writes_a_model_folder(tiny_melody):
+    epochs = [e for e in history(tiny_melody) if "loss" in e]
+    assert len(epochs) >= 2 and epochs[-1]["loss"] < epochs[0]["loss"]
+    payload = json.loads((tiny_melody / "config.json").read_text())
+    assert payload["family"] == "music_vae" and payload["config"]["kind"] == "melody"
+    card = (tiny_melody / "MODEL_CARD.md").read_text()
+    assert "GPL-3.0" not in card or "nottingham" in card  # the source is a temporary folder
+    assert "reconstruction accuracy" in card and "steps of batch" in card
+
+
+def test_registry_load_gives_the_same_outputs(tiny_melody, model, clips):
+    from models.music_vae.generate import load
+
+    fresh = load(tiny_melody)
+    mu1, s1 = model.encode(clips[:2])
+    mu2, s2 = fresh.encode(clips[:2], backend="keras")
+    np.testing.assert_allclose(mu1, mu2, atol=1e-5)
+    np.testing.assert_allclose(s1, s2, atol=1e-5)
+    assert np.array_equal(model.decode_labels(mu1), fresh.decode_labels(mu2))
+
+
+def test_numpy_and_keras_paths_agree(model):
+    z = np.random.default_rng(0).standard_normal((4, model.z_size)).astype(np.float32)
+    assert np.array_equal(model.decode_labels(z), model.decode_labels(z, backend="keras"))
+    a = model.decode_labels(z, temperature=1.0, seed=5)
+    b = model.decode_labels(z, temperature=1.0, seed=5, backend="keras")
+    assert np.array_equal(a, b)
+
+
+def test_interpolation_ends_are_reconstructions(model, clips):
+    seqs = model.interpolate(clips[0], clips[1], steps=5)
+    assert len(seqs) == 5
+    mu, _ = model.encode(clips[:2])
+    recon = model.decode_labels(mu)
+    labels = [model.converter.to_windows(s) for s in (seqs[0], seqs[-1])]
+    for got, want in zip(labels, recon, strict=True):
+        if len(got):  # a silent reconstruction has no window
+            assert np.array_equal(got[0], want)
+    ends = model.decode(mu)
+    assert [(n.pitch, n.start, n.end) for n in seqs[0].notes] == [
+        (n.pitch, n.start, n.end) for n in ends[0].notes]
+    assert [(n.pitch, n.start, n.end) for n in seqs[-1].notes] == [
+        (n.pitch, n.start, n.end) for n in ends[1].notes]
+
+
+def test_slerp_and_lerp_differ_between_the_same_ends(model):
+    mu = np.random.default_rng(2).standard_normal((2, model.z_size)).astype(np.float32)
+    s = model.interpolation_latents(mu[0], mu[1], 5, "slerp")
+    lin = model.interpolation_latents(mu[0], mu[1], 5, "lerp")
+    np.testing.assert_allclose(s[[0, -1]], lin[[0, -1]], atol=1e-5)
+    assert np.abs(s[2] - lin[2]).max() > 1e-3
+    # slerp keeps the norm between the two ends' norms better than lerp's chord
+    assert np.linalg.norm(s[2]) > np.linalg.norm(lin[2])
+
+
+def test_blend4_at_the_corners_gives_the_corners(model, clips):
+    zs = model.encode(clips)[0]
+    corners = model.decode(zs)
+    for (x, y), want in zip([(0, 0), (1, 0), (0, 1), (1, 1)], corners, strict=True):
+        got = model.blend4(list(zs), x, y)
+        assert [(n.pitch, n.start) for n in got.notes] == [(n.pitch, n.start) for n in want.notes]
+    from_seqs = model.blend4(clips, 1, 1)
+    assert [n.pitch for n in from_seqs.notes] == [n.pitch for n in corners[3].notes]
+    grid = model.grid(list(zs), 3)
+    assert len(grid) == 3 and all(len(row) == 3 for row in grid)
+    assert [n.pitch for n in grid[2][2].notes] == [n.pitch for n in corners[3].notes]
+
+
+def test_sampling_is_reproducible_with_a_seed(model):
+    a = model.sample(4, temperature=0.8, seed=11)
+    b = model.sample(4, temperature=0.8, seed=11)
+    c = model.sample(4, temperature=0.8, seed=12)
+    notes = lambda seqs: [[(n.pitch, n.start) for n in s.notes] for s in seqs]  # noqa: E731
+    assert notes(a) == notes(b)
+    assert notes(a) != notes(c)
+
+
+def test_no_melody_is_a_cadenza_error(model):
+    from models.errors import CadenzaError
+    from models.sequence import Note, NoteSequence, TimeSignature
+
+    drums_only = NoteSequence(notes=[Note(36, 100, 0.0, 0.1, is_drum=True)])
+    with pytest.raises(CadenzaError, match="no melody"):
+        model.encode([drums_only])
+    waltz = NoteSequence(notes=[Note(60, 90, 0.0, 0.5)],
+                         time_signatures=[TimeSignature(0.0, 3, 4)])
+    with pytest.raises(CadenzaError):
+        model.encode([waltz])
+
+
+def test_evaluate_reports_the_keys(model, nottingham_subset):
+    from models.music_vae.evaluate import evaluate_folder
+
+    out = evaluate_folder(model, nottingham_subset, limit=64)
+    assert {"reconstruction_accuracy", "kl", "examples"} <= set(out)
+    assert 0.0 <= out["reconstruction_accuracy"] <= 1.0 and out["examples"] == 64
+
+
+def test_resume_continues_from_the_saved_step(tiny_melody, nottingham_subset, tmp_path):
+    import shutil
+
+    from models.music_vae.train import train
+
+    out = tmp_path / "resumed"
+    shutil.copytree(tiny_melody, out)
+    before = [e for e in history(out) if "loss" in e]
+    result = train("melody-2bar", [str(nottingham_subset)], out, steps=60,
+                   cache_dir=tiny_melody.parent / "cache", steps_per_epoch=20, val_examples=32,
+                   verbose=0)
+    assert result.step == 60
+    after = [e for e in history(out) if "loss" in e]
+    assert len(after) == len(before) + 1 and after[-1]["step"] == 60
+
+
+def test_hierarchical_model_trains_and_decodes(nottingham_subset, tmp_path):
+    from models.music_vae.generate import load
+    from models.music_vae.train import train
+
+    out = tmp_path / "tiny16"
+    train("melody-16bar", [str(nottingham_subset)], out, size="tiny", steps=30,
+          cache_dir=tmp_path / "cache", steps_per_epoch=15, val_examples=16, verbose=0,
+          overrides={"validation_fraction": 0.25})
+    epochs = [e for e in history(out) if "loss" in e]
+    assert epochs[-1]["loss"] < epochs[0]["loss"]
+    m = load(out)
+    z = np.random.default_rng(1).standard_normal((2, m.z_size)).astype(np.float32)
+    fast = m.decode_labels(z, temperature=0.7, seed=2)
+    assert fast.shape == (2, 256)
+    assert np.array_equal(fast, m.decode_labels(z, temperature=0.7, seed=2, backend="keras"))
+    seq = m.decode(z[:1], temperature=1.5, seed=1)[0]
+    assert seq.notes and max(n.end for n in seq.notes) <= m.window_seconds() + 1e-6
