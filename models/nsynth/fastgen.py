@@ -321,9 +321,13 @@ class FastGenerator:
         seed: int = 0,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
-        chunk: int = 4096,
+        chunk: int = 4000,
     ) -> np.ndarray:
-        """Audio ``(B, samples)`` float32 at the model's rate from embeddings ``(B, F, latent)``."""
+        """Audio ``(B, samples)`` float32 at the model's rate from embeddings ``(B, F, latent)``.
+
+        The compiled loop runs ``chunk`` samples per call (4 s = 16 chunks of 4000: one compile
+        per batch size); ``progress(fraction)`` and ``cancel()`` are called between chunks.
+        """
         c = self.config
         emb = np.asarray(embeddings, np.float32)
         if emb.ndim == 2:

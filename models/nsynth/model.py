@@ -85,8 +85,8 @@ def tiny_config() -> NSynthConfig:
     """For tests only: trains in seconds."""
     return NSynthConfig(
         enc_channels=8, enc_layers=4, enc_cycle=4, dec_channels=8, skip_channels=16,
-        dec_layers=4, dec_cycle=4, dec_kernel=2, dec_base=2, crop=1024, batch_size=2,
-        learning_rate=3e-3,
+        dec_layers=4, dec_cycle=4, dec_kernel=2, dec_base=2, crop=1024, batch_size=4,
+        learning_rate=1e-2,
     )
 
 

@@ -132,6 +132,10 @@ def train(
     from models.nsynth.model import build_model
 
     model = build_model(config)
+    if resuming:
+        from models.checkpoint import load_weights
+
+        load_weights(model, out)  # before compile: the file holds no optimizer
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=1.0)
     model.compile(
         optimizer=optimizer,
@@ -141,9 +145,6 @@ def train(
     history: list[dict] = []
     step = 0
     if resuming:
-        from models.checkpoint import load_weights
-
-        load_weights(model, out)
         optimizer.build(model.trainable_variables)
         with np.load(state_path, allow_pickle=False) as st:
             step = int(st["step"])
@@ -160,7 +161,7 @@ def train(
 
     def lr_at(s: int) -> float:
         frac = min(1.0, s / max(1, steps))
-        warm = min(1.0, (s + 1) / 100)
+        warm = min(1.0, (s + 1) / max(1, min(100, steps // 10)))
         return config.learning_rate * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
     def val_loss_now() -> float:
@@ -177,12 +178,16 @@ def train(
     val = float(history[-1]["val_loss"]) if history else float("nan")
     tty = sys.stderr.isatty()
 
+    export = build_model(config)  # uncompiled: its weights file holds no optimizer state
+
     def checkpoint() -> None:
-        save_model_dir(out, FAMILY, config, model,
+        export.set_weights(model.get_weights())
+        save_model_dir(out, FAMILY, config, export,
                        card=_card(config, data, manifest, step, loss_avg, val, command))
         _save_state(out, optimizer, step, rng, history)
 
     step_times: list[float] = []
+    recent: list[float] = []
     try:
         while step < steps:
             if max_seconds is not None and time.perf_counter() - started > max_seconds:
@@ -194,7 +199,8 @@ def train(
             if not math.isfinite(loss):
                 raise CadenzaError(f"training diverged at step {step} (loss {loss})")
             step += 1
-            loss_avg = loss if not math.isfinite(loss_avg) else 0.95 * loss_avg + 0.05 * loss
+            recent.append(loss)
+            loss_avg = float(np.mean(recent[-eval_every:]))
             step_times.append(time.perf_counter() - t0)
             if step % eval_every == 0 or step == steps:
                 val = val_loss_now()

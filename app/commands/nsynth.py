@@ -1,0 +1,235 @@
+"""Morph commands: ``cadenza morph``, ``cadenza morph-instrument``, ``cadenza train nsynth``,
+``cadenza evaluate nsynth``. Keras is imported inside the handlers only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from models.errors import CadenzaError
+
+
+def _log(text: str) -> None:
+    tty = sys.stderr.isatty()
+    print(("\r" + text + "\x1b[K") if tty else text, end="" if tty else "\n", file=sys.stderr,
+          flush=True)
+
+
+def register_train(train_sub: argparse._SubParsersAction) -> None:
+    p = train_sub.add_parser(
+        "nsynth",
+        help="train the NSynth WaveNet autoencoder (Morph) on a 'cadenza dataset nsynth' folder",
+        description="Train the WaveNet autoencoder; running it again with the same --out resumes.",
+    )
+    p.add_argument("--data", type=Path, required=True, help="folder from 'cadenza dataset nsynth'")
+    p.add_argument("--out", type=Path, required=True, help="model folder to write")
+    p.add_argument("--config", choices=["small", "full", "tiny"], default="small",
+                   help="small: CPU-sized (default); full: Engel et al. 2017 sizes (GPU)")
+    p.add_argument("--steps", type=int, default=2000, help="total training steps")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--crop", type=int, default=None, help="samples per crop (multiple of 512)")
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop (with a checkpoint) after this much wall time")
+    p.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    p.add_argument("--eval-every", type=int, default=50, help="steps between validation losses")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    p.set_defaults(handler=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from models.nsynth.model import CONFIGS
+    from models.nsynth.train import train
+
+    if args.steps < 1:
+        raise CadenzaError(f"--steps must be positive, not {args.steps}")
+    config = CONFIGS[args.config]()
+    changes = {k: v for k, v in (("batch_size", args.batch_size), ("crop", args.crop),
+                                 ("learning_rate", args.learning_rate)) if v is not None}
+    config = replace(config, **changes)
+    command = "cadenza " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = train(
+        args.data, args.out, config=config, steps=args.steps,
+        checkpoint_seconds=60 * args.checkpoint_minutes, eval_every=args.eval_every,
+        seed=args.seed, fresh=args.fresh, log=_log, command=command,
+        max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
+    )
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(json.dumps({"step": result.step, "loss": round(result.loss, 4),
+                      "val_loss": round(result.val_loss, 4),
+                      "seconds": round(result.seconds, 1), "out": str(args.out)}))
+    return 0
+
+
+# ---------------------------------------------------------------------------- morph
+def _xy(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--xy takes X,Y such as 0.25,0.75, not '{text}'") from exc
+    return x, y
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sources", nargs="+",
+                   help="2 or 4 sounds: audio files, or General MIDI instruments like gm:flute")
+    p.add_argument("--mix", type=float, default=0.5, help="0 = first source, 1 = second")
+    p.add_argument("--xy", type=_xy, default=None, help="X,Y in 0..1 for four sources")
+    p.add_argument("--model", default=None, help="model name or folder (default: shipped)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "morph",
+        help="morph 2 (--mix) or 4 (--xy) sounds with the NSynth WaveNet autoencoder",
+        description="Encode the sources, mix their embeddings and decode the mix (4 s, 16 kHz).",
+    )
+    _add_common(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="WAV or FLAC to write")
+    p.add_argument("--pitch", type=int, default=60, help="pitch for gm: sources (default 60)")
+    p.set_defaults(handler=run_morph)
+    q = sub.add_parser(
+        "morph-instrument",
+        help="render a morph at 16 pitches into a folder of WAVs plus an SFZ instrument",
+        description="Render the morph every 4 semitones from C2 (batched) as WAVs + SFZ.",
+    )
+    _add_common(q)
+    q.add_argument("-o", "--output", type=Path, required=True, help="folder to write")
+    q.add_argument("--pitches", default=None, help="comma-separated MIDI pitches")
+    q.add_argument("--release", type=float, default=0.3, help="SFZ ampeg_release seconds")
+    q.set_defaults(handler=run_morph_instrument)
+
+
+def _load_morpher(name: str | None):  # noqa: ANN202
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    entry = registry.get(name) if name else registry.default("nsynth")
+    if entry.family != "nsynth":
+        raise CadenzaError(f"model '{entry.name}' is a {entry.family} model, not nsynth")
+    return registry.load(str(entry.path))
+
+
+def _check_sources(args: argparse.Namespace) -> None:
+    n = len(args.sources)
+    if n not in (2, 4):
+        raise CadenzaError(f"give 2 sources (with --mix) or 4 (with --xy), not {n}")
+    if n == 4 and args.xy is None:
+        args.xy = (0.5, 0.5)
+    if n == 2 and args.xy is not None:
+        raise CadenzaError("--xy needs four sources")
+    if not 0.0 <= args.mix <= 1.0:
+        raise CadenzaError(f"--mix must be between 0 and 1, not {args.mix}")
+    if args.xy is not None and not all(0.0 <= v <= 1.0 for v in args.xy):
+        raise CadenzaError(f"--xy values must be between 0 and 1, not {args.xy}")
+    if not 0.0 <= args.temperature <= 10.0:
+        raise CadenzaError(f"--temperature must be between 0 and 10, not {args.temperature}")
+    for s in args.sources:
+        if not s.lower().startswith("gm:") and not Path(s).is_file():
+            raise CadenzaError(f"no such file: {s} (General MIDI sources look like gm:flute)")
+
+
+def _progress(frac: float) -> None:
+    if sys.stderr.isatty():
+        print(f"\rdecoding {100 * frac:5.1f}%", end="\n" if frac >= 1 else "", file=sys.stderr,
+              flush=True)
+
+
+def run_morph(args: argparse.Namespace) -> int:
+    from models.audio_io import write_audio
+    from models.nsynth.morph import mix, mix_xy
+
+    _check_sources(args)
+    if args.output.suffix.lower() not in (".wav", ".flac"):
+        raise CadenzaError(f"output must end in .wav or .flac: {args.output}")
+    if not 0 <= args.pitch <= 127:
+        raise CadenzaError(f"--pitch must be 0..127, not {args.pitch}")
+    started = time.perf_counter()
+    morpher = _load_morpher(args.model)
+    emb = morpher.encode_batch([morpher.source_audio(s, pitch=args.pitch) for s in args.sources])
+    mixed = mix_xy(list(emb), *args.xy) if args.xy is not None else mix(list(emb), args.mix)
+    audio = morpher.decode(mixed, progress=_progress, temperature=args.temperature,
+                           seed=args.seed)
+    write_audio(args.output, audio)
+    print(f"{args.output}: {audio.duration:.1f} s at {audio.sample_rate} Hz "
+          f"in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def run_morph_instrument(args: argparse.Namespace) -> int:
+    from models.nsynth.instrument import DEFAULT_PITCHES, build_instrument
+
+    _check_sources(args)
+    if args.output.exists() and not args.output.is_dir():
+        raise CadenzaError(f"--output must be a folder: {args.output}")
+    pitches = DEFAULT_PITCHES
+    if args.pitches:
+        try:
+            pitches = tuple(int(p) for p in args.pitches.split(","))
+        except ValueError as exc:
+            raise CadenzaError(f"--pitches takes numbers like 36,48,60: {args.pitches}") from exc
+    if not 0.0 <= args.release <= 30.0:
+        raise CadenzaError(f"--release must be between 0 and 30 s, not {args.release}")
+    started = time.perf_counter()
+    morpher = _load_morpher(args.model)
+    inst = build_instrument(
+        morpher, args.sources, args.output, amount=args.mix, xy=args.xy, pitches=pitches,
+        release=args.release, progress=_progress, temperature=args.temperature, seed=args.seed,
+    )
+    print(f"{args.output}: {len(inst.pitches)} notes and instrument.sfz "
+          f"in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+# ---------------------------------------------------------------------------- evaluate
+def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
+    p = eval_sub.add_parser(
+        "nsynth",
+        help="pitch kept and spectral distance of reconstructions of the notes under a folder",
+        description=(
+            "Reconstruct every audio file under --data (recursively) and print JSON: "
+            "pitch_accuracy (share within 50 cents), spectral_distance (log-mel L1), notes."
+        ),
+    )
+    p.add_argument("--data", type=Path, required=True, help="folder of notes (e.g. DIR/valid)")
+    p.add_argument("--model", default=None, help="model name or folder (default: shipped)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate this many, evenly spread")
+    p.add_argument("--batch", type=int, default=16, help="notes decoded together")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--save", type=Path, default=None, help="write the reconstructions here")
+    p.add_argument("--details", action="store_true", help="include per-note results")
+    p.set_defaults(handler=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from models.nsynth.evaluate import evaluate
+
+    if not args.data.is_dir():
+        raise CadenzaError(f"--data must be a folder: {args.data}")
+    if args.limit is not None and args.limit < 1:
+        raise CadenzaError(f"--limit must be positive, not {args.limit}")
+    if not 1 <= args.batch <= 256:
+        raise CadenzaError(f"--batch must be 1..256, not {args.batch}")
+    morpher = _load_morpher(args.model)
+
+    def progress(done: int, total: int) -> None:
+        _log(f"evaluated {done}/{total}")
+
+    result = evaluate(morpher, args.data, limit=args.limit, batch=args.batch,
+                      temperature=args.temperature, progress=progress, save_dir=args.save)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if not args.details:
+        result.pop("details", None)
+    print(json.dumps(result))
+    return 0

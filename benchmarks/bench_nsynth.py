@@ -1,0 +1,80 @@
+"""Morph speed on this machine: fast WaveNet generation and one 4-second morph.
+
+    .venv/bin/python benchmarks/bench_nsynth.py [--model models/shipped/nsynth-small]
+
+Prints JSON: samples/s per voice at batch 1 and aggregate at batch 16 (XLA engine, and the numpy
+fallback at batch 1), real-time factors (samples/s over 16 kHz), the wall time of one 4-second
+morph of two General MIDI sources (encode both, mix, decode; cold = first call, with the XLA
+compile; warm = again), and peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default=str(ROOT / "models" / "shipped" / "nsynth-small"))
+    parser.add_argument("--samples", type=int, default=32000, help="samples per speed run")
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from models.nsynth.fastgen import FastGenerator
+    from models.nsynth.morph import Morpher, mix
+
+    morpher = Morpher.load(args.model)
+    config = morpher.config
+    result: dict = {"model": args.model, "cpu_count": os.cpu_count(),
+                    "load_average": os.getloadavg()[0]}
+
+    def speed(engine: str, batch: int, samples: int) -> float:
+        gen = FastGenerator(morpher.model, engine=engine)
+        frames = -(-samples // config.hop)
+        emb = np.random.default_rng(0).normal(size=(batch, frames, 16)).astype("float32")
+        gen.generate(emb, samples=min(samples, 4000))  # compile
+        started = time.perf_counter()
+        gen.generate(emb, samples=samples)
+        return samples / (time.perf_counter() - started)
+
+    b1 = speed("xla", 1, args.samples)
+    b16 = speed("xla", 16, args.samples)
+    npy = speed("numpy", 1, 2000)
+    sr = config.sample_rate
+    result.update({
+        "xla_batch1_samples_per_s": round(b1), "xla_batch1_rtf": round(b1 / sr, 3),
+        "xla_batch16_samples_per_s_per_voice": round(b16),
+        "xla_batch16_aggregate_samples_per_s": round(16 * b16),
+        "xla_batch16_aggregate_rtf": round(16 * b16 / sr, 3),
+        "numpy_batch1_samples_per_s": round(npy), "numpy_batch1_rtf": round(npy / sr, 3),
+    })
+
+    def one_morph() -> float:
+        started = time.perf_counter()
+        fresh = Morpher(morpher.model)
+        emb = fresh.encode_batch([fresh.source_audio("gm:flute", 60),
+                                  fresh.source_audio("gm:church organ", 60)])
+        fresh.decode(mix(list(emb), 0.5))
+        fresh.close()
+        return time.perf_counter() - started
+
+    result["morph_4s_cold_seconds"] = round(one_morph(), 2)
+    result["morph_4s_warm_seconds"] = round(one_morph(), 2)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

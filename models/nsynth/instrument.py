@@ -1,0 +1,241 @@
+"""Morph instruments: a morph rendered at a set of pitches, saved as WAVs + SFZ, playable.
+
+NSynth Super rendered its morphs every 4 semitones; :func:`build_instrument` does the same
+(16 pitches from C2 by default). A General MIDI source (``gm:flute``) is rendered at each pitch;
+an audio file is pitch-shifted there by resampling from its own detected pitch. All pitches are
+decoded together as one batch. The folder holds ``morph-pNNN.wav`` per pitch and
+``instrument.sfz`` (regions with ``pitch_keycenter``, ``lokey``/``hikey`` covering 0..127, and an
+``ampeg_release``), which other samplers load too. :class:`MorphInstrument` plays it: the nearest
+rendered note repitched by resampling, shaped by an ADSR envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.errors import CadenzaError
+from models.nsynth import dataset as ds
+
+DEFAULT_PITCHES = tuple(36 + 4 * i for i in range(16))  # C2 .. C7, every 4 semitones
+SFZ_FILE = "instrument.sfz"
+INFO_FILE = "instrument.json"
+
+
+def shift_pitch(x: np.ndarray, semitones: float, sample_rate: int = ds.SAMPLE_RATE,
+                out_rate: int | None = None) -> np.ndarray:
+    """Repitch by resampling (the length changes with the pitch, like a tape or a sampler)."""
+    import soxr
+
+    out_rate = sample_rate if out_rate is None else int(out_rate)
+    ratio = 2.0 ** (float(semitones) / 12.0)
+    x = np.asarray(x, np.float32)
+    if abs(ratio - 1.0) < 1e-9 and out_rate == sample_rate:
+        return x.copy()
+    return np.asarray(soxr.resample(x, sample_rate * ratio, out_rate, quality="HQ"), np.float32)
+
+
+def midi_of(f0: float) -> float:
+    return 69.0 + 12.0 * float(np.log2(f0 / 440.0))
+
+
+def key_ranges(pitches: Sequence[int]) -> list[tuple[int, int, int]]:
+    """``(lokey, hikey, keycenter)`` per pitch: split halfway, the ends stretched to 0 and 127."""
+    ps = sorted(int(p) for p in pitches)
+    out = []
+    for i, p in enumerate(ps):
+        lo = 0 if i == 0 else (ps[i - 1] + p) // 2 + 1
+        hi = 127 if i == len(ps) - 1 else (p + ps[i + 1]) // 2
+        out.append((lo, hi, p))
+    return out
+
+
+def write_sfz(directory: Path, files: Sequence[str], pitches: Sequence[int],
+              release: float) -> Path:
+    lines = ["// Cadenza morph instrument (NSynth WaveNet autoencoder)", "<group>",
+             f"ampeg_release={release:g}", "ampeg_attack=0.005", "amp_veltrack=100"]
+    order = np.argsort(pitches)
+    for (lo, hi, key), i in zip(key_ranges(pitches), order, strict=True):
+        lines.append(f"<region> sample={files[i]} pitch_keycenter={key} lokey={lo} hikey={hi}")
+    path = directory / SFZ_FILE
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def parse_sfz(path: str | Path) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """The ``<region>`` opcodes of an SFZ file (group opcodes merged in) and the group's."""
+    text = re.sub(r"//[^\n]*", "", Path(path).read_text())
+    regions: list[dict[str, str]] = []
+    group: dict[str, str] = {}
+    current: dict[str, str] | None = None
+    for tag, body in re.findall(r"<(\w+)>([^<]*)", text):
+        opcodes = dict(re.findall(r"(\w+)=(\S+)", body))
+        if tag == "region":
+            current = {**group, **opcodes}
+            regions.append(current)
+        elif tag in ("group", "global", "control"):
+            group.update(opcodes)
+    return regions, group
+
+
+@dataclass
+class MorphInstrument:
+    """A playable morph: one rendered note per key center (mono float32 at ``sample_rate``)."""
+
+    samples: dict[int, np.ndarray]
+    ranges: list[tuple[int, int, int]]
+    sample_rate: int = ds.SAMPLE_RATE
+    release: float = 0.3
+    attack: float = 0.005
+    decay: float = 0.2
+    sustain: float = 0.8
+
+    @classmethod
+    def load(cls, directory: str | Path) -> MorphInstrument:
+        """Read a folder written by :func:`build_instrument` (or any SFZ of WAV regions)."""
+        from models.audio_io import read_audio
+
+        root = Path(directory)
+        sfz = root / SFZ_FILE
+        if not sfz.is_file():
+            found = sorted(root.glob("*.sfz"))
+            if not found:
+                raise CadenzaError(f"no SFZ instrument in {directory}")
+            sfz = found[0]
+        regions, group = parse_sfz(sfz)
+        if not regions:
+            raise CadenzaError(f"{sfz} has no regions")
+        samples: dict[int, np.ndarray] = {}
+        ranges = []
+        rate = None
+        for r in regions:
+            try:
+                key = int(r["pitch_keycenter"])
+                lo, hi = int(r.get("lokey", key)), int(r.get("hikey", key))
+            except (KeyError, ValueError) as exc:
+                raise CadenzaError(f"{sfz}: a region lacks a usable pitch_keycenter") from exc
+            audio = read_audio(root / r["sample"]).mono()
+            if rate is None:
+                rate = audio.sample_rate
+            if audio.sample_rate != rate:
+                audio = audio.resampled(rate)
+            samples[key] = audio.samples[:, 0].copy()
+            ranges.append((lo, hi, key))
+        release = float(group.get("ampeg_release", regions[0].get("ampeg_release", 0.3)))
+        return cls(samples, sorted(ranges), int(rate or ds.SAMPLE_RATE), release=release)
+
+    @property
+    def pitches(self) -> list[int]:
+        return sorted(self.samples)
+
+    def key_center(self, pitch: int) -> int:
+        for lo, hi, key in self.ranges:
+            if lo <= pitch <= hi:
+                return key
+        return min(self.samples, key=lambda k: abs(k - pitch))
+
+    def envelope(self, n: int, held: int, rate: int) -> np.ndarray:
+        """ADSR: linear attack, exponential-ish decay to ``sustain``, linear release after
+        ``held`` samples (from whatever level the note had reached)."""
+        t = np.arange(n, dtype=np.float32) / rate
+        a = max(self.attack, 1e-4)
+        env = np.where(t < a, t / a,
+                       self.sustain + (1 - self.sustain) * np.exp(-(t - a) / max(self.decay, 1e-4)))
+        env = env.astype(np.float32)
+        if held < n:
+            level = env[held - 1] if held > 0 else 0.0
+            rel = np.arange(n - held, dtype=np.float32) / (max(self.release, 1e-4) * rate)
+            env[held:] = level * np.maximum(0.0, 1.0 - rel)
+        return env
+
+    def note(self, pitch: int, velocity: int = 100, seconds: float = 1.0,
+             sample_rate: int | None = None) -> np.ndarray:
+        """Mono float32: ``seconds`` held then the release, at ``sample_rate`` (default own)."""
+        if not 0 <= int(pitch) <= 127:
+            raise CadenzaError(f"pitch must be 0..127, not {pitch}")
+        if not 0 <= int(velocity) <= 127:
+            raise CadenzaError(f"velocity must be 0..127, not {velocity}")
+        if not (np.isfinite(seconds) and 0 <= seconds <= 60):
+            raise CadenzaError(f"a note lasts 0..60 s, not {seconds}")
+        rate = self.sample_rate if sample_rate is None else int(sample_rate)
+        key = self.key_center(int(pitch))
+        src = shift_pitch(self.samples[key], int(pitch) - key, self.sample_rate, rate)
+        held = int(round(seconds * rate))
+        n = held + int(round(self.release * rate))
+        out = np.zeros(n, np.float32)
+        m = min(n, src.shape[0])
+        out[:m] = src[:m]
+        gain = (int(velocity) / 127.0) ** 2
+        return (out * self.envelope(n, held, rate) * np.float32(gain)).astype(np.float32)
+
+
+def _source_at(morpher: Any, source: Any, pitch: int, cache: dict) -> np.ndarray:
+    if isinstance(source, str) and source.lower().startswith("gm:"):
+        return morpher.source_audio(source, pitch=pitch)
+    key = id(source) if not isinstance(source, (str, Path)) else str(source)
+    if key not in cache:
+        from models.nsynth.evaluate import estimate_f0
+
+        x = morpher.source_audio(source)
+        f0 = estimate_f0(x, ds.SAMPLE_RATE)
+        cache[key] = (x, midi_of(f0) if np.isfinite(f0) else 60.0)
+    x, base = cache[key]
+    return ds.normalize_note(ds.fit_length(shift_pitch(x, pitch - base)))
+
+
+def build_instrument(
+    morpher: Any,
+    sources: Sequence[Any],
+    out: str | Path,
+    amount: float = 0.5,
+    xy: tuple[float, float] | None = None,
+    pitches: Sequence[int] = DEFAULT_PITCHES,
+    release: float = 0.3,
+    progress: Any = None,
+    cancel: Any = None,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> MorphInstrument:
+    """Render the morph of 2 (``amount``) or 4 (``xy``) sources at ``pitches`` into ``out``."""
+    from models.audio_io import Audio, write_audio
+    from models.nsynth.morph import mix, mix_xy
+
+    if len(sources) not in (2, 4):
+        raise CadenzaError(f"a morph instrument takes 2 or 4 sources, not {len(sources)}")
+    if len(sources) == 4 and xy is None:
+        xy = (0.5, 0.5)
+    if len(sources) == 2 and xy is not None:
+        raise CadenzaError("--xy needs four sources")
+    pitches = sorted({int(p) for p in pitches})
+    if not pitches or not all(0 <= p <= 127 for p in pitches):
+        raise CadenzaError("pitches must be MIDI numbers 0..127")
+    cache: dict = {}
+    audio = [_source_at(morpher, s, p, cache) for p in pitches for s in sources]
+    emb = morpher.encode_batch(audio).reshape(len(pitches), len(sources), -1,
+                                              morpher.config.latent_dim)
+    mixed = np.stack([mix_xy(list(e), *xy) if xy is not None else mix(list(e), amount)
+                      for e in emb])
+    outs = morpher.decode(mixed, progress=progress, cancel=cancel, temperature=temperature,
+                          seed=seed)
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    files = []
+    for p, a in zip(pitches, outs, strict=True):
+        name = f"morph-p{p:03d}.wav"
+        x = ds.normalize_note(a.samples[:, 0])
+        write_audio(root / name, Audio(x, a.sample_rate))
+        files.append(name)
+    write_sfz(root, files, pitches, release)
+    (root / INFO_FILE).write_text(json.dumps({
+        "sources": [str(s) if isinstance(s, (str, Path)) else "audio" for s in sources],
+        "amount": None if xy is not None else amount, "xy": list(xy) if xy else None,
+        "pitches": pitches, "files": files, "sample_rate": morpher.config.sample_rate,
+        "model": getattr(morpher, "name", ""),
+    }, indent=1) + "\n")
+    return MorphInstrument.load(root)

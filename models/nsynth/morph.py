@@ -1,0 +1,168 @@
+"""The Morph API: encode sounds to NSynth embeddings, mix them, decode the mix to audio.
+
+    morpher = Morpher.load("models/shipped/nsynth-small")
+    a = morpher.encode("flute.wav")            # (125, 16): one vector per 512 samples of 4 s
+    b = morpher.encode("gm:church organ")      # a General MIDI instrument, rendered at --pitch
+    audio = morpher.decode(mix([a, b], 0.5))   # Audio, 16 kHz mono, 4 s
+
+Sources are resampled to 16 kHz, mixed to mono, cut or padded to 4 s and loudness-normalised
+exactly as the training notes were (:func:`models.nsynth.dataset.normalize_note`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.audio_io import Audio
+from models.errors import CadenzaError
+from models.nsynth import dataset as ds
+from models.nsynth.fastgen import CancelFn, FastGenerator, ProgressFn
+from models.nsynth.model import FAMILY, NSynthAutoencoder, NSynthConfig, build_model
+from models.nsynth.mulaw import mu_law_encode, scale_codes
+
+Source = str | Path | Audio | np.ndarray
+
+
+def mix(embeddings: Sequence[np.ndarray], amount: float) -> np.ndarray:
+    """Linear interpolation of two embeddings: ``amount`` 0 is the first, 1 the second."""
+    if len(embeddings) != 2:
+        raise CadenzaError(f"mix takes two embeddings, not {len(embeddings)}")
+    a, b = (np.asarray(e, np.float32) for e in embeddings)
+    if a.shape != b.shape:
+        raise CadenzaError(f"embeddings differ in shape: {a.shape} and {b.shape}")
+    t = float(amount)
+    if not 0.0 <= t <= 1.0:
+        raise CadenzaError(f"the mix amount must be between 0 and 1, not {amount}")
+    return ((1.0 - t) * a + t * b).astype(np.float32)
+
+
+def mix_xy(embeddings: Sequence[np.ndarray], x: float, y: float) -> np.ndarray:
+    """Bilinear mix of four corners, NSynth Super's pad: ``[A, B, C, D]`` sit at
+    (0, 0), (1, 0), (0, 1), (1, 1): x moves from A to B (and C to D), y from A to C."""
+    if len(embeddings) != 4:
+        raise CadenzaError(f"mix_xy takes four embeddings, not {len(embeddings)}")
+    arrs = [np.asarray(e, np.float32) for e in embeddings]
+    if any(a.shape != arrs[0].shape for a in arrs):
+        raise CadenzaError("the four embeddings differ in shape")
+    x, y = float(x), float(y)
+    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+        raise CadenzaError(f"x and y must be between 0 and 1, not {x}, {y}")
+    a, b, c, d = arrs
+    out = (1 - x) * (1 - y) * a + x * (1 - y) * b + (1 - x) * y * c + x * y * d
+    return out.astype(np.float32)
+
+
+def prepare_audio(source: Audio | np.ndarray | str | Path, sample_rate: int = ds.SAMPLE_RATE,
+                  samples: int = ds.NOTE_SAMPLES) -> np.ndarray:
+    """A source as the model's input: mono float32 at 16 kHz, 4 s, loudness-normalised."""
+    from models.audio_io import read_audio
+
+    if isinstance(source, (str, Path)):
+        audio = read_audio(source)
+        label = Path(source).name
+    elif isinstance(source, Audio):
+        audio, label = source, "audio"
+    else:
+        arr = np.asarray(source, dtype=np.float32)
+        if arr.ndim != 1:
+            raise CadenzaError(f"raw samples must be mono 1-D at {sample_rate} Hz, not {arr.shape}")
+        audio, label = Audio(arr, sample_rate), "audio"
+    if audio.frames == 0:
+        raise CadenzaError(f"{label}: holds no audio")
+    if not np.all(np.isfinite(audio.samples)):
+        raise CadenzaError(f"{label}: has NaN or infinite samples")
+    if not 1000 <= audio.sample_rate <= 768000:
+        raise CadenzaError(f"{label}: sample rate {audio.sample_rate} Hz is out of range")
+    x = audio.mono().resampled(sample_rate).samples[:, 0]
+    x = ds.fit_length(x, samples)
+    if not np.max(np.abs(x)) > 1e-4:
+        raise CadenzaError(f"{label}: is silent (in its first {samples / sample_rate:g} s)")
+    return ds.normalize_note(x)
+
+
+class Morpher:
+    """A trained WaveNet autoencoder with the Morph operations."""
+
+    def __init__(self, model: NSynthAutoencoder, name: str = "nsynth",
+                 engine: str = "auto") -> None:
+        self.model = model
+        self.config: NSynthConfig = model.config
+        self.name = name
+        self.engine = engine
+        self._generator: FastGenerator | None = None
+        self._renderer: Any = None
+
+    @classmethod
+    def load(cls, directory: str | Path, engine: str = "auto") -> Morpher:
+        from models.checkpoint import config_from_dict, load_weights, read_model_dir
+
+        payload = read_model_dir(directory)
+        if payload["family"] != FAMILY:
+            raise CadenzaError(f"{directory} is a '{payload['family']}' model, not {FAMILY}")
+        config = config_from_dict(NSynthConfig, payload["config"])
+        model = build_model(config)
+        load_weights(model, directory)
+        return cls(model, name=str(payload.get("name") or Path(directory).name), engine=engine)
+
+    @property
+    def generator(self) -> FastGenerator:
+        if self._generator is None:
+            self._generator = FastGenerator(self.model, engine=self.engine)
+        return self._generator
+
+    # ------------------------------------------------------------------ sources
+    def source_audio(self, source: Source, pitch: int = 60, velocity: int = 100) -> np.ndarray:
+        """A source as model input; ``gm:NAME|NUMBER`` renders that GM instrument at ``pitch``."""
+        if isinstance(source, str) and source.lower().startswith("gm:"):
+            program = ds.parse_gm(source)
+            if not 0 <= int(pitch) <= 127:
+                raise CadenzaError(f"pitch must be 0..127, not {pitch}")
+            if self._renderer is None:
+                self._renderer = ds.gm_renderer()
+            x = ds.render_gm_note(self._renderer, program, pitch, velocity)
+            if not ds.rms_db(x) > ds.SILENCE_RMS_DB:
+                raise CadenzaError(f"{source} is silent at pitch {pitch} in this soundfont")
+            return ds.normalize_note(x)
+        if isinstance(source, str) and not Path(source).exists():
+            raise CadenzaError(f"no such file: {source} (General MIDI sources look like gm:flute)")
+        return prepare_audio(source, self.config.sample_rate, self.config.note_samples)
+
+    # ------------------------------------------------------------------ encode / decode
+    def encode_batch(self, audios: Sequence[np.ndarray]) -> np.ndarray:
+        """Prepared audio (each 4 s at 16 kHz) -> embeddings ``(batch, frames, 16)``."""
+        x = np.stack([np.asarray(a, np.float32) for a in audios])
+        return np.asarray(self.model.encode(scale_codes(mu_law_encode(x))), np.float32)
+
+    def encode(self, source: Source, pitch: int = 60) -> np.ndarray:
+        """One sound (a path, :class:`Audio`, 16 kHz samples or ``gm:NAME``) -> ``(125, 16)``."""
+        return self.encode_batch([self.source_audio(source, pitch)])[0]
+
+    def decode(
+        self,
+        embedding: np.ndarray,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+        temperature: float = 1.0,
+        seed: int = 0,
+    ) -> Audio | list[Audio]:
+        """Embedding ``(frames, 16)`` -> :class:`Audio` (16 kHz mono); a batch
+        ``(n, frames, 16)`` is generated together and comes back as a list of ``Audio``."""
+        emb = np.asarray(embedding, np.float32)
+        single = emb.ndim == 2
+        out = self.generator.generate(emb[None] if single else emb, temperature=temperature,
+                                      seed=seed, progress=progress, cancel=cancel)
+        audios = [Audio(x, self.config.sample_rate) for x in out]
+        return audios[0] if single else audios
+
+    def reconstruct(self, sources: Sequence[Source], **kwargs: Any) -> list[Audio]:
+        emb = self.encode_batch([self.source_audio(s) for s in sources])
+        return self.decode(emb, **kwargs)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

@@ -1,0 +1,188 @@
+"""A tiny trained model: training, save/load, resume, the Morph API, instruments, CLI."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import soundfile
+
+from app.cli import main
+from models.registry import ModelRegistry
+
+
+def test_tiny_model_trains_and_loss_falls(tiny_model_dir: Path) -> None:
+    state = np.load(tiny_model_dir / "train_state.npz")
+    history = json.loads(str(state["history"]))
+    assert [h["step"] for h in history] == [10, 20, 30, 40]
+    assert history[-1]["loss"] < history[0]["loss"] - 0.3
+    assert history[-1]["loss"] < np.log(256) - 0.5
+    assert (tiny_model_dir / "MODEL_CARD.md").read_text().startswith("# NSynth")
+    with h5py.File(tiny_model_dir / "model.weights.h5") as f:  # compact: no optimizer state
+        assert "optimizer" not in f
+
+
+def test_save_load_through_the_registry_gives_identical_outputs(tiny_model_dir: Path,
+                                                                tiny_morpher) -> None:
+    from models.nsynth.model import build_model
+    from models.nsynth.morph import Morpher
+
+    loaded = ModelRegistry([tiny_model_dir.parent]).load("tiny-nsynth")
+    assert isinstance(loaded, Morpher)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 2048)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(loaded.model(x)), np.asarray(tiny_morpher.model(x)))
+    fresh = build_model(loaded.config)  # different random weights: the comparison can fail
+    assert not np.allclose(np.asarray(fresh(x)), np.asarray(loaded.model(x)))
+
+
+def test_training_resumes_where_it_stopped(nsynth_data: Path, tmp_path: Path) -> None:
+    from models.nsynth.model import tiny_config
+    from models.nsynth.train import train
+
+    out = tmp_path / "run"
+    first = train(nsynth_data, out, config=tiny_config(), steps=6, eval_every=3)
+    assert first.step == 6
+    lines: list[str] = []
+    second = train(nsynth_data, out, steps=10, eval_every=3, log=lines.append)
+    assert lines[0] == f"resuming {out} at step 6"
+    assert second.step == 10
+    state = np.load(out / "train_state.npz")
+    assert int(state["step"]) == 10
+    assert int(state["opt_0"]) == 10  # the optimizer's own iteration counter came back
+    assert [h["step"] for h in json.loads(str(state["history"]))] == [3, 6, 9, 10]
+
+
+def test_mix_endpoints_and_xy_corners(tiny_morpher) -> None:
+    from models.errors import CadenzaError
+    from models.nsynth.morph import mix, mix_xy
+
+    a = tiny_morpher.encode("gm:0", pitch=60)
+    b = tiny_morpher.encode("gm:flute", pitch=60)
+    assert a.shape == (125, 16) and not np.allclose(a, b)
+    np.testing.assert_array_equal(mix([a, b], 0.0), a)
+    np.testing.assert_array_equal(mix([a, b], 1.0), b)
+    np.testing.assert_allclose(mix([a, b], 0.5), (a + b) / 2, atol=1e-6)
+    c, d = a * 2, b - 1
+    for (x, y), want in {(0, 0): a, (1, 0): b, (0, 1): c, (1, 1): d}.items():
+        np.testing.assert_allclose(mix_xy([a, b, c, d], x, y), want, atol=1e-6)
+    with pytest.raises(CadenzaError):
+        mix([a, b], 1.5)
+
+
+def test_encode_normalises_resamples_and_rejects_bad_audio(tiny_morpher, tmp_path: Path) -> None:
+    from models.audio_io import Audio
+    from models.errors import CadenzaError
+
+    t = np.arange(22050 * 2) / 22050
+    tone = 0.01 * np.sin(2 * np.pi * 220 * t).astype(np.float32)
+    path = tmp_path / "quiet.wav"
+    soundfile.write(path, np.stack([tone, tone], 1), 22050, subtype="FLOAT")
+    e1 = tiny_morpher.encode(path)
+    e2 = tiny_morpher.encode(Audio(tone * 20, 22050))  # same sound, louder: same embedding
+    assert e1.shape == (125, 16)
+    np.testing.assert_allclose(e1, e2, atol=1e-3)
+    with pytest.raises(CadenzaError, match="silent"):
+        tiny_morpher.encode(np.zeros(16000, np.float32))
+    with pytest.raises(CadenzaError, match="NaN"):
+        tiny_morpher.encode(np.full(16000, np.nan, np.float32))
+
+
+def test_decode_is_batched_reports_progress_and_cancels(tiny_morpher) -> None:
+    from models.nsynth.fastgen import Cancelled
+
+    emb = tiny_morpher.encode("gm:0")[:4]
+    seen: list[float] = []
+    outs = tiny_morpher.decode(np.stack([emb, emb]), progress=seen.append)
+    assert len(outs) == 2 and outs[0].sample_rate == 16000 and outs[0].frames == 4 * 512
+    assert seen[-1] == 1.0
+    single = tiny_morpher.decode(emb, temperature=0.0)
+    assert single.samples.shape == (2048, 1) and np.all(np.isfinite(single.samples))
+    with pytest.raises(Cancelled):
+        tiny_morpher.decode(emb, cancel=lambda: True)
+
+
+def test_morph_instrument_folder_sfz_and_playback(tiny_morpher, tmp_path: Path) -> None:
+    from models.nsynth.instrument import MorphInstrument, build_instrument, parse_sfz
+
+    out = tmp_path / "inst"
+    build_instrument(tiny_morpher, ["gm:0", "gm:73"], out, amount=0.3, pitches=[48, 60, 72])
+    wavs = sorted(p.name for p in out.glob("*.wav"))
+    assert wavs == ["morph-p048.wav", "morph-p060.wav", "morph-p072.wav"]
+    regions, group = parse_sfz(out / "instrument.sfz")
+    assert float(group["ampeg_release"]) > 0
+    covered = sorted(k for r in regions for k in range(int(r["lokey"]), int(r["hikey"]) + 1))
+    assert covered == list(range(128))  # every key once: no gaps, no overlaps
+    for r in regions:
+        assert int(r["lokey"]) <= int(r["pitch_keycenter"]) <= int(r["hikey"])
+        assert (out / r["sample"]).is_file()
+    inst = MorphInstrument.load(out)
+    assert inst.pitches == [48, 60, 72]
+    note = inst.note(62, 100, 0.5)
+    assert note.dtype == np.float32 and note.shape == (int(0.8 * 16000),)
+    assert np.abs(note).max() > 0.01 and abs(note[-1]) < 1e-3  # released to silence
+    soft = inst.note(62, 30, 0.5)
+    assert np.abs(soft).max() < np.abs(note).max()
+    assert inst.note(62, 100, 0.5, sample_rate=48000).shape == (int(0.8 * 48000),)
+
+
+def test_cli_morph_evaluate_and_instrument(tiny_model_dir: Path, nsynth_data: Path,
+                                           tmp_path: Path, capsys) -> None:
+    out = tmp_path / "m.wav"
+    assert main(["morph", "gm:0", "gm:flute", "--pitch", "64", "--mix", "0.5",
+                 "--model", str(tiny_model_dir), "-o", str(out)]) == 0
+    x, sr = soundfile.read(out)
+    assert sr == 16000 and x.shape == (64000,)
+    capsys.readouterr()
+    assert main(["evaluate", "nsynth", "--data", str(nsynth_data / "valid"),
+                 "--model", str(tiny_model_dir), "--limit", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"pitch_accuracy", "spectral_distance", "notes"}
+    assert result["notes"] == 1 and result["spectral_distance"] > 0
+    four = tmp_path / "four"
+    wav = next((nsynth_data / "train").glob("*.wav"))
+    assert main(["morph-instrument", "gm:0", "gm:19", "gm:73", str(wav), "--xy", "0.2,0.9",
+                 "--pitches", "60,67", "--model", str(tiny_model_dir), "-o", str(four)]) == 0
+    assert len(list(four.glob("*.wav"))) == 2
+
+
+def _wav_with_rate_zero(path: Path) -> None:
+    soundfile.write(path, np.zeros(100, np.float32), 8000)
+    data = bytearray(path.read_bytes())
+    data[24:28] = struct.pack("<L", 0)
+    path.write_bytes(bytes(data))
+
+
+def test_bad_inputs_exit_2_with_one_line(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    nan = tmp_path / "nan.wav"
+    soundfile.write(nan, np.full(1000, np.nan, np.float32), 16000, subtype="FLOAT")
+    zero_rate = tmp_path / "zero.wav"
+    _wav_with_rate_zero(zero_rate)
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(16000, np.float32), 16000)
+    model = ["--model", str(tiny_model_dir)]
+    cases = [
+        ["morph", str(empty), "gm:0", "-o", str(tmp_path / "o.wav"), *model],
+        ["morph", str(nan), "gm:0", "-o", str(tmp_path / "o.wav"), *model],
+        ["morph", str(zero_rate), "gm:0", "-o", str(tmp_path / "o.wav"), *model],
+        ["morph", str(silent), "gm:0", "-o", str(tmp_path / "o.wav"), *model],
+        ["morph", "gm:0", "gm:1", "gm:2", "-o", str(tmp_path / "o.wav"), *model],
+        ["morph", "gm:0", "gm:1", "--mix", "2", "-o", str(tmp_path / "o.wav"), *model],
+        ["morph", "gm:0", "gm:nosuchthing", "-o", str(tmp_path / "o.wav"), *model],
+        ["morph", "gm:0", "missing.wav", "-o", str(tmp_path / "o.wav"), *model],
+        ["morph", "gm:0", "gm:1", "-o", str(tmp_path / "o.mp4"), *model],
+        ["morph", "gm:0", "gm:1", "-o", str(tmp_path / "o.wav"), "--model", str(tmp_path)],
+        ["evaluate", "nsynth", "--data", str(tmp_path / "nowhere"), *model],
+        ["dataset", "nsynth", "--out", str(tmp_path / "d"), "--programs", "200"],
+    ]
+    for argv in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("cadenza: error: ") and "\n" not in err, (argv, err)
+    assert not (tmp_path / "o.wav").exists()
