@@ -10,16 +10,22 @@ sent and not released, so ``panic()`` leaves nothing stuck.
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from models.errors import CadenzaError
 from models.sequence import DRUM_CHANNEL, NoteSequence
 
 os.environ["JACK_NO_START_SERVER"] = "1"
+
+log = logging.getLogger(__name__)
 
 CLIENT_NAME = "Cadenza"
 NO_MIDI = (
@@ -29,8 +35,32 @@ NO_MIDI = (
 ALL_SOUND_OFF = 120
 ALL_NOTES_OFF = 123
 SUSTAIN = 64
+POLL_SECONDS = 0.001  # how often an input takes messages from rtmidi's queue
 
 Message = bytes | bytearray | list[int] | tuple[int, ...] | Any  # or a mido.Message
+
+
+def realtime_thread(priority: int = 20) -> bool:
+    """Ask for real-time (SCHED_FIFO) scheduling for the calling thread, as audio/MIDI apps do
+    for their timing threads; False when not allowed (no CAP_SYS_NICE / rtprio limit) or when
+    ``CADENZA_NO_REALTIME`` is set. The threads that get it only sleep, spin for at most
+    ``SPIN_SECONDS`` or do short bursts of work."""
+    if os.environ.get("CADENZA_NO_REALTIME") or not hasattr(os, "sched_setscheduler"):
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def normal_thread() -> None:
+    """Back to normal scheduling (a thread that ran a real-time part and goes on)."""
+    if hasattr(os, "sched_setscheduler"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
 
 
 def _rtmidi() -> Any:
@@ -102,12 +132,19 @@ class MidiOutput:
         self.name = name
         self._held: set[tuple[int, int]] = set()  # (channel, pitch)
         self._lock = threading.Lock()
+        _register_output(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._port is None
 
     def send(self, message: Message) -> None:
         data = _to_bytes(message)
         status = data[0] & 0xF0
         channel = data[0] & 0x0F
         with self._lock:
+            if self._port is None:
+                return  # closed (at exit, or the port went away): nothing to send to
             if status == 0x90 and len(data) >= 3 and data[2] > 0:
                 self._held.add((channel, data[1]))
             elif status == 0x80 or (status == 0x90 and len(data) >= 3 and data[2] == 0):
@@ -128,6 +165,8 @@ class MidiOutput:
     def panic(self) -> None:
         """Note-offs for every held note, then sustain off, all notes off, all sound off."""
         with self._lock:
+            if self._port is None:
+                return
             held, self._held = sorted(self._held), set()
             for channel, pitch in held:
                 self._port.send_message([0x80 | channel, pitch, 0])
@@ -137,11 +176,13 @@ class MidiOutput:
                 self._port.send_message([0xB0 | channel, ALL_SOUND_OFF, 0])
 
     def close(self) -> None:
+        """Panic (nothing left sounding), then close the port. Safe to call twice."""
         if self._port is not None:
             self.panic()
-            self._port.close_port()
-            self._port.delete()
-            self._port = None
+            with self._lock:
+                port, self._port = self._port, None
+            port.close_port()
+            port.delete()
 
     def __enter__(self) -> MidiOutput:
         return self
@@ -151,18 +192,73 @@ class MidiOutput:
 
 
 class MidiInput:
-    """An open input port; ``callback(message_bytes: list[int], delta_seconds: float)``."""
+    """An open input port; ``callback(message_bytes: list[int], delta_seconds: float)``.
 
-    def __init__(self, port: Any, name: str) -> None:
+    Messages are taken from rtmidi's queue by a polling thread of ours (every
+    ``POLL_SECONDS``, with real-time scheduling where allowed) rather than by an rtmidi
+    callback: a Python callback would run on the MIDI system's own thread (JACK's process
+    thread) and wait there for the GIL, and a JACK client that is late drops MIDI. The callback
+    runs on that polling thread; keep it short (queue the message and return).
+
+    ``thru``: an output every incoming message is forwarded to (MIDI thru), before the callback
+    runs; set or clear it any time with :meth:`set_thru`.
+    """
+
+    def __init__(self, port: Any, name: str, callback: Callable[[list[int], float], None],
+                 thru: MidiOutput | None = None) -> None:
         self._port = port
         self.name = name
+        self.thru = thru
+        self.received = 0
+        self._callback = callback
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="cadenza-midi-in", daemon=True)
+        self._thread.start()
+
+    def set_thru(self, output: MidiOutput | None) -> None:
+        self.thru = output
+
+    def _poll(self) -> None:
+        realtime_thread()
+        port = self._port
+        while not self._stop.is_set():
+            try:
+                event = port.get_message()
+            except Exception:  # noqa: BLE001 - the port went away under us
+                log.exception("reading MIDI input %s", self.name)
+                return
+            if event is None:
+                time.sleep(POLL_SECONDS)
+                continue
+            self._dispatch(event)
+
+    def _dispatch(self, event: Any) -> None:
+        message, delta = list(event[0]), float(event[1])
+        self.received += 1
+        thru = self.thru
+        if thru is not None and not thru.closed:
+            try:
+                thru.send(message)
+            except Exception:  # noqa: BLE001 - a failing thru must not stop the input
+                log.exception("MIDI thru to %s", thru.name)
+        try:
+            self._callback(message, delta)
+        except Exception:  # noqa: BLE001 - one bad message must not stop the input
+            log.exception("MIDI input callback")
+
+    @property
+    def closed(self) -> bool:
+        return self._port is None
 
     def close(self) -> None:
+        """Stop reading and close the port. Safe while messages arrive (mid-phrase)."""
         if self._port is not None:
-            self._port.cancel_callback()
-            self._port.close_port()
-            self._port.delete()
-            self._port = None
+            self._stop.set()
+            if self._thread is not threading.current_thread():
+                self._thread.join(timeout=2.0)
+            port, self._port = self._port, None
+            port.close_port()
+            port.delete()
 
     def __enter__(self) -> MidiInput:
         return self
@@ -190,16 +286,18 @@ class MidiSystem:
     def _out(self) -> Any:
         rtmidi = self._require()
         try:
-            return rtmidi.MidiOut(self._api, name=self.client_name)
+            port = rtmidi.MidiOut(self._api, name=self.client_name)
         except rtmidi.SystemError as exc:  # the server went away since the probe
             raise CadenzaError(f"MIDI ({self.api_name}) is not usable any more: {exc}") from exc
+        return port
 
     def _in(self) -> Any:
         rtmidi = self._require()
         try:
-            return rtmidi.MidiIn(self._api, name=self.client_name)
+            port = rtmidi.MidiIn(self._api, name=self.client_name, queue_size_limit=1024)
         except rtmidi.SystemError as exc:
             raise CadenzaError(f"MIDI ({self.api_name}) is not usable any more: {exc}") from exc
+        return port
 
     def list_outputs(self) -> list[str]:
         if not self.available:
@@ -246,19 +344,20 @@ class MidiSystem:
         name_substring: str | None,
         callback: Callable[[list[int], float], None],
         sysex: bool = False,
+        thru: MidiOutput | None = None,
     ) -> MidiInput:
-        """Open the input port matching ``name_substring``; ``callback`` runs on rtmidi's thread."""
+        """Open the input port matching ``name_substring``; ``callback`` runs on the input's
+        polling thread (keep it short). ``thru`` forwards every message."""
         port = self._in()
         try:
             ports = list(port.get_ports())
             index = _match(ports, name_substring, "input")
             port.ignore_types(sysex=not sysex, timing=True, active_sense=True)
-            port.set_callback(lambda event, _data: callback(list(event[0]), float(event[1])))
             port.open_port(index, name=f"{self.client_name} in")
         except BaseException:
             port.delete()
             raise
-        return MidiInput(port, ports[index])
+        return MidiInput(port, ports[index], callback, thru=thru)
 
     def describe(self) -> list[str]:
         if not self.available:
@@ -268,6 +367,166 @@ class MidiSystem:
         lines.append("outputs: " + (", ".join(outs) if outs else "none"))
         lines.append("inputs: " + (", ".join(ins) if ins else "none"))
         return lines
+
+
+@dataclass
+class PortChanges:
+    """What a :class:`PortWatcher` poll found: port names that appeared or went away."""
+
+    added_inputs: list[str] = field(default_factory=list)
+    removed_inputs: list[str] = field(default_factory=list)
+    added_outputs: list[str] = field(default_factory=list)
+    removed_outputs: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added_inputs or self.removed_inputs or self.added_outputs
+                    or self.removed_outputs)
+
+    def describe(self) -> str:
+        parts = []
+        for label, names in (("input added", self.added_inputs),
+                             ("input removed", self.removed_inputs),
+                             ("output added", self.added_outputs),
+                             ("output removed", self.removed_outputs)):
+            parts += [f"{label}: {n}" for n in names]
+        return "; ".join(parts)
+
+
+class PortWatcher:
+    """Notices MIDI ports that appear or disappear (a keyboard plugged in or out).
+
+    ``poll()`` compares the port lists with the last ones and returns a :class:`PortChanges`
+    (also passed to ``on_change`` when something changed). The GUI calls ``poll()`` from a
+    ``QTimer`` every second; headless code calls ``start()`` for a thread that polls every
+    ``interval`` seconds until ``stop()``. One listing client per direction is kept open, so a
+    poll does not register a new MIDI client each time (cheap on JACK and ALSA alike).
+    """
+
+    def __init__(
+        self,
+        system: MidiSystem,
+        on_change: Callable[[PortChanges], None] | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        self.system = system
+        self.on_change = on_change
+        self.interval = float(interval)
+        self._in: Any = None
+        self._out: Any = None
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        if system.available:
+            try:
+                rtmidi = _rtmidi()
+                self._in = rtmidi.MidiIn(system._api, name=f"{system.client_name} watch")
+                self._out = rtmidi.MidiOut(system._api, name=f"{system.client_name} watch")
+                self.inputs = list(self._in.get_ports())
+                self.outputs = list(self._out.get_ports())
+            except Exception as exc:  # noqa: BLE001 - the server went away meanwhile
+                log.warning("MIDI port watcher: %s", exc)
+                self._delete_clients()
+
+    def _delete_clients(self) -> None:
+        for client in (self._in, self._out):
+            if client is not None:
+                client.delete()
+        self._in = self._out = None
+
+    def poll(self) -> PortChanges:
+        with self._lock:
+            if self._in is None or self._out is None:
+                return PortChanges()
+            try:
+                inputs = list(self._in.get_ports())
+                outputs = list(self._out.get_ports())
+            except Exception as exc:  # noqa: BLE001
+                log.warning("MIDI port listing failed: %s", exc)
+                return PortChanges()
+            changes = PortChanges(
+                added_inputs=[p for p in inputs if p not in self.inputs],
+                removed_inputs=[p for p in self.inputs if p not in inputs],
+                added_outputs=[p for p in outputs if p not in self.outputs],
+                removed_outputs=[p for p in self.outputs if p not in outputs],
+            )
+            self.inputs, self.outputs = inputs, outputs
+        if changes and self.on_change is not None:
+            self.on_change(changes)
+        return changes
+
+    def start(self) -> None:
+        """Poll on a thread (headless use); ``on_change`` runs on that thread."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="cadenza-midi-watch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001 - keep watching
+                log.exception("MIDI port watcher")
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=self.interval + 2.0)
+        with self._lock:
+            self._delete_clients()
+
+    def __enter__(self) -> PortWatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------- panic at exit
+_open_outputs: weakref.WeakSet[MidiOutput] = weakref.WeakSet()
+_atexit_registered = False
+_registry_lock = threading.Lock()
+
+
+def _register_output(output: MidiOutput) -> None:
+    global _atexit_registered
+    with _registry_lock:
+        _open_outputs.add(output)
+        if not _atexit_registered:
+            _atexit_registered = True
+            atexit.register(_close_all_at_exit)
+
+
+def open_outputs() -> list[MidiOutput]:
+    """Outputs opened in this process and not closed yet."""
+    with _registry_lock:
+        return [o for o in _open_outputs if not o.closed]
+
+
+def panic_all() -> None:
+    """Panic on every open output: runs at exit (atexit), so nothing is left sounding on a
+    synthesizer when Cadenza quits, crashes out of Python, or is stopped with Ctrl+C."""
+    for output in open_outputs():
+        try:
+            output.panic()
+        except Exception:  # noqa: BLE001 - at exit, do what can be done
+            pass
+
+
+def _close_all_at_exit() -> None:
+    """At exit: panic and close every open output. Closing waits (rtmidi, at most 1 s) until
+    the port has delivered what was queued, so the note-offs reach the synthesizer before the
+    process is gone."""
+    for output in open_outputs():
+        try:
+            output.close()
+        except Exception:  # noqa: BLE001 - at exit, do what can be done
+            pass
 
 
 def describe_midi() -> list[str]:

@@ -1,0 +1,206 @@
+"""Recording what is played on a MIDI keyboard into a clip, with a metronome and a count-in.
+
+:meth:`Recorder.feed` is what the MIDI input callback calls (on rtmidi's thread): it only stamps
+the message with ``time.perf_counter()`` at arrival and appends it under a lock. Everything else
+(pairing note-ons with note-offs, the sustain pedal, making the sequence) happens in
+:meth:`Recorder.stop`. No Qt: the live panel and tests use it alike.
+
+Time 0 of the recording is the first beat after the count-in. The metronome clicks on the GM
+drum channel (channel 10): a high wood block on the downbeat, a low one on the other beats,
+sent to the given sinks (MIDI outputs or a :class:`app.transport.LiveSynth`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from app.clips import Clip
+from app.transport import Sink, realtime_thread, wait_until
+from models.errors import CadenzaError
+from models.sequence import (
+    DRUM_CHANNEL,
+    SUSTAIN_CC,
+    ControlChange,
+    Note,
+    NoteSequence,
+    TempoChange,
+    TimeSignature,
+)
+
+CLICK_DOWNBEAT = 76  # GM Hi Wood Block
+CLICK_BEAT = 77  # GM Low Wood Block
+CLICK_SECONDS = 0.05
+EARLY_TOLERANCE = 0.15  # a note this early for beat 1 (during the count-in) starts at 0
+
+
+class Recorder:
+    """Collects keyboard input between :meth:`start` and :meth:`stop`.
+
+    ``count_in_bars`` bars of clicks at ``qpm`` come before time 0; ``metronome`` keeps clicking
+    while recording. ``on_beat(bar, beat, counting_in)`` is called on the metronome thread at
+    each click (the panel shows it).
+    """
+
+    def __init__(
+        self,
+        qpm: float = 120.0,
+        beats_per_bar: int = 4,
+        count_in_bars: int = 0,
+        metronome: bool = False,
+        click_sinks: Sequence[Sink] = (),
+        name: str = "Recording",
+        on_beat: Callable[[int, int, bool], None] | None = None,
+    ) -> None:
+        if not 20 <= qpm <= 400:
+            raise CadenzaError(f"tempo {qpm:g} is outside 20..400 quarter notes per minute")
+        if not 1 <= beats_per_bar <= 16 or count_in_bars < 0:
+            raise CadenzaError("beats per bar must be 1..16 and count-in bars >= 0")
+        self.qpm = float(qpm)
+        self.beats_per_bar = int(beats_per_bar)
+        self.count_in_bars = int(count_in_bars)
+        self.metronome = bool(metronome)
+        self.click_sinks = list(click_sinks)
+        self.name = name
+        self.on_beat = on_beat
+        self._events: list[tuple[float, list[int]]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.t_start = 0.0  # perf_counter time of the first count-in click
+        self.t_zero = 0.0  # perf_counter time of the recording's time 0
+        self.t_stop = 0.0
+        self.recording = False
+
+    @property
+    def beat_seconds(self) -> float:
+        return 60.0 / self.qpm
+
+    @property
+    def counting_in(self) -> bool:
+        return self.recording and time.perf_counter() < self.t_zero
+
+    def start(self) -> float:
+        """Start (the count-in first, if any); returns the perf_counter time of time 0."""
+        if self.recording:
+            raise CadenzaError("already recording")
+        with self._lock:
+            self._events = []
+        self.t_start = time.perf_counter() + 0.02
+        self.t_zero = self.t_start + self.count_in_bars * self.beats_per_bar * self.beat_seconds
+        self.recording = True
+        self._stop.clear()
+        if self.click_sinks and (self.metronome or self.count_in_bars):
+            self._thread = threading.Thread(target=self._clicks, name="cadenza-metronome",
+                                            daemon=True)
+            self._thread.start()
+        return self.t_zero
+
+    def feed(self, message: list[int], t: float | None = None) -> None:
+        """A message from the keyboard (call from the MIDI callback; cheap)."""
+        if not self.recording:
+            return
+        stamp = time.perf_counter() if t is None else t
+        with self._lock:
+            self._events.append((stamp, list(message)))
+
+    def _clicks(self) -> None:
+        realtime_thread()
+        beat = 0
+        count_in_beats = self.count_in_bars * self.beats_per_bar
+        while not self._stop.is_set():
+            if beat >= count_in_beats and not self.metronome:
+                return
+            due = self.t_start + beat * self.beat_seconds
+            if not wait_until(due, self._stop):
+                return
+            downbeat = beat % self.beats_per_bar == 0
+            pitch = CLICK_DOWNBEAT if downbeat else CLICK_BEAT
+            for sink in self.click_sinks:
+                sink.send([0x90 | DRUM_CHANNEL, pitch, 110 if downbeat else 80])
+            if self.on_beat is not None:
+                bar = beat // self.beats_per_bar - self.count_in_bars
+                self.on_beat(bar, beat % self.beats_per_bar, beat < count_in_beats)
+            wait_until(due + CLICK_SECONDS, self._stop)  # the click ends even when stopped
+            for sink in self.click_sinks:
+                sink.send([0x80 | DRUM_CHANNEL, pitch, 0])
+            beat += 1
+
+    def stop(self) -> NoteSequence:
+        """Stop recording; the performance as a sequence (time 0 = first beat after count-in)."""
+        if not self.recording:
+            raise CadenzaError("not recording")
+        self.t_stop = time.perf_counter()
+        self.recording = False
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        with self._lock:
+            events, self._events = self._events, []
+        return events_to_sequence(events, self.t_zero, self.t_stop, self.qpm, self.beats_per_bar,
+                                  name=self.name)
+
+    def stop_clip(self) -> Clip | None:
+        """Stop and return the recording as a library clip (None when nothing was played)."""
+        seq = self.stop()
+        if seq.is_empty:
+            return None
+        return Clip(self.name, sequence=seq)
+
+
+def events_to_sequence(
+    events: list[tuple[float, list[int]]],
+    t_zero: float,
+    t_end: float,
+    qpm: float = 120.0,
+    beats_per_bar: int = 4,
+    name: str = "",
+) -> NoteSequence:
+    """Timestamped MIDI messages to a sequence: note-ons paired with note-offs (first in, first
+    out per channel and pitch; a note-on with velocity 0 is a note-off), notes still held at the
+    end closed at ``t_end``, sustain pedal (CC 64) and other controllers kept as control
+    changes. Times are seconds after ``t_zero``; slightly early notes start at 0, earlier ones
+    (played during the count-in) are dropped."""
+    notes: list[Note] = []
+    ccs: list[ControlChange] = []
+    open_notes: dict[tuple[int, int], list[tuple[float, int]]] = {}
+    end = max(0.0, t_end - t_zero)
+
+    def rel(t: float) -> float:
+        return min(end, max(0.0, t - t_zero))
+
+    for stamp, data in sorted(events, key=lambda e: e[0]):
+        if not data:
+            continue
+        status, channel = data[0] & 0xF0, data[0] & 0x0F
+        if status == 0x90 and len(data) >= 3 and data[2] > 0:
+            if stamp < t_zero - EARLY_TOLERANCE:
+                continue
+            open_notes.setdefault((channel, data[1]), []).append((rel(stamp), data[2]))
+        elif status in (0x80, 0x90) and len(data) >= 3:
+            pending = open_notes.get((channel, data[1]))
+            if not pending:
+                continue
+            start, velocity = pending.pop(0)
+            stop = max(rel(stamp), start + 0.005)
+            notes.append(Note(data[1], velocity, start, stop, is_drum=channel == DRUM_CHANNEL,
+                              instrument=channel))
+        elif status == 0xB0 and len(data) >= 3:
+            if stamp < t_zero - EARLY_TOLERANCE and data[1] != SUSTAIN_CC:
+                continue
+            ccs.append(ControlChange(rel(stamp), data[1], data[2], instrument=channel,
+                                     is_drum=channel == DRUM_CHANNEL))
+    for (channel, pitch), pending in open_notes.items():
+        for start, velocity in pending:
+            notes.append(Note(pitch, velocity, start, max(end, start + 0.005),
+                              is_drum=channel == DRUM_CHANNEL, instrument=channel))
+    notes.sort(key=lambda n: (n.start, n.pitch))
+    return NoteSequence(
+        notes=notes,
+        control_changes=ccs,
+        tempos=[TempoChange(0.0, float(qpm))],
+        time_signatures=[TimeSignature(0.0, int(beats_per_bar), 4)],
+        name=name,
+    )

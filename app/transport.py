@@ -1,0 +1,509 @@
+"""Playing music in real time: to MIDI outputs and/or to live FluidSynth voices on the audio engine.
+
+Three pieces, none of them Qt:
+
+* :func:`wait_until`: the low-jitter wait every sender here uses. It sleeps (on an event, so it
+  can be woken) until about 2 ms before the deadline, then takes 0.1 ms naps (a nap releases
+  the GIL; a pure spin would not). Timing threads ask for real-time scheduling
+  (:func:`realtime_thread`) where the system allows it, as audio and MIDI programs do.
+  Times are ``time.perf_counter()`` seconds.
+* :class:`LiveSynth`: a FluidSynth synthesizer (the one of :class:`models.render.Renderer`, at
+  the audio engine's rate) played live: ``send(midi_bytes)`` from any thread, and a render thread
+  that writes small blocks and hands them to :meth:`app.audio_engine.AudioEngine.push_block`
+  (which paces it: the engine's bounded queue is the audio latency). A sink like a MIDI output.
+* :class:`Transport`: plays a :class:`NoteSequence` on one thread with tempo scaling and loop;
+  :class:`Scheduler`: a stream of timed messages (the duet's answer as it is generated), with
+  ``cancel(tag)``. Both track the notes they have sounding, so stopping sends a note-off for each
+  of them and then ``panic()`` to every sink: nothing is left stuck.
+
+A *sink* is anything with ``send(list[int])`` and ``panic()``: :class:`app.midi_ports.MidiOutput`
+or :class:`LiveSynth`.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from app.midi_ports import normal_thread, realtime_thread
+from models.errors import CadenzaError
+from models.sequence import DRUM_CHANNEL, NoteSequence
+
+__all__ = ["LiveSynth", "Scheduler", "Sink", "Transport", "normal_thread", "percentile",
+           "realtime_thread", "wait_until"]
+
+log = logging.getLogger(__name__)
+
+SPIN_SECONDS = 0.002  # sleep until this long before an event, then nap/spin
+_NAP = 0.0001
+_JITTER_KEEP = 20000
+
+
+class Sink(Protocol):
+    def send(self, message: list[int]) -> None: ...
+
+    def panic(self) -> None: ...
+
+
+def wait_until(deadline: float, wake: threading.Event | None = None,
+               spin: float = SPIN_SECONDS) -> bool:
+    """Wait until ``perf_counter() >= deadline``; False (at once) when ``wake`` is set first."""
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return True
+        if wake is not None and wake.is_set():
+            return False
+        if left > spin:
+            if wake is not None:
+                wake.wait(min(left - spin, 0.25))
+            else:
+                time.sleep(left - spin)
+        else:
+            # Short naps, never a pure spin: a spinning Python thread holds the GIL for up to
+            # the switch interval (5 ms), which would stall rtmidi's JACK callbacks (and make
+            # their JACK clients miss a cycle and drop MIDI).
+            time.sleep(min(_NAP, left))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) of ``values``; NaN when empty."""
+    if not len(values):
+        return float("nan")
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def _note_key(data: list[int]) -> tuple[str, int, int] | None:
+    """('on'|'off', channel, pitch) for note messages, else None."""
+    if len(data) < 3:
+        return None
+    status, channel = data[0] & 0xF0, data[0] & 0x0F
+    if status == 0x90 and data[2] > 0:
+        return ("on", channel, data[1])
+    if status == 0x80 or status == 0x90:
+        return ("off", channel, data[1])
+    return None
+
+
+def _send_all(sinks: Sequence[Sink], data: list[int]) -> None:
+    for sink in sinks:
+        try:
+            sink.send(data)
+        except Exception:  # noqa: BLE001 - one broken sink must not silence the others
+            log.exception("sending %s", data)
+
+
+def _panic_all(sinks: Sequence[Sink]) -> None:
+    for sink in sinks:
+        try:
+            sink.panic()
+        except Exception:  # noqa: BLE001
+            log.exception("panic")
+
+
+# ---------------------------------------------------------------------------- live synth
+class LiveSynth:
+    """FluidSynth voices rendered live into an :class:`~app.audio_engine.AudioEngine`.
+
+    ``engine`` must be started; the synth runs at its sample rate and renders blocks of the
+    engine's blocksize. For low latency make the engine with small blocks and a short queue,
+    e.g. ``AudioEngine(device, blocksize=256, queue_blocks=3)`` (about 16 ms at 48 kHz, plus the
+    device's own buffer). ``renderer``: an existing :class:`models.render.Renderer` at that rate
+    (its synthesizer is used live; it is closed with this object only if made here).
+    """
+
+    def __init__(self, engine: Any, soundfont: str | None = None, gain: float = 0.5,
+                 renderer: Any = None) -> None:
+        from models.render import DRUM_BANK, Renderer
+
+        if not engine.sample_rate:
+            raise CadenzaError("the audio engine is not started")
+        self.engine = engine
+        self.sample_rate = int(engine.sample_rate)
+        self._own_renderer = renderer is None
+        self.renderer = renderer or Renderer(soundfont=soundfont, sample_rate=self.sample_rate,
+                                             gain=gain)
+        if self.renderer.sample_rate != self.sample_rate:
+            raise CadenzaError(f"the renderer runs at {self.renderer.sample_rate} Hz, the audio "
+                               f"output at {self.sample_rate} Hz")
+        self._synth = self.renderer._synth
+        self._handle = self._synth.synth
+        self._write = self.renderer._write_float
+        for channel in range(16):
+            if channel == DRUM_CHANNEL:
+                self.renderer._select(channel, bank=DRUM_BANK, program=0)
+            else:
+                self.renderer._select(channel, bank=0, program=0)
+        self._lock = threading.Lock()  # around FluidSynth calls from several threads
+        self._held: set[tuple[int, int]] = set()
+        self._stop = threading.Event()
+        self.blocks_rendered = 0
+        self.peak = 0.0  # loudest sample since the last read of take_peak()
+        self._thread = threading.Thread(target=self._run, name="cadenza-live-synth", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ sink
+    def send(self, message: list[int]) -> None:
+        data = list(message)
+        if not data:
+            return
+        status, channel = data[0] & 0xF0, data[0] & 0x0F
+        synth = self._synth
+        with self._lock:
+            if self._handle is None:
+                return
+            if status == 0x90 and len(data) >= 3 and data[2] > 0:
+                synth.noteon(channel, data[1], data[2])
+                self._held.add((channel, data[1]))
+            elif status in (0x80, 0x90) and len(data) >= 3:
+                synth.noteoff(channel, data[1])
+                self._held.discard((channel, data[1]))
+            elif status == 0xB0 and len(data) >= 3:
+                synth.cc(channel, data[1], data[2])
+            elif status == 0xC0 and len(data) >= 2:
+                bank = 128 if channel == DRUM_CHANNEL else 0
+                if synth.program_select(channel, self.renderer._sfid, bank, data[1]) != 0:
+                    synth.program_select(channel, self.renderer._sfid, bank, 0)
+            elif status == 0xE0 and len(data) >= 3:
+                synth.pitch_bend(channel, ((data[2] << 7) | data[1]) - 8192)
+
+    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
+        self.send([0x90 | channel, pitch, velocity])
+
+    def note_off(self, channel: int, pitch: int) -> None:
+        self.send([0x80 | channel, pitch, 0])
+
+    @property
+    def held_notes(self) -> set[tuple[int, int]]:
+        with self._lock:
+            return set(self._held)
+
+    def panic(self) -> None:
+        with self._lock:
+            if self._handle is None:
+                return
+            for channel, pitch in sorted(self._held):
+                self._synth.noteoff(channel, pitch)
+            self._held.clear()
+            for channel in range(16):
+                self._synth.cc(channel, 64, 0)
+                self._synth.all_notes_off(channel)
+
+    def take_peak(self) -> float:
+        peak, self.peak = self.peak, 0.0
+        return peak
+
+    # ------------------------------------------------------------------ render thread
+    def _run(self) -> None:
+        realtime_thread(15)
+        frames = self.engine.blocksize
+        buf = np.zeros((frames, 2), dtype=np.float32)
+        ptr = buf.ctypes.data
+        while not self._stop.is_set():
+            with self._lock:
+                if self._handle is None:
+                    break
+                self._write(self._handle, frames, ptr, 0, 2, ptr, 1, 2)
+            peak = float(np.abs(buf).max())
+            if peak > self.peak:
+                self.peak = peak
+            np.clip(buf, -1.0, 1.0, out=buf)
+            try:
+                while not self._stop.is_set():
+                    if self.engine.push_block(buf, timeout=0.05):
+                        break
+            except CadenzaError:  # the engine was closed
+                break
+            self.blocks_rendered += 1
+
+    def close(self) -> None:
+        if self._thread is None:
+            return
+        self.panic()
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self._thread = None  # type: ignore[assignment]
+        with self._lock:
+            self._handle = None
+        if self._own_renderer:
+            self.renderer.close()
+
+    def __enter__(self) -> LiveSynth:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------- transport
+class Transport:
+    """Plays a sequence to sinks on one thread: ``play``, ``set_tempo``, ``stop``, loop.
+
+    ``tempo`` scales time (2.0 plays twice as fast) and can change while playing; the position
+    carries on from where it is. ``lateness`` keeps, for every message sent, how late it went out
+    (seconds after its due time): its percentiles are the transport's jitter.
+    """
+
+    def __init__(self, sinks: Sequence[Sink], tempo: float = 1.0) -> None:
+        self.sinks: list[Sink] = list(sinks)
+        if tempo <= 0:
+            raise CadenzaError("tempo must be positive")
+        self._tempo = float(tempo)
+        self.loop = False
+        self.lateness: collections.deque[float] = collections.deque(maxlen=_JITTER_KEEP)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pos0 = 0.0  # sequence seconds at _t0
+        self._t0 = 0.0
+        self._length = 0.0
+        self._sounding: set[tuple[int, int]] = set()
+        self.on_finished: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------------ control
+    def play(self, seq: NoteSequence, loop: bool = False, start: float = 0.0,
+             tempo: float | None = None) -> None:
+        """Stop whatever plays, then play ``seq`` from ``start`` seconds (sequence time)."""
+        from app.midi_ports import _sequence_events
+
+        self.stop()
+        if tempo is not None:
+            if tempo <= 0:
+                raise CadenzaError("tempo must be positive")
+            self._tempo = float(tempo)
+        self.loop = loop
+        events = _sequence_events(seq)
+        self._length = max(seq.total_time, max((e[0] for e in events), default=0.0))
+        with self._lock:
+            self._pos0 = float(start)
+            self._t0 = time.perf_counter() + 0.005  # a little lead: the first event is on time
+        self._stop.clear()
+        self._wake.clear()
+        self._thread = threading.Thread(target=self._run, args=(events,),
+                                        name="cadenza-transport", daemon=True)
+        self._thread.start()
+
+    @property
+    def tempo(self) -> float:
+        return self._tempo
+
+    def set_tempo(self, factor: float) -> None:
+        if factor <= 0:
+            raise CadenzaError("tempo must be positive")
+        with self._lock:
+            now = time.perf_counter()
+            self._pos0 = self._pos0 + (now - self._t0) * self._tempo
+            self._t0 = now
+            self._tempo = float(factor)
+        self._wake.set()
+
+    @property
+    def position(self) -> float:
+        """Seconds into the sequence (sequence time)."""
+        if not self.is_playing:
+            return 0.0
+        with self._lock:
+            pos = self._pos0 + (time.perf_counter() - self._t0) * self._tempo
+        return max(0.0, pos)
+
+    @property
+    def is_playing(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop at once: a note-off for every sounding note, then panic on every sink."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        thread.join(timeout=2.0)
+        _panic_all(self.sinks)
+
+    def close(self) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ thread
+    def _due(self, pos: float) -> float:
+        with self._lock:
+            return self._t0 + (pos - self._pos0) / self._tempo
+
+    def _release(self) -> None:
+        for channel, pitch in sorted(self._sounding):
+            _send_all(self.sinks, [0x80 | channel, pitch, 0])
+        self._sounding.clear()
+
+    def _run(self, events: list[tuple[float, int, list[int]]]) -> None:
+        realtime_thread()
+        try:
+            start = self._pos0
+            i = next((k for k, e in enumerate(events) if e[0] >= start), len(events))
+            # programs always go out, even when starting later
+            for when, _kind, data in events:
+                if when > 0:
+                    break
+                if data[0] & 0xF0 == 0xC0 and i > 0:
+                    _send_all(self.sinks, data)
+            while not self._stop.is_set():
+                if i >= len(events):
+                    end_due = self._due(self._length)
+                    if not wait_until(end_due, self._wake):
+                        if self._stop.is_set():
+                            break
+                        self._wake.clear()
+                        continue
+                    self._release()
+                    if not self.loop:
+                        break
+                    with self._lock:  # seamless: the loop restarts exactly at the end time
+                        self._t0 = end_due
+                        self._pos0 = 0.0
+                    i = 0
+                    continue
+                when, _kind, data = events[i]
+                due = self._due(when)
+                if not wait_until(due, self._wake):
+                    if self._stop.is_set():
+                        break
+                    self._wake.clear()  # tempo changed: recompute the due time
+                    continue
+                _send_all(self.sinks, data)
+                self.lateness.append(time.perf_counter() - due)
+                key = _note_key(data)
+                if key is not None:
+                    if key[0] == "on":
+                        self._sounding.add((key[1], key[2]))
+                    else:
+                        self._sounding.discard((key[1], key[2]))
+                i += 1
+        finally:
+            self._release()
+            if self._stop.is_set():
+                _panic_all(self.sinks)
+            elif self.on_finished is not None:
+                self.on_finished()
+
+
+# ---------------------------------------------------------------------------- scheduler
+class Scheduler:
+    """A thread that sends timed messages to sinks; for streams that grow while they play.
+
+    ``schedule(when, message, tag)`` queues a message for ``perf_counter`` time ``when`` (past
+    times go out at once). ``cancel(tag)`` drops that tag's pending messages and sends a note-off
+    for each of its notes that sound. ``on_sent(tag, message, sent_at, due)`` is called on the
+    scheduler thread after each message went out (keep it short).
+    """
+
+    def __init__(self, sinks: Sequence[Sink],
+                 on_sent: Callable[[str, list[int], float, float], None] | None = None) -> None:
+        self.sinks: list[Sink] = list(sinks)
+        self.on_sent = on_sent
+        self.lateness: collections.deque[float] = collections.deque(maxlen=_JITTER_KEEP)
+        self._heap: list[tuple[float, int, str, int, list[int]]] = []
+        self._counter = itertools.count()
+        self._cond = threading.Condition()
+        self._send_lock = threading.Lock()
+        self._gen: dict[str, int] = collections.defaultdict(int)
+        self._sounding: dict[str, set[tuple[int, int]]] = collections.defaultdict(set)
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="cadenza-scheduler", daemon=True)
+        self._thread.start()
+
+    def schedule(self, when: float, message: list[int], tag: str = "") -> None:
+        with self._cond:
+            item = (float(when), next(self._counter), tag, self._gen[tag], list(message))
+            heapq.heappush(self._heap, item)
+            if self._heap[0] is item:
+                self._cond.notify()
+
+    def pending(self, tag: str | None = None) -> int:
+        with self._cond:
+            return sum(1 for e in self._heap if tag is None or e[2] == tag)
+
+    def sounding(self, tag: str | None = None) -> set[tuple[int, int]]:
+        with self._send_lock:
+            if tag is not None:
+                return set(self._sounding.get(tag, set()))
+            return set().union(*self._sounding.values()) if self._sounding else set()
+
+    def last_due(self, tag: str) -> float | None:
+        """The latest due time still pending for ``tag`` (None when nothing is pending)."""
+        with self._cond:
+            times = [e[0] for e in self._heap if e[2] == tag]
+        return max(times) if times else None
+
+    def cancel(self, tag: str) -> None:
+        with self._cond:
+            self._gen[tag] += 1
+            self._heap = [e for e in self._heap if e[2] != tag]
+            heapq.heapify(self._heap)
+            self._cond.notify()
+        with self._send_lock:
+            for channel, pitch in sorted(self._sounding.pop(tag, set())):
+                _send_all(self.sinks, [0x80 | channel, pitch, 0])
+
+    def stop(self) -> None:
+        """Cancel everything, panic every sink and end the thread."""
+        with self._cond:
+            tags = set(self._gen) | {e[2] for e in self._heap} | set(self._sounding)
+        for tag in tags:
+            self.cancel(tag)
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        _panic_all(self.sinks)
+
+    close = stop
+
+    def _run(self) -> None:
+        realtime_thread()
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    left = self._heap[0][0] - time.perf_counter()
+                    if left > SPIN_SECONDS:
+                        self._cond.wait(min(left - SPIN_SECONDS, 0.25))
+                        continue
+                    break
+                if self._stopped:
+                    return
+                due, _n, tag, gen, data = heapq.heappop(self._heap)
+            wait_until(due)
+            with self._send_lock:
+                if gen != self._gen[tag]:
+                    continue  # cancelled while we waited
+                _send_all(self.sinks, data)
+                sent = time.perf_counter()
+                key = _note_key(data)
+                if key is not None:
+                    if key[0] == "on":
+                        self._sounding[tag].add((key[1], key[2]))
+                    else:
+                        self._sounding[tag].discard((key[1], key[2]))
+            self.lateness.append(sent - due)
+            if self.on_sent is not None:
+                try:
+                    self.on_sent(tag, data, sent, due)
+                except Exception:  # noqa: BLE001 - a listener must not stop the stream
+                    log.exception("scheduler listener")
