@@ -56,7 +56,7 @@ def evaluate_events(model: PerformanceModel, sequences: Sequence[np.ndarray],
 
 
 def evaluate_dir(model: PerformanceModel, data_dir: str | Path, chunk: int = 1024,
-                 batch: int = 16) -> dict[str, Any]:
+                 batch: int = 32) -> dict[str, Any]:
     """``{"nll_per_event", "accuracy", "events", "files"}`` over every MIDI file in the folder."""
     files = data_lib.find_midi_files(data_dir)
     if not files:

@@ -125,9 +125,11 @@ class NumpyEngine:
         return self.logits_buf
 
     # ---------------------------------------------------------------- primer
-    def prime(self, events: np.ndarray, controls: np.ndarray
+    def prime(self, events: np.ndarray, controls: np.ndarray,
+              initial: list[tuple[np.ndarray, np.ndarray]] | None = None
               ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
-        """Run a [T] primer (controls [T, C]) from zero state; returns (state, last logits).
+        """Run a [T] primer (controls [T, C]) from ``initial`` (default zero) state of batch 1;
+        returns (state, last logits).
 
         Layer by layer: the input projections of all T events are one matrix product; only
         the recurrent product is sequential.
@@ -142,8 +144,11 @@ class NumpyEngine:
                 proj = seq_in @ kernel + bias
             proj = np.ascontiguousarray(proj, dtype=np.float32)
             units = self.units[i]
-            h = np.zeros((1, units), np.float32)
-            c = np.zeros((1, units), np.float32)
+            if initial is None:
+                h = np.zeros((1, units), np.float32)
+                c = np.zeros((1, units), np.float32)
+            else:
+                h, c = (np.array(a, np.float32).reshape(1, units) for a in initial[i])
             outs = np.empty((ev.size, units), np.float32)
             g = np.empty((1, 4 * units), np.float32)
             tmp = np.empty((1, units), np.float32)
@@ -221,11 +226,16 @@ class KerasEngine:
         logits = ops.matmul(x, self.dense_w) + self.dense_b
         return np.asarray(ops.convert_to_numpy(logits), dtype=np.float32)
 
-    def prime(self, events: np.ndarray, controls: np.ndarray) -> tuple[list[tuple[Any, Any]],
-                                                                       np.ndarray]:
+    def prime(self, events: np.ndarray, controls: np.ndarray,
+              initial: list[tuple[Any, Any]] | None = None
+              ) -> tuple[list[tuple[Any, Any]], np.ndarray]:
+        if initial is None:
+            start = self.model.zero_states(1)
+        else:
+            start = [np.asarray(self.ops.convert_to_numpy(a), np.float32)
+                     for pair in initial for a in pair]
         logits, states = self.model.run_stateful(
-            np.asarray(events, np.int32)[None], np.asarray(controls, np.float32)[None],
-            self.model.zero_states(1))
+            np.asarray(events, np.int32)[None], np.asarray(controls, np.float32)[None], start)
         ops = self.ops
         pairs = [(ops.convert_to_tensor(states[2 * i]), ops.convert_to_tensor(states[2 * i + 1]))
                  for i in range(len(self.units))]
@@ -343,6 +353,23 @@ class Continuer:
         self.primer_events = events
         self.primer_end = end
         self._prime_with(self._controls(density, pitch_histogram))
+
+    def feed(self, events: np.ndarray | Sequence[int]) -> None:
+        """Append events (e.g. what the player just played, encoded) to the primer and advance
+        the warm state over them only: the live duet's way to keep up without re-priming."""
+        new = np.asarray(events, dtype=np.int16)
+        if new.size == 0:
+            return
+        if ((new < 0) | (new >= enc.NUM_CLASSES)).any():
+            raise CadenzaError("events outside the 388-event vocabulary")
+        if self._state is None:
+            self.prime(None)
+        control = np.frombuffer(self._controls_key, dtype=np.float32)
+        controls = np.repeat(control[None], new.size, axis=0)
+        with single_blas_thread():
+            self._state, self._last_logits = self.engine.prime(new, controls, self._state)
+        self.primer_events = np.concatenate([self.primer_events, new])
+        self.primer_end += enc.events_duration_steps(new) / enc.STEPS_PER_SECOND
 
     def _controls(self, density: float | None,
                   pitch_histogram: Sequence[float] | str | None) -> np.ndarray:

@@ -107,22 +107,17 @@ class PerformanceModel:
         return out
 
     def logits(self, events: np.ndarray, controls: np.ndarray) -> np.ndarray:
-        """Logits from a zero state (numpy in, numpy out)."""
-        from keras import ops
-
-        out = self.keras_model([np.asarray(events, np.int32), np.asarray(controls, np.float32)],
-                               training=False)
-        return np.asarray(ops.convert_to_numpy(out))
+        """Logits from a zero state (numpy in, numpy out; a compiled graph, not eager)."""
+        out = self.keras_model.predict_on_batch(
+            [np.asarray(events, np.int32), np.asarray(controls, np.float32)])
+        return np.asarray(out)
 
     def run_stateful(self, events: np.ndarray, controls: np.ndarray,
                      states: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        from keras import ops
-
-        outs = self.stateful_model(
-            [np.asarray(events, np.int32), np.asarray(controls, np.float32), *states],
-            training=False)
-        return (np.asarray(ops.convert_to_numpy(outs[0])),
-                [np.asarray(ops.convert_to_numpy(s)) for s in outs[1:]])
+        outs = self.stateful_model.predict_on_batch(
+            [np.asarray(events, np.int32), np.asarray(controls, np.float32),
+             *[np.asarray(s, np.float32) for s in states]])
+        return np.asarray(outs[0]), [np.asarray(s) for s in outs[1:]]
 
     def numpy_weights(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(kernel [in, 4H], recurrent [H, 4H], bias [4H]) per layer, float32, gates i f c o."""
