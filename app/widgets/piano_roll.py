@@ -61,6 +61,8 @@ class PianoRoll(QWidget):
         self.x_offset = 0.0  # seconds at the left edge
         self.top_pitch = 96.0  # pitch at the top edge (fractional)
         self.playhead: float | None = None
+        self.marker: float | None = None  # a dashed line (e.g. where a continuation starts)
+        self.time_window: tuple[float, float] | None = None  # kept in view on resize
         self.follow_playhead = True
         self.placeholder = "Select a MIDI clip to see its notes"
         self.painted_notes = 0  # notes drawn by the last paint (for tests and profiling)
@@ -75,9 +77,32 @@ class PianoRoll(QWidget):
         self._total = max((n.end for n in notes), default=0.0)
         self.x_offset = 0.0
         self.playhead = None
+        self.marker = None
+        self.time_window = None
         self._auto_fit = True
         self.fit_pitches()
         self.view_changed.emit()
+
+    def set_marker(self, seconds: float | None) -> None:
+        """Draw a dashed line at ``seconds`` (``None`` removes it)."""
+        self.marker = seconds
+        self.update()
+
+    def show_time_window(self, t0: float, t1: float) -> None:
+        """Show ``t0..t1`` across the width, and keep showing it when resized (until the user
+        zooms or scrolls)."""
+        self.time_window = (max(0.0, t0), max(t0 + 0.1, t1))
+        self._apply_time_window()
+
+    def _apply_time_window(self) -> None:
+        if self.time_window is None:
+            return
+        t0, t1 = self.time_window
+        self.pixels_per_second = max(MIN_PPS, min(MAX_PPS, self._area().width() / (t1 - t0)))
+        limit = max(0.0, self._total - self.visible_seconds() * 0.5)
+        self.x_offset = max(0.0, min(limit, t0))
+        self.view_changed.emit()
+        self.update()
         self.update()
 
     @property
@@ -138,6 +163,7 @@ class PianoRoll(QWidget):
         self.update()
 
     def zoom_time(self, factor: float, anchor_x: float | None = None) -> None:
+        self.time_window = None
         area = self._area()
         anchor_x = area.center().x() if anchor_x is None else anchor_x
         anchor_t = self.x_offset + (anchor_x - KEYS_WIDTH) / self.pixels_per_second
@@ -161,6 +187,7 @@ class PianoRoll(QWidget):
         self.zoom_time(0.8)
 
     def set_x_offset(self, seconds: float) -> None:
+        self.time_window = None
         limit = max(0.0, self._total - self.visible_seconds() * 0.5)
         self.x_offset = max(0.0, min(limit, seconds))
         self.view_changed.emit()
@@ -198,6 +225,7 @@ class PianoRoll(QWidget):
         super().resizeEvent(event)
         if self._auto_fit:
             self.fit_pitches()
+        self._apply_time_window()
         rows = self._area().height() / self.key_height
         self.top_pitch = max(rows, min(128.0, self.top_pitch))
         self.view_changed.emit()
@@ -272,6 +300,11 @@ class PianoRoll(QWidget):
         self._paint_keys(p, dark, p0, p1)
         self._paint_ruler(p, dark, t0, t1, step)
 
+        if self.marker is not None:
+            x = self.time_to_x(self.marker)
+            if x >= area.left():
+                p.setPen(QPen(QColor(240, 200, 90), 1.5, Qt.PenStyle.DashLine))
+                p.drawLine(QPointF(x, area.top()), QPointF(x, area.bottom()))
         if self.playhead is not None:
             x = self.time_to_x(self.playhead)
             if x >= area.left():

@@ -2,26 +2,45 @@
 notice while its model is missing, and action buttons that stay disabled until it can run.
 
 A model issue fills a workspace in by setting ``implemented = True`` on the subclass and
-overriding :meth:`Workspace.run`, which submits a job to ``self.worker`` (see ``app/worker.py``)
-and shows the results with the subclass's ``show_*`` method.
+overriding :meth:`Workspace.run`, which submits a job (from ``app/jobs.py``) with
+:meth:`Workspace.submit` and shows the results with the subclass's ``show_*`` method.
+
+:meth:`Workspace.submit` shows a progress bar and a Cancel button while the job runs and puts an
+error in the status bar as one line. Results are played through the main window's audio engine
+(:meth:`Workspace.play`), sent to the configured MIDI output (:meth:`Workspace.send_to_midi`)
+and exported (:meth:`Workspace.export_midi`, :meth:`Workspace.export_wav`);
+:class:`SequenceCard` is a piano roll with those buttons, for one result.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QDrag, QMouseEvent
 from PySide6.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.clips import Clip
+from app.widgets.piano_roll import PianoRollPanel
+from models.errors import CadenzaError
+from models.sequence import NoteSequence
+
+log = logging.getLogger(__name__)
 
 
 class Workspace(QWidget):
@@ -63,6 +82,27 @@ class Workspace(QWidget):
         self.notice.setObjectName("modelNotice")
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
+        # progress of the running job, with Cancel (hidden while idle)
+        self.busy = QWidget()
+        busy_row = QHBoxLayout(self.busy)
+        busy_row.setContentsMargins(0, 0, 0, 0)
+        self.progress_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(12)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the running job")
+        self.cancel_button.clicked.connect(self.cancel)
+        busy_row.addWidget(self.progress_label)
+        busy_row.addWidget(self.progress, 1)
+        busy_row.addWidget(self.cancel_button)
+        self.busy.setVisible(False)
+        self.job: Any = None  # app.worker.JobHandle of the running model job
+        self._play_job: Any = None
+        self._midi_out: Any = None
+        self._midi_stop: threading.Event | None = None
+
         self.body = QWidget()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 10)
@@ -70,6 +110,7 @@ class Workspace(QWidget):
         layout.addLayout(head)
         layout.addWidget(about)
         layout.addWidget(self.notice)
+        layout.addWidget(self.busy)
         line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
@@ -95,6 +136,209 @@ class Workspace(QWidget):
 
     def clips_changed(self) -> None:
         """The library changed: refresh the clip pickers."""
+
+    # ------------------------------------------------------------------ jobs
+    def say(self, text: str) -> None:
+        """One line for the status bar."""
+        self.message.emit(" ".join(str(text).split()))
+
+    def current_model(self) -> str | None:
+        return self.model_combo.currentData() if self.models else None
+
+    def submit(self, job: Callable[[Any], Any], on_success: Callable[[Any], None],
+               label: str, quiet: bool = False,
+               on_failure: Callable[[Exception], None] | None = None) -> Any:
+        """Run ``job`` in the worker: progress and Cancel show while it runs (unless ``quiet``,
+        for small background decodes); an error becomes one line in the status bar."""
+        if self.worker is None:
+            self.say(f"{self.title}: no worker")
+            return None
+
+        def done(result: Any) -> None:
+            self._job_ended(handle)
+            on_success(result)
+
+        def failed(exc: Exception) -> None:
+            self._job_ended(handle)
+            if on_failure is not None:
+                on_failure(exc)
+            self.say(f"{self.title}: {label} failed: {exc}")
+
+        def cancelled() -> None:
+            self._job_ended(handle)
+            self.say(f"{self.title}: {label} cancelled")
+
+        def progress(fraction: float | None, text: str) -> None:
+            if handle is not self.job:
+                return
+            if fraction is None:
+                self.progress.setRange(0, 0)  # busy indicator
+            else:
+                self.progress.setRange(0, 1000)
+                self.progress.setValue(int(fraction * 1000))
+            if text:
+                self.progress_label.setText(text)
+
+        handle = self.worker.submit(job, on_success=done, on_failure=failed,
+                                    on_progress=None if quiet else progress,
+                                    on_cancelled=cancelled, label=label)
+        if not quiet:
+            self.job = handle
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(0)
+            self.progress_label.setText(f"{label.capitalize()}…")
+            self.busy.setVisible(True)
+            self._set_running(True)
+        return handle
+
+    def _job_ended(self, handle: Any) -> None:
+        if handle is self.job:
+            self.job = None
+            self.busy.setVisible(False)
+            self._set_running(False)
+
+    def _set_running(self, running: bool) -> None:
+        for button in self.action_buttons:
+            button.setEnabled(self.can_run and not running)
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None
+
+    def cancel(self) -> None:
+        """Cancel the running model job (it stops at its next check)."""
+        if self.job is not None:
+            self.job.cancel()
+            self.progress_label.setText("Cancelling…")
+
+    # ------------------------------------------------------------------ playing and exporting
+    def host(self) -> Any:
+        """The main window (its audio engine, settings and library), or None when alone."""
+        win = self.window()
+        return win if hasattr(win, "audio_engine") else None
+
+    def play(self, item: NoteSequence | Any, loop: bool = False) -> None:
+        """Play a sequence (rendered in the worker) or an ``Audio`` through the main window's
+        audio engine."""
+        from app.jobs import prepare_audio_job
+
+        host = self.host()
+        engine = host.audio_engine() if host is not None else None
+        if engine is None:
+            if host is None:
+                self.say("No audio output")
+            return
+        if self._play_job is not None:
+            self._play_job.cancel()
+        if hasattr(host, "stop"):
+            host.stop()  # whatever the window plays
+        rate = int(engine.sample_rate)
+
+        def start(audio: Any) -> None:
+            self._play_job = None
+            try:
+                engine.play(audio, loop=loop)
+            except CadenzaError as exc:
+                self.say(f"Could not play: {exc}")
+                return
+            self.say("Playing (looped)" if loop else "Playing")
+
+        def failed(exc: Exception) -> None:
+            self._play_job = None
+            self.say(f"Could not play: {exc}")
+
+        self._play_job = self.worker.submit(prepare_audio_job(item, rate), on_success=start,
+                                            on_failure=failed, label="prepare playback")
+
+    def stop_playback(self) -> None:
+        host = self.host()
+        if self._play_job is not None:
+            self._play_job.cancel()
+            self._play_job = None
+        if host is not None and getattr(host, "_engine", None) is not None:
+            host.stop()
+
+    def send_to_midi(self, seq: NoteSequence) -> bool:
+        """Play ``seq`` on the configured MIDI output (Settings ▸ MIDI out) in real time."""
+        try:
+            from app.midi_ports import MidiSystem, play_sequence
+
+            midi = MidiSystem()
+            if not midi.available:
+                self.say(f"No MIDI system: {midi.reason}")
+                return False
+            self._stop_midi()
+            host = self.host()
+            name = getattr(getattr(host, "settings", None), "midi_out", "") or None
+            out = midi.open_output(name)
+        except CadenzaError as exc:
+            self.say(f"Could not send to MIDI out: {exc}")
+            return False
+        except Exception as exc:  # noqa: BLE001 - a broken MIDI stack is reported, not fatal
+            log.exception("MIDI out")
+            self.say(f"Could not send to MIDI out: {exc}")
+            return False
+        self._midi_out, self._midi_stop = out, threading.Event()
+        play_sequence(out, seq, self._midi_stop)
+        self.say(f"Sending to MIDI out {out.name}" if hasattr(out, "name") else
+                 "Sending to MIDI out")
+        return True
+
+    def _stop_midi(self) -> None:
+        if self._midi_stop is not None:
+            self._midi_stop.set()
+        if self._midi_out is not None:
+            try:
+                self._midi_out.close()
+            except Exception:  # noqa: BLE001
+                log.debug("closing MIDI out", exc_info=True)
+        self._midi_out = self._midi_stop = None
+
+    def export_midi(self, seq: NoteSequence, path: str | Path) -> Path | None:
+        from app.jobs import write_midi
+
+        try:
+            written = write_midi(seq, path)
+        except CadenzaError as exc:
+            self.say(f"Could not export MIDI: {exc}")
+            return None
+        self.say(f"Exported {written}")
+        return written
+
+    def export_wav(self, item: NoteSequence | Any, path: str | Path,
+                   done: Callable[[str], None] | None = None) -> Any:
+        """Render (a sequence) and write a WAV in the worker; ``done(path)`` when written."""
+        from app.jobs import write_wav_job
+
+        path = Path(path)
+        if path.suffix.lower() != ".wav":
+            path = path.with_suffix(".wav")
+
+        def ok(result: str) -> None:
+            self.say(f"Exported {result}")
+            if done is not None:
+                done(result)
+
+        return self.worker.submit(write_wav_job(item, path), on_success=ok,
+                                  on_failure=lambda exc: self.say(f"Could not export WAV: {exc}"),
+                                  label="export wav")
+
+    def export_dialog(self, item: NoteSequence | Any, name: str, wav: bool) -> None:
+        stem = Clip(name, sequence=NoteSequence()).file_name().rsplit(".", 1)[0]
+        if wav:
+            path, _ = QFileDialog.getSaveFileName(self, "Export WAV", stem + ".wav",
+                                                  "WAV (*.wav)")
+            if path:
+                self.export_wav(item, path)
+        else:
+            path, _ = QFileDialog.getSaveFileName(self, "Export MIDI", stem + ".mid",
+                                                  "MIDI (*.mid)")
+            if path:
+                self.export_midi(item, path)
+
+    def keep(self, clip: Clip) -> None:
+        """Add a result to the clip library."""
+        self.clip_created.emit(clip)
 
     # ------------------------------------------------------------------ state
     @property
@@ -124,8 +368,12 @@ class Workspace(QWidget):
         self.notice.setText(reason)
         self.notice.setVisible(bool(reason))
         for button in self.action_buttons:
-            button.setEnabled(self.can_run)
+            button.setEnabled(self.can_run and not self.running)
             button.setToolTip(reason or button.text())
+        self.models_changed()
+
+    def models_changed(self) -> None:
+        """The model list changed: subclasses enable their extra controls."""
 
     def midi_clips(self) -> list[Clip]:
         return [c for c in self.clips if c.is_midi]
@@ -157,3 +405,99 @@ def placeholder(text: str) -> QLabel:
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setWordWrap(True)
     return label
+
+
+class DragHandle(QLabel):
+    """Drag this out (to a DAW or a file manager) to drop the result as a file."""
+
+    def __init__(self, clip_for_drag: Callable[[], Clip], parent: QWidget | None = None) -> None:
+        super().__init__("⠿", parent)
+        self.clip_for_drag = clip_for_drag
+        self.setToolTip("Drag the result out as a .mid file (to your DAW or a folder)")
+        self.setCursor(Qt.CursorShape.OpenHandCursor)
+        self._press: QPoint | None = None
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        self._press = event.position().toPoint()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if self._press is None or (event.position().toPoint() - self._press).manhattanLength() < 8:
+            return
+        self._press = None
+        drag = QDrag(self)
+        drag.setMimeData(self.mime_data())
+        drag.exec(Qt.DropAction.CopyAction)
+
+    def mime_data(self) -> Any:
+        """The result written as a file in the drag folder, as URL mime data."""
+        from PySide6.QtCore import QMimeData, QUrl
+
+        from app.clips import write_clip
+        from app.widgets.clip_library import default_drag_folder
+
+        clip = self.clip_for_drag()
+        folder = default_drag_folder() / f"result-{clip.id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = write_clip(clip, folder / clip.file_name())
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        return mime
+
+
+class SequenceCard(QWidget):
+    """One result: a titled piano roll with Play, Loop, MIDI out, Export MIDI/WAV, Add to library
+    and a drag handle. ``loop`` adds the Loop button (Interpolate's cells)."""
+
+    def __init__(self, ws: Workspace, seq: NoteSequence, name: str, boundary: float | None = None,
+                 loop: bool = False, compact: bool = False) -> None:
+        super().__init__()
+        self.ws, self.sequence, self.name = ws, seq, name
+        self.panel = PianoRollPanel()
+        self.panel.setMinimumHeight(120 if compact else 150)
+        self.panel.set_sequence(seq, name)
+        self.panel.setToolTip(name)
+        if compact:  # a narrow cell: the title and Fit only
+            for key in ("in", "out", "vin", "vout"):
+                self.panel.bar.buttons[key].hide()
+        if boundary is not None:
+            self.panel.roll.set_marker(boundary)
+        self.buttons: dict[str, QToolButton] = {}
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(2)
+        actions: list[tuple[str, str, str, str, Callable[[], None]]] = [
+            ("play", "▶ Play", "▶", "Play it through the audio output", lambda: ws.play(seq)),
+        ]
+        if loop:
+            actions.append(("loop", "⟳ Loop", "⟳", "Play it over and over",
+                            lambda: ws.play(seq, loop=True)))
+        actions += [
+            ("midi", "MIDI out", "MIDI", "Send it to the MIDI output (Settings ▸ MIDI out)",
+             lambda: ws.send_to_midi(seq)),
+            ("mid", "Export MIDI…", ".mid", "Save it as a .mid file",
+             lambda: ws.export_dialog(seq, name, wav=False)),
+            ("wav", "Export WAV…", ".wav", "Render it and save it as a .wav file",
+             lambda: ws.export_dialog(seq, name, wav=True)),
+            ("keep", "Add to library", "+ Lib", "Keep it in the clip library", self.keep),
+        ]
+        for key, text, short, tip, slot in actions:
+            b = QToolButton()
+            b.setText(short if compact else text)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            row.addWidget(b)
+            self.buttons[key] = b
+        row.addStretch(1)
+        self.handle = DragHandle(self.clip)
+        row.addWidget(self.handle)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 6)
+        col.setSpacing(2)
+        col.addWidget(self.panel, 1)
+        col.addLayout(row)
+
+    def clip(self) -> Clip:
+        return Clip(self.name, sequence=self.sequence)
+
+    def keep(self) -> None:
+        self.ws.keep(self.clip())

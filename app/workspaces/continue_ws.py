@@ -6,9 +6,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGridLayout,
     QHBoxLayout,
-    QPushButton,
     QScrollArea,
     QSpinBox,
     QVBoxLayout,
@@ -16,9 +14,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.clips import Clip
-from app.widgets.piano_roll import PianoRollPanel
-from app.workspaces.base import Workspace, fill_clip_combo, placeholder
+from app.jobs import KEY_NAMES, ContinueResult, continue_job
+from app.workspaces.base import SequenceCard, Workspace, fill_clip_combo, placeholder
 from models.sequence import NoteSequence
+
+SAMPLING = ("Temperature", "Top-p (nucleus)", "Beam search")
 
 
 class ContinueWorkspace(Workspace):
@@ -26,16 +26,18 @@ class ContinueWorkspace(Workspace):
     family = "performance"
     model_label = "PerformanceRNN"
     description = (
-        "Pick a MIDI clip as the primer and Cadenza plays on from where it stops, with "
-        "expressive timing and dynamics, in several variations to choose from. Keep the ones "
-        "you like: they go to the clip library, and from there to your DAW."
+        "Pick a MIDI clip as the primer (or record one from your MIDI keyboard) and Cadenza "
+        "plays on from where it stops, with expressive timing and dynamics, in several "
+        "variations to choose from. Keep the ones you like: they go to the clip library, and "
+        "from there to your DAW."
     )
     train_hint = "Train one with 'cadenza train performance' on a folder of piano MIDI files."
+    implemented = True
 
     def build(self) -> None:
         self.primer = QComboBox()
         self.primer.setMinimumWidth(220)
-        self.primer.setToolTip("The MIDI clip the model continues")
+        self.primer.setToolTip("The MIDI clip the model continues (recorded clips appear here)")
         self.length = QDoubleSpinBox()
         self.length.setRange(1.0, 120.0)
         self.length.setValue(10.0)
@@ -50,25 +52,62 @@ class ContinueWorkspace(Workspace):
         self.variations.setRange(1, 8)
         self.variations.setValue(3)
         self.variations.setToolTip("How many different continuations to generate")
+        self.seed = QSpinBox()
+        self.seed.setRange(-1, 2**31 - 1)
+        self.seed.setSpecialValueText("random")
+        self.seed.setValue(-1)
+        self.seed.setToolTip("The same seed and settings give the same continuations")
+        self.density = QDoubleSpinBox()
+        self.density.setRange(0.0, 40.0)
+        self.density.setSingleStep(1.0)
+        self.density.setSpecialValueText("auto")
+        self.density.setSuffix(" notes/s")
+        self.density.setValue(0.0)
+        self.density.setToolTip("Ask for this many notes per second (auto: as the model likes)")
+        self.key = QComboBox()
+        self.key.addItem("any", None)
+        for name in KEY_NAMES:
+            self.key.addItem(name, name)
+        self.key.setToolTip("Steer the pitches towards a key (any: no pitch control)")
+        self.sampling = QComboBox()
+        self.sampling.addItems(SAMPLING)
+        self.sampling.setToolTip("How each next event is chosen")
+        self.top_p = QDoubleSpinBox()
+        self.top_p.setRange(0.05, 1.0)
+        self.top_p.setSingleStep(0.05)
+        self.top_p.setValue(0.9)
+        self.top_p.setToolTip("Sample only from the most likely events that add up to this")
+        self.beam_size = QSpinBox()
+        self.beam_size.setRange(2, 16)
+        self.beam_size.setValue(4)
+        self.beam_size.setToolTip("How many candidates the beam search keeps")
         self.generate = self.action_button("Generate")
 
-        form = QFormLayout()
-        form.addRow("Primer:", self.primer)
-        form.addRow("Length:", self.length)
-        form.addRow("Temperature:", self.temperature)
-        form.addRow("Variations:", self.variations)
+        self.form = QFormLayout()
+        self.form.addRow("Primer:", self.primer)
+        self.form.addRow("Length:", self.length)
+        self.form.addRow("Variations:", self.variations)
+        self.form.addRow("Temperature:", self.temperature)
+        self.form.addRow("Sampling:", self.sampling)
+        self.form.addRow("Top-p:", self.top_p)
+        self.form.addRow("Beam size:", self.beam_size)
+        self.form.addRow("Density:", self.density)
+        self.form.addRow("Key:", self.key)
+        self.form.addRow("Seed:", self.seed)
         controls = QVBoxLayout()
-        controls.addLayout(form)
+        controls.addLayout(self.form)
         controls.addWidget(self.generate)
         controls.addStretch(1)
 
         self.results = QWidget()
-        self.results_layout = QGridLayout(self.results)
+        self.results_layout = QVBoxLayout(self.results)
         self.results_layout.setContentsMargins(0, 0, 0, 0)
         self.results_placeholder = placeholder(
-            "The variations will appear here as piano rolls, each with Play and "
-            "Add to library.")
-        self.results_layout.addWidget(self.results_placeholder, 0, 0)
+            "The variations will appear here as piano rolls (the primer, a dashed line, then "
+            "the continuation), each with Play, MIDI out, Export and Add to library.")
+        self.results_layout.addWidget(self.results_placeholder)
+        self.cards: list[SequenceCard] = []
+        self.result: ContinueResult | None = None
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.results)
@@ -77,6 +116,12 @@ class ContinueWorkspace(Workspace):
         row.setContentsMargins(0, 0, 0, 0)
         row.addLayout(controls)
         row.addWidget(scroll, 1)
+        self.sampling.currentIndexChanged.connect(self._sampling_changed)
+        self._sampling_changed(0)
+
+    def _sampling_changed(self, index: int) -> None:
+        self.form.setRowVisible(self.top_p, index == 1)
+        self.form.setRowVisible(self.beam_size, index == 2)
 
     def clips_changed(self) -> None:
         fill_clip_combo(self.primer, self.midi_clips(), "(no MIDI clip)", default_index=0)
@@ -85,23 +130,53 @@ class ContinueWorkspace(Workspace):
         clip_id = self.primer.currentData()
         return next((c for c in self.clips if c.id == clip_id), None)
 
-    def show_variations(self, sequences: list[NoteSequence]) -> None:
-        """Show generated continuations, each with a button that adds it to the library."""
-        while self.results_layout.count():
-            item = self.results_layout.takeAt(0)
-            if item.widget() is not None and item.widget() is not self.results_placeholder:
-                item.widget().deleteLater()
+    def run(self) -> None:
+        """Generate the variations in the worker."""
+        model = self.current_model()
+        if model is None:
+            self.say(f"{self.title}: no {self.model_label} model is installed")
+            return
+        clip = self.primer_clip()
+        if clip is None or clip.sequence is None or not clip.sequence.notes:
+            self.say(f"{self.title}: choose a primer first (open or record a MIDI clip)")
+            return
+        method = self.sampling.currentIndex()
+        try:
+            job = continue_job(
+                model, clip.sequence, seconds=self.length.value(),
+                temperature=self.temperature.value(), variations=self.variations.value(),
+                seed=None if self.seed.value() < 0 else self.seed.value(),
+                density=self.density.value() or None, key=self.key.currentData(),
+                top_p=self.top_p.value() if method == 1 else None,
+                beam_size=self.beam_size.value() if method == 2 else 1)
+        except Exception as exc:  # noqa: BLE001 - CadenzaError from bad settings
+            self.say(f"{self.title}: {exc}")
+            return
+        self._primer_name = clip.name
+        self.submit(job, self.show_result, "generate")
+
+    def show_result(self, result: ContinueResult) -> None:
+        self.result = result
+        self.show_variations([v.sequence for v in result.variations], result.boundary)
+
+    def show_variations(self, sequences: list[NoteSequence], boundary: float | None = None
+                        ) -> None:
+        """Show generated sequences (primer + continuation), each with its buttons."""
+        for card in self.cards:
+            self.results_layout.removeWidget(card)
+            card.deleteLater()
+        self.cards = []
         self.results_placeholder.setVisible(not sequences)
-        if not sequences:
-            self.results_layout.addWidget(self.results_placeholder, 0, 0)
-        base = self.primer_clip().name if self.primer_clip() else "continuation"
+        base = getattr(self, "_primer_name", None) or (
+            self.primer_clip().name if self.primer_clip() else "continuation")
         for i, seq in enumerate(sequences):
-            panel = PianoRollPanel()
-            panel.setMinimumHeight(160)
-            name = f"{base} – variation {i + 1}"
-            panel.set_sequence(seq, name)
-            keep = QPushButton("Add to library")
-            keep.clicked.connect(lambda _=False, s=seq, n=name: self.clip_created.emit(
-                Clip(n, sequence=s)))
-            self.results_layout.addWidget(panel, 2 * i, 0)
-            self.results_layout.addWidget(keep, 2 * i + 1, 0)
+            card = SequenceCard(self, seq, f"{base} – variation {i + 1}", boundary=boundary)
+            if boundary is not None:
+                end = max(seq.total_time, boundary + 0.5)
+                before = max(2.0, 0.5 * (end - boundary))
+                card.panel.roll.show_time_window(max(0.0, boundary - before), end)
+            self.results_layout.addWidget(card)
+            self.cards.append(card)
+        if sequences:
+            self.say(f"{self.title}: {len(sequences)} variation"
+                     f"{'s' if len(sequences) != 1 else ''} ready")

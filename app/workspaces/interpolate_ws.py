@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QPushButton,
@@ -14,12 +19,21 @@ from PySide6.QtWidgets import (
 )
 
 from app.clips import Clip
-from app.widgets.piano_roll import PianoRollPanel
+from app.jobs import (
+    InterpolateResult,
+    blend_job,
+    corners_job,
+    interpolate_job,
+    join_steps,
+    sample_job,
+)
 from app.widgets.xy_pad import XYPad
-from app.workspaces.base import Workspace, fill_clip_combo, placeholder
+from app.workspaces.base import SequenceCard, Workspace, fill_clip_combo, placeholder
 from models.sequence import NoteSequence
 
 MODES = ("Two endpoints, in steps", "Four corners, with the XY pad")
+SAMPLE = "(sample: a new random one)"
+PAD_DEBOUNCE_MS = 120
 
 
 class InterpolateWorkspace(Workspace):
@@ -27,11 +41,12 @@ class InterpolateWorkspace(Workspace):
     family = "music_vae"
     model_label = "MusicVAE"
     description = (
-        "Pick two MIDI clips and Cadenza finds the musical path between them: a row of "
-        "in-between clips that morph one idea into the other. With four clips, drag the XY pad "
-        "to blend all four corners."
+        "Pick two MIDI clips (or let the model sample them) and Cadenza finds the musical path "
+        "between them: a row of in-between clips that morph one idea into the other. With four "
+        "corners, drag the XY pad to blend all four."
     )
     train_hint = "Train one with 'cadenza train music_vae' on a folder of MIDI melodies or drums."
+    implemented = True
 
     def build(self) -> None:
         self.mode = QComboBox()
@@ -40,42 +55,103 @@ class InterpolateWorkspace(Workspace):
         for label in ("A", "B", "C", "D"):
             combo = QComboBox()
             combo.setMinimumWidth(200)
-            combo.setToolTip(f"Clip {label}")
+            combo.setToolTip(f"Clip {label}, or a random sample")
             self.corner_combos.append(combo)
         self.steps = QSpinBox()
         self.steps.setRange(2, 16)
         self.steps.setValue(5)
         self.steps.setToolTip("How many clips from A to B, both ends included")
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 2.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setValue(0.0)
+        self.temperature.setSpecialValueText("0 (greedy)")
+        self.temperature.setToolTip("0 decodes the most likely notes; higher adds surprise")
+        self.seed = QSpinBox()
+        self.seed.setRange(-1, 2**31 - 1)
+        self.seed.setSpecialValueText("random")
+        self.seed.setValue(-1)
+        self.seed.setToolTip("Seed for samples and temperature > 0")
         self.interpolate = self.action_button("Interpolate")
+        self.sample = QPushButton("Sample")
+        self.sample.setToolTip("Generate fresh samples from the model (as many as Steps)")
+        self.sample.clicked.connect(self.run_sample)
+        self.action_buttons.append(self.sample)
 
         self.form = QFormLayout()
         self.form.addRow("Mode:", self.mode)
         for label, combo in zip("ABCD", self.corner_combos, strict=True):
             self.form.addRow(f"Clip {label}:", combo)
         self.form.addRow("Steps:", self.steps)
+        self.form.addRow("Temperature:", self.temperature)
+        self.form.addRow("Seed:", self.seed)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.interpolate)
+        buttons.addWidget(self.sample)
         controls = QVBoxLayout()
         controls.addLayout(self.form)
-        controls.addWidget(self.interpolate)
+        controls.addLayout(buttons)
         controls.addStretch(1)
 
         self.pad = XYPad(("A", "B", "C", "D"))
-        self.pad.setToolTip("Drag between the four corner clips")
+        self.pad.setToolTip("Drag between the four corner clips (Interpolate sets the corners)")
+        self.pad.moved.connect(self._pad_moved)
+        self._pad_timer = QTimer(self)
+        self._pad_timer.setSingleShot(True)
+        self._pad_timer.setInterval(PAD_DEBOUNCE_MS)
+        self._pad_timer.timeout.connect(self.decode_pad)
+        self._pad_job: Any = None
+        self._pad_again = False
+        self.corner_latents: np.ndarray | None = None
+        self._corner_model: str | None = None
+        self._qpm = 120.0
+
+        # row actions: play all, export all, MIDI out
+        self.row_bar = QWidget()
+        bar = QHBoxLayout(self.row_bar)
+        bar.setContentsMargins(0, 0, 0, 0)
+        self.play_all = QPushButton("▶ Play row")
+        self.play_all.setToolTip("Play the steps one after another")
+        self.play_all.clicked.connect(lambda: self.play(self.joined()))
+        self.stop_button = QPushButton("■ Stop")
+        self.stop_button.clicked.connect(self.stop_playback)
+        self.midi_all = QPushButton("Row to MIDI out")
+        self.midi_all.setToolTip("Send the row to the MIDI output (Settings ▸ MIDI out)")
+        self.midi_all.clicked.connect(lambda: self.send_to_midi(self.joined()))
+        self.export_all = QPushButton("Export row as MIDI…")
+        self.export_all.setToolTip("One MIDI file with the steps in order")
+        self.export_all.clicked.connect(
+            lambda: self.export_dialog(self.joined(), "interpolation", wav=False))
+        self.keep_all = QPushButton("Row to library")
+        self.keep_all.setToolTip("Add the whole row as one clip")
+        self.keep_all.clicked.connect(
+            lambda: self.keep(Clip("interpolation row", sequence=self.joined())))
+        for b in (self.play_all, self.stop_button, self.midi_all, self.export_all,
+                  self.keep_all):
+            bar.addWidget(b)
+        bar.addStretch(1)
+        self.row_bar.setVisible(False)
 
         self.results = QWidget()
         self.results_layout = QHBoxLayout(self.results)
         self.results_layout.setContentsMargins(0, 0, 0, 0)
         self.results_placeholder = placeholder(
             "The in-between clips will appear here, from A to B, each as a small piano roll "
-            "you can play or add to the library.")
+            "you can play, loop, export or add to the library.")
         self.results_layout.addWidget(self.results_placeholder)
+        self.cards: list[SequenceCard] = []
+        self.result: InterpolateResult | None = None
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.results)
+        right = QVBoxLayout()
+        right.addWidget(self.row_bar)
+        right.addWidget(scroll, 1)
 
         row = QHBoxLayout(self.body)
         row.setContentsMargins(0, 0, 0, 0)
         row.addLayout(controls)
-        row.addWidget(scroll, 1)
+        row.addLayout(right, 1)
         row.addWidget(self.pad)
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self._mode_changed(0)
@@ -90,38 +166,108 @@ class InterpolateWorkspace(Workspace):
             self.form.setRowVisible(combo, four)
         self.form.setRowVisible(self.steps, not four)
         self.pad.setVisible(four)
+        self.interpolate.setText("Set corners" if four else "Interpolate")
 
     def clips_changed(self) -> None:
         for i, combo in enumerate(self.corner_combos):
-            fill_clip_combo(combo, self.midi_clips(), "(choose a MIDI clip)",
-                            default_index=i if i < 2 else None)
+            fill_clip_combo(combo, self.midi_clips(), SAMPLE, default_index=i if i < 2 else None)
 
     def endpoint_clips(self) -> list[Clip | None]:
+        """The clip in each corner picker (``None`` means "sample")."""
         out = []
         for combo in self.corner_combos:
             clip_id = combo.currentData()
             out.append(next((c for c in self.clips if c.id == clip_id), None))
         return out
 
-    def show_results(self, sequences: list[NoteSequence]) -> None:
-        """Show the interpolated clips left to right, each with Add to library."""
-        while self.results_layout.count():
-            item = self.results_layout.takeAt(0)
-            if item.widget() is not None and item.widget() is not self.results_placeholder:
-                item.widget().deleteLater()
+    def _seed(self) -> int | None:
+        return None if self.seed.value() < 0 else self.seed.value()
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> None:
+        model = self.current_model()
+        if model is None:
+            self.say(f"{self.title}: no {self.model_label} model is installed")
+            return
+        clips = self.endpoint_clips()
+        seqs = [c.sequence if c is not None else None for c in clips]
+        self._qpm = next((s.qpm for s in seqs if s is not None), 120.0)
+        if self.four_corners:
+            self.submit(corners_job(model, seqs, self._seed()),
+                        lambda z, m=model: self._corners_ready(m, z), "encode corners")
+        else:
+            self.submit(interpolate_job(model, seqs[0], seqs[1], self.steps.value(),
+                                        self.temperature.value(), self._seed()),
+                        self.show_result, "interpolate")
+
+    def run_sample(self) -> None:
+        model = self.current_model()
+        if model is None:
+            self.say(f"{self.title}: no {self.model_label} model is installed")
+            return
+        temperature = self.temperature.value() or 0.5
+        self.submit(sample_job(model, self.steps.value(), temperature, self._seed()),
+                    lambda r: self.show_result(r, "sample"), "sample")
+
+    def _corners_ready(self, model: str, latents: np.ndarray) -> None:
+        self.corner_latents = np.asarray(latents)
+        self._corner_model = model
+        self.decode_pad()
+
+    def _pad_moved(self, _x: float, _y: float) -> None:
+        if self.corner_latents is not None:
+            self._pad_timer.start()  # debounced: decode once the pad rests for a moment
+
+    def decode_pad(self) -> None:
+        """Decode the blend at the pad's position (in the worker; one decode at a time: a move
+        while one runs decodes again when it ends)."""
+        if self.corner_latents is None or self._corner_model is None:
+            return
+        if self._pad_job is not None:
+            self._pad_again = True
+            return
+        x, y = self.pad.position
+
+        def done(result: InterpolateResult) -> None:
+            self._pad_job = None
+            self.show_result(result, f"blend {x:.2f}, {y:.2f}")
+            if self._pad_again:
+                self._pad_again = False
+                self.decode_pad()
+
+        def failed(_exc: Exception) -> None:
+            self._pad_job = None
+            self._pad_again = False
+
+        self._pad_job = self.submit(
+            blend_job(self._corner_model, self.corner_latents, x, y, self.temperature.value(),
+                      self._seed(), self._qpm),
+            done, "blend", quiet=True, on_failure=failed)
+
+    # ------------------------------------------------------------------ results
+    def joined(self) -> NoteSequence:
+        """The steps one after another (what Play row, Export row and MIDI out use)."""
+        if self.result is None:
+            return NoteSequence()
+        return join_steps(self.result.sequences, self.result.seconds_each)
+
+    def show_result(self, result: InterpolateResult, kind: str = "interpolation") -> None:
+        self.result = result
+        self.show_results(result.sequences, kind)
+
+    def show_results(self, sequences: list[NoteSequence], kind: str = "interpolation") -> None:
+        """Show the clips left to right, each with Play, Loop, MIDI out, Export and Add."""
+        for card in self.cards:
+            self.results_layout.removeWidget(card)
+            card.deleteLater()
+        self.cards = []
         self.results_placeholder.setVisible(not sequences)
-        if not sequences:
-            self.results_layout.addWidget(self.results_placeholder)
+        self.row_bar.setVisible(len(sequences) > 1)
         for i, seq in enumerate(sequences):
-            box = QWidget()
-            col = QVBoxLayout(box)
-            panel = PianoRollPanel()
-            panel.setMinimumSize(220, 160)
-            name = f"interpolation {i + 1}/{len(sequences)}"
-            panel.set_sequence(seq, name)
-            keep = QPushButton("Add to library")
-            keep.clicked.connect(lambda _=False, s=seq, n=name: self.clip_created.emit(
-                Clip(n, sequence=s)))
-            col.addWidget(panel, 1)
-            col.addWidget(keep)
-            self.results_layout.addWidget(box)
+            name = kind if len(sequences) == 1 else f"{kind} {i + 1}/{len(sequences)}"
+            card = SequenceCard(self, seq, name, loop=True, compact=True)
+            card.setMinimumWidth(250)
+            if self.result is not None:
+                card.panel.roll.show_time_window(0.0, self.result.seconds_each)
+            self.results_layout.addWidget(card)
+            self.cards.append(card)

@@ -2,23 +2,210 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
+    QFrame,
+    QGridLayout,
     QHBoxLayout,
+    QLabel,
     QPushButton,
+    QSlider,
+    QSpinBox,
     QVBoxLayout,
 )
 
-from app.clips import Clip
-from app.widgets.waveform import WaveformPanel
+from app.clips import AUDIO_SUFFIXES, Clip, load_clip
+from app.jobs import MorphResult, MorphSource, instrument_job, morph_job
+from app.widgets.spectrogram import SpectrogramView
+from app.widgets.waveform import WaveformView
 from app.widgets.xy_pad import XYPad
 from app.workspaces.base import Workspace, fill_clip_combo
+from models.errors import CadenzaError
 
 if TYPE_CHECKING:
     from models.audio_io import Audio
+
+GM = "gm"  # the slot picker's data for "a General MIDI instrument"
+GM_NAMES = (
+    "Acoustic Grand Piano", "Bright Acoustic Piano", "Electric Grand Piano", "Honky-tonk Piano",
+    "Electric Piano 1", "Electric Piano 2", "Harpsichord", "Clavinet", "Celesta", "Glockenspiel",
+    "Music Box", "Vibraphone", "Marimba", "Xylophone", "Tubular Bells", "Dulcimer",
+    "Drawbar Organ", "Percussive Organ", "Rock Organ", "Church Organ", "Reed Organ", "Accordion",
+    "Harmonica", "Tango Accordion", "Acoustic Guitar (nylon)", "Acoustic Guitar (steel)",
+    "Electric Guitar (jazz)", "Electric Guitar (clean)", "Electric Guitar (muted)",
+    "Overdriven Guitar", "Distortion Guitar", "Guitar Harmonics", "Acoustic Bass",
+    "Electric Bass (finger)", "Electric Bass (pick)", "Fretless Bass", "Slap Bass 1",
+    "Slap Bass 2", "Synth Bass 1", "Synth Bass 2", "Violin", "Viola", "Cello", "Contrabass",
+    "Tremolo Strings", "Pizzicato Strings", "Orchestral Harp", "Timpani", "String Ensemble 1",
+    "String Ensemble 2", "Synth Strings 1", "Synth Strings 2", "Choir Aahs", "Voice Oohs",
+    "Synth Choir", "Orchestra Hit", "Trumpet", "Trombone", "Tuba", "Muted Trumpet", "French Horn",
+    "Brass Section", "Synth Brass 1", "Synth Brass 2", "Soprano Sax", "Alto Sax", "Tenor Sax",
+    "Baritone Sax", "Oboe", "English Horn", "Bassoon", "Clarinet", "Piccolo", "Flute", "Recorder",
+    "Pan Flute", "Blown bottle", "Shakuhachi", "Whistle", "Ocarina", "Lead 1 (square)",
+    "Lead 2 (sawtooth)", "Lead 3 (calliope)", "Lead 4 chiff", "Lead 5 (charang)",
+    "Lead 6 (voice)", "Lead 7 (fifths)", "Lead 8 (bass + lead)", "Pad 1 (new age)",
+    "Pad 2 (warm)", "Pad 3 (polysynth)", "Pad 4 (choir)", "Pad 5 (bowed)", "Pad 6 (metallic)",
+    "Pad 7 (halo)", "Pad 8 (sweep)", "FX 1 (rain)", "FX 2 (soundtrack)", "FX 3 (crystal)",
+    "FX 4 (atmosphere)", "FX 5 (brightness)", "FX 6 (goblins)", "FX 7 (echoes)", "FX 8 (sci-fi)",
+    "Sitar", "Banjo", "Shamisen", "Koto", "Kalimba", "Bagpipe", "Fiddle", "Shanai", "Tinkle Bell",
+    "Agogo", "Steel Drums", "Woodblock", "Taiko Drum", "Melodic Tom", "Synth Drum",
+    "Reverse Cymbal", "Guitar Fret Noise", "Breath Noise", "Seashore", "Bird Tweet",
+    "Telephone Ring", "Helicopter", "Applause", "Gunshot",
+)
+
+
+PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def note_name(pitch: int) -> str:
+    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+class SourceSlot(QFrame):
+    """One Morph source: an audio clip, a General MIDI instrument at a pitch, or a WAV file
+    dropped onto it. Shows the source's waveform and spectrogram."""
+
+    changed = Signal()
+    file_dropped = Signal(object)  # Path of a dropped audio file
+
+    def __init__(self, letter: str, optional: bool) -> None:
+        super().__init__()
+        self.letter = letter
+        self.optional = optional
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAcceptDrops(True)
+        self.setToolTip(f"Sound {letter}: an audio clip, a General MIDI instrument, or drop a "
+                        "WAV file here")
+        self.picker = QComboBox()
+        self.picker.setMinimumWidth(170)
+        self.program = QComboBox()
+        for i, name in enumerate(GM_NAMES):
+            self.program.addItem(f"{i}: {name}", i)
+        self.program.setToolTip("The General MIDI instrument, rendered with the soundfont")
+        self.pitch = QSpinBox()
+        self.pitch.setRange(24, 96)
+        self.pitch.setValue(60)
+        self.pitch.setToolTip("The note it plays (60 is middle C)")
+        self.pitch.setPrefix("pitch ")
+        self.wave = WaveformView()
+        self.wave.placeholder = "empty" if optional else "drop a WAV or pick a sound"
+        self.wave.setMinimumSize(120, 44)
+        self.spec = SpectrogramView()
+        self.spec.setMinimumSize(120, 44)
+        head = QHBoxLayout()
+        head.setContentsMargins(0, 0, 0, 0)
+        title = QLabel(f"<b>{letter}</b>")
+        head.addWidget(title)
+        head.addWidget(self.picker, 1)
+        head.addWidget(self.program, 1)
+        head.addWidget(self.pitch)
+        views = QHBoxLayout()
+        views.setContentsMargins(0, 0, 0, 0)
+        views.addWidget(self.wave, 1)
+        views.addWidget(self.spec, 1)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(4, 3, 4, 3)
+        col.setSpacing(2)
+        col.addLayout(head)
+        col.addLayout(views, 1)
+        self.clips: list[Clip] = []
+        self.picker.currentIndexChanged.connect(self._picked)
+        self.program.currentIndexChanged.connect(lambda _i: self._gm_changed())
+        self.pitch.valueChanged.connect(lambda _v: self._gm_changed())
+        self.set_clips([], default=None)
+
+    def set_clips(self, clips: list[Clip], default: int | None) -> None:
+        self.clips = list(clips)
+        was_gm = self.picker.currentData() == GM
+        fill_clip_combo(self.picker, clips, "(empty)" if self.optional else "(choose a sound)",
+                        default_index=None if was_gm else default)
+        self.picker.blockSignals(True)
+        self.picker.addItem("General MIDI instrument…", GM)
+        if was_gm:
+            self.picker.setCurrentIndex(self.picker.count() - 1)
+        self.picker.blockSignals(False)
+        self._picked()
+
+    def use_gm(self, program: int, pitch: int = 60) -> None:
+        self.picker.setCurrentIndex(self.picker.findData(GM))
+        self.program.setCurrentIndex(int(program))
+        self.pitch.setValue(int(pitch))
+
+    def use_clip(self, clip: Clip) -> None:
+        index = self.picker.findData(clip.id)
+        if index >= 0:
+            self.picker.setCurrentIndex(index)
+
+    @property
+    def is_gm(self) -> bool:
+        return self.picker.currentData() == GM
+
+    def clip(self) -> Clip | None:
+        clip_id = self.picker.currentData()
+        return next((c for c in self.clips if c.id == clip_id), None)
+
+    def source(self) -> MorphSource | None:
+        if self.is_gm:
+            program = int(self.program.currentData())
+            return MorphSource(program=program, pitch=self.pitch.value(),
+                               label=f"{GM_NAMES[program]} {note_name(self.pitch.value())}")
+        clip = self.clip()
+        if clip is None or clip.audio is None:
+            return None
+        return MorphSource(audio=clip.audio, label=clip.name)
+
+    def show_audio(self, audio: Audio | None) -> None:
+        self.wave.set_audio(audio)
+        self.spec.set_audio(audio)
+
+    def _picked(self, _index: int = 0) -> None:
+        gm = self.is_gm
+        self.program.setVisible(gm)
+        self.pitch.setVisible(gm)
+        clip = self.clip()
+        if gm:
+            self.wave.placeholder = "rendered when you morph"
+            self.show_audio(None)
+        else:
+            self.wave.placeholder = "empty" if self.optional else "drop a WAV or pick a sound"
+            self.show_audio(clip.audio if clip is not None else None)
+        self.changed.emit()
+
+    def _gm_changed(self) -> None:
+        if self.is_gm:
+            self.show_audio(None)
+            self.changed.emit()
+
+    @staticmethod
+    def _audio_files(event: QDragEnterEvent | QDropEvent) -> list[Path]:
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        return [Path(u.toLocalFile()) for u in urls
+                if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in AUDIO_SUFFIXES]
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if self._audio_files(event):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        if self._audio_files(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        files = self._audio_files(event)
+        if files:
+            event.acceptProposedAction()
+            self.file_dropped.emit(files[0])
 
 
 class MorphWorkspace(Workspace):
@@ -26,62 +213,285 @@ class MorphWorkspace(Workspace):
     family = "nsynth"
     model_label = "NSynth"
     description = (
-        "Put two to four sounds in the slots and drag the point on the XY pad: Cadenza "
-        "synthesises a new sound whose timbre sits between them (a flute that is partly a "
-        "bass). The result can be played, exported, or kept in the library."
+        "Put two to four sounds in the slots (audio clips, a dropped WAV, or a General MIDI "
+        "instrument) and drag the point on the XY pad: Cadenza synthesises a new sound whose "
+        "timbre sits between them (a flute that is partly a bass). Play it, keep it, or make "
+        "a playable instrument of it."
     )
     train_hint = "Train one with 'cadenza train nsynth' on a folder of short instrument notes."
+    implemented = True
 
     def build(self) -> None:
-        self.slots: list[QComboBox] = []
-        form = QFormLayout()
+        self.slots: list[SourceSlot] = []
+        slots_box = QVBoxLayout()
+        slots_box.setSpacing(4)
         for i in range(4):
-            combo = QComboBox()
-            combo.setMinimumWidth(200)
-            combo.setToolTip("An audio clip" + (" (optional)" if i >= 2 else ""))
-            self.slots.append(combo)
-            form.addRow(f"Sound {'ABCD'[i]}:", combo)
+            slot = SourceSlot("ABCD"[i], optional=i >= 2)
+            slot.changed.connect(self._sources_changed)
+            slot.file_dropped.connect(lambda path, s=slot: self.drop_file(s, path))
+            self.slots.append(slot)
+            slots_box.addWidget(slot, 1)
+
+        self.mix = QSlider(Qt.Orientation.Horizontal)
+        self.mix.setRange(0, 100)
+        self.mix.setValue(50)
+        self.mix.setToolTip("With two sounds: how much of B is in the mix (the pad's x)")
+        self.mix.valueChanged.connect(lambda v: self.pad.set_position(v / 100.0,
+                                                                      self.pad.position[1]))
+        self.length = QDoubleSpinBox()
+        self.length.setRange(0.25, 4.0)
+        self.length.setSingleStep(0.25)
+        self.length.setValue(4.0)
+        self.length.setSuffix(" s")
+        self.length.setToolTip("How much of the 4-second note to synthesise (less is faster)")
         self.morph = self.action_button("Morph")
-        self.keep = QPushButton("Add result to library")
-        self.keep.setEnabled(False)
-        self.keep.setToolTip("Morph a sound first")
-        self.keep.clicked.connect(self._keep)
+        self.play_button = QPushButton("▶ Play")
+        self.play_button.clicked.connect(self.play_result)
+        self.keep_button = QPushButton("Add to library")
+        self.keep_button.clicked.connect(self._keep)
+        self.export_button = QPushButton("Export WAV…")
+        self.export_button.clicked.connect(
+            lambda: self._result_audio is not None
+            and self.export_dialog(self._result_audio, self._result_name(), wav=True))
+        self.make_instrument = QPushButton("Make instrument")
+        self.make_instrument.setToolTip(
+            "Render the morph at 16 pitches in the background: then play it from the MIDI "
+            "keyboard, or export it as WAVs + SFZ")
+        self.make_instrument.clicked.connect(self.build_instrument)
+        self.action_buttons.append(self.make_instrument)
+        self.test_note = QPushButton("▶ Test note")
+        self.test_note.setToolTip("Play middle C on the morph instrument")
+        self.test_note.clicked.connect(lambda: self.play_note(60, 100))
+        self.export_instrument_button = QPushButton("Export instrument…")
+        self.export_instrument_button.setToolTip("Copy the WAVs and the SFZ into a folder")
+        self.export_instrument_button.clicked.connect(self._export_instrument_dialog)
+        self.instrument_label = QLabel("No instrument yet")
+        self.instrument_label.setWordWrap(True)
+
+        form = QFormLayout()
+        self.mix_label = QLabel("Mix A → B:")
+        form.addRow(self.mix_label, self.mix)
+        form.addRow("Length:", self.length)
+        result_row = QHBoxLayout()
+        for b in (self.play_button, self.keep_button, self.export_button):
+            result_row.addWidget(b)
+        inst_row = QHBoxLayout()
+        for b in (self.make_instrument, self.test_note, self.export_instrument_button):
+            inst_row.addWidget(b)
         controls = QVBoxLayout()
-        controls.addLayout(form)
-        controls.addWidget(self.morph)
-        controls.addWidget(self.keep)
-        controls.addStretch(1)
+        controls.addLayout(slots_box, 1)
 
         self.pad = XYPad(("A", "B", "C", "D"))
         self.pad.setToolTip("Drag to choose how much of each sound goes into the mix")
-        self.result = WaveformPanel()
-        self.result.view.placeholder = "The morphed sound will appear here."
-        self.result.bar.title.setText("Result")
-        self._result_audio: Audio | None = None
+        self.pad.moved.connect(self._pad_moved)
+        pad_col = QVBoxLayout()
+        pad_col.addWidget(self.pad, 1)
+        pad_col.addLayout(form)
+        pad_col.addWidget(self.morph)
 
-        row = QHBoxLayout(self.body)
+        self.result_wave = WaveformView()
+        self.result_wave.placeholder = "The morphed sound will appear here."
+        self.result_wave.setMinimumHeight(70)
+        self.result_spec = SpectrogramView()
+        self.result_spec.placeholder = "Its spectrogram will appear here."
+        self.result_spec.setMinimumHeight(70)
+        self.result_title = QLabel("<b>Result</b>")
+        result_col = QVBoxLayout()
+        result_col.addWidget(self.result_title)
+        result_col.addWidget(self.result_wave, 1)
+        result_col.addWidget(self.result_spec, 1)
+        result_col.addLayout(result_row)
+        result_col.addWidget(QLabel("<b>Instrument</b>"))
+        result_col.addWidget(self.instrument_label)
+        result_col.addLayout(inst_row)
+
+        row = QGridLayout(self.body)
         row.setContentsMargins(0, 0, 0, 0)
-        row.addLayout(controls)
-        row.addWidget(self.pad)
-        row.addWidget(self.result, 1)
+        row.addLayout(controls, 0, 0)
+        row.addLayout(pad_col, 0, 1)
+        row.addLayout(result_col, 0, 2)
+        row.setColumnStretch(0, 3)
+        row.setColumnStretch(2, 2)
 
+        self._result: MorphResult | None = None
+        self._result_audio: Audio | None = None
+        self._result_xy = (0.5, 0.5)
+        self.instrument: Any = None  # models.nsynth.instrument.MorphInstrument
+        self.instrument_dir: Path | None = None
+        self.instrument_pitches: list[int] | None = None  # None: the 16 default pitches
+        self._instrument_job: Any = None
+        self._update_buttons()
+        self._sources_changed()
+
+    # ------------------------------------------------------------------ sources
     def clips_changed(self) -> None:
-        for i, combo in enumerate(self.slots):
-            fill_clip_combo(combo, self.audio_clips(), "(empty)" if i >= 2 else "(choose audio)",
-                            default_index=i if i < 2 else None)
+        clips = self.audio_clips()
+        for i, slot in enumerate(self.slots):
+            slot.set_clips(clips, default=i if i < 2 else None)
+
+    def sources(self) -> list[MorphSource | None]:
+        return [slot.source() for slot in self.slots]
 
     def source_clips(self) -> list[Clip]:
-        ids = [combo.currentData() for combo in self.slots]
-        return [c for i in ids if i is not None for c in self.clips if c.id == i]
+        return [c for slot in self.slots if (c := slot.clip()) is not None]
+
+    def _sources_changed(self) -> None:
+        two = sum(s is not None for s in self.sources()) <= 2
+        self.mix.setVisible(two)
+        self.mix_label.setVisible(two)
+        self.pad.corners = ("A", "B", "C", "D") if not two else ("A", "B", "A", "B")
+        self.pad.update()
+
+    def drop_file(self, slot: SourceSlot, path: Path) -> Clip | None:
+        """A WAV dropped on a slot: opened as a clip (into the library) and put in the slot."""
+        try:
+            clip = load_clip(path)
+        except CadenzaError as exc:
+            self.say(f"Could not open: {exc}")
+            return None
+        self.keep(clip)  # the library adds it, and set_clips() lists it in every slot
+        if not any(c.id == clip.id for c in self.clips):
+            self.set_clips([*self.clips, clip])
+        slot.use_clip(clip)
+        return clip
+
+    def _pad_moved(self, x: float, _y: float) -> None:
+        self.mix.blockSignals(True)
+        self.mix.setValue(int(round(x * 100)))
+        self.mix.blockSignals(False)
+
+    # ------------------------------------------------------------------ morph
+    def _chosen(self) -> list[MorphSource] | None:
+        sources = self.sources()
+        chosen = [s for s in sources if s is not None]
+        if sources[0] is None or sources[1] is None:
+            self.say(f"{self.title}: choose sounds A and B first (an audio clip, a dropped WAV "
+                     "or a General MIDI instrument)")
+            return None
+        return chosen
+
+    def run(self) -> None:
+        """Morph the sources at the pad's position, in the worker (progress, Cancel)."""
+        model = self.current_model()
+        if model is None:
+            self.say(f"{self.title}: no {self.model_label} model is installed")
+            return
+        chosen = self._chosen()
+        if chosen is None:
+            return
+        x, y = self.pad.position
+        if len(chosen) == 2:
+            y = 0.0
+        self._result_xy = (x, y)
+        self._labels = [s.label for s in chosen]
+        self.submit(morph_job(model, chosen, x, y, seconds=self.length.value()),
+                    self.show_morph, "morph")
+
+    def show_morph(self, result: MorphResult) -> None:
+        self._result = result
+        slots = [s for s in self.slots if s.source() is not None]
+        for slot, audio in zip(slots, result.sources, strict=False):
+            slot.show_audio(audio)
+        self.show_result(result.audio)
+
+    def _result_name(self) -> str:
+        x, y = self._result_xy
+        labels = getattr(self, "_labels", [])
+        what = " × ".join(labels[:4]) if labels else "morph"
+        return f"morph {what} ({x:.2f}, {y:.2f})"
 
     def show_result(self, audio: Audio | None) -> None:
-        """Show the morphed sound; 'Add result to library' keeps it."""
+        """Show the morphed sound (waveform and spectrogram)."""
         self._result_audio = audio
-        self.result.set_audio(audio, "Result")
-        self.keep.setEnabled(audio is not None)
-        self.keep.setToolTip("Keep this sound as a clip" if audio else "Morph a sound first")
+        self.result_wave.set_audio(audio)
+        self.result_spec.set_audio(audio)
+        self.result_title.setText(f"<b>Result</b> · {self._result_name()}" if audio is not None
+                                  else "<b>Result</b>")
+        self._update_buttons()
+
+    def play_result(self) -> None:
+        if self._result_audio is not None:
+            self.play(self._result_audio)
 
     def _keep(self) -> None:
         if self._result_audio is not None:
-            x, y = self.pad.position
-            self.clip_created.emit(Clip(f"morph {x:.2f},{y:.2f}", audio=self._result_audio))
+            self.keep(Clip(self._result_name(), audio=self._result_audio))
+
+    def _update_buttons(self) -> None:
+        has = self._result_audio is not None
+        for b in (self.play_button, self.keep_button, self.export_button):
+            b.setEnabled(has)
+            if not has:
+                b.setToolTip("Morph a sound first")
+        inst = self.instrument is not None
+        self.test_note.setEnabled(inst)
+        self.export_instrument_button.setEnabled(inst)
+
+    # ------------------------------------------------------------------ instrument
+    def build_instrument(self) -> None:
+        """Render a morph instrument (one note per key center) in the worker."""
+        model = self.current_model()
+        if model is None:
+            self.say(f"{self.title}: no {self.model_label} model is installed")
+            return
+        chosen = self._chosen()
+        if chosen is None:
+            return
+        x, y = self.pad.position
+        folder = Path(tempfile.mkdtemp(prefix="cadenza-instrument-"))
+
+        def done(instrument: Any) -> None:
+            self.instrument, self.instrument_dir = instrument, folder
+            pitches = instrument.pitches
+            self.instrument_label.setText(
+                f"Ready: {len(pitches)} notes from {note_name(pitches[0])} to "
+                f"{note_name(pitches[-1])}. Play it from the MIDI keyboard, or export it.")
+            self._update_buttons()
+            self.say(f"{self.title}: the morph instrument is ready")
+
+        self.instrument_label.setText("Rendering the instrument…")
+        self._instrument_job = self.submit(
+            instrument_job(model, chosen, x, 0.0 if len(chosen) == 2 else y, folder,
+                           self.instrument_pitches),
+            done, "make instrument")
+
+    def play_note(self, pitch: int, velocity: int = 100, seconds: float = 1.0) -> bool:
+        """Play one note of the morph instrument through the audio engine (for the MIDI
+        keyboard); False when there is no instrument or no audio output."""
+        if self.instrument is None:
+            self.say(f"{self.title}: make an instrument first")
+            return False
+        host = self.host()
+        engine = host.audio_engine() if host is not None else None
+        if engine is None:
+            return False
+        from models.audio_io import Audio
+
+        try:
+            x = self.instrument.note(pitch, velocity, seconds, sample_rate=engine.sample_rate)
+            engine.play(Audio(np.asarray(x, np.float32)[:, None], int(engine.sample_rate)))
+        except CadenzaError as exc:
+            self.say(f"Could not play the note: {exc}")
+            return False
+        return True
+
+    def export_instrument(self, folder: str | Path) -> Path | None:
+        """Copy the instrument's WAVs and SFZ into ``folder``."""
+        if self.instrument_dir is None:
+            self.say(f"{self.title}: make an instrument first")
+            return None
+        dest = Path(folder)
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in sorted(self.instrument_dir.iterdir()):
+                shutil.copy2(f, dest / f.name)
+        except OSError as exc:
+            self.say(f"Could not export the instrument: {exc.strerror or exc}")
+            return None
+        self.say(f"Exported the instrument to {dest}")
+        return dest
+
+    def _export_instrument_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export the morph instrument (WAV + SFZ)")
+        if folder:
+            self.export_instrument(folder)

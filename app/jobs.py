@@ -1,0 +1,388 @@
+"""The worker jobs that call the models: Continue, Interpolate, Morph, rendering and export.
+
+Each public function here takes plain values (sequences, ``Audio``, numbers, model names) and
+returns a job ``fn(ctx) -> result`` for :meth:`app.worker.Worker.submit`. A job loads its model
+with :func:`load_model` (once; the worker keeps it), reports progress, stops when cancelled and
+returns plain data (dataclasses of ``NoteSequence``/``Audio``/numpy arrays). No Qt in here, and
+no Keras import at module level: the ``models`` code imports it on the worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.worker import Job, JobCancelled, JobContext
+from models.errors import CadenzaError
+from models.sequence import NoteSequence
+
+# The 24 keys offered for PerformanceRNN's pitch control, as the encoding module spells them.
+MAJOR_KEYS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MINOR_KEYS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
+KEY_NAMES = tuple(f"{k} major" for k in MAJOR_KEYS) + tuple(f"{k} minor" for k in MINOR_KEYS)
+
+CHUNK_SECONDS = 1.0  # Continue generates (and reports progress) one second at a time
+
+
+def load_model(ctx: JobContext, name: str) -> Any:
+    """The model called ``name`` from the registry, loaded once and kept by the worker."""
+
+    def make() -> Any:
+        from models.registry import ModelRegistry
+
+        return ctx.resource("registry", ModelRegistry).load(name)
+
+    return ctx.resource(("model", name), make)
+
+
+def _seeds(seed: int | None) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+# ---------------------------------------------------------------------- Continue
+@dataclass
+class Continuation:
+    """One variation: the primer followed by its continuation (which starts at ``boundary``)."""
+
+    sequence: NoteSequence
+    continuation: NoteSequence
+    boundary: float
+
+
+@dataclass
+class ContinueResult:
+    primer: NoteSequence
+    boundary: float
+    variations: list[Continuation] = field(default_factory=list)
+
+
+def continue_job(
+    model_name: str,
+    primer: NoteSequence,
+    seconds: float = 10.0,
+    temperature: float = 1.0,
+    variations: int = 3,
+    seed: int | None = None,
+    density: float | None = None,
+    key: str | None = None,
+    top_p: float | None = None,
+    beam_size: int = 1,
+    branch_factor: int = 1,
+) -> Job:
+    """A job: ``variations`` continuations of ``primer`` by the PerformanceRNN ``model_name``.
+
+    Generates one variation after another, :data:`CHUNK_SECONDS` at a time (each chunk is fed
+    back into the warm LSTM state), so progress arrives every generated second and a cancel
+    stops within a second of generation. ``key`` is a name like "C major" (pitch control).
+    """
+    if primer is None or not primer.notes:
+        raise CadenzaError("the primer has no notes")
+    if seconds <= 0:
+        raise CadenzaError("the continuation length must be positive")
+    if variations < 1:
+        raise CadenzaError("at least one variation")
+
+    def job(ctx: JobContext) -> ContinueResult:
+        ctx.progress(0.0, "Loading the model…")
+        from models.performance_rnn import encoding as enc
+        from models.performance_rnn.generate import Continuer
+
+        model = load_model(ctx, model_name)
+        session = Continuer(model)
+        rng = _seeds(seed)
+        chunks = max(1, int(np.ceil(seconds / CHUNK_SECONDS - 1e-9)))
+        total = variations * chunks
+        out: list[Continuation] = []
+        boundary = 0.0
+        for v in range(variations):
+            ctx.raise_if_cancelled()
+            session.prime(primer, density=density, pitch_histogram=key)
+            boundary = session.primer_end
+            velocity_events = session.primer_events
+            events: list[np.ndarray] = []
+            left = float(seconds)
+            for c in range(chunks):
+                ctx.raise_if_cancelled()
+                step = min(CHUNK_SECONDS, left)
+                (take,) = session.generate_detailed(
+                    step, temperature=temperature, variations=1,
+                    seed=int(rng.integers(2**31 - 1)), top_p=top_p, density=density,
+                    pitch_histogram=key, beam_size=beam_size, branch_factor=branch_factor)
+                events.append(take.events)
+                session.feed(take.events)
+                left -= step
+                done = v * chunks + c + 1
+                ctx.progress(done / total, f"Variation {v + 1} of {variations}: "
+                             f"{seconds - left:.0f} of {seconds:g} s")
+            joined = np.concatenate(events) if events else np.zeros(0, np.int16)
+            cont = enc.decode(joined, velocity=_last_velocity(velocity_events, enc))
+            full = primer.copy()
+            full.notes = list(primer.notes) + cont.shift(boundary).notes
+            out.append(Continuation(full.sorted(), cont, boundary))
+        return ContinueResult(primer, boundary, out)
+
+    return job
+
+
+def _last_velocity(events: np.ndarray, enc: Any) -> int:
+    vel = np.asarray(events)[np.asarray(events) >= enc.VELOCITY]
+    return enc.bin_to_velocity(int(vel[-1]) - enc.VELOCITY + 1) if vel.size else 64
+
+
+# ---------------------------------------------------------------------- Interpolate
+@dataclass
+class InterpolateResult:
+    """Decoded steps (or samples), each ``seconds_each`` long (one model window)."""
+
+    sequences: list[NoteSequence]
+    seconds_each: float
+    latents: np.ndarray | None = None  # the corner z's when four corners were encoded
+
+
+def _window(model: Any, qpm: float) -> float:
+    return float(model.window_seconds(qpm))
+
+
+def _corner_latents(model: Any, items: Sequence[NoteSequence | None],
+                    rng: np.random.Generator) -> np.ndarray:
+    """Posterior means of the sequences; a fresh z ~ N(0, I) for each ``None`` ("sample")."""
+    corners: list[Any] = []
+    for item in items:
+        if item is None:
+            corners.append(rng.standard_normal(model.z_size).astype(np.float32))
+        else:
+            corners.append(item)
+    return np.asarray(model.latents(corners), np.float32)
+
+
+def interpolate_job(model_name: str, a: NoteSequence | None, b: NoteSequence | None,
+                    steps: int = 5, temperature: float = 0.0, seed: int | None = None) -> Job:
+    """A job: ``steps`` sequences from A to B (slerp in MusicVAE's latent space); an endpoint
+    that is ``None`` is a random sample."""
+    if steps < 2:
+        raise CadenzaError("an interpolation needs at least 2 steps")
+
+    def job(ctx: JobContext) -> InterpolateResult:
+        ctx.progress(None, "Loading the model…")
+        model = load_model(ctx, model_name)
+        ctx.raise_if_cancelled()
+        ctx.progress(0.3, "Encoding the endpoints…")
+        rng = _seeds(seed)
+        z = _corner_latents(model, [a, b], rng)
+        ctx.raise_if_cancelled()
+        ctx.progress(0.6, f"Decoding {steps} steps…")
+        zs = model.interpolation_latents(z[0], z[1], steps)
+        qpm = next((s.qpm for s in (a, b) if s is not None), 120.0)
+        seqs = model.decode(zs, temperature, None if seed is None else seed + 1, qpm)
+        ctx.progress(1.0, "")
+        return InterpolateResult(seqs, _window(model, qpm), z)
+
+    return job
+
+
+def sample_job(model_name: str, n: int = 5, temperature: float = 0.5,
+               seed: int | None = None, qpm: float = 120.0) -> Job:
+    """A job: ``n`` fresh samples from the prior."""
+
+    def job(ctx: JobContext) -> InterpolateResult:
+        ctx.progress(None, "Loading the model…")
+        model = load_model(ctx, model_name)
+        ctx.raise_if_cancelled()
+        ctx.progress(0.5, f"Sampling {n}…")
+        seqs = model.sample(n, temperature=temperature, seed=seed, qpm=qpm)
+        return InterpolateResult(seqs, _window(model, qpm))
+
+    return job
+
+
+def corners_job(model_name: str, corners: Sequence[NoteSequence | None],
+                seed: int | None = None) -> Job:
+    """A job: the four corner latents ``[4, z]`` (a ``None`` corner is a random sample)."""
+    if len(corners) != 4:
+        raise CadenzaError("the XY pad needs four corners")
+
+    def job(ctx: JobContext) -> np.ndarray:
+        ctx.progress(None, "Encoding the corners…")
+        model = load_model(ctx, model_name)
+        return _corner_latents(model, list(corners), _seeds(seed))
+
+    return job
+
+
+def blend_job(model_name: str, latents: np.ndarray, x: float, y: float,
+              temperature: float = 0.0, seed: int | None = None, qpm: float = 120.0) -> Job:
+    """A job: the bilinear blend of the four corner latents at (x, y), decoded."""
+
+    def job(ctx: JobContext) -> InterpolateResult:
+        model = load_model(ctx, model_name)
+        ctx.raise_if_cancelled()
+        seq = model.blend4(list(np.asarray(latents)), x, y, temperature=temperature, seed=seed,
+                           qpm=qpm)
+        return InterpolateResult([seq], _window(model, qpm))
+
+    return job
+
+
+def join_steps(sequences: Sequence[NoteSequence], seconds_each: float) -> NoteSequence:
+    """The steps one after another, ``seconds_each`` apart (bar-exact, rests kept)."""
+    if not sequences:
+        return NoteSequence()
+    out = sequences[0].copy()
+    out.notes = []
+    for i, s in enumerate(sequences):
+        out.notes += s.shift(i * seconds_each).notes
+    return out.sorted()
+
+
+# ---------------------------------------------------------------------- Morph
+@dataclass
+class MorphSource:
+    """A Morph slot: an ``Audio`` or a General MIDI program rendered at ``pitch``."""
+
+    audio: Any = None  # models.audio_io.Audio
+    program: int | None = None
+    pitch: int = 60
+    label: str = ""
+
+    def spec(self) -> Any:
+        return self.audio if self.audio is not None else f"gm:{int(self.program or 0)}"
+
+
+@dataclass
+class MorphResult:
+    audio: Any  # Audio, 16 kHz mono
+    sources: list[Any]  # the prepared sources (Audio, 16 kHz mono, 4 s), slot order
+
+
+def mix_embeddings(embeddings: Sequence[np.ndarray], x: float, y: float) -> np.ndarray:
+    """Two sources mix along x; three or four are corners of the pad (A, B top, C, D bottom;
+    with three, D is C: the bottom edge is all C)."""
+    from models.nsynth.morph import mix, mix_xy
+
+    embs = list(embeddings)
+    if len(embs) == 2:
+        return mix(embs, x)
+    if len(embs) == 3:
+        embs.append(embs[2])
+    if len(embs) != 4:
+        raise CadenzaError(f"Morph takes 2 to 4 sounds, not {len(embs)}")
+    return mix_xy(embs, x, y)
+
+
+def morph_job(model_name: str, sources: Sequence[MorphSource], x: float, y: float,
+              seconds: float = 4.0, temperature: float = 1.0, seed: int = 0) -> Job:
+    """A job: encode the sources, mix at (x, y), decode ``seconds`` of audio (progress and
+    cancel reach into the WaveNet's sample loop)."""
+    if not 2 <= len(sources) <= 4:
+        raise CadenzaError(f"Morph takes 2 to 4 sounds, not {len(sources)}")
+
+    def job(ctx: JobContext) -> MorphResult:
+        from models.audio_io import Audio
+        from models.nsynth.fastgen import Cancelled
+
+        ctx.progress(None, "Loading the model…")
+        morpher = load_model(ctx, model_name)
+        prepared = []
+        for i, s in enumerate(sources):
+            ctx.raise_if_cancelled()
+            ctx.progress(None, f"Preparing sound {'ABCD'[i]}…")
+            prepared.append(morpher.source_audio(s.spec(), pitch=s.pitch))
+        ctx.progress(0.0, "Encoding…")
+        embs = morpher.encode_batch(prepared)
+        mixed = mix_embeddings(list(embs), x, y)
+        hop = int(morpher.config.hop) if hasattr(morpher.config, "hop") else 512
+        frames = max(1, min(mixed.shape[0], int(round(seconds * morpher.config.sample_rate
+                                                         / hop))))
+        try:
+            audio = morpher.decode(
+                mixed[:frames], temperature=temperature, seed=seed,
+                progress=lambda f: ctx.progress(f, f"Synthesising… {100 * f:.0f}%"),
+                cancel=lambda: ctx.cancelled)
+        except Cancelled as exc:
+            raise JobCancelled() from exc
+        rate = morpher.config.sample_rate
+        return MorphResult(audio, [Audio(np.asarray(p, np.float32), rate) for p in prepared])
+
+    return job
+
+
+def instrument_job(model_name: str, sources: Sequence[MorphSource], x: float, y: float,
+                   out: str | Path, pitches: Sequence[int] | None = None) -> Job:
+    """A job: a morph instrument (one note per key center, WAVs + SFZ) written to ``out``;
+    returns the :class:`models.nsynth.instrument.MorphInstrument`."""
+    if len(sources) not in (2, 3, 4):
+        raise CadenzaError(f"Morph takes 2 to 4 sounds, not {len(sources)}")
+
+    def job(ctx: JobContext) -> Any:
+        from models.nsynth.fastgen import Cancelled
+        from models.nsynth.instrument import DEFAULT_PITCHES, build_instrument
+
+        ctx.progress(None, "Loading the model…")
+        morpher = load_model(ctx, model_name)
+        specs = [s.spec() for s in sources]
+        if len(specs) == 3:
+            specs.append(specs[2])
+        kwargs: dict[str, Any] = {"xy": (x, y)} if len(specs) == 4 else {"amount": x}
+        ctx.progress(0.0, "Rendering the instrument…")
+        try:
+            return build_instrument(
+                morpher, specs, out, pitches=tuple(pitches or DEFAULT_PITCHES),
+                progress=lambda f: ctx.progress(f, f"Rendering the instrument… {100 * f:.0f}%"),
+                cancel=lambda: ctx.cancelled, **kwargs)
+        except Cancelled as exc:
+            raise JobCancelled() from exc
+
+    return job
+
+
+# ---------------------------------------------------------------------- audio and files
+def prepare_audio_job(item: Any, rate: int = 0, tail: float = 1.0) -> Job:
+    """A job: a ``NoteSequence`` rendered (or an ``Audio`` as is), resampled to ``rate``."""
+
+    def job(ctx: JobContext) -> Any:
+        data = item
+        if isinstance(item, NoteSequence):
+            ctx.progress(None, "Rendering…")
+            data = ctx.renderer().render(item, tail=tail)
+        ctx.raise_if_cancelled()
+        if rate and data.sample_rate != rate:
+            data = data.resampled(rate)
+        return data
+
+    return job
+
+
+def write_wav_job(item: Any, path: str | Path) -> Job:
+    """A job: a ``NoteSequence`` (rendered) or an ``Audio`` written as WAV; returns the path."""
+    path = Path(path)
+
+    def job(ctx: JobContext) -> str:
+        from models.audio_io import write_audio
+
+        data = prepare_audio_job(item)(ctx)
+        ctx.progress(None, f"Writing {path.name}…")
+        try:
+            write_audio(path, data)
+        except OSError as exc:
+            raise CadenzaError(f"could not write {path}: {exc.strerror or exc}") from exc
+        return str(path)
+
+    return job
+
+
+def write_midi(seq: NoteSequence, path: str | Path) -> Path:
+    """Write a MIDI file (fast: on the GUI thread is fine); ``CadenzaError`` when it cannot."""
+    from models.midi_io import write_midi as _write
+
+    path = Path(path)
+    if path.suffix.lower() not in (".mid", ".midi"):
+        path = path.with_suffix(".mid")
+    try:
+        _write(seq, path)
+    except OSError as exc:
+        raise CadenzaError(f"could not write {path}: {exc.strerror or exc}") from exc
+    return path
