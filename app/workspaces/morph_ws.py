@@ -120,6 +120,7 @@ class SourceSlot(QFrame):
         col.addLayout(head)
         col.addLayout(views, 1)
         self.clips: list[Clip] = []
+        self._shown: object = None  # what the previews show (kept when the library changes)
         self.picker.currentIndexChanged.connect(self._picked)
         self.program.currentIndexChanged.connect(lambda _i: self._gm_changed())
         self.pitch.valueChanged.connect(lambda _v: self._gm_changed())
@@ -169,11 +170,21 @@ class SourceSlot(QFrame):
         self.wave.set_audio(audio)
         self.spec.set_audio(audio)
 
+    def _key(self) -> object:
+        if self.is_gm:
+            return ("gm", self.program.currentIndex(), self.pitch.value())
+        clip = self.clip()
+        return None if clip is None else clip.id
+
     def _picked(self, _index: int = 0) -> None:
         gm = self.is_gm
         self.program.setVisible(gm)
         self.pitch.setVisible(gm)
         clip = self.clip()
+        key = self._key()
+        if key == self._shown and key is not None:
+            return  # the same source (the library changed elsewhere): keep its previews
+        self._shown = key
         if gm:
             self.wave.placeholder = "rendered when you morph"
             self.show_audio(None)
@@ -184,6 +195,7 @@ class SourceSlot(QFrame):
 
     def _gm_changed(self) -> None:
         if self.is_gm:
+            self._shown = self._key()
             self.show_audio(None)
             self.changed.emit()
 
@@ -336,10 +348,12 @@ class MorphWorkspace(Workspace):
         return [c for slot in self.slots if (c := slot.clip()) is not None]
 
     def _sources_changed(self) -> None:
-        two = sum(s is not None for s in self.sources()) <= 2
+        count = sum(s is not None for s in self.sources())
+        two = count <= 2
         self.mix.setVisible(two)
         self.mix_label.setVisible(two)
-        self.pad.corners = ("A", "B", "C", "D") if not two else ("A", "B", "A", "B")
+        self.pad.corners = {3: ("A", "B", "C", "C"), 4: ("A", "B", "C", "D")}.get(
+            count, ("A", "B", "A", "B"))
         self.pad.update()
 
     def drop_file(self, slot: SourceSlot, path: Path) -> Clip | None:
@@ -444,7 +458,8 @@ class MorphWorkspace(Workspace):
             self.instrument, self.instrument_dir = instrument, folder
             pitches = instrument.pitches
             self.instrument_label.setText(
-                f"Ready: {len(pitches)} notes from {note_name(pitches[0])} to "
+                f"Ready: {len(pitches)} note{'s' if len(pitches) != 1 else ''} from "
+                f"{note_name(pitches[0])} to "
                 f"{note_name(pitches[-1])}. Play it from the MIDI keyboard, or export it.")
             self._update_buttons()
             self.say(f"{self.title}: the morph instrument is ready")

@@ -324,6 +324,7 @@ def test_morph_two_general_midi_sources(win, qtbot, tmp_path, wav_file, artifact
     assert clip is not None and ws.slots[2].clip().id == clip.id
     assert ws.slots[2].wave.frames == clip.audio.frames
     assert not ws.mix.isVisibleTo(ws)  # three sources: the pad
+    assert ws.slots[0].wave.frames == 64000  # the rendered previews stay
 
     # a morph instrument, played and exported as WAV + SFZ
     ws.instrument_pitches = [60]
