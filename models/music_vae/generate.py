@@ -291,8 +291,6 @@ class MusicVAE:
 
         Raises CadenzaError when ``seq`` has no usable melody (or drum pattern).
         """
-        from models.music_vae.data import sequence_windows  # noqa: F401 - same rules below
-
         what = "melody" if self.kind == "melody" else "drum pattern"
         label = seq.name or "the input"
         fixed = seq

@@ -1,10 +1,11 @@
 """Training: ``keras.Model.fit`` on random batches of cached windows, resumable, any backend.
 
-The output folder is a model folder (config.json, model.weights.h5, MODEL_CARD.md, see
-:mod:`models.checkpoint`) plus ``train_state.npz`` (optimizer variables, including the step
-counter) and ``history.json``. Rerunning with the same output folder continues from the last
-checkpoint, written every ``checkpoint_minutes`` and at the end. With several devices the batch is
-split over them with ``keras.distribution.DataParallel`` (JAX backend).
+The output folder is a model folder (config.json, a compact model.weights.h5 without optimizer
+state, MODEL_CARD.md, see :mod:`models.checkpoint`) plus ``train_state.npz`` (optimizer
+variables, including the step counter) and ``history.json``. Rerunning with the same output
+folder continues from the last checkpoint, written every ``checkpoint_minutes`` and at the end.
+With several devices the batch is split over them with ``keras.distribution.DataParallel``
+(JAX backend).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,18 @@ def load_state(net: MusicVAENet, out_dir: Path) -> None:
             raise CadenzaError(f"{out_dir / STATE_FILE} does not fit this model's optimizer")
         for key, var in zip(keys, variables, strict=True):
             var.assign(saved[key])
+
+
+def compact_weights(out_dir: str | Path) -> int:
+    """Rewrite a model folder's weights without optimizer state; returns the new size."""
+    from models.music_vae.model import load_model
+
+    out = Path(out_dir)
+    net = load_model(out)
+    tmp = out / ("tmp-" + WEIGHTS_FILE)
+    net.keras_model.save_weights(str(tmp))
+    tmp.replace(out / WEIGHTS_FILE)
+    return (out / WEIGHTS_FILE).stat().st_size
 
 
 def current_step(net: MusicVAENet) -> int:
@@ -250,6 +263,10 @@ def train(
         config = load_config(out)
         if config.name != model_name:
             raise CadenzaError(f"{out} holds a {config.name} model, not {model_name}")
+        # Training-only settings may change between runs; the architecture may not.
+        resumable = {k: v for k, v in (overrides or {}).items()
+                     if k in ("batch_size",) and v is not None}
+        config = replace(config, **resumable)
     else:
         config = get_config(model_name, size, **(overrides or {}))
     total = int(steps or DEFAULT_STEPS.get(model_name, 5000))
@@ -279,10 +296,13 @@ def train(
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     device = preferred_device()
 
+    export = build_model(config)  # never compiled: its weights file holds no optimizer state
+
     def checkpoint(card_info: dict[str, Any] | None = None) -> None:
         info = {"step": current_step(net), "command": command, "device": device,
                 **(card_info or {})}
-        save_model_dir(out, FAMILY, config, net.keras_model,
+        export.keras_model.set_weights(net.keras_model.get_weights())
+        save_model_dir(out, FAMILY, config, export.keras_model,
                        card=model_card(config, info) if card_info is not None else None,
                        name=model_name)
         save_state(net, out)

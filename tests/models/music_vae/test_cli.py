@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 
 import mido
+import pytest
 
 from app.cli import main
 from models.midi_io import read_midi
+
+# The tiny training fixture is a few seconds alone, minutes on a CPU shared with other trainings.
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_sample_writes_one_window_after_another(tiny_melody, tmp_path, capsys):

@@ -12,6 +12,9 @@ from models.registry import ModelRegistry
 
 from .conftest import history
 
+# The tiny training fixture is a few seconds alone, minutes on a CPU shared with other trainings.
+pytestmark = pytest.mark.timeout(900)
+
 
 @pytest.fixture(scope="module")
 def model(tiny_melody):
@@ -155,3 +158,12 @@ def test_hierarchical_model_trains_and_decodes(nottingham_subset, tmp_path):
     assert np.array_equal(fast, m.decode_labels(z, temperature=0.7, seed=2, backend="keras"))
     seq = m.decode(z[:1], temperature=1.5, seed=1)[0]
     assert seq.notes and max(n.end for n in seq.notes) <= m.window_seconds() + 1e-6
+
+
+def test_model_folder_weights_hold_no_optimizer_state(tiny_melody):
+    from models.music_vae.model import load_model
+
+    params = load_model(tiny_melody).count_params()
+    # float32 weights plus HDF5 overhead, not the 3x that Adam's two moments would add
+    assert (tiny_melody / "model.weights.h5").stat().st_size < params * 4 * 1.5 + 200_000
+    assert (tiny_melody / "train_state.npz").is_file()  # the optimizer state lives apart
