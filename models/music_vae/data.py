@@ -44,8 +44,9 @@ LICENSES = {
     "nottingham": "GPL-3.0 (Nottingham Music Database, cleaned MIDI)",
     "pop909": "MIT (POP909)",
     "groove": "CC BY 4.0 (Groove MIDI Dataset, Magenta)",
-    "music21": "music21 corpus: BSD-3 package; the Essen folksong collection is for "
-               "non-commercial use only; Ryan's Mammoth and O'Neill's are public domain",
+    "music21": "music21 corpus (BSD-3 package): Ryan's Mammoth Collection (1883) and "
+               "O'Neill's are public domain; the Essen folksong collection "
+               "(music21:essenFolksong) is for non-commercial use only",
 }
 
 

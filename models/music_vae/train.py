@@ -291,15 +291,20 @@ def train(
         load_state(net, out)
     start = current_step(net)
     history: list[dict[str, Any]] = []
+    commands: list[str] = []
     if (out / HISTORY_FILE).is_file():
-        history = json.loads((out / HISTORY_FILE).read_text()).get("epochs", [])
+        saved = json.loads((out / HISTORY_FILE).read_text())
+        history = saved.get("epochs", [])
+        commands = saved.get("commands") or [c for c in [saved.get("command")] if c]
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    if start < total or not commands:
+        commands.append(f"{command}  # from step {start}")
     device = preferred_device()
 
     export = build_model(config)  # never compiled: its weights file holds no optimizer state
 
     def checkpoint(card_info: dict[str, Any] | None = None) -> None:
-        info = {"step": current_step(net), "command": command, "device": device,
+        info = {"step": current_step(net), "command": "\n    ".join(commands), "device": device,
                 **(card_info or {})}
         export.keras_model.set_weights(net.keras_model.get_weights())
         save_model_dir(out, FAMILY, config, export.keras_model,
@@ -307,7 +312,7 @@ def train(
                        name=model_name)
         save_state(net, out)
         (out / HISTORY_FILE).write_text(json.dumps(
-            {"command": command, "epochs": history, "config": asdict(config)}, indent=1))
+            {"commands": commands, "epochs": history, "config": asdict(config)}, indent=1))
 
     if start >= total:
         if verbose:
