@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from app.clips import OPEN_FILTER, Clip, load_clip
 from app.settings import Settings, load_settings, open_qsettings, save_settings
 from app.widgets.clip_library import ClipLibrary
+from app.widgets.live_panel import LivePanel
 from app.widgets.piano_roll import PianoRollPanel
 from app.widgets.transport import TransportBar
 from app.widgets.waveform import WaveformPanel
@@ -93,6 +94,15 @@ class MainWindow(QMainWindow):
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         dock.setMinimumWidth(230)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+
+        # live panel (right dock): keyboard in, MIDI/audio out, duet, recording
+        self.live_panel = LivePanel(self.worker, audio_device=self.settings.audio_device,
+                                    soundfont=self.settings.soundfont)
+        self.live_dock = QDockWidget("Live", self)
+        self.live_dock.setObjectName("liveDock")
+        self.live_dock.setWidget(self.live_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.live_dock)
+        self.live_panel.clip_created.connect(self._add_generated_clip)
 
         # workspaces
         self.workspaces: dict[str, Workspace] = {}
@@ -168,6 +178,7 @@ class MainWindow(QMainWindow):
         view = self.menuBar().addMenu("&View")
         self._action(view, "Zoom &In", self.zoom_in, QKeySequence.StandardKey.ZoomIn)
         self._action(view, "Zoom &Out", self.zoom_out, QKeySequence.StandardKey.ZoomOut)
+        view.addAction(self.live_dock.toggleViewAction())
         play = self.menuBar().addMenu("&Play")
         self._action(play, "Play / Stop", self.toggle_play, "Space")
         help_menu = self.menuBar().addMenu("&Help")
@@ -205,6 +216,7 @@ class MainWindow(QMainWindow):
     def _models_listed(self, entries: list[Any]) -> None:
         for ws in self.workspaces.values():
             ws.set_models(entries)
+        self.live_panel.set_models(entries)
 
     def _check_audio(self) -> None:
         try:
@@ -593,6 +605,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.stop()
+        self.live_panel.shutdown()
         self._close_engine()
         self.worker.shutdown(timeout=3.0)
         super().closeEvent(event)

@@ -419,7 +419,7 @@ class Scheduler:
         self._counter = itertools.count()
         self._cond = threading.Condition()
         self._send_lock = threading.Lock()
-        self._gen: dict[str, int] = collections.defaultdict(int)
+        self._gen: dict[str, int] = {}
         self._sounding: dict[str, set[tuple[int, int]]] = collections.defaultdict(set)
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="cadenza-scheduler", daemon=True)
@@ -427,7 +427,8 @@ class Scheduler:
 
     def schedule(self, when: float, message: list[int], tag: str = "") -> None:
         with self._cond:
-            item = (float(when), next(self._counter), tag, self._gen[tag], list(message))
+            item = (float(when), next(self._counter), tag, self._gen.setdefault(tag, 0),
+                    list(message))
             heapq.heappush(self._heap, item)
             if self._heap[0] is item:
                 self._cond.notify()
@@ -450,13 +451,22 @@ class Scheduler:
 
     def cancel(self, tag: str) -> None:
         with self._cond:
-            self._gen[tag] += 1
+            self._gen[tag] = self._gen.get(tag, 0) + 1
             self._heap = [e for e in self._heap if e[2] != tag]
             heapq.heapify(self._heap)
             self._cond.notify()
         with self._send_lock:
             for channel, pitch in sorted(self._sounding.pop(tag, set())):
                 _send_all(self.sinks, [0x80 | channel, pitch, 0])
+
+    def forget(self, tag: str) -> None:
+        """Drop a finished tag's bookkeeping (a stream that ended or was cancelled); what is
+        still queued under it is dropped too. Keeps a long session's memory flat."""
+        self.cancel(tag)
+        with self._cond:
+            self._gen.pop(tag, None)
+        with self._send_lock:
+            self._sounding.pop(tag, None)
 
     def stop(self) -> None:
         """Cancel everything, panic every sink and end the thread."""
@@ -491,8 +501,8 @@ class Scheduler:
                 due, _n, tag, gen, data = heapq.heappop(self._heap)
             wait_until(due)
             with self._send_lock:
-                if gen != self._gen[tag]:
-                    continue  # cancelled while we waited
+                if gen != self._gen.get(tag):
+                    continue  # cancelled (or forgotten) while we waited
                 _send_all(self.sinks, data)
                 sent = time.perf_counter()
                 key = _note_key(data)

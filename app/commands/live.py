@@ -1,0 +1,201 @@
+"""``cadenza duet``: call and response with a MIDI keyboard, without a window.
+
+The keyboard's port and the output (a MIDI port, or ``audio`` for FluidSynth through the audio
+engine) are named by substring. Each call and answer is logged with its latency (pause detected
+-> first answer note sent) until Ctrl+C; then nothing is left sounding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from typing import Any
+
+from models.errors import CadenzaError
+
+AUDIO = "audio"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "duet",
+        help="call and response with a MIDI keyboard (PerformanceRNN answers)",
+        description=(
+            "Play a phrase on a MIDI keyboard and pause: PerformanceRNN answers. Runs until "
+            "Ctrl+C. Ports are matched by (case-insensitive) name substring; see "
+            "'cadenza devices'."
+        ),
+    )
+    p.add_argument("--input", required=True, metavar="PORT", help="MIDI input (the keyboard)")
+    p.add_argument("--output", required=True, metavar="PORT|audio",
+                   help="MIDI output port, or 'audio' for built-in FluidSynth sound")
+    p.add_argument("--silence-ms", type=float, default=600.0,
+                   help="pause that ends your phrase, ms (600)")
+    p.add_argument("--seconds", type=float, default=4.0, help="answer length in seconds (4)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1.0)")
+    p.add_argument("--model", default=None, metavar="NAME|PATH",
+                   help="performance model name or folder (default: the installed one)")
+    p.add_argument("--max-phrase-seconds", type=float, default=8.0,
+                   help="answer after this long even without a pause (8)")
+    p.add_argument("--layer", action="store_true",
+                   help="keep the answer playing when you play again (default: it stops)")
+    p.add_argument("--thru", action="store_true",
+                   help="also send what you play to the output (MIDI thru)")
+    p.add_argument("--channel", type=int, default=1, metavar="1-16",
+                   help="MIDI channel of the answer (1)")
+    p.add_argument("--audio-device", default=None, metavar="NAME",
+                   help="audio output for --output audio (default device)")
+    p.add_argument("--soundfont", default=None, help="soundfont for --output audio")
+    p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--rounds", type=int, default=0,
+                   help="stop after this many answers (0: until Ctrl+C)")
+    p.set_defaults(handler=run_duet)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+class LiveRig:
+    """Ports, sinks and the duet for one headless session; ``close()`` undoes everything."""
+
+    def __init__(self) -> None:
+        self.system: Any = None
+        self.output: Any = None
+        self.engine: Any = None
+        self.synth: Any = None
+        self.input: Any = None
+        self.watcher: Any = None
+        self.duet: Any = None
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.input is not None:
+            self.input.close()
+        if self.duet is not None:
+            self.duet.stop()
+        for obj in (self.synth, self.output, self.engine):
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception as exc:  # noqa: BLE001 - closing must finish
+                    logging.getLogger(__name__).warning("closing: %s", exc)
+
+
+def run_duet(args: argparse.Namespace) -> int:
+    from app.duet import Duet, DuetSettings, Round, load_performance_model
+    from app.midi_ports import MidiSystem, PortWatcher
+
+    if not 1 <= args.channel <= 16:
+        raise CadenzaError("--channel must be 1..16")
+    settings = DuetSettings(
+        silence_ms=args.silence_ms, seconds=args.seconds, temperature=args.temperature,
+        max_phrase_seconds=args.max_phrase_seconds, layer=args.layer, channel=args.channel - 1,
+        seed=args.seed,
+    ).check()
+    system = MidiSystem()
+    if not system.available:
+        raise CadenzaError(system.reason)
+    # Check the ports before the (slow) model load, so a typo fails at once.
+    from app.midi_ports import _match
+
+    in_name = system.list_inputs()[_match(system.list_inputs(), args.input, "input")]
+    to_audio = args.output.strip().lower() == AUDIO
+    if not to_audio:
+        _match(system.list_outputs(), args.output, "output")
+
+    rig = LiveRig()
+    rig.system = system
+    done = threading.Event()
+    answered = [0]
+
+    def on_round(rnd: Round, event: str) -> None:
+        if event == "call":
+            _say(f"call {rnd.index}: {len(rnd.call.notes)} notes, "
+                 f"{rnd.detected_at - rnd.call_started:.2f} s ({rnd.reason})")
+        elif event == "first-note":
+            _say(f"answer {rnd.index}: first note after {1000 * (rnd.latency or 0):.1f} ms")
+        else:
+            lat = f"{1000 * rnd.latency:.1f} ms" if rnd.latency is not None else "no note"
+            _say(f"answer {rnd.index}: {rnd.notes_sent} notes "
+                 f"({'interrupted' if event == 'interrupted' else 'done'}), latency {lat}")
+            answered[0] += 1
+            if args.rounds and answered[0] >= args.rounds:
+                done.set()
+
+    def on_error(exc: BaseException) -> None:
+        _say(f"cadenza: error: {exc}")
+        done.set()
+
+    try:
+        _say(f"loading the model {args.model or '(installed default)'}…")
+        t0 = time.perf_counter()
+        model = load_performance_model(args.model)
+        _say(f"model ready in {time.perf_counter() - t0:.1f} s")
+        sinks: list[Any] = []
+        if to_audio:
+            from app.audio_engine import AudioEngine
+            from app.transport import LiveSynth
+
+            rig.engine = AudioEngine(device=args.audio_device, blocksize=256, queue_blocks=3)
+            rig.engine.start()
+            rig.synth = LiveSynth(rig.engine, soundfont=args.soundfont)
+            sinks.append(rig.synth)
+            out_name = f"audio ({rig.engine.sample_rate} Hz)"
+        else:
+            rig.output = system.open_output(args.output)
+            sinks.append(rig.output)
+            out_name = rig.output.name
+        duet = Duet(sinks, settings, on_round=on_round, on_error=on_error)
+        rig.duet = duet
+        duet.start(model)
+        if not duet.wait_running(60):
+            raise CadenzaError(f"the duet did not start: {duet.error}")
+        thru_to = sinks[0] if args.thru else None
+
+        def on_message(message: list[int], _delta: float) -> None:
+            duet.feed(message)
+            if thru_to is not None and rig.synth is not None:
+                rig.synth.send(message)
+
+        rig.input = system.open_input(
+            args.input, on_message, thru=rig.output if (args.thru and rig.output) else None)
+
+        def on_ports(changes: Any) -> None:
+            if in_name in changes.removed_inputs:
+                _say(f"input {in_name} went away; waiting for it to come back")
+                duet.input_lost()
+            if in_name in changes.added_inputs:
+                _say(f"input {in_name} is back")
+                old, rig.input = rig.input, None
+                if old is not None:
+                    old.close()
+                try:
+                    rig.input = system.open_input(
+                        in_name, on_message,
+                        thru=rig.output if (args.thru and rig.output) else None)
+                except CadenzaError as exc:
+                    _say(f"cannot reopen {in_name}: {exc}")
+
+        rig.watcher = PortWatcher(system, on_change=on_ports, interval=1.0)
+        rig.watcher.start()
+        _say(f"listening on {rig.input.name}, answering on {out_name}; "
+             f"pause {settings.silence_ms:g} ms to hear an answer; Ctrl+C to stop")
+        while not done.wait(0.2):
+            pass
+        if duet.error is not None:
+            raise CadenzaError(str(duet.error))
+    except KeyboardInterrupt:
+        _say("stopping")
+    finally:
+        rig.close()
+        if rig.duet is not None and rig.duet.latencies:
+            st = rig.duet.latency_stats()
+            _say(f"{int(st['rounds'])} answers; latency p50 {st['p50_ms']:.1f} ms, "
+                 f"p95 {st['p95_ms']:.1f} ms")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,576 @@
+"""Call and response with PerformanceRNN: the player plays a phrase, pauses, the model answers.
+
+No Qt here: ``cadenza duet`` (headless) and the live panel share this core.
+
+Threads:
+
+* the MIDI callback thread only calls :meth:`Duet.feed`, which stamps the message with
+  ``perf_counter()`` and puts it on a queue;
+* one *model thread* runs :meth:`Duet.run` (headless: :meth:`Duet.start` makes it; in the app it
+  is the worker's thread, as a long job). It owns the model: it encodes the player's notes into
+  performance events as they arrive and steps the LSTM on them at once (the state is warm when
+  the pause comes), detects the pause (``silence_ms`` without notes and no key down) or the end
+  of the longest phrase, and then samples the answer event by event from that state, handing
+  each note to the scheduler as soon as it is sampled: the first note goes out while the rest is
+  still being generated. Leading time shifts before the answer's first note are dropped
+  (``lead_seconds`` caps them), so the answer starts at once;
+* the :class:`app.transport.Scheduler` thread sends the answer's messages on time.
+
+When the player starts again the answer is cut (note-offs for what sounds), unless ``layer``.
+:class:`StreamingContinuer` is the adapter over ``models.performance_rnn.generate`` that the
+live use needs (incremental feeding, one event at a time sampling).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.transport import Scheduler, Sink, percentile
+from models.errors import CadenzaError
+from models.sequence import SUSTAIN_CC, ControlChange, Note, NoteSequence
+
+log = logging.getLogger(__name__)
+
+LOOKAHEAD_SECONDS = 0.5  # generate at most this far ahead of the answer's playback
+MIN_NOTE_SECONDS = 0.01
+_LOST = "lost"
+
+
+@dataclass
+class DuetSettings:
+    silence_ms: float = 600.0  # a pause this long (no key down) ends the call
+    seconds: float = 4.0  # answer length
+    temperature: float = 1.0
+    max_phrase_seconds: float = 8.0  # the call ends after this long even without a pause
+    layer: bool = False  # keep answering while the player plays again
+    lead_seconds: float = 0.0  # longest silence kept before the answer's first note
+    channel: int = 0  # MIDI channel of the answer
+    top_p: float | None = None
+    seed: int | None = None
+
+    def check(self) -> DuetSettings:
+        if not 50 <= self.silence_ms <= 10000:
+            raise CadenzaError("the silence before an answer must be 50..10000 ms")
+        if not 0.1 <= self.seconds <= 120:
+            raise CadenzaError("the answer length must be 0.1..120 seconds")
+        if not 0 < self.temperature <= 5:
+            raise CadenzaError("the temperature must be in (0, 5]")
+        if not 0.2 <= self.max_phrase_seconds <= 600:
+            raise CadenzaError("the longest phrase must be 0.2..600 seconds")
+        if not 0 <= self.channel <= 15:
+            raise CadenzaError("the answer's MIDI channel must be 0..15")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise CadenzaError("top-p must be in (0, 1]")
+        return self
+
+
+@dataclass
+class Round:
+    """One call and its answer. Times are ``perf_counter`` seconds."""
+
+    index: int
+    reason: str  # "pause" or "max-phrase"
+    call: NoteSequence
+    call_started: float
+    detected_at: float
+    answer: NoteSequence = field(default_factory=NoteSequence)
+    first_note_at: float | None = None
+    finished_at: float | None = None
+    interrupted: bool = False
+    notes_sent: int = 0
+    events_sampled: int = 0
+
+    @property
+    def tag(self) -> str:
+        return f"answer-{self.index}"
+
+    @property
+    def latency(self) -> float | None:
+        """Pause detected -> first answer note sent, seconds."""
+        return None if self.first_note_at is None else self.first_note_at - self.detected_at
+
+
+# ---------------------------------------------------------------------------- model adapter
+class StreamingContinuer:
+    """PerformanceRNN for live use, over ``models.performance_rnn.generate``'s step engines.
+
+    ``Continuer`` primes on a whole sequence and returns finished continuations; live playing
+    needs (a) feeding events one by one as the player plays them and (b) sampling one event at a
+    time so the answer can start before it is complete. Conditioning is off (as ``Continuer``
+    with no density or histogram).
+    """
+
+    def __init__(self, model: Any, engine: str = "numpy") -> None:
+        from models.performance_rnn import encoding as enc
+        from models.performance_rnn.generate import EMPTY_PRIMER, make_engine, sample
+
+        self.enc = enc
+        self._sample = sample
+        self.engine = make_engine(model, engine)
+        control = enc.control_vector(None, None)
+        self.bias0 = self.engine.first_bias(control[None])
+        controls = np.repeat(control[None], EMPTY_PRIMER.size, axis=0)
+        state, logits = self.engine.prime(EMPTY_PRIMER, controls)
+        self._empty = (self._copy(state), np.array(logits, np.float32))
+        self.state: Any = None
+        self.logits: np.ndarray = self._empty[1]
+        self.reset()
+
+    @staticmethod
+    def _copy(state: Any) -> Any:
+        return [(np.array(h, copy=True), np.array(c, copy=True)) for h, c in state]
+
+    def reset(self) -> None:
+        """Back to the state after an empty primer (a fresh phrase)."""
+        self.state = self._copy(self._empty[0])
+        self.logits = self._empty[1].copy()
+
+    def feed(self, events: Iterable[int]) -> None:
+        """Advance the state over the player's events."""
+        for ev in events:
+            self.logits = np.array(self.engine.step(np.asarray([int(ev)]), self.state,
+                                                    self.bias0), np.float32)
+
+    def fork(self) -> tuple[Any, np.ndarray]:
+        """A copy of (state, logits) to generate from while the phrase state moves on."""
+        return self._copy(self.state), self.logits.copy()
+
+    def next_event(self, gen: tuple[Any, np.ndarray], rng: np.random.Generator,
+                   temperature: float, top_p: float | None) -> tuple[int, tuple[Any, np.ndarray]]:
+        state, logits = gen
+        ev, _ = self._sample(logits, rng, temperature, top_p)
+        logits = np.array(self.engine.step(ev, state, self.bias0), np.float32)
+        return int(ev[0]), (state, logits)
+
+
+class LiveEncoder:
+    """The player's messages to performance events, as they arrive (10 ms steps from the start
+    of the phrase, velocity events when the bin changes, notes held by the pedal released when
+    it comes up, like ``NoteSequence.apply_sustain``)."""
+
+    def __init__(self, enc: Any, t0: float) -> None:
+        self.enc = enc
+        self.t0 = t0
+        self.step = 0
+        self.velocity_bin = 0
+        self.pedal = False
+        self.deferred: set[int] = set()
+        self.down: set[int] = set()  # keys held
+
+    def _shifts(self, t: float) -> list[int]:
+        enc = self.enc
+        target = enc.quantize(max(0.0, t - self.t0))
+        out = []
+        while target > self.step:
+            n = min(enc.MAX_SHIFT_STEPS, target - self.step)
+            out.append(enc.TIME_SHIFT + n - 1)
+            self.step += n
+        return out
+
+    def note_on(self, pitch: int, velocity: int, t: float) -> list[int]:
+        enc = self.enc
+        out = self._shifts(t)
+        if pitch in self.deferred:  # re-struck under the pedal: the old one ends here
+            self.deferred.discard(pitch)
+            out.append(enc.NOTE_OFF + pitch)
+        vbin = enc.velocity_to_bin(max(1, velocity))
+        if vbin != self.velocity_bin:
+            self.velocity_bin = vbin
+            out.append(enc.VELOCITY + vbin - 1)
+        out.append(enc.NOTE_ON + pitch)
+        self.down.add(pitch)
+        return out
+
+    def note_off(self, pitch: int, t: float) -> list[int]:
+        if pitch not in self.down:
+            return []
+        self.down.discard(pitch)
+        if self.pedal:
+            self.deferred.add(pitch)
+            return []
+        return self._shifts(t) + [self.enc.NOTE_OFF + pitch]
+
+    def sustain(self, value: int, t: float) -> list[int]:
+        down = value >= 64
+        if down == self.pedal:
+            return []
+        self.pedal = down
+        if down or not self.deferred:
+            return []
+        out = self._shifts(t) + [self.enc.NOTE_OFF + p for p in sorted(self.deferred)]
+        self.deferred.clear()
+        return out
+
+
+class _Phrase:
+    def __init__(self, enc: Any, t0: float) -> None:
+        self.encoder = LiveEncoder(enc, t0)
+        self.t0 = t0
+        self.last_event = t0
+        self.notes: list[Note] = []
+        self.open: dict[int, list[Note]] = {}
+        self.ccs: list[ControlChange] = []
+
+    @property
+    def held(self) -> bool:
+        return bool(self.encoder.down)
+
+    def sequence(self, end: float) -> NoteSequence:
+        notes = [Note(n.pitch, n.velocity, n.start, n.end if n.end >= 0 else end - self.t0)
+                 for n in self.notes]
+        return NoteSequence(notes=sorted(notes, key=lambda n: (n.start, n.pitch)),
+                            control_changes=list(self.ccs))
+
+
+class _Answer:
+    def __init__(self, rnd: Round, gen: tuple[Any, np.ndarray], target_steps: int,
+                 limit: int, velocity: int) -> None:
+        self.round = rnd
+        self.gen = gen
+        self.target = target_steps
+        self.limit = limit
+        self.velocity = velocity
+        self.clock = 0  # steps since the first note
+        self.lead = 0  # leading steps kept
+        self.t0: float | None = None  # perf_counter time of step 0 (the first note)
+        self.open: dict[int, float] = {}  # pitch -> due time of its note-on
+        self.events = 0
+        self.generating = True
+        self.notes: list[Note] = []
+        self.open_notes: dict[int, Note] = {}
+
+    def due(self) -> float:
+        assert self.t0 is not None
+        return self.t0 + self.clock / 100.0
+
+
+class Duet:
+    """The duet. ``sinks`` get the answer (MIDI outputs and/or a LiveSynth).
+
+    Listeners (all optional, called on the model or scheduler thread; keep them short):
+    ``on_round(round, event)`` with event ``"call"`` (pause detected), ``"first-note"``,
+    ``"done"`` or ``"interrupted"``; ``on_answer_message(message, sent_at)`` for every answer
+    message sent; ``on_error(exc)`` when the model thread fails.
+    """
+
+    def __init__(self, sinks: Sequence[Sink], settings: DuetSettings | None = None,
+                 on_round: Callable[[Round, str], None] | None = None,
+                 on_answer_message: Callable[[list[int], float], None] | None = None,
+                 on_error: Callable[[BaseException], None] | None = None,
+                 history: int = 200) -> None:
+        self.sinks = list(sinks)
+        self.settings = (settings or DuetSettings()).check()
+        self.on_round = on_round
+        self.on_answer_message = on_answer_message
+        self.on_error = on_error
+        self.rounds: collections.deque[Round] = collections.deque(maxlen=history)
+        self.latencies: collections.deque[float] = collections.deque(maxlen=10000)
+        self.rounds_done = 0
+        self.error: BaseException | None = None
+        self.scheduler: Scheduler | None = None
+        self._queue: queue.Queue[tuple[float, Any]] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._running = threading.Event()
+        self._by_tag: dict[str, Round] = {}
+        self._next_index = 1
+
+    # ------------------------------------------------------------------ any thread
+    def feed(self, message: list[int], t: float | None = None) -> None:
+        """A message from the player's keyboard; call from the MIDI callback (cheap)."""
+        self._queue.put((time.perf_counter() if t is None else t, message))
+
+    def input_lost(self) -> None:
+        """The input port went away: keys it left down count as released."""
+        self._queue.put((time.perf_counter(), _LOST))
+
+    def update(self, **changes: Any) -> None:
+        """Change settings while running (silence_ms, seconds, temperature, layer, ...)."""
+        from dataclasses import replace
+
+        self.settings = replace(self.settings, **changes).check()
+
+    @property
+    def running(self) -> bool:
+        return self._running.is_set()
+
+    def wait_running(self, timeout: float = 30.0) -> bool:
+        return self._running.wait(timeout)
+
+    def start(self, model: Any, engine: str = "numpy") -> None:
+        """Run the model thread (headless use)."""
+        if self._thread is not None:
+            raise CadenzaError("the duet is already running")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._thread_main, args=(model, engine),
+                                        name="cadenza-duet-model", daemon=True)
+        self._thread.start()
+
+    def _thread_main(self, model: Any, engine: str) -> None:
+        try:
+            self.run(model, engine=engine)
+        except Exception as exc:  # noqa: BLE001 - reported through on_error / .error
+            log.exception("duet model thread")
+            self.error = exc
+            if self.on_error is not None:
+                self.on_error(exc)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening and answering: note-offs for what sounds, panic on every sink."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def latency_stats(self) -> dict[str, float]:
+        values = list(self.latencies)
+        return {"rounds": float(len(values)), "p50_ms": 1000 * percentile(values, 50),
+                "p95_ms": 1000 * percentile(values, 95),
+                "max_ms": 1000 * max(values) if values else float("nan")}
+
+    # ------------------------------------------------------------------ model thread
+    def run(self, model: Any, should_stop: Callable[[], bool] | None = None,
+            engine: str = "numpy") -> None:
+        """The model thread's loop, until :meth:`stop` (or ``should_stop()``)."""
+        stream = StreamingContinuer(model, engine)
+        self.scheduler = Scheduler(self.sinks, on_sent=self._sent)
+        phrase: _Phrase | None = None
+        answer: _Answer | None = None
+        rng = np.random.default_rng(self.settings.seed)
+        self._running.set()
+        try:
+            while not self._stop.is_set() and not (should_stop and should_stop()):
+                s = self.settings
+                now = time.perf_counter()
+                timeout = 0.1
+                if phrase is not None and phrase.notes:
+                    deadline = phrase.t0 + s.max_phrase_seconds
+                    if not phrase.held:
+                        deadline = min(deadline, phrase.last_event + s.silence_ms / 1000.0)
+                    timeout = min(timeout, deadline - now)
+                if answer is not None:
+                    if answer.generating:
+                        ahead = answer.due() - now if answer.t0 is not None else 0.0
+                        timeout = min(timeout, ahead - LOOKAHEAD_SECONDS)
+                    else:
+                        timeout = min(timeout, 0.02)
+                items = self._drain(max(0.0, timeout))
+                for t, msg in items:
+                    phrase, answer = self._handle(stream, phrase, answer, t, msg)
+                now = time.perf_counter()
+                if phrase is not None and phrase.notes:
+                    s = self.settings
+                    reason = ""
+                    if now >= phrase.t0 + s.max_phrase_seconds:
+                        reason = "max-phrase"
+                    elif not phrase.held and now >= phrase.last_event + s.silence_ms / 1000.0:
+                        reason = "pause"
+                    if reason:
+                        if answer is not None:
+                            self._cut(answer)
+                        answer = self._begin_answer(stream, phrase, now, reason)
+                        phrase = None
+                if answer is not None:
+                    if answer.generating:
+                        self._generate(stream, answer, rng)
+                    elif self.scheduler.pending(answer.round.tag) == 0:
+                        self._finish(answer, "done")
+                        answer = None
+        finally:
+            self._running.clear()
+            if answer is not None:
+                self._cut(answer)
+            self.scheduler.stop()
+
+    def _drain(self, timeout: float) -> list[tuple[float, Any]]:
+        items = []
+        try:
+            items.append(self._queue.get(timeout=timeout) if timeout > 0
+                         else self._queue.get_nowait())
+            while True:
+                items.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        return items
+
+    def _handle(self, stream: StreamingContinuer, phrase: _Phrase | None,
+                answer: _Answer | None, t: float, msg: Any
+                ) -> tuple[_Phrase | None, _Answer | None]:
+        if msg == _LOST:
+            if phrase is not None:
+                for pitch in sorted(phrase.encoder.down):
+                    phrase = self._note_off(stream, phrase, pitch, t)
+            return phrase, answer
+        if not msg or len(msg) < 3:
+            return phrase, answer
+        status = msg[0] & 0xF0
+        if status == 0x90 and msg[2] > 0:
+            if answer is not None and not self.settings.layer:
+                self._cut(answer)
+                answer = None
+            if phrase is None:
+                stream.reset()
+                phrase = _Phrase(stream.enc, t)
+            stream.feed(phrase.encoder.note_on(msg[1], msg[2], t))
+            note = Note(msg[1], msg[2], t - phrase.t0, -1.0)
+            phrase.notes.append(note)
+            phrase.open.setdefault(msg[1], []).append(note)
+            phrase.last_event = t
+        elif status in (0x80, 0x90):
+            if phrase is not None:
+                phrase = self._note_off(stream, phrase, msg[1], t)
+        elif status == 0xB0 and msg[1] == SUSTAIN_CC and phrase is not None:
+            stream.feed(phrase.encoder.sustain(msg[2], t))
+            phrase.ccs.append(ControlChange(t - phrase.t0, SUSTAIN_CC, msg[2]))
+        return phrase, answer
+
+    @staticmethod
+    def _note_off(stream: StreamingContinuer, phrase: _Phrase, pitch: int, t: float) -> _Phrase:
+        events = phrase.encoder.note_off(pitch, t)
+        stream.feed(events)
+        pending = phrase.open.get(pitch)
+        if pending:
+            pending.pop(0).end = max(t - phrase.t0, 0.0)
+            phrase.last_event = t
+        return phrase
+
+    def _begin_answer(self, stream: StreamingContinuer, phrase: _Phrase, now: float,
+                      reason: str) -> _Answer:
+        s = self.settings
+        index = self._next_index
+        self._next_index += 1
+        rnd = Round(index, reason, phrase.sequence(now), phrase.t0, now)
+        self._by_tag[rnd.tag] = rnd
+        self.rounds.append(rnd)
+        target = int(round(s.seconds * 100))
+        velocity = max((n.velocity for n in phrase.notes[-4:]), default=64)
+        answer = _Answer(rnd, stream.fork(), target, max(64, target * 4), velocity)
+        self._notify(rnd, "call")
+        return answer
+
+    def _generate(self, stream: StreamingContinuer, answer: _Answer,
+                  rng: np.random.Generator) -> None:
+        """Sample until the answer is LOOKAHEAD_SECONDS ahead of real time (or complete)."""
+        enc = stream.enc
+        s = self.settings
+        sched = self.scheduler
+        assert sched is not None
+        tag = answer.round.tag
+        ch = s.channel
+        lead_cap = int(round(s.lead_seconds * 100))
+        while answer.generating:
+            if answer.t0 is not None and answer.due() - time.perf_counter() > LOOKAHEAD_SECONDS:
+                return
+            if not self._queue.empty() and answer.t0 is not None:
+                return  # the player plays: handle that first
+            ev, answer.gen = stream.next_event(answer.gen, rng, s.temperature, s.top_p)
+            answer.events += 1
+            answer.round.events_sampled += 1
+            if enc.TIME_SHIFT <= ev < enc.VELOCITY:
+                steps = ev - enc.TIME_SHIFT + 1
+                if answer.t0 is None:
+                    answer.lead = min(lead_cap, answer.lead + steps)
+                else:  # a last shift past the answer's length is shortened to fit
+                    answer.clock = min(answer.target, answer.clock + steps)
+            elif ev >= enc.VELOCITY:
+                answer.velocity = enc.bin_to_velocity(ev - enc.VELOCITY + 1)
+            elif ev < enc.NOTE_OFF:
+                if answer.t0 is None:
+                    answer.t0 = time.perf_counter() + answer.lead / 100.0
+                due = answer.due()
+                if ev in answer.open:  # re-struck: end the sounding one first
+                    self._schedule_off(answer, ev, due)
+                sched.schedule(due, [0x90 | ch, ev, max(1, answer.velocity)], tag)
+                answer.open[ev] = due
+                note = Note(ev, answer.velocity, due - answer.t0, -1.0)
+                answer.open_notes[ev] = note
+                answer.notes.append(note)
+            else:
+                pitch = ev - enc.NOTE_OFF
+                if pitch in answer.open and answer.t0 is not None:
+                    self._schedule_off(answer, pitch, answer.due())
+            if answer.clock >= answer.target or answer.events >= answer.limit:
+                end = answer.due() if answer.t0 is not None else time.perf_counter()
+                for pitch in list(answer.open):
+                    self._schedule_off(answer, pitch, end)
+                answer.generating = False
+                answer.round.answer = NoteSequence(
+                    notes=sorted(answer.notes, key=lambda n: (n.start, n.pitch)))
+
+    def _schedule_off(self, answer: _Answer, pitch: int, due: float) -> None:
+        assert self.scheduler is not None
+        on_due = answer.open.pop(pitch)
+        due = max(due, on_due + MIN_NOTE_SECONDS)
+        self.scheduler.schedule(due, [0x80 | self.settings.channel, pitch, 0], answer.round.tag)
+        note = answer.open_notes.pop(pitch, None)
+        if note is not None and answer.t0 is not None:
+            note.end = due - answer.t0
+
+    def _cut(self, answer: _Answer) -> None:
+        """The player plays again (or a new answer starts): stop this answer now."""
+        assert self.scheduler is not None
+        self.scheduler.cancel(answer.round.tag)
+        answer.generating = False
+        if not answer.round.answer.notes:
+            answer.round.answer = NoteSequence(
+                notes=[n for n in answer.notes if n.end >= 0])
+        self._finish(answer, "interrupted")
+
+    def _finish(self, answer: _Answer, event: str) -> None:
+        rnd = answer.round
+        if rnd.finished_at is not None:
+            return
+        rnd.finished_at = time.perf_counter()
+        rnd.interrupted = event == "interrupted"
+        self.rounds_done += 1
+        self._by_tag.pop(rnd.tag, None)
+        if self.scheduler is not None:
+            self.scheduler.forget(rnd.tag)
+        self._notify(rnd, event)
+
+    def _notify(self, rnd: Round, event: str) -> None:
+        if self.on_round is not None:
+            try:
+                self.on_round(rnd, event)
+            except Exception:  # noqa: BLE001 - a listener must not stop the duet
+                log.exception("duet listener")
+
+    # ------------------------------------------------------------------ scheduler thread
+    def _sent(self, tag: str, message: list[int], sent_at: float, due: float) -> None:
+        rnd = self._by_tag.get(tag)
+        if rnd is not None and message[0] & 0xF0 == 0x90 and message[2] > 0:
+            rnd.notes_sent += 1
+            if rnd.first_note_at is None:
+                rnd.first_note_at = sent_at
+                self.latencies.append(sent_at - rnd.detected_at)
+                self._notify(rnd, "first-note")
+        if self.on_answer_message is not None:
+            try:
+                self.on_answer_message(message, sent_at)
+            except Exception:  # noqa: BLE001
+                log.exception("duet listener")
+
+
+def load_performance_model(name_or_path: str | None = None) -> Any:
+    """The PerformanceRNN to answer with: by name or folder through the registry, or the
+    installed default. Imports Keras: call on the model thread (or before starting)."""
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    if name_or_path is None:
+        entry = registry.default("performance")
+        return registry.load(entry.name)
+    entry = registry.get(name_or_path)
+    if entry.family != "performance":
+        raise CadenzaError(f"model '{entry.name}' is a {entry.family} model; the duet needs a "
+                           f"performance (PerformanceRNN) model")
+    return registry.load(str(entry.path))

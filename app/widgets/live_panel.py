@@ -1,0 +1,551 @@
+"""The Live panel (a dock in the main window): keyboard in, MIDI or built-in audio out, the
+call-and-response duet, and recording with a metronome and count-in.
+
+Threads: MIDI input arrives on the input's polling thread, the duet's answer on the scheduler
+thread and round events on the model thread (the app's worker, which runs the duet as one long
+job while it is on). None of them touch widgets: they emit signals of :class:`_Bridge`, which
+lives on the GUI thread, so Qt queues them across. The call and the answer are drawn as they
+happen on a piano roll (answer notes in green, over the usual velocity colours of the call).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from PySide6.QtCore import QObject, QRectF, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.widgets.piano_roll import PianoRoll
+from models.errors import CadenzaError
+from models.sequence import Note, NoteSequence
+
+log = logging.getLogger(__name__)
+
+AUDIO_OUT = "Built-in audio"
+CALL, ANSWER = 0, 1
+ANSWER_COLOUR = QColor(96, 214, 128)
+ROLL_SECONDS = 60.0  # notes older than this leave the roll
+METER_DECAY = 0.85
+PORT_POLL_MS = 1000
+ROLL_MS = 50
+
+
+class LiveRoll(PianoRoll):
+    """A piano roll that draws the answer's notes (instrument 1) in their own colour."""
+
+    def paintEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802, ANN001
+        super().paintEvent(event)
+        p = QPainter(self)
+        p.setClipRect(self._area())
+        h = max(1.0, self.key_height - 1)
+        for note in self.visible_notes():
+            if note.instrument != ANSWER:
+                continue
+            x0 = self.time_to_x(note.start)
+            w = max(1.5, (note.end - note.start) * self.pixels_per_second)
+            y = self.pitch_to_y(note.pitch + 1)
+            colour = QColor(ANSWER_COLOUR)
+            colour.setAlphaF(0.55 + 0.45 * note.velocity / 127)
+            p.fillRect(QRectF(x0, y + 0.5, w, h), colour)
+            p.setPen(QPen(QColor(20, 90, 40), 1))
+            p.drawRect(QRectF(x0, y + 0.5, w, h))
+        p.end()
+
+
+class _Bridge(QObject):
+    midi_in = Signal(object, float)  # message, perf_counter time
+    answer_out = Signal(object, float)
+    round_event = Signal(object, str)
+    beat = Signal(int, int, bool)
+
+
+class LivePanel(QWidget):
+    """Pickers, meters, duet settings, the live roll and the record button."""
+
+    clip_created = Signal(object)
+    message = Signal(str)
+    duet_changed = Signal(bool)
+
+    def __init__(self, worker: Any = None, audio_device: str | None = None,
+                 soundfont: str | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.worker = worker
+        self.audio_device = audio_device or None
+        self.soundfont = soundfont or None
+        self.models: list[Any] = []
+        self.midi: Any = None
+        self.watcher: Any = None
+        self.input: Any = None
+        self.output: Any = None  # MidiOutput, or LiveSynth for built-in audio
+        self.engine: Any = None
+        self.duet: Any = None
+        self.recorder: Any = None
+        self._duet_job: Any = None
+        self.last_latency_ms: float | None = None
+        self.in_level = 0.0
+        self.out_level = 0.0
+        self._origin = time.perf_counter()
+        self._notes: list[Note] = []
+        self._open: dict[tuple[int, int], Note] = {}
+        self._bridge = _Bridge()
+        self._bridge.midi_in.connect(self._on_midi_in)
+        self._bridge.answer_out.connect(self._on_answer_out)
+        self._bridge.round_event.connect(self._on_round)
+        self._bridge.beat.connect(self._on_beat)
+        self._build()
+        self._ports_timer = QTimer(self)
+        self._ports_timer.setInterval(PORT_POLL_MS)
+        self._ports_timer.timeout.connect(self.poll_ports)
+        self._roll_timer = QTimer(self)
+        self._roll_timer.setInterval(ROLL_MS)
+        self._roll_timer.timeout.connect(self._tick)
+        self._roll_timer.start()
+        QTimer.singleShot(0, self._init_midi)
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        self.input_combo = QComboBox()
+        self.output_combo = QComboBox()
+        self.in_meter = QProgressBar()
+        self.out_meter = QProgressBar()
+        for meter in (self.in_meter, self.out_meter):
+            meter.setRange(0, 100)
+            meter.setTextVisible(False)
+            meter.setMaximumHeight(8)
+        ports = QGridLayout()
+        ports.addWidget(QLabel("In:"), 0, 0)
+        ports.addWidget(self.input_combo, 0, 1)
+        ports.addWidget(self.in_meter, 1, 1)
+        ports.addWidget(QLabel("Out:"), 2, 0)
+        ports.addWidget(self.output_combo, 2, 1)
+        ports.addWidget(self.out_meter, 3, 1)
+        self.input_combo.currentIndexChanged.connect(self._input_chosen)
+        self.output_combo.currentIndexChanged.connect(self._output_chosen)
+
+        duet_box = QGroupBox("Duet")
+        self.model_combo = QComboBox()
+        self.duet_button = QPushButton("Start duet")
+        self.duet_button.setCheckable(True)
+        self.duet_button.toggled.connect(self.set_duet)
+        self.silence_spin = QSpinBox()
+        self.silence_spin.setRange(100, 5000)
+        self.silence_spin.setSingleStep(50)
+        self.silence_spin.setValue(600)
+        self.silence_spin.setSuffix(" ms")
+        self.seconds_spin = QDoubleSpinBox()
+        self.seconds_spin.setRange(0.5, 60.0)
+        self.seconds_spin.setValue(4.0)
+        self.seconds_spin.setSuffix(" s")
+        self.temperature_spin = QDoubleSpinBox()
+        self.temperature_spin.setRange(0.1, 3.0)
+        self.temperature_spin.setSingleStep(0.1)
+        self.temperature_spin.setValue(1.0)
+        self.layer_check = QCheckBox("Keep answering when I play (layer)")
+        self.latency_label = QLabel("Latency: –")
+        form = QFormLayout(duet_box)
+        form.addRow("Model:", self.model_combo)
+        form.addRow("Pause:", self.silence_spin)
+        form.addRow("Answer:", self.seconds_spin)
+        form.addRow("Temperature:", self.temperature_spin)
+        form.addRow(self.layer_check)
+        form.addRow(self.duet_button)
+        form.addRow(self.latency_label)
+        for spin in (self.silence_spin, self.seconds_spin, self.temperature_spin):
+            spin.valueChanged.connect(self._settings_changed)
+        self.layer_check.toggled.connect(self._settings_changed)
+
+        rec_box = QGroupBox("Record")
+        self.record_button = QPushButton("● Record")
+        self.record_button.setCheckable(True)
+        self.record_button.toggled.connect(self.set_recording)
+        self.metronome_check = QCheckBox("Metronome")
+        self.count_in_spin = QSpinBox()
+        self.count_in_spin.setRange(0, 4)
+        self.count_in_spin.setValue(1)
+        self.count_in_spin.setSuffix(" bar(s)")
+        self.tempo_spin = QSpinBox()
+        self.tempo_spin.setRange(30, 300)
+        self.tempo_spin.setValue(100)
+        self.tempo_spin.setSuffix(" bpm")
+        self.beat_label = QLabel("")
+        rec_form = QFormLayout(rec_box)
+        rec_form.addRow("Count-in:", self.count_in_spin)
+        rec_form.addRow("Tempo:", self.tempo_spin)
+        rec_form.addRow(self.metronome_check)
+        rec_row = QHBoxLayout()
+        rec_row.addWidget(self.record_button)
+        rec_row.addWidget(self.beat_label)
+        rec_form.addRow(rec_row)
+
+        self.roll = LiveRoll()
+        self.roll.placeholder = "Play on your keyboard: the call shows here, the answer in green"
+        self.roll.setMinimumHeight(160)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(ports)
+        layout.addWidget(duet_box)
+        layout.addWidget(rec_box)
+        layout.addWidget(self.roll, 1)
+        layout.addWidget(self.status_label)
+        self.set_models([])
+
+    # ------------------------------------------------------------------ MIDI system and ports
+    def _init_midi(self) -> None:
+        try:
+            from app.midi_ports import MidiSystem, PortWatcher
+
+            self.midi = MidiSystem()
+        except Exception as exc:  # noqa: BLE001 - no rtmidi: the panel says so
+            self._say(f"MIDI is not available: {exc}")
+            self._fill_ports([], [])
+            return
+        if not self.midi.available:
+            self._say(self.midi.reason)
+            self._fill_ports([], [])
+            return
+        self.watcher = PortWatcher(self.midi)
+        self._fill_ports(self._visible_inputs(), self._visible_outputs())
+        self._ports_timer.start()
+
+    def _visible_inputs(self) -> list[str]:
+        return [p for p in (self.watcher.inputs if self.watcher else [])
+                if "Cadenza" not in p.split(":")[0]]
+
+    def _visible_outputs(self) -> list[str]:
+        return [p for p in (self.watcher.outputs if self.watcher else [])
+                if "Cadenza" not in p.split(":")[0]]
+
+    def poll_ports(self) -> None:
+        """Rescan the ports (a QTimer calls this every second): keyboards come and go."""
+        if self.watcher is None:
+            return
+        changes = self.watcher.poll()
+        if not changes:
+            return
+        if self.input is not None and self.input.name in changes.removed_inputs:
+            self._say(f"{self.input.name} went away")
+            if self.duet is not None:
+                self.duet.input_lost()
+        self._fill_ports(self._visible_inputs(), self._visible_outputs())
+
+    def _fill_ports(self, inputs: list[str], outputs: list[str]) -> None:
+        cur_in, cur_out = self.input_combo.currentData(), self.output_combo.currentData()
+        for combo in (self.input_combo, self.output_combo):
+            combo.blockSignals(True)
+            combo.clear()
+        self.input_combo.addItem("None", None)
+        for name in inputs:
+            self.input_combo.addItem(name, name)
+        self.output_combo.addItem(AUDIO_OUT, AUDIO_OUT)
+        for name in outputs:
+            self.output_combo.addItem(name, name)
+        self.input_combo.setCurrentIndex(max(0, self.input_combo.findData(cur_in)))
+        self.output_combo.setCurrentIndex(max(0, self.output_combo.findData(cur_out)))
+        for combo in (self.input_combo, self.output_combo):
+            combo.blockSignals(False)
+        if self.input_combo.currentData() != cur_in:
+            self._input_chosen()
+        if self.output_combo.currentData() != cur_out:
+            self._output_chosen()
+
+    def choose_input(self, name_substring: str) -> bool:
+        for i in range(self.input_combo.count()):
+            data = self.input_combo.itemData(i)
+            if data and name_substring.lower() in str(data).lower():
+                self.input_combo.setCurrentIndex(i)
+                return True
+        return False
+
+    def choose_output(self, name_substring: str) -> bool:
+        for i in range(self.output_combo.count()):
+            data = self.output_combo.itemData(i)
+            if data and name_substring.lower() in str(data).lower():
+                self.output_combo.setCurrentIndex(i)
+                return True
+        return False
+
+    def _input_chosen(self, *_: object) -> None:
+        if self.input is not None:
+            self.input.close()
+            self.input = None
+        name = self.input_combo.currentData()
+        if not name or self.midi is None:
+            return
+        try:
+            self.input = self.midi.open_input(name, self._midi_callback)
+        except CadenzaError as exc:
+            self._say(str(exc))
+
+    def _output_chosen(self, *_: object) -> None:
+        if self.duet is not None:
+            self.set_duet(False)
+        self._close_output()
+
+    def _ensure_output(self) -> Any:
+        """The sink for answers and clicks: opened when first needed."""
+        if self.output is not None:
+            return self.output
+        name = self.output_combo.currentData()
+        try:
+            if name == AUDIO_OUT:
+                from app.audio_engine import AudioEngine
+                from app.transport import LiveSynth
+
+                self.engine = AudioEngine(device=self.audio_device, blocksize=256,
+                                          queue_blocks=3)
+                self.engine.start()
+                self.output = LiveSynth(self.engine, soundfont=self.soundfont)
+            elif name and self.midi is not None:
+                self.output = self.midi.open_output(name)
+        except CadenzaError as exc:
+            self._say(f"Output: {exc}")
+            self._close_output()
+        return self.output
+
+    def _close_output(self) -> None:
+        for obj in (self.output, self.engine):
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception:  # noqa: BLE001
+                    log.exception("closing the live output")
+        self.output = self.engine = None
+
+    # ------------------------------------------------------------------ MIDI thread
+    def _midi_callback(self, message: list[int], _delta: float) -> None:
+        t = time.perf_counter()
+        duet, recorder, output = self.duet, self.recorder, self.output
+        if duet is not None:
+            duet.feed(message, t)
+        if recorder is not None:
+            recorder.feed(message, t)
+        if output is not None and self.engine is not None:  # hear yourself on built-in audio
+            output.send(message)
+        self._bridge.midi_in.emit(message, t)
+
+    # ------------------------------------------------------------------ GUI thread
+    def _note_event(self, role: int, message: list[int], t: float) -> None:
+        if len(message) < 3:
+            return
+        status = message[0] & 0xF0
+        now = t - self._origin
+        key = (role, message[1])
+        if status == 0x90 and message[2] > 0:
+            old = self._open.pop(key, None)
+            if old is not None:
+                old.end = now
+            note = Note(message[1], message[2], now, now + 0.01, instrument=role)
+            self._open[key] = note
+            self._notes.append(note)
+        elif status in (0x80, 0x90):
+            note = self._open.pop(key, None)
+            if note is not None:
+                note.end = max(now, note.start + 0.01)
+
+    def _on_midi_in(self, message: object, t: float) -> None:
+        msg = list(message)  # type: ignore[call-overload]
+        if msg and msg[0] & 0xF0 == 0x90 and len(msg) > 2 and msg[2] > 0:
+            self.in_level = max(self.in_level, msg[2] / 127)
+        self._note_event(CALL, msg, t)
+
+    def _on_answer_out(self, message: object, t: float) -> None:
+        msg = list(message)  # type: ignore[call-overload]
+        if msg and msg[0] & 0xF0 == 0x90 and len(msg) > 2 and msg[2] > 0:
+            self.out_level = max(self.out_level, msg[2] / 127)
+        self._note_event(ANSWER, msg, t)
+
+    def _on_round(self, rnd: Any, event: str) -> None:
+        if event == "first-note" and rnd.latency is not None:
+            self.last_latency_ms = 1000 * rnd.latency
+            self.latency_label.setText(f"Latency: {self.last_latency_ms:.0f} ms "
+                                       f"(pause → first note)")
+        elif event == "call":
+            self._say(f"Call {rnd.index}: {len(rnd.call.notes)} notes — answering…")
+        elif event in ("done", "interrupted"):
+            self._say(f"Answer {rnd.index}: {rnd.notes_sent} notes"
+                      + (" (cut: you played)" if event == "interrupted" else ""))
+
+    def _on_beat(self, bar: int, beat: int, counting_in: bool) -> None:
+        self.beat_label.setText(f"count-in {beat + 1}" if counting_in else f"{bar + 1}.{beat + 1}")
+
+    def _tick(self) -> None:
+        now = time.perf_counter() - self._origin
+        for note in self._open.values():
+            note.end = max(note.end, now)
+        self.in_level *= METER_DECAY
+        self.out_level *= METER_DECAY
+        if self.output is not None and self.engine is not None:
+            self.out_level = max(self.out_level, min(1.0, 3 * self.output.take_peak()))
+        self.in_meter.setValue(int(100 * self.in_level))
+        self.out_meter.setValue(int(100 * self.out_level))
+        if not self._notes:
+            return
+        keep_from = now - ROLL_SECONDS
+        if self._notes[0].end < keep_from:
+            self._notes = [n for n in self._notes if n.end >= keep_from]
+        self.roll.set_sequence(NoteSequence(notes=list(self._notes)))
+        self.roll.set_playhead(now)
+
+    def roll_notes(self, role: int | None = None) -> list[Note]:
+        return [n for n in self._notes if role is None or n.instrument == role]
+
+    def _say(self, text: str) -> None:
+        self.status_label.setText(text)
+        self.message.emit(text)
+
+    # ------------------------------------------------------------------ models and duet
+    def set_models(self, entries: list[Any]) -> None:
+        self.models = [e for e in entries if getattr(e, "family", None) == "performance"]
+        self.model_combo.clear()
+        for entry in self.models:
+            self.model_combo.addItem(entry.name, str(entry.path))
+        ok = bool(self.models) and self.worker is not None
+        self.duet_button.setEnabled(ok or self.duet is not None)
+        self.duet_button.setToolTip("" if ok else "Install or train a PerformanceRNN model "
+                                    "('cadenza train performance') to play duets")
+        if not self.models:
+            self.model_combo.addItem("no PerformanceRNN installed", None)
+
+    def _duet_settings(self) -> Any:
+        from app.duet import DuetSettings
+
+        return DuetSettings(silence_ms=float(self.silence_spin.value()),
+                            seconds=float(self.seconds_spin.value()),
+                            temperature=float(self.temperature_spin.value()),
+                            layer=self.layer_check.isChecked())
+
+    def _settings_changed(self, *_: object) -> None:
+        if self.duet is not None:
+            try:
+                s = self._duet_settings()
+                self.duet.update(silence_ms=s.silence_ms, seconds=s.seconds,
+                                 temperature=s.temperature, layer=s.layer)
+            except CadenzaError as exc:
+                self._say(str(exc))
+
+    def set_duet(self, on: bool) -> None:
+        """Start or stop the duet (the button does this)."""
+        if on and self.duet is None:
+            self._start_duet()
+        elif not on and self.duet is not None:
+            self._stop_duet()
+        self.duet_button.blockSignals(True)
+        self.duet_button.setChecked(self.duet is not None)
+        self.duet_button.setText("Stop duet" if self.duet is not None else "Start duet")
+        self.duet_button.blockSignals(False)
+
+    def _start_duet(self) -> None:
+        from app.duet import Duet, load_performance_model
+
+        path = self.model_combo.currentData()
+        if self.worker is None or not path:
+            self._say("No PerformanceRNN model to answer with")
+            return
+        sink = self._ensure_output()
+        if sink is None:
+            self._say("Choose an output for the answer")
+            return
+        try:
+            duet = Duet([sink], self._duet_settings(),
+                        on_round=lambda r, e: self._bridge.round_event.emit(r, e),
+                        on_answer_message=lambda m, t: self._bridge.answer_out.emit(m, t))
+        except CadenzaError as exc:
+            self._say(str(exc))
+            return
+
+        def job(ctx: Any) -> None:
+            ctx.progress(None, "Loading the duet model…")
+            model = ctx.resource(("performance", path), lambda: load_performance_model(path))
+            duet.run(model, should_stop=lambda: ctx.cancelled)
+
+        self.duet = duet
+        self._duet_job = self.worker.submit(job, on_failure=self._duet_failed,
+                                            on_success=lambda _r: None, label="duet")
+        self._say("Duet on: play a phrase and pause")
+        self.duet_changed.emit(True)
+
+    def _duet_failed(self, exc: Exception) -> None:
+        self._say(f"Duet stopped: {exc}")
+        self.duet = None
+        self._duet_job = None
+        self.set_duet(False)
+
+    def _stop_duet(self) -> None:
+        duet, job = self.duet, self._duet_job
+        self.duet = self._duet_job = None
+        if duet is not None:
+            duet.stop(timeout=0)
+        if job is not None:
+            job.cancel()
+        self.duet_changed.emit(False)
+
+    # ------------------------------------------------------------------ recording
+    def set_recording(self, on: bool) -> None:
+        """Start recording (after the count-in) or stop and add the take to the library."""
+        from app.recorder import Recorder
+
+        if on and self.recorder is None:
+            sinks = []
+            if self.metronome_check.isChecked() or self.count_in_spin.value():
+                sink = self._ensure_output()
+                if sink is not None:
+                    sinks.append(sink)
+            self._takes = getattr(self, "_takes", 0) + 1
+            rec = Recorder(qpm=float(self.tempo_spin.value()),
+                           count_in_bars=int(self.count_in_spin.value()),
+                           metronome=self.metronome_check.isChecked(), click_sinks=sinks,
+                           name=f"Live take {self._takes}",
+                           on_beat=lambda *b: self._bridge.beat.emit(*b))
+            rec.start()
+            self.recorder = rec
+            self._say("Recording…" if not rec.count_in_bars else "Count-in…")
+        elif not on and self.recorder is not None:
+            rec, self.recorder = self.recorder, None
+            clip = rec.stop_clip()
+            self.beat_label.setText("")
+            if clip is None:
+                self._say("Nothing was played: no take")
+            else:
+                self.clip_created.emit(clip)
+                self._say(f"{clip.name}: {len(clip.sequence.notes)} notes added to the library")
+        self.record_button.blockSignals(True)
+        self.record_button.setChecked(self.recorder is not None)
+        self.record_button.setText("■ Stop" if self.recorder is not None else "● Record")
+        self.record_button.blockSignals(False)
+
+    # ------------------------------------------------------------------ lifetime
+    def shutdown(self) -> None:
+        """Stop everything (the window is closing): nothing left sounding, ports closed."""
+        self._ports_timer.stop()
+        self._roll_timer.stop()
+        if self.recorder is not None:
+            self.set_recording(False)
+        if self.duet is not None:
+            self._stop_duet()
+        if self.input is not None:
+            self.input.close()
+            self.input = None
+        self._close_output()
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None

@@ -1,0 +1,119 @@
+# ruff: noqa: F811 - the JACK fixtures are imported from test_live_transport
+"""The Live dock in the main window, on a real JACK server: pickers, hot-plug, activity from
+the MIDI thread reaching the GUI, the duet run by the app's worker, and recording a take."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from app.widgets.live_panel import ANSWER, AUDIO_OUT, CALL
+from tests.app.test_live_duet import PHRASE, tiny_model_dir
+from tests.app.test_live_transport import (  # noqa: F401 - fixtures
+    Keyboard,
+    Listener,
+    live_jack,
+    midi,
+    player_thread,
+    unbalanced,
+)
+
+pytestmark = pytest.mark.jack
+
+
+@pytest.fixture()
+def rig(live_jack, midi, window):  # noqa: ANN001, ANN201
+    """Keyboard and listener ports, and the window (made after them, on the same server)."""
+    kb = Keyboard(midi, "PanelKeys")
+    ear = Listener(midi, "PanelEar")
+    panel = window.live_panel
+    panel.poll_ports()
+    yield window, panel, kb, ear
+    panel.shutdown()
+    kb.close()
+    ear.close()
+
+
+def test_live_dock_lists_ports_and_follows_hot_plug(rig, qtbot, artifacts_dir: Path):
+    window, panel, kb, ear = rig
+    assert window.live_dock.isVisible() and window.live_dock.widget() is panel
+    qtbot.waitUntil(lambda: panel.input_combo.findData("PanelKeys client:PanelKeys") >= 0,
+                    timeout=3000)
+    assert panel.output_combo.itemData(0) == AUDIO_OUT
+    assert panel.output_combo.findData("PanelEar client:PanelEar") >= 0
+    assert not any("Cadenza" in (panel.input_combo.itemText(i) or "")
+                   for i in range(panel.input_combo.count()))  # not our own ports
+    late = Keyboard(panel.midi, "LateKeys")
+    try:
+        qtbot.waitUntil(lambda: panel.input_combo.findData("LateKeys client:LateKeys") >= 0,
+                        timeout=3000)  # the 1 s QTimer poll
+        assert panel.choose_input("LateKeys")
+    finally:
+        late.close()
+    qtbot.waitUntil(lambda: panel.input_combo.findData("LateKeys client:LateKeys") < 0,
+                    timeout=3000)
+    assert panel.input_combo.currentData() is None  # the chosen port went away
+    window.grab().save(str(artifacts_dir / "live-panel.png"))
+
+
+def test_keyboard_activity_reaches_the_gui(rig, qtbot):
+    window, panel, kb, ear = rig
+    assert panel.choose_input("PanelKeys")
+    assert panel.input is not None
+    time.sleep(0.1)
+    kb.play(PHRASE)
+    qtbot.waitUntil(lambda: len(panel.roll_notes(CALL)) == 4, timeout=3000)
+    assert [n.pitch for n in panel.roll_notes(CALL)] == [60, 64, 67, 72]
+    assert panel.in_meter.value() > 0 or panel.in_level > 0
+    qtbot.waitUntil(lambda: panel.roll.note_count == 4, timeout=2000)
+
+
+def test_duet_in_the_window(rig, qtbot, datasets_dir, artifacts_dir: Path):
+    from models.registry import ModelRegistry
+
+    window, panel, kb, ear = rig
+    entry = ModelRegistry().get(str(tiny_model_dir(datasets_dir)))
+    panel.set_models([entry])
+    assert panel.duet_button.isEnabled()
+    assert panel.choose_input("PanelKeys") and panel.choose_output("PanelEar")
+    panel.silence_spin.setValue(300)
+    panel.seconds_spin.setValue(1.5)
+    panel.duet_button.click()
+    assert panel.duet is not None and panel.duet_button.text() == "Stop duet"
+    qtbot.waitUntil(lambda: panel.duet is not None and panel.duet.running, timeout=60000)
+    time.sleep(0.1)
+    kb.play(PHRASE)
+    qtbot.waitUntil(lambda: panel.last_latency_ms is not None, timeout=5000)
+    assert panel.last_latency_ms < 100
+    assert "Latency:" in panel.latency_label.text()
+    qtbot.waitUntil(lambda: len(panel.roll_notes(ANSWER)) > 0, timeout=3000)
+    qtbot.wait(1500)
+    window.grab().save(str(artifacts_dir / "live-duet.png"))
+    assert ear.note_ons()
+    panel.duet_button.click()
+    assert panel.duet is None and panel.duet_button.text() == "Start duet"
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=5000)
+    assert ear.wait_for(lambda e: unbalanced(e.messages()) == {}, timeout=2)
+
+
+def test_record_a_take_into_the_library(rig, qtbot):
+    window, panel, kb, ear = rig
+    assert panel.choose_input("PanelKeys") and panel.choose_output("PanelEar")
+    panel.count_in_spin.setValue(1)
+    panel.tempo_spin.setValue(240)  # a 1 s count-in
+    panel.metronome_check.setChecked(True)
+    before = len(window.library.clips())
+    panel.record_button.click()
+    assert panel.recorder is not None and panel.recorder.counting_in
+    qtbot.wait(1100)
+    kb.play([(60, 0.1), (62, 0.1), (64, 0.1)])
+    panel.record_button.click()
+    clips = window.library.clips()
+    assert len(clips) == before + 1
+    take = clips[-1]
+    assert take.name == "Live take 1" and [n.pitch for n in take.sequence.notes] == [60, 62, 64]
+    clicks = [m for _, m in ear.note_ons() if m[0] == 0x99]
+    assert len(clicks) >= 4  # the count-in, on channel 10
+    assert ear.wait_for(lambda e: unbalanced(e.messages()) == {}, timeout=2)
