@@ -102,6 +102,7 @@ class MainWindow(QMainWindow):
         self.live_dock.setObjectName("liveDock")
         self.live_dock.setWidget(self.live_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.live_dock)
+        self.live_dock.hide()  # View ▸ Live shows it; MIDI opens when it is first shown
         self.live_panel.clip_created.connect(self._add_generated_clip)
 
         # workspaces

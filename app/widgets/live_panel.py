@@ -117,7 +117,14 @@ class LivePanel(QWidget):
         self._roll_timer.setInterval(ROLL_MS)
         self._roll_timer.timeout.connect(self._tick)
         self._roll_timer.start()
-        QTimer.singleShot(0, self._init_midi)
+        self._midi_started = False
+
+    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802, ANN001
+        """MIDI is opened when the panel is first shown, not when the window starts."""
+        super().showEvent(event)
+        if not self._midi_started:
+            self._midi_started = True
+            QTimer.singleShot(0, self._init_midi)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QApplication
 
 from app.widgets.live_panel import ANSWER, AUDIO_OUT, CALL
 from tests.app.test_live_duet import PHRASE, tiny_model_dir
@@ -29,6 +30,12 @@ def rig(live_jack, midi, window):  # noqa: ANN001, ANN201
     kb = Keyboard(midi, "PanelKeys")
     ear = Listener(midi, "PanelEar")
     panel = window.live_panel
+    assert not window.live_dock.isVisible() and panel.midi is None  # until asked for
+    window.live_dock.toggleViewAction().trigger()
+    deadline = time.monotonic() + 5
+    while panel.midi is None and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.01)
     panel.poll_ports()
     yield window, panel, kb, ear
     panel.shutdown()
