@@ -132,11 +132,13 @@ def decode(
     start_time: float = 0.0,
     instrument: int = 0,
     program: int = 0,
+    max_note_duration: float | None = None,
 ) -> NoteSequence:
     """Events back to notes, as note_seq's ``Performance.to_sequence``.
 
     A note-off closes the oldest open note of its pitch; zero-length notes are dropped; notes
-    still sounding at the end are closed at the final step.
+    still sounding at the end are closed at the final step; with ``max_note_duration`` (seconds)
+    longer notes are cut to it, as Magenta's generator does (5 s).
     """
     spq = 1.0 / STEPS_PER_SECOND
     notes: list[Note] = []
@@ -166,6 +168,9 @@ def decode(
             if begun != step:
                 notes.append(Note(pitch, vel, start_time + begun * spq, start_time + step * spq,
                                   program=program, instrument=instrument))
+    if max_note_duration is not None:
+        for n in notes:
+            n.end = min(n.end, n.start + max_note_duration)
     notes.sort(key=lambda n: (n.start, n.pitch))
     return NoteSequence(notes=notes)
 

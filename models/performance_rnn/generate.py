@@ -30,6 +30,8 @@ from models.performance_rnn import encoding as enc
 from models.performance_rnn.model import PerformanceModel
 from models.sequence import NoteSequence
 
+# Magenta's performance generator cuts generated notes at 5 s (MAX_NOTE_DURATION_SECONDS).
+MAX_NOTE_SECONDS = 5.0
 # A primer of nothing starts from a 10 ms time shift (Magenta starts empty primers this way).
 EMPTY_PRIMER = np.asarray([enc.TIME_SHIFT], dtype=np.int16)
 
@@ -449,7 +451,7 @@ class Continuer:
         velocity = _last_velocity(self.primer_events)
         out = []
         for events, loglik in rows:
-            seq = enc.decode(events, velocity=velocity)
+            seq = enc.decode(events, velocity=velocity, max_note_duration=MAX_NOTE_SECONDS)
             out.append(Continuation(np.asarray(events, np.int16), seq, float(loglik)))
         return out
 

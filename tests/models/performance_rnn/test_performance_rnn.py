@@ -428,10 +428,13 @@ def test_shipped_model_continues_with_musical_density(piano: Path, artifacts_dir
     primer = read_midi(next(f for f in val if "pop909" in str(f))).trim(0.0, 8.0)
     session = Continuer(model)
     session.prime(primer)
-    take = session.generate(10.0, seed=1, temperature=1.0)[0]
+    detailed = session.generate_detailed(10.0, seed=1, temperature=1.0)[0]
+    take = detailed.sequence
+    raw = enc.decode(detailed.events)  # before Magenta's 5 s cap on generated notes
     onsets = sorted(n.start for n in take.notes)
     notes_per_second = len(onsets) / 10.0
     longest = max(n.end - n.start for n in take.notes)
+    raw_lengths = np.asarray([n.end - n.start for n in raw.notes])
     silent = max(np.diff([0.0, *onsets, 10.0]))
     joined = primer.copy()
     joined.notes += take.shift(session.primer_end).notes
@@ -439,21 +442,12 @@ def test_shipped_model_continues_with_musical_density(piano: Path, artifacts_dir
         write_audio(artifacts_dir / "continue-example.wav", renderer.render(joined.sorted()))
     (artifacts_dir / "continue-example.json").write_text(json.dumps(
         {"notes_per_second": notes_per_second, "max_note_seconds": longest,
+         "max_note_seconds_uncapped": float(raw_lengths.max()),
+         "notes_over_5s_uncapped": int((raw_lengths > 5.0).sum()), "notes": len(onsets),
          "longest_silence_seconds": silent}))
     assert 1.0 <= notes_per_second <= 40.0
-    assert longest < 6.0
+    assert longest <= 5.0 + 1e-9
+    # Without the cap, the shipped model (1000 CPU steps) leaves ~17% of notes hanging past 5 s
+    # (11 of 63 with this seed): a known weakness; most notes must still be released.
+    assert (raw_lengths > 5.0).mean() < 0.5
     assert silent < 3.0
-
-
-def test_feeding_events_equals_priming_on_the_whole(model, primer: NoteSequence) -> None:
-    from models.performance_rnn.generate import Continuer
-
-    events = enc.encode(primer)
-    whole, pieces = Continuer(model), Continuer(model)
-    whole.primer_events = events
-    whole._prime_with(enc.control_vector())  # noqa: SLF001
-    pieces.primer_events = events[:40]
-    pieces._prime_with(enc.control_vector())  # noqa: SLF001
-    pieces.feed(events[40:])
-    assert np.abs(pieces._last_logits - whole._last_logits).max() < 1e-4  # noqa: SLF001
-    assert pieces.generate(1.0, seed=4)[0].notes == whole.generate(1.0, seed=4)[0].notes
