@@ -39,21 +39,23 @@ def test_save_load_through_the_registry_gives_identical_outputs(tiny_model_dir: 
     assert not np.allclose(np.asarray(fresh(x)), np.asarray(loaded.model(x)))
 
 
-def test_training_resumes_where_it_stopped(nsynth_data: Path, tmp_path: Path) -> None:
-    from models.nsynth.model import tiny_config
+def test_training_resumes_where_it_stopped(nsynth_data: Path, tiny_model_dir: Path,
+                                           tmp_path: Path) -> None:
+    import shutil
+
     from models.nsynth.train import train
 
     out = tmp_path / "run"
-    first = train(nsynth_data, out, config=tiny_config(), steps=6, eval_every=3)
-    assert first.step == 6
+    shutil.copytree(tiny_model_dir, out)  # a run stopped at step 40
     lines: list[str] = []
-    second = train(nsynth_data, out, steps=10, eval_every=3, log=lines.append)
-    assert lines[0] == f"resuming {out} at step 6"
-    assert second.step == 10
+    result = train(nsynth_data, out, steps=43, eval_every=10, log=lines.append)
+    assert lines[0] == f"resuming {out} at step 40"
+    assert result.step == 43
     state = np.load(out / "train_state.npz")
-    assert int(state["step"]) == 10
-    assert int(state["opt_0"]) == 10  # the optimizer's own iteration counter came back
-    assert [h["step"] for h in json.loads(str(state["history"]))] == [3, 6, 9, 10]
+    assert int(state["step"]) == 43
+    assert int(state["opt_0"]) == 43  # the optimizer's own iteration counter came back
+    assert [h["step"] for h in json.loads(str(state["history"]))] == [10, 20, 30, 40, 43]
+    assert state["opt_3"].shape == np.load(tiny_model_dir / "train_state.npz")["opt_3"].shape
 
 
 def test_mix_endpoints_and_xy_corners(tiny_morpher) -> None:
