@@ -451,3 +451,17 @@ def test_shipped_model_continues_with_musical_density(piano: Path, artifacts_dir
     # (11 of 63 with this seed): a known weakness; most notes must still be released.
     assert (raw_lengths > 5.0).mean() < 0.5
     assert silent < 3.0
+
+
+def test_feeding_events_equals_priming_on_the_whole(model, primer: NoteSequence) -> None:
+    from models.performance_rnn.generate import Continuer
+
+    events = enc.encode(primer)
+    whole, pieces = Continuer(model), Continuer(model)
+    whole.primer_events = events
+    whole._prime_with(enc.control_vector())  # noqa: SLF001
+    pieces.primer_events = events[:40]
+    pieces._prime_with(enc.control_vector())  # noqa: SLF001
+    pieces.feed(events[40:])
+    assert np.abs(pieces._last_logits - whole._last_logits).max() < 1e-4  # noqa: SLF001
+    assert pieces.generate(1.0, seed=4)[0].notes == whole.generate(1.0, seed=4)[0].notes
