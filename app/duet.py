@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from app.transport import Scheduler, Sink, percentile
+from app.transport import Scheduler, Sink, normal_thread, percentile, realtime_thread
 from models.errors import CadenzaError
 from models.sequence import SUSTAIN_CC, ControlChange, Note, NoteSequence
 
@@ -343,6 +343,10 @@ class Duet:
         """The model thread's loop, until :meth:`stop` (or ``should_stop()``)."""
         stream = StreamingContinuer(model, engine)
         self.scheduler = Scheduler(self.sinks, on_sent=self._sent)
+        # The answer's first note waits for this thread: on a busy machine it must not queue
+        # behind other programs (real-time, below the scheduler's priority; its bursts are
+        # short: it generates at most LOOKAHEAD_SECONDS ahead of playback).
+        realtime = realtime_thread(10)
         phrase: _Phrase | None = None
         answer: _Answer | None = None
         rng = np.random.default_rng(self.settings.seed)
@@ -390,6 +394,8 @@ class Duet:
             if answer is not None:
                 self._cut(answer)
             self.scheduler.stop()
+            if realtime:
+                normal_thread()  # the app's worker goes on with other jobs
 
     def _drain(self, timeout: float) -> list[tuple[float, Any]]:
         items = []
