@@ -7,6 +7,7 @@ training API on a handful of real POP909 files, once per test session.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import shutil
@@ -49,6 +50,7 @@ def tiny_model_dir(datasets_dir: Path) -> Path:
         from models.performance_rnn.train import train
 
         work = Path(tempfile.mkdtemp(prefix="cadenza-tiny-perf-"))
+        atexit.register(shutil.rmtree, work, True)  # whichever test made it
         data = work / "data"
         data.mkdir()
         files = sorted((datasets_dir / "piano" / "pop909").rglob("*.mid"),
@@ -63,12 +65,11 @@ def tiny_model_dir(datasets_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(datasets_dir: Path):  # noqa: ANN201
+def tiny_model(datasets_dir: Path):  # noqa: ANN201 - the model folder goes at exit
     from models.performance_rnn import load_from_dir
 
     model_dir = tiny_model_dir(datasets_dir)
-    yield load_from_dir(model_dir)
-    shutil.rmtree(model_dir.parent, ignore_errors=True)
+    return load_from_dir(model_dir)
 
 
 class Rig:
