@@ -284,7 +284,10 @@ class FastGenerator:
         self.weights = StepWeights.from_model(model)
         self.config = model.config
         if engine == "auto":
-            engine = "xla" if xla_available() else "numpy"
+            import keras
+
+            on_tf = keras.backend.backend() == "tensorflow"
+            engine = "xla" if on_tf and xla_available() else "numpy"
         if engine not in ("xla", "numpy"):
             raise CadenzaError(f"unknown generation engine '{engine}' (xla or numpy)")
         if engine == "xla" and not xla_available():
