@@ -52,10 +52,36 @@ def _skip_terminate_at_exit(sd: Any) -> None:
     """Runs before sounddevice's own exit handler (atexit is last-in, first-out).
 
     PortAudio's JACK host API asserts, and aborts the process, when ``Pa_Terminate`` closes a
-    JACK client whose server has already stopped. At exit there is nothing to clean up that
-    the OS does not, so sounddevice's final terminate is skipped.
+    JACK client whose server has already stopped; so when no JACK server answers any more,
+    sounddevice's final terminate is skipped. While the server runs, PortAudio must terminate
+    normally: leaving its JACK client open makes the process crash on its way out.
     """
-    sd._initialized = 0
+    if sd._initialized and not _jack_server_alive():
+        sd._initialized = 0
+
+
+def _jack_server_alive() -> bool:
+    """Whether a JACK server answers, asked through libjack without ever starting one."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("jack")
+    if name is None:
+        return False
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        return False
+    lib.jack_client_open.restype = ctypes.c_void_p
+    lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+    lib.jack_client_close.argtypes = [ctypes.c_void_p]
+    status = ctypes.c_int(0)
+    jack_no_start_server = 0x01
+    client = lib.jack_client_open(b"cadenza-probe", jack_no_start_server, ctypes.byref(status))
+    if not client:
+        return False
+    lib.jack_client_close(client)
+    return True
 
 
 def _rescan() -> None:
