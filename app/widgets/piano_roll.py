@@ -156,7 +156,8 @@ class PianoRoll(QWidget):
         else:
             lo, hi = 48, 84
         height = self._area().height()
-        self.key_height = max(MIN_KEY, min(MAX_KEY, height / max(12, hi - lo)))
+        # Fitting may go below MIN_KEY (the manual zoom limit) so a wide piece still fits.
+        self.key_height = max(1.0, min(MAX_KEY, height / max(12, hi - lo)))
         rows = height / self.key_height
         centre = (lo + hi) / 2
         self.top_pitch = min(128.0, max(rows, centre + rows / 2))
