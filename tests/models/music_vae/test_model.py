@@ -146,8 +146,8 @@ def test_hierarchical_model_trains_and_decodes(nottingham_subset, tmp_path):
     from models.music_vae.train import train
 
     out = tmp_path / "tiny16"
-    train("melody-16bar", [str(nottingham_subset)], out, size="tiny", steps=30,
-          cache_dir=tmp_path / "cache", steps_per_epoch=15, val_examples=16, verbose=0,
+    train("melody-16bar", [str(nottingham_subset)], out, size="tiny", steps=20,
+          cache_dir=tmp_path / "cache", steps_per_epoch=10, val_examples=16, verbose=0,
           overrides={"validation_fraction": 0.25})
     epochs = [e for e in history(out) if "loss" in e]
     assert epochs[-1]["loss"] < epochs[0]["loss"]
