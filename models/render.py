@@ -184,7 +184,7 @@ class Renderer:
                 "synth.chorus.active": 1 if chorus else 0,
                 "synth.polyphony": int(polyphony),
                 # Load sample data when a preset is first used, not all 148 MB up front.
-                "synth.dynamic-sample-loading": 0,
+                "synth.dynamic-sample-loading": 1,
                 "synth.cpu-cores": 1,
             },
         )
