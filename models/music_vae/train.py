@@ -32,6 +32,11 @@ from models.music_vae.model import (
     get_config,
     load_config,
 )
+from models.training import (
+    load_optimizer_state,
+    save_optimizer_state,
+    setup_distribution,
+)
 
 STATE_FILE = "train_state.npz"
 HISTORY_FILE = "history.json"
@@ -55,19 +60,6 @@ def default_cache_dir() -> Path:
 
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "cadenza" / "music_vae"
-
-
-def setup_distribution() -> str | None:
-    """Data parallelism over every accelerator when there are several (JAX backend)."""
-    import keras
-
-    if keras.backend.backend() != "jax":
-        return None
-    devices = keras.distribution.list_devices()
-    if len(devices) < 2:
-        return None
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-    return f"DataParallel over {len(devices)} devices"
 
 
 def recon_loss(y_true: Any, y_pred: Any) -> Any:
@@ -113,23 +105,11 @@ def compile_model(net: MusicVAENet) -> None:
 
 
 def save_state(net: MusicVAENet, out_dir: Path) -> None:
-    from keras import ops
-
-    values = {f"v{i:04d}": np.asarray(ops.convert_to_numpy(v))
-              for i, v in enumerate(net.keras_model.optimizer.variables)}
-    tmp = out_dir / (STATE_FILE + ".tmp.npz")
-    np.savez(tmp, **values)
-    tmp.replace(out_dir / STATE_FILE)
+    save_optimizer_state(net.keras_model.optimizer, out_dir / STATE_FILE)
 
 
 def load_state(net: MusicVAENet, out_dir: Path) -> None:
-    variables = net.keras_model.optimizer.variables
-    with np.load(out_dir / STATE_FILE) as saved:
-        keys = sorted(saved.files)
-        if len(keys) != len(variables):
-            raise CadenzaError(f"{out_dir / STATE_FILE} does not fit this model's optimizer")
-        for key, var in zip(keys, variables, strict=True):
-            var.assign(saved[key])
+    load_optimizer_state(net.keras_model.optimizer, out_dir / STATE_FILE)
 
 
 def compact_weights(out_dir: str | Path) -> int:

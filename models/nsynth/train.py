@@ -125,9 +125,9 @@ def train(
     else:
         val_codes = _crops(train_codes, val_rng, val_crops, config.crop, max_start)
 
-    devices = keras.distribution.list_devices()
-    if len(devices) > 1 and keras.backend.backend() == "jax":
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    from models.training import setup_distribution
+
+    setup_distribution()
 
     from models.nsynth.model import build_model
 

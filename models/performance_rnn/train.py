@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, config_from_dict, save_model_dir
 from models.errors import CadenzaError
 from models.performance_rnn import data as data_lib
@@ -31,6 +29,11 @@ from models.performance_rnn.model import (
     PerformanceModel,
     build_model,
     get_config,
+)
+from models.training import (
+    load_optimizer_state,
+    save_optimizer_state,
+    setup_distribution,
 )
 
 STATE_FILE = "train_state.npz"
@@ -50,19 +53,6 @@ class TrainResult:
     seconds: float
 
 
-def setup_distribution() -> str | None:
-    """Data parallelism over every device when the backend is JAX and there are several."""
-    import keras
-
-    if keras.backend.backend() != "jax":
-        return None
-    devices = keras.distribution.list_devices()
-    if len(devices) < 2:
-        return None
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-    return f"DataParallel over {len(devices)} devices"
-
-
 def compile_model(model: PerformanceModel) -> None:
     import keras
 
@@ -78,23 +68,11 @@ def compile_model(model: PerformanceModel) -> None:
 
 
 def save_state(model: PerformanceModel, out_dir: Path) -> None:
-    from keras import ops
-
-    values = {f"v{i:04d}": np.asarray(ops.convert_to_numpy(v))
-              for i, v in enumerate(model.keras_model.optimizer.variables)}
-    tmp = out_dir / (STATE_FILE + ".tmp.npz")
-    np.savez(tmp, **values)
-    tmp.replace(out_dir / STATE_FILE)
+    save_optimizer_state(model.keras_model.optimizer, out_dir / STATE_FILE)
 
 
 def load_state(model: PerformanceModel, out_dir: Path) -> None:
-    variables = model.keras_model.optimizer.variables
-    with np.load(out_dir / STATE_FILE) as saved:
-        keys = sorted(saved.files)
-        if len(keys) != len(variables):
-            raise CadenzaError(f"{out_dir / STATE_FILE} does not fit this model's optimizer")
-        for key, var in zip(keys, variables, strict=True):
-            var.assign(saved[key])
+    load_optimizer_state(model.keras_model.optimizer, out_dir / STATE_FILE)
 
 
 def current_step(model: PerformanceModel) -> int:
