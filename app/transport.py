@@ -427,6 +427,8 @@ class Scheduler:
 
     def schedule(self, when: float, message: list[int], tag: str = "") -> None:
         with self._cond:
+            if self._stopped:
+                return  # after stop() nothing new goes out: it could never be released
             item = (float(when), next(self._counter), tag, self._gen.setdefault(tag, 0),
                     list(message))
             heapq.heappush(self._heap, item)
@@ -469,16 +471,20 @@ class Scheduler:
             self._sounding.pop(tag, None)
 
     def stop(self) -> None:
-        """Cancel everything, panic every sink and end the thread."""
-        with self._cond:
-            tags = set(self._gen) | {e[2] for e in self._heap} | set(self._sounding)
-        for tag in tags:
-            self.cancel(tag)
+        """End the thread, release every sounding note, then panic every sink.
+
+        The thread stops (and ``schedule`` refuses new messages) before the notes are released,
+        so a note-on sent while stopping still gets its note-off.
+        """
         with self._cond:
             self._stopped = True
             self._cond.notify()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
+        with self._cond:
+            tags = set(self._gen) | {e[2] for e in self._heap} | set(self._sounding)
+        for tag in tags:
+            self.cancel(tag)
         _panic_all(self.sinks)
 
     close = stop

@@ -167,10 +167,11 @@ def _server_up(name: str) -> bool:
 
 
 def _reinit_portaudio() -> None:
-    import sounddevice as sd
+    # Through the engine, so that its exit hook (PortAudio aborts at exit when the JACK server it
+    # last saw is gone) is in place too.
+    from app.audio_engine import list_audio_outputs
 
-    sd._terminate()
-    sd._initialize()
+    list_audio_outputs(rescan=True)
 
 
 @pytest.fixture(scope="module")
