@@ -286,7 +286,10 @@ def test_training_lowers_the_loss_and_resumes(trained: dict) -> None:
     history = json.loads((trained["out"] / "history.json").read_text())
     assert [r["start_step"] for r in history["runs"]] == [0, 20]
     losses = [c["val_nll"] for c in history["checkpoints"]]
-    assert losses[-1] < losses[0] < math.log(388) + 0.1
+    # Uniform guessing is log(388) = 5.96 nats; 40 steps get well below it. (Between the two
+    # checkpoints the 4-window validation NLL is on a plateau and may move either way.)
+    assert losses[0] < math.log(388) + 0.1
+    assert losses[-1] < math.log(388) - 0.5
     config = json.loads((trained["out"] / "config.json").read_text())
     assert config["family"] == "performance" and config["config"]["layers"] == [32]
     assert config["config"]["learning_rate"] == pytest.approx(1e-2)  # kept from the first run
