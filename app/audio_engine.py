@@ -262,43 +262,35 @@ class AudioEngine:
         return frames / self._sample_rate
 
     # ------------------------------------------------------------------ the callback
-    def _callback(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
+    def _next_block(self, outdata: np.ndarray) -> np.ndarray | None:
+        """The next queued block, or None after silencing ``outdata`` (underrun, end, stale)."""
         try:
             item = self._queue.get_nowait()
         except queue.Empty:
             outdata.fill(0)
             if self._playing:
                 self._underruns += 1
-            return
+            return None
         if item is _END:
             outdata.fill(0)
             self._playing = False
-            return
+            return None
         block, valid, gen = item
         if gen != self._gen:  # left over from before a stop()
             outdata.fill(0)
-            return
-        outdata[:] = block
+            return None
         self._frames += valid
+        return block
+
+    def _callback(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
+        block = self._next_block(outdata)
+        if block is not None:
+            outdata[:] = block
 
     def _callback_mono(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
-        try:
-            item = self._queue.get_nowait()
-        except queue.Empty:
-            outdata.fill(0)
-            if self._playing:
-                self._underruns += 1
-            return
-        if item is _END:
-            outdata.fill(0)
-            self._playing = False
-            return
-        block, valid, gen = item
-        if gen != self._gen:  # left over from before a stop()
-            outdata.fill(0)
-            return
-        outdata[:, 0] = block[:, 0]
-        self._frames += valid
+        block = self._next_block(outdata)
+        if block is not None:
+            outdata[:, 0] = block[:, 0]
 
     # ------------------------------------------------------------------ playing
     def _blocks(self, audio: Audio) -> tuple[np.ndarray, np.ndarray]:
