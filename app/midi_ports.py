@@ -124,7 +124,29 @@ def _to_bytes(message: Message) -> list[int]:
     return data
 
 
-class MidiOutput:
+class NoteSink:
+    """Note helpers for an output with ``send(data)``, a ``_lock`` and a ``_held`` set of
+    ``(channel, pitch)``: a MIDI port or the live synth."""
+
+    _lock: threading.Lock
+    _held: set[tuple[int, int]]
+
+    def send(self, data: Any) -> None:
+        raise NotImplementedError
+
+    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
+        self.send([0x90 | channel, pitch, velocity])
+
+    def note_off(self, channel: int, pitch: int) -> None:
+        self.send([0x80 | channel, pitch, 0])
+
+    @property
+    def held_notes(self) -> set[tuple[int, int]]:
+        with self._lock:
+            return set(self._held)
+
+
+class MidiOutput(NoteSink):
     """An open output port (or the virtual "Cadenza" port) that tracks sounding notes."""
 
     def __init__(self, port: Any, name: str) -> None:
@@ -150,17 +172,6 @@ class MidiOutput:
             elif status == 0x80 or (status == 0x90 and len(data) >= 3 and data[2] == 0):
                 self._held.discard((channel, data[1]))
             self._port.send_message(data)
-
-    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
-        self.send([0x90 | channel, pitch, velocity])
-
-    def note_off(self, channel: int, pitch: int) -> None:
-        self.send([0x80 | channel, pitch, 0])
-
-    @property
-    def held_notes(self) -> set[tuple[int, int]]:
-        with self._lock:
-            return set(self._held)
 
     def panic(self) -> None:
         """Note-offs for every held note, then sustain off, all notes off, all sound off."""

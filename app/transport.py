@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from app.midi_ports import normal_thread, realtime_thread
+from app.midi_ports import NoteSink, normal_thread, realtime_thread
 from models.errors import CadenzaError
 from models.sequence import DRUM_CHANNEL, NoteSequence
 
@@ -110,7 +110,7 @@ def _panic_all(sinks: Sequence[Sink]) -> None:
 
 
 # ---------------------------------------------------------------------------- live synth
-class LiveSynth:
+class LiveSynth(NoteSink):
     """FluidSynth voices rendered live into an :class:`~app.audio_engine.AudioEngine`.
 
     ``engine`` must be started; the synth runs at its sample rate and renders blocks of the
@@ -174,17 +174,6 @@ class LiveSynth:
                     synth.program_select(channel, self.renderer._sfid, bank, 0)
             elif status == 0xE0 and len(data) >= 3:
                 synth.pitch_bend(channel, ((data[2] << 7) | data[1]) - 8192)
-
-    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
-        self.send([0x90 | channel, pitch, velocity])
-
-    def note_off(self, channel: int, pitch: int) -> None:
-        self.send([0x80 | channel, pitch, 0])
-
-    @property
-    def held_notes(self) -> set[tuple[int, int]]:
-        with self._lock:
-            return set(self._held)
 
     def panic(self) -> None:
         with self._lock:
@@ -509,9 +498,13 @@ class Scheduler:
             with self._send_lock:
                 if gen != self._gen.get(tag):
                     continue  # cancelled (or forgotten) while we waited
+                key = _note_key(data)
+                if key is not None and key[0] == "on" and (key[1], key[2]) in self._sounding[tag]:
+                    # A re-strike of a sounding key: release it first, so that every note-on
+                    # keeps its own note-off (the set below tracks one per key).
+                    _send_all(self.sinks, [0x80 | key[1], key[2], 0])
                 _send_all(self.sinks, data)
                 sent = time.perf_counter()
-                key = _note_key(data)
                 if key is not None:
                     if key[0] == "on":
                         self._sounding[tag].add((key[1], key[2]))
