@@ -1,8 +1,9 @@
 """``cadenza duet``: call and response with a MIDI keyboard, without a window.
 
-The keyboard's port and the output (a MIDI port, or ``audio`` for FluidSynth through the audio
-engine) are named by substring. Each call and answer is logged with its latency (pause detected
--> first answer note sent) until Ctrl+C; then nothing is left sounding.
+The keyboard's port and the output (a MIDI port, or ``audio`` for sound through the audio
+engine: FluidSynth, or with ``--instrument DIR`` a morph instrument folder) are named by
+substring. Each call and answer is logged with its latency (pause detected -> first answer note
+sent) until Ctrl+C; then nothing is left sounding.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import logging
 import sys
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from models.errors import CadenzaError
+
+if TYPE_CHECKING:
+    from models.nsynth.instrument import MorphInstrument
 
 AUDIO = "audio"
 
@@ -31,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--input", required=True, metavar="PORT", help="MIDI input (the keyboard)")
     p.add_argument("--output", required=True, metavar="PORT|audio",
-                   help="MIDI output port, or 'audio' for built-in FluidSynth sound")
+                   help="MIDI output port, or 'audio' for built-in sound (FluidSynth, or "
+                        "--instrument)")
     p.add_argument("--silence-ms", type=float, default=600.0,
                    help="pause that ends your phrase, ms (600)")
     p.add_argument("--seconds", type=float, default=4.0, help="answer length in seconds (4)")
@@ -49,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio-device", default=None, metavar="NAME",
                    help="audio output for --output audio (default device)")
     p.add_argument("--soundfont", default=None, help="soundfont for --output audio")
+    p.add_argument("--instrument", type=Path, default=None, metavar="DIR",
+                   help="a morph instrument folder (WAVs + instrument.sfz) for --output audio, "
+                        "instead of FluidSynth")
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument("--rounds", type=int, default=0,
                    help="stop after this many answers (0: until Ctrl+C)")
@@ -57,6 +66,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _say(text: str) -> None:
     print(text, flush=True)
+
+
+def audio_synth(engine: Any, soundfont: str | None = None,
+                instrument: MorphInstrument | None = None) -> Any:
+    """The live voices for ``--output audio`` on a started ``engine``: a
+    :class:`~app.sampler.SamplerSynth` playing ``instrument`` (a
+    :class:`~models.nsynth.instrument.MorphInstrument`) if there is one, else FluidSynth
+    (:class:`~app.transport.LiveSynth` with ``soundfont``)."""
+    if instrument is not None:
+        from app.sampler import SamplerSynth
+
+        return SamplerSynth(engine, instrument)
+    from app.transport import LiveSynth
+
+    return LiveSynth(engine, soundfont=soundfont)
 
 
 class LiveRig:
@@ -97,6 +121,18 @@ def run_duet(args: argparse.Namespace) -> int:
         max_phrase_seconds=args.max_phrase_seconds, layer=args.layer, channel=args.channel - 1,
         seed=args.seed,
     ).check()
+    to_audio = args.output.strip().lower() == AUDIO
+    instrument: MorphInstrument | None = None
+    if args.instrument is not None:
+        if not to_audio:
+            raise CadenzaError(f"--instrument plays through --output audio, not a MIDI port "
+                               f"({args.output!r})")
+        if args.soundfont is not None:
+            raise CadenzaError("--soundfont and --instrument exclude each other: choose one")
+        from app.commands.render import load_instrument
+
+        # Before the ports and the (slow) model load, so a bad folder fails at once.
+        instrument = load_instrument(args.instrument)
     system = MidiSystem()
     if not system.available:
         raise CadenzaError(system.reason)
@@ -104,7 +140,6 @@ def run_duet(args: argparse.Namespace) -> int:
     from app.midi_ports import _match
 
     in_name = system.list_inputs()[_match(system.list_inputs(), args.input, "input")]
-    to_audio = args.output.strip().lower() == AUDIO
     if not to_audio:
         _match(system.list_outputs(), args.output, "output")
 
@@ -139,13 +174,13 @@ def run_duet(args: argparse.Namespace) -> int:
         sinks: list[Any] = []
         if to_audio:
             from app.audio_engine import AudioEngine
-            from app.transport import LiveSynth
 
             rig.engine = AudioEngine(device=args.audio_device, blocksize=256, queue_blocks=3)
             rig.engine.start()
-            rig.synth = LiveSynth(rig.engine, soundfont=args.soundfont)
+            rig.synth = audio_synth(rig.engine, soundfont=args.soundfont, instrument=instrument)
             sinks.append(rig.synth)
-            out_name = f"audio ({rig.engine.sample_rate} Hz)"
+            sound = f"{args.instrument.resolve().name}, " if instrument is not None else ""
+            out_name = f"audio ({sound}{rig.engine.sample_rate} Hz)"
         else:
             rig.output = system.open_output(args.output)
             sinks.append(rig.output)

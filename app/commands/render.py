@@ -1,24 +1,36 @@
-"""``cadenza render IN.mid -o OUT.wav``: MIDI to audio through FluidSynth."""
+"""``cadenza render IN.mid -o OUT.wav``: MIDI to audio through FluidSynth, or with
+``--instrument DIR`` through a morph instrument folder (WAVs + ``instrument.sfz``)."""
 
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.errors import CadenzaError
+
+if TYPE_CHECKING:
+    from models.nsynth.instrument import MorphInstrument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "render",
-        help="render a MIDI file to WAV/FLAC with FluidSynth and a General MIDI soundfont",
-        description="Render a MIDI file to audio with FluidSynth and a General MIDI soundfont.",
+        help="render a MIDI file to WAV/FLAC with FluidSynth or a morph instrument",
+        description=(
+            "Render a MIDI file to audio with FluidSynth and a General MIDI soundfont, or with "
+            "a morph instrument folder (--instrument)."
+        ),
     )
     p.add_argument("input", type=Path, help="MIDI file")
     p.add_argument("-o", "--output", type=Path, required=True, help="WAV or FLAC file to write")
     p.add_argument("--sample-rate", type=int, default=44100, help="default 44100")
     p.add_argument("--soundfont", type=Path, default=None, help="a .sf2/.sf3 file (default: GM)")
+    p.add_argument(
+        "--instrument", type=Path, default=None, metavar="DIR",
+        help="a morph instrument folder (WAVs + instrument.sfz) instead of FluidSynth",
+    )
     p.add_argument("--tail", type=float, default=1.0, help="seconds of release after the end")
     p.add_argument(
         "--bits", choices=["16", "24", "float"], default="16", help="sample format (default 16)"
@@ -26,19 +38,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def load_instrument(directory: Path) -> MorphInstrument:
+    """The morph instrument in ``directory``; a :class:`CadenzaError` naming the folder if it is
+    missing or holds no SFZ."""
+    from models.nsynth.instrument import MorphInstrument
+
+    if not directory.is_dir():
+        raise CadenzaError(f"no instrument folder {directory}")
+    return MorphInstrument.load(directory)
+
+
 def run(args: argparse.Namespace) -> int:
     from models.audio_io import write_audio
     from models.midi_io import read_midi
-    from models.render import Renderer
 
     if not 8000 <= args.sample_rate <= 192000:
         raise CadenzaError(f"--sample-rate must be between 8000 and 192000, not {args.sample_rate}")
     if args.output.suffix.lower() not in (".wav", ".flac"):
         raise CadenzaError(f"output must end in .wav or .flac: {args.output}")
+    instrument: Path | None = args.instrument
+    if instrument is not None and args.soundfont is not None:
+        raise CadenzaError("--soundfont and --instrument exclude each other: choose one")
     started = time.perf_counter()
-    seq = read_midi(args.input)
-    with Renderer(soundfont=args.soundfont, sample_rate=args.sample_rate) as renderer:
-        audio = renderer.render(seq, tail=args.tail)
+    if instrument is not None:
+        from models.nsynth.voices import render_sequence
+
+        morph = load_instrument(instrument)  # before the MIDI: a bad folder fails first
+        seq = read_midi(args.input)
+        audio = render_sequence(morph, seq, sample_rate=args.sample_rate, tail=args.tail)
+    else:
+        from models.render import Renderer
+
+        seq = read_midi(args.input)
+        with Renderer(soundfont=args.soundfont, sample_rate=args.sample_rate) as renderer:
+            audio = renderer.render(seq, tail=args.tail)
     subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bits]
     write_audio(args.output, audio, subtype=subtype)
     took = time.perf_counter() - started
