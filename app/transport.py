@@ -11,13 +11,15 @@ Three pieces, none of them Qt:
   the audio engine's rate) played live: ``send(midi_bytes)`` from any thread, and a render thread
   that writes small blocks and hands them to :meth:`app.audio_engine.AudioEngine.push_block`
   (which paces it: the engine's bounded queue is the audio latency). A sink like a MIDI output.
+  Its base, :class:`LiveVoices`, is shared with the morph instrument's live voices
+  (:class:`app.sampler.SamplerSynth`).
 * :class:`Transport`: plays a :class:`NoteSequence` on one thread with tempo scaling and loop;
   :class:`Scheduler`: a stream of timed messages (the duet's answer as it is generated), with
   ``cancel(tag)``. Both track the notes they have sounding, so stopping sends a note-off for each
   of them and then ``panic()`` to every sink: nothing is left stuck.
 
 A *sink* is anything with ``send(list[int])`` and ``panic()``: :class:`app.midi_ports.MidiOutput`
-or :class:`LiveSynth`.
+or a :class:`LiveVoices` (:class:`LiveSynth`, :class:`app.sampler.SamplerSynth`).
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ from app.midi_ports import NoteSink, normal_thread, realtime_thread
 from models.errors import CadenzaError
 from models.sequence import DRUM_CHANNEL, NoteSequence
 
-__all__ = ["LiveSynth", "Scheduler", "Sink", "Transport", "normal_thread", "percentile",
-           "realtime_thread", "wait_until"]
+__all__ = ["LiveSynth", "LiveVoices", "Scheduler", "Sink", "Transport", "normal_thread",
+           "percentile", "realtime_thread", "wait_until"]
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +111,82 @@ def _panic_all(sinks: Sequence[Sink]) -> None:
             log.exception("panic")
 
 
-# ---------------------------------------------------------------------------- live synth
-class LiveSynth(NoteSink):
+# ---------------------------------------------------------------------------- live voices
+class LiveVoices(NoteSink):
+    """A sink that makes sound: voices rendered on a thread of its own, in blocks of the
+    engine's blocksize, handed to :meth:`app.audio_engine.AudioEngine.push_block` (which paces
+    the thread: the engine's bounded queue is the audio latency).
+
+    Subclasses fill one stereo block in :meth:`_render` (called with ``_lock`` held, the lock
+    that ``send`` and ``panic`` take too) and call :meth:`_start` at the end of their set-up.
+    """
+
+    thread_name = "cadenza-live-voices"
+
+    def __init__(self, engine: Any) -> None:
+        if not engine.sample_rate:
+            raise CadenzaError("the audio engine is not started")
+        self.engine = engine
+        self.sample_rate = int(engine.sample_rate)
+        self._lock = threading.Lock()
+        self._held: set[tuple[int, int]] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.blocks_rendered = 0
+        self.peak = 0.0  # loudest sample since the last read of take_peak()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def _render(self, buf: np.ndarray) -> bool:
+        """Fill ``buf`` (frames x 2, float32); False when there is nothing left to play."""
+        raise NotImplementedError
+
+    def _closed(self) -> None:
+        """Release what the voices hold (called once, with ``_lock`` held, after the thread)."""
+
+    def take_peak(self) -> float:
+        peak, self.peak = self.peak, 0.0
+        return peak
+
+    def _run(self) -> None:
+        realtime_thread(15)
+        buf = np.zeros((self.engine.blocksize, 2), dtype=np.float32)
+        while not self._stop.is_set():
+            with self._lock:
+                if not self._render(buf):
+                    break
+            peak = float(np.abs(buf).max())
+            if peak > self.peak:
+                self.peak = peak
+            np.clip(buf, -1.0, 1.0, out=buf)
+            try:
+                while not self._stop.is_set():
+                    if self.engine.push_block(buf, timeout=0.05):
+                        break
+            except CadenzaError:  # the engine was closed
+                break
+            self.blocks_rendered += 1
+
+    def close(self) -> None:
+        if self._thread is None:
+            return
+        self.panic()
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self._thread = None
+        with self._lock:
+            self._closed()
+
+    def __enter__(self) -> LiveVoices:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LiveSynth(LiveVoices):
     """FluidSynth voices rendered live into an :class:`~app.audio_engine.AudioEngine`.
 
     ``engine`` must be started; the synth runs at its sample rate and renders blocks of the
@@ -120,14 +196,13 @@ class LiveSynth(NoteSink):
     (its synthesizer is used live; it is closed with this object only if made here).
     """
 
+    thread_name = "cadenza-live-synth"
+
     def __init__(self, engine: Any, soundfont: str | None = None, gain: float = 0.5,
                  renderer: Any = None) -> None:
         from models.render import DRUM_BANK, Renderer
 
-        if not engine.sample_rate:
-            raise CadenzaError("the audio engine is not started")
-        self.engine = engine
-        self.sample_rate = int(engine.sample_rate)
+        super().__init__(engine)
         self._own_renderer = renderer is None
         self.renderer = renderer or Renderer(soundfont=soundfont, sample_rate=self.sample_rate,
                                              gain=gain)
@@ -142,13 +217,7 @@ class LiveSynth(NoteSink):
                 self.renderer._select(channel, bank=DRUM_BANK, program=0)
             else:
                 self.renderer._select(channel, bank=0, program=0)
-        self._lock = threading.Lock()  # around FluidSynth calls from several threads
-        self._held: set[tuple[int, int]] = set()
-        self._stop = threading.Event()
-        self.blocks_rendered = 0
-        self.peak = 0.0  # loudest sample since the last read of take_peak()
-        self._thread = threading.Thread(target=self._run, name="cadenza-live-synth", daemon=True)
-        self._thread.start()
+        self._start()
 
     # ------------------------------------------------------------------ sink
     def send(self, message: list[int]) -> None:
@@ -186,50 +255,22 @@ class LiveSynth(NoteSink):
                 self._synth.cc(channel, 64, 0)
                 self._synth.all_notes_off(channel)
 
-    def take_peak(self) -> float:
-        peak, self.peak = self.peak, 0.0
-        return peak
-
     # ------------------------------------------------------------------ render thread
-    def _run(self) -> None:
-        realtime_thread(15)
-        frames = self.engine.blocksize
-        buf = np.zeros((frames, 2), dtype=np.float32)
+    def _render(self, buf: np.ndarray) -> bool:
+        if self._handle is None:
+            return False
         ptr = buf.ctypes.data
-        while not self._stop.is_set():
-            with self._lock:
-                if self._handle is None:
-                    break
-                self._write(self._handle, frames, ptr, 0, 2, ptr, 1, 2)
-            peak = float(np.abs(buf).max())
-            if peak > self.peak:
-                self.peak = peak
-            np.clip(buf, -1.0, 1.0, out=buf)
-            try:
-                while not self._stop.is_set():
-                    if self.engine.push_block(buf, timeout=0.05):
-                        break
-            except CadenzaError:  # the engine was closed
-                break
-            self.blocks_rendered += 1
+        self._write(self._handle, buf.shape[0], ptr, 0, 2, ptr, 1, 2)
+        return True
+
+    def _closed(self) -> None:
+        self._handle = None
 
     def close(self) -> None:
-        if self._thread is None:
-            return
-        self.panic()
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self._thread = None  # type: ignore[assignment]
-        with self._lock:
-            self._handle = None
-        if self._own_renderer:
+        owned = self._thread is not None and self._own_renderer
+        super().close()
+        if owned:
             self.renderer.close()
-
-    def __enter__(self) -> LiveSynth:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # ---------------------------------------------------------------------------- transport

@@ -76,3 +76,31 @@ def jack_server() -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+INSTRUMENT_CENTERS = (48, 56, 64, 72)
+
+
+@pytest.fixture(scope="session")
+def flute_instrument_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A morph-instrument folder (WAVs + instrument.sfz) of FluidSynth flute notes every 8
+    semitones (16 kHz, 2 s, peak 0.8), as :func:`models.nsynth.instrument.build_instrument`
+    writes one: a real instrument without a trained model."""
+    import numpy as np
+
+    from models.audio_io import Audio, write_audio
+    from models.nsynth.instrument import write_sfz
+    from models.render import Renderer
+    from models.sequence import Note, NoteSequence
+
+    root = tmp_path_factory.mktemp("flute-instrument")
+    files = []
+    with Renderer(sample_rate=16000) as r:
+        for p in INSTRUMENT_CENTERS:
+            seq = NoteSequence(notes=[Note(p, 100, 0.0, 1.6, program=73)])
+            x = r.render(seq, tail=0.4).mono().samples[:32000]
+            name = f"note-{p}.wav"
+            write_audio(root / name, Audio(0.8 * x / np.abs(x).max(), 16000))
+            files.append(name)
+    write_sfz(root, files, list(INSTRUMENT_CENTERS), release=0.2)
+    return root

@@ -530,6 +530,66 @@ def test_transport_to_live_audio_and_stop_silences(live_engine):
     assert np.abs(tail).max() < 0.005, np.abs(tail).max()
 
 
+def _f0(x: np.ndarray, rate: int = 48000) -> float:
+    from models.nsynth.evaluate import estimate_f0
+
+    return estimate_f0(x, rate)
+
+
+def test_morph_instrument_voices_play_into_jack(live_engine, flute_instrument_dir):
+    from app.sampler import SamplerSynth
+    from models.nsynth.instrument import MorphInstrument
+
+    cap = Capture(live_engine)
+    synth = SamplerSynth(live_engine, MorphInstrument.load(flute_instrument_dir))
+    try:
+        time.sleep(0.2)
+        quiet = len(cap.audio())
+        synth.note_on(0, 69, 110)  # between the key centers 64 and 72: repitched
+        time.sleep(0.8)
+        assert synth.held_notes == {(0, 69)} and synth.active_voices == 1
+        synth.note_off(0, 69)
+        time.sleep(0.4)  # the 0.2 s release
+        assert synth.held_notes == set() and synth.active_voices == 0
+        rec = cap.audio()[quiet:, 0]
+    finally:
+        synth.close()
+        cap.close()
+    assert np.abs(rec).max() > 0.05
+    loud = np.flatnonzero(np.abs(rec) > 0.01)
+    assert 69 + 12 * np.log2(_f0(rec[loud[0]: loud[0] + 24000]) / 440) == pytest.approx(69, abs=0.2)
+    assert np.abs(rec[-4800:]).max() < 1e-3  # silent after the release
+    assert "cadenza-sampler" not in _threads()
+
+
+def test_transport_plays_a_sequence_on_the_morph_instrument(live_engine, flute_instrument_dir):
+    from app.sampler import SamplerSynth
+    from models.nsynth.instrument import MorphInstrument
+
+    cap = Capture(live_engine)
+    synth = SamplerSynth(live_engine, MorphInstrument.load(flute_instrument_dir))
+    transport = Transport([synth])
+    try:
+        transport.play(NoteSequence(notes=[Note(60, 100, 0.0, 0.3), Note(67, 100, 0.5, 3.0),
+                                           Note(72, 100, 0.5, 3.0)]))
+        time.sleep(0.9)
+        assert synth.held_notes == {(0, 67), (0, 72)}
+        transport.stop()  # mid-note: released, then silence
+        assert synth.held_notes == set()
+        time.sleep(0.4)
+        assert synth.active_voices == 0
+        n = len(cap.audio())
+        time.sleep(0.2)
+        tail = cap.audio()[n:]
+    finally:
+        transport.close()
+        synth.close()
+        cap.close()
+    assert np.abs(cap.audio()).max() > 0.05
+    assert np.abs(tail).max() < 1e-4
+    assert max(transport.lateness) < 0.02
+
+
 # ---------------------------------------------------------------------------- recording
 def test_events_to_sequence_pairs_notes_and_keeps_the_pedal():
     t0 = 100.0
