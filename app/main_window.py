@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
         self._probe = probe_compute
         self._engine: Any = None
         self._audio_reason = ""
-        self._renders: dict[tuple[int, int], Any] = {}  # (clip id, rate) -> Audio to play
+        self._renders: dict[tuple[int, int, int], Any] = {}  # (clip, rate, sound) -> Audio
         self._render_job: JobHandle | None = None
         self._playing: Clip | None = None
         self._play_started = 0.0
@@ -115,6 +115,11 @@ class MainWindow(QMainWindow):
             ws.message.connect(self.show_message)
             self.workspaces[ws.title] = ws
             self.tabs.addTab(ws, ws.title)
+        morph = self.workspaces["Morph"]
+        assert isinstance(morph, MorphWorkspace)
+        morph.instrument_ready.connect(self.set_morph_instrument)
+        morph.keyboard_requested.connect(self.play_instrument_from_keyboard)
+        self.morph_instrument: Any = None  # the latest MorphInstrument, once made
 
         # clip view + transport
         self.piano_roll = PianoRollPanel()
@@ -375,7 +380,9 @@ class MainWindow(QMainWindow):
         if engine is None:
             return
         rate = int(engine.sample_rate)
-        cached = self._renders.get((clip.id, rate))
+        instrument = self._sound()
+        key = (clip.id, rate, id(instrument))
+        cached = self._renders.get(key)
         if cached is not None:
             self._start(clip, cached)
             return
@@ -387,7 +394,7 @@ class MainWindow(QMainWindow):
             data = audio
             if data is None:
                 ctx.progress(None, "Rendering…")
-                data = ctx.renderer().render(seq)
+                data = _render_midi(ctx, seq, instrument)
             ctx.raise_if_cancelled()
             if rate and data.sample_rate != rate:
                 data = data.resampled(rate)
@@ -396,15 +403,15 @@ class MainWindow(QMainWindow):
         self.transport.set_state("Rendering…" if audio is None else "Preparing…")
         self._render_job = self.worker.submit(
             prepare,
-            on_success=lambda data, c=clip: self._prepared(c, rate, data),
+            on_success=lambda data, c=clip: self._prepared(c, key, data),
             on_failure=self._render_failed,
             on_cancelled=lambda: self.transport.set_state(""),
             label="prepare playback",
         )
 
-    def _prepared(self, clip: Clip, rate: int, audio: Any) -> None:
+    def _prepared(self, clip: Clip, key: tuple[int, int, int], audio: Any) -> None:
         self._render_job = None
-        self._renders[(clip.id, rate)] = audio
+        self._renders[key] = audio
         self.transport.set_state("")
         if self.library.current_clip() is clip:
             self._start(clip, audio)
@@ -429,6 +436,22 @@ class MainWindow(QMainWindow):
         self.transport.set_state("Playing")
         self._timer.start()
         self.playback_started.emit()
+
+    # ------------------------------------------------------------------ morph instrument
+    def set_morph_instrument(self, instrument: Any) -> None:
+        """A new morph instrument: offered as the transport's sound and as a live output."""
+        self.morph_instrument = instrument
+        self.transport.set_instrument_available(instrument is not None)
+        self.live_panel.set_instrument(instrument)
+
+    def _sound(self) -> Any:
+        """The MorphInstrument that MIDI clips are played with, or None for General MIDI."""
+        return self.morph_instrument if self.transport.use_instrument else None
+
+    def play_instrument_from_keyboard(self) -> None:
+        self.live_dock.show()
+        if self.live_panel.play_instrument():
+            self.show_message("The MIDI keyboard plays the morph instrument")
 
     def _loop_toggled(self, on: bool) -> None:
         if self._engine is not None:
@@ -516,6 +539,7 @@ class MainWindow(QMainWindow):
         if path.suffix.lower() != ".wav":
             path = path.with_suffix(".wav")
         seq, audio = clip.sequence, clip.audio
+        instrument = self._sound()
 
         def job(ctx: Any) -> str:
             from models.audio_io import write_audio
@@ -523,7 +547,7 @@ class MainWindow(QMainWindow):
             data = audio
             if data is None:
                 ctx.progress(None, f"Rendering {clip.name}…")
-                data = ctx.renderer().render(seq)
+                data = _render_midi(ctx, seq, instrument)
             ctx.raise_if_cancelled()
             ctx.progress(None, f"Writing {path.name}…")
             try:
@@ -695,3 +719,12 @@ def run_app(argv: Sequence[str] = ()) -> int:
 
 if __name__ == "__main__":
     sys.exit(run_app(sys.argv[1:]))
+
+
+def _render_midi(ctx: Any, seq: Any, instrument: Any) -> Any:
+    """A MIDI clip as audio: FluidSynth (the worker's renderer), or the morph instrument."""
+    if instrument is None:
+        return ctx.renderer().render(seq)
+    from models.nsynth.voices import render_sequence
+
+    return render_sequence(instrument, seq)

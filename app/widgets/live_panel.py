@@ -39,6 +39,7 @@ from models.sequence import Note, NoteSequence
 log = logging.getLogger(__name__)
 
 AUDIO_OUT = "Built-in audio"
+MORPH_OUT = "Morph instrument (built-in audio)"
 CALL, ANSWER = 0, 1
 ANSWER_COLOUR = QColor(96, 214, 128)
 ROLL_SECONDS = 60.0  # notes older than this leave the roll
@@ -93,7 +94,8 @@ class LivePanel(QWidget):
         self.midi: Any = None
         self.watcher: Any = None
         self.input: Any = None
-        self.output: Any = None  # MidiOutput, or LiveSynth for built-in audio
+        self.output: Any = None  # MidiOutput, LiveSynth (built-in audio) or SamplerSynth
+        self.instrument: Any = None  # the Morph workspace's MorphInstrument, once made
         self.engine: Any = None
         self.duet: Any = None
         self.recorder: Any = None
@@ -264,6 +266,8 @@ class LivePanel(QWidget):
         for name in inputs:
             self.input_combo.addItem(name, name)
         self.output_combo.addItem(AUDIO_OUT, AUDIO_OUT)
+        if self.instrument is not None:
+            self.output_combo.addItem(MORPH_OUT, MORPH_OUT)
         for name in outputs:
             self.output_combo.addItem(name, name)
         self.input_combo.setCurrentIndex(max(0, self.input_combo.findData(cur_in)))
@@ -302,11 +306,44 @@ class LivePanel(QWidget):
             self.input = self.midi.open_input(name, self._midi_callback)
         except CadenzaError as exc:
             self._say(str(exc))
+            return
+        if self.output_combo.currentData() in (AUDIO_OUT, MORPH_OUT):
+            self._ensure_output()  # hear yourself on the built-in sound
 
     def _output_chosen(self, *_: object) -> None:
         if self.duet is not None:
             self.set_duet(False)
         self._close_output()
+        if self.output_combo.currentData() == MORPH_OUT or (
+                self.input is not None and self.output_combo.currentData() == AUDIO_OUT):
+            self._ensure_output()
+
+    def set_instrument(self, instrument: Any) -> None:
+        """A morph instrument (``MorphInstrument``) to offer as an output; what plays it now
+        switches to it at once."""
+        self.instrument = instrument
+        output = self.output
+        if output is not None and hasattr(output, "set_instrument"):
+            try:
+                output.set_instrument(instrument)
+            except CadenzaError as exc:
+                self._say(f"Morph instrument: {exc}")
+        names = [self.output_combo.itemData(i) for i in range(self.output_combo.count())]
+        if MORPH_OUT not in names:
+            self.output_combo.insertItem(1, MORPH_OUT, MORPH_OUT)
+
+    def play_instrument(self) -> bool:
+        """Play the morph instrument from the keyboard (and answer the duet with it)."""
+        if self.instrument is None:
+            self._say("Make a morph instrument first (Morph ▸ Make instrument)")
+            return False
+        if not self.choose_output(MORPH_OUT) or self.output is None:
+            self._ensure_output()
+        if self.output is None:
+            return False
+        what = self.input.name if self.input is not None else "a MIDI keyboard (choose it above)"
+        self._say(f"Playing the morph instrument from {what}")
+        return True
 
     def _ensure_output(self) -> Any:
         """The sink for answers and clicks: opened when first needed."""
@@ -314,14 +351,20 @@ class LivePanel(QWidget):
             return self.output
         name = self.output_combo.currentData()
         try:
-            if name == AUDIO_OUT:
+            if name in (AUDIO_OUT, MORPH_OUT):
                 from app.audio_engine import AudioEngine
-                from app.transport import LiveSynth
 
                 self.engine = AudioEngine(device=self.audio_device, blocksize=256,
                                           queue_blocks=3)
                 self.engine.start()
-                self.output = LiveSynth(self.engine, soundfont=self.soundfont)
+                if name == MORPH_OUT and self.instrument is not None:
+                    from app.sampler import SamplerSynth
+
+                    self.output = SamplerSynth(self.engine, self.instrument)
+                else:
+                    from app.transport import LiveSynth
+
+                    self.output = LiveSynth(self.engine, soundfont=self.soundfont)
             elif name and self.midi is not None:
                 self.output = self.midi.open_output(name)
         except CadenzaError as exc:

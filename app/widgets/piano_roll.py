@@ -296,7 +296,8 @@ class PianoRoll(QWidget):
 
         if not self._notes:
             p.setPen(text)
-            p.drawText(area, Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            p.drawText(area, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       self.placeholder)
 
         self._paint_keys(p, dark, p0, p1)
         self._paint_ruler(p, dark, t0, t1, step)

@@ -1,9 +1,12 @@
-"""The transport bar: Play, Stop, Loop and the position of the playing clip."""
+"""The transport bar: Play, Stop, Loop, the sound MIDI clips play with, and the position."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QStyle, QToolButton, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStyle, QToolButton, QWidget
+
+GM_SOUND = "General MIDI"
+MORPH_SOUND = "Morph instrument"
 
 
 def clock(seconds: float) -> str:
@@ -37,6 +40,13 @@ class TransportBar(QWidget):
             b.setMinimumWidth(72)
         self.position = QLabel(clock(0) + " / " + clock(0))
         self.position.setObjectName("position")
+        self.sound = QComboBox()
+        self.sound.addItem(GM_SOUND)
+        self.sound.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.sound.setMinimumContentsLength(len(MORPH_SOUND))
+        self.sound.setToolTip("What MIDI clips sound like when played or exported as WAV: the "
+                              "General MIDI soundfont, or the morph instrument made in Morph")
+        self.sound.setEnabled(False)
         self.state = QLabel("")
         self.state.setObjectName("transportState")
         row = QHBoxLayout(self)
@@ -44,6 +54,8 @@ class TransportBar(QWidget):
         row.addWidget(self.play_button)
         row.addWidget(self.stop_button)
         row.addWidget(self.loop_button)
+        row.addSpacing(8)
+        row.addWidget(self.sound)
         row.addSpacing(12)
         row.addWidget(self.position)
         row.addSpacing(12)
@@ -56,6 +68,22 @@ class TransportBar(QWidget):
     @property
     def loop(self) -> bool:
         return self.loop_button.isChecked()
+
+    @property
+    def use_instrument(self) -> bool:
+        """Whether MIDI clips play with the morph instrument."""
+        return self.sound.currentText() == MORPH_SOUND
+
+    def set_instrument_available(self, available: bool) -> None:
+        """Offer the morph instrument (and choose it) once one has been made."""
+        has = self.sound.findText(MORPH_SOUND) >= 0
+        if available and not has:
+            self.sound.addItem(MORPH_SOUND)
+        if available:
+            self.sound.setCurrentText(MORPH_SOUND)
+        elif has:
+            self.sound.removeItem(self.sound.findText(MORPH_SOUND))
+        self.sound.setEnabled(self.sound.count() > 1)
 
     def set_position(self, seconds: float, total: float) -> None:
         self.position.setText(f"{clock(seconds)} / {clock(total)}")

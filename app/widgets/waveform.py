@@ -163,7 +163,8 @@ class WaveformView(QWidget):
                 p.drawLine(QPointF(i + 0.5, y0), QPointF(i + 0.5, max(y1, y0 + 1)))
         else:
             p.setPen(self.palette().windowText().color())
-            p.drawText(plot, Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            p.drawText(plot, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       self.placeholder)
         self._paint_ruler(p, dark)
         if self.playhead is not None:
             x = (self.playhead * self.sample_rate / self.samples_per_pixel) - self.offset_column

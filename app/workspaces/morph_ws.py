@@ -232,6 +232,8 @@ class MorphWorkspace(Workspace):
     )
     train_hint = "Train one with 'cadenza train nsynth' on a folder of short instrument notes."
     implemented = True
+    instrument_ready = Signal(object)  # a MorphInstrument, rendered and loaded
+    keyboard_requested = Signal()  # "play it from the MIDI keyboard"
 
     def build(self) -> None:
         self.slots: list[SourceSlot] = []
@@ -274,6 +276,11 @@ class MorphWorkspace(Workspace):
         self.test_note = QPushButton("▶ Test note")
         self.test_note.setToolTip("Play middle C on the morph instrument")
         self.test_note.clicked.connect(lambda: self.play_note(60, 100))
+        self.keyboard_button = QPushButton("Play from keyboard")
+        self.keyboard_button.setToolTip(
+            "Play the morph instrument from your MIDI keyboard (the Live panel's output "
+            "switches to it; duet answers use it too)")
+        self.keyboard_button.clicked.connect(self.keyboard_requested)
         self.export_instrument_button = QPushButton("Export instrument…")
         self.export_instrument_button.setToolTip("Copy the WAVs and the SFZ into a folder")
         self.export_instrument_button.clicked.connect(self._export_instrument_dialog)
@@ -288,7 +295,8 @@ class MorphWorkspace(Workspace):
         for b in (self.play_button, self.keep_button, self.export_button):
             result_row.addWidget(b)
         inst_row = QHBoxLayout()
-        for b in (self.make_instrument, self.test_note, self.export_instrument_button):
+        for b in (self.make_instrument, self.test_note, self.keyboard_button,
+                  self.export_instrument_button):
             inst_row.addWidget(b)
         controls = QVBoxLayout()
         controls.addLayout(slots_box, 1)
@@ -439,6 +447,7 @@ class MorphWorkspace(Workspace):
                 b.setToolTip("Morph a sound first")
         inst = self.instrument is not None
         self.test_note.setEnabled(inst)
+        self.keyboard_button.setEnabled(inst)
         self.export_instrument_button.setEnabled(inst)
 
     # ------------------------------------------------------------------ instrument
@@ -463,6 +472,7 @@ class MorphWorkspace(Workspace):
                 f"{note_name(pitches[-1])}. Play it from the MIDI keyboard, or export it.")
             self._update_buttons()
             self.say(f"{self.title}: the morph instrument is ready")
+            self.instrument_ready.emit(instrument)
 
         self.instrument_label.setText("Rendering the instrument…")
         self._instrument_job = self.submit(

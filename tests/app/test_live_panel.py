@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 from app.widgets.live_panel import ANSWER, AUDIO_OUT, CALL
 from tests.app.test_live_duet import PHRASE, tiny_model_dir
 from tests.app.test_live_transport import (  # noqa: F401 - fixtures
+    Capture,
     Keyboard,
     Listener,
     live_jack,
@@ -124,3 +125,57 @@ def test_record_a_take_into_the_library(rig, qtbot):
     clicks = [m for _, m in ear.note_ons() if m[0] == 0x99]
     assert len(clicks) >= 4  # the count-in, on channel 10
     assert ear.wait_for(lambda e: unbalanced(e.messages()) == {}, timeout=2)
+
+
+def test_keyboard_plays_the_morph_instrument_and_clips_sound_with_it(
+        rig, qtbot, flute_instrument_dir, short_piano_clip, tmp_path, artifacts_dir: Path):
+    import numpy as np
+
+    from app.sampler import SamplerSynth
+    from app.widgets.live_panel import MORPH_OUT
+    from models.audio_io import read_audio
+    from models.nsynth.evaluate import estimate_f0
+    from models.nsynth.instrument import MorphInstrument
+    from models.nsynth.voices import render_sequence
+
+    window, panel, kb, ear = rig
+    morph = window.workspaces["Morph"]
+    assert not morph.keyboard_button.isEnabled()  # no instrument yet
+    assert not window.transport.use_instrument and not window.transport.sound.isEnabled()
+    inst = MorphInstrument.load(flute_instrument_dir)
+    morph.instrument, morph.instrument_dir = inst, flute_instrument_dir
+    morph._update_buttons()
+    morph.instrument_ready.emit(inst)  # what a finished "Make instrument" job does
+    assert window.transport.use_instrument and panel.output_combo.findData(MORPH_OUT) >= 0
+    assert panel.choose_input("PanelKeys")
+    morph.keyboard_button.click()
+    assert window.live_dock.isVisible()
+    assert isinstance(panel.output, SamplerSynth) and panel.engine is not None
+    cap = Capture(panel.engine)
+    try:
+        time.sleep(0.1)
+        kb.play([(69, 0.8)], velocity=110)
+        qtbot.waitUntil(lambda: panel.out_meter.value() > 0, timeout=2000)
+        time.sleep(0.4)
+        rec = cap.audio()[:, 0]
+    finally:
+        cap.close()
+    assert np.abs(rec).max() > 0.05
+    loud = np.flatnonzero(np.abs(rec) > 0.01)
+    f0 = estimate_f0(rec[loud[0]: loud[0] + 24000], 48000)
+    assert abs(69 + 12 * np.log2(f0 / 440) - 69) < 0.2
+    window.tabs.setCurrentWidget(morph)
+    qtbot.wait(50)
+    window.grab().save(str(artifacts_dir / "morph-instrument-keyboard.png"))
+
+    # A MIDI clip exported as WAV now sounds with the morph instrument.
+    window.add_clip(short_piano_clip)
+    wav = tmp_path / "morph.wav"
+    with qtbot.waitSignal(window.exported, timeout=60000):
+        window.export_wav(wav)
+    got = read_audio(wav).samples
+    want = render_sequence(inst, short_piano_clip.sequence).samples
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() < 2 / 32768  # 16-bit WAV of the same render
+    window.transport.sound.setCurrentIndex(0)  # back to General MIDI
+    assert not window.transport.use_instrument
