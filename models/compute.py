@@ -1,12 +1,33 @@
 """The Keras backend and the compute devices it sees.
 
-Importing this module imports Keras (and so the backend, TensorFlow by default): call it from the
-worker thread or the CLI, never from the GUI thread.
+The functions here import Keras (and so the backend, TensorFlow by default): call them from the
+worker thread or the CLI, never from the GUI thread. :func:`prepare_environment` is the
+exception: it only sets what the backend reads when it is first imported.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+XLA_CACHE_FLAG = "--tf_xla_persistent_cache_directory"
+
+
+def prepare_environment() -> None:
+    """Call before Keras is imported: TensorFlow's native logging is kept to fatal errors (no
+    CUDA probing noise on machines without a GPU), and XLA keeps its compiled programs in
+    ``~/.cache/cadenza/xla``, so the compiled sampling loops are built once per machine rather
+    than once per run (a cold ``cadenza morph`` starts generating about a second sooner)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if XLA_CACHE_FLAG in flags:
+        return
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cadenza" / "xla"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # no writable cache: XLA compiles each run, as it would anyway
+    os.environ["TF_XLA_FLAGS"] = f"{flags} {XLA_CACHE_FLAG}={cache}".strip()
 
 
 def backend_name() -> str:
