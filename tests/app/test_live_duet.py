@@ -314,11 +314,18 @@ def test_soak_100_rounds_flat_memory(midi, tiny_model):
     tracemalloc.start(1)
     marks: dict[int, int] = {}
     try:
+        def finished() -> int:
+            return rig.rounds_with("done") + rig.rounds_with("interrupted")
+
         for k in range(100):
-            done = rig.rounds_with("done") + rig.rounds_with("interrupted")
+            before = finished()
             rig.kb.play([(55 + k % 12, 0.02), (62 + k % 7, 0.02)])
-            assert rig.wait_event("done", done + 1 - rig.rounds_with("interrupted"),
-                                  timeout=5), (k, rig.events[-5:])
+            # A round ends done, or interrupted by the next call; on a loaded 2-core machine
+            # an answer may take a while, so the wait is generous (latency is checked below).
+            deadline = time.monotonic() + 15
+            while finished() <= before and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert finished() > before, (k, rig.events[-5:])
             time.sleep(0.03)
             if k + 1 in (20, 60, 100):
                 gc.collect()
