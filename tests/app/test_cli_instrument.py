@@ -14,17 +14,14 @@ import pytest
 import soundfile
 
 from app.cli import main
-from models.audio_io import Audio, write_audio
 from models.midi_io import read_midi, write_midi
 from models.nsynth.evaluate import estimate_f0
-from models.nsynth.instrument import MorphInstrument, write_sfz
+from models.nsynth.instrument import MorphInstrument
 from models.nsynth.voices import render_sequence
-from models.render import Renderer
 from models.sequence import Note, NoteSequence
 from tests.app.test_live_transport import Capture, live_engine, live_jack  # noqa: F401
 
-CENTERS = (48, 60, 72)
-HELD = Note(64, 100, 0.0, 1.5)  # alone, between the key centers 60 and 72: repitched
+HELD = Note(62, 100, 0.0, 1.5)  # alone, between the key centers 56 and 64: repitched
 LATER = [Note(55, 90, 2.0, 2.6), Note(67, 90, 2.0, 2.6)]
 RELEASE = 0.2
 TAIL = 0.5
@@ -53,19 +50,10 @@ def one_line_error(err: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def instrument_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """FluidSynth flute notes on three key centers (16 kHz, 2 s, peak 0.8) with their SFZ."""
-    root = tmp_path_factory.mktemp("cli-instrument")
-    files = []
-    with Renderer(sample_rate=16000) as r:
-        for p in CENTERS:
-            seq = NoteSequence(notes=[Note(p, 100, 0.0, 1.6, program=73)])
-            x = r.render(seq, tail=0.4).mono().samples[:32000]
-            name = f"note-{p}.wav"
-            write_audio(root / name, Audio(0.8 * x / np.abs(x).max(), 16000))
-            files.append(name)
-    write_sfz(root, files, list(CENTERS), release=RELEASE)
-    return root
+def instrument_dir(flute_instrument_dir: Path) -> Path:
+    """FluidSynth flute notes every 8 semitones from C3 (16 kHz, 2 s, peak 0.8) with their SFZ
+    (release 0.2 s): the shared ``flute_instrument_dir``."""
+    return flute_instrument_dir
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +68,7 @@ def no_sfz_dir(tmp_path: Path, instrument_dir: Path) -> Path:
     """A folder with a WAV of the instrument but no SFZ."""
     folder = tmp_path / "wavs-only"
     folder.mkdir()
-    (folder / "note-60.wav").write_bytes((instrument_dir / "note-60.wav").read_bytes())
+    (folder / "note-56.wav").write_bytes((instrument_dir / "note-56.wav").read_bytes())
     return folder
 
 
