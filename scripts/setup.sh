@@ -51,13 +51,17 @@ make_venv() {
     rm -rf .venv
     "$py" -m venv .venv
   fi
+  # The app needs requirements.lock; the tests need requirements-dev.lock (the same pins plus
+  # pytest, ruff, note-seq...). The stamp names the lock, so switching modes installs again.
+  local lock=requirements.lock
+  if [ "$mode" = test ]; then lock=requirements-dev.lock; fi
   local stamp=.venv/.cadenza-lock
   local want
-  want="$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
+  want="$lock $(cat "$lock" pyproject.toml | sha256sum | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "installing the locked Python packages (requirements.lock)"
+    say "installing the locked Python packages ($lock)"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -r requirements.lock
+    .venv/bin/python -m pip install -q -r "$lock"
     .venv/bin/python -m pip install -q --no-deps -e .
     echo "$want" > "$stamp"
   fi
