@@ -5,7 +5,10 @@
 Prints JSON: samples/s per voice at batch 1 and aggregate at batch 16 (XLA engine, and the numpy
 fallback at batch 1), real-time factors (samples/s over 16 kHz), the wall time of one 4-second
 morph of two General MIDI sources (encode both, mix, decode; cold = first call, with the XLA
-compile; warm = again), and peak resident memory.
+compile; warm = again), the wall time of a whole ``cadenza morph`` command (a new process: Python
+and TensorFlow start-up included), the real-time factor of the morph instrument's sampler voices
+(16 voices held, 48 kHz, 256-frame blocks as the live output renders them), and peak resident
+memory.
 """
 
 from __future__ import annotations
@@ -73,7 +76,34 @@ def main() -> None:
     fresh = Morpher(morpher.model)
     result["morph_4s_cold_seconds"] = round(one_morph(fresh), 2)
     result["morph_4s_warm_seconds"] = round(one_morph(fresh), 2)
+
+    # the sampler voices that play a morph instrument live
+    from models.nsynth.instrument import MorphInstrument, key_ranges
+    from models.nsynth.voices import SamplerVoices
+
+    centers = [36 + 4 * i for i in range(16)]
+    note = np.asarray(fresh.source_audio("gm:flute", 60), np.float32)
+    inst = MorphInstrument({k: note for k in centers}, key_ranges(centers))
+    voices = SamplerVoices(inst, 48000, max_voices=32)
+    for k in range(16):
+        voices.note_on(0, 48 + 2 * k, 100)
+    blocks = int(3.0 * 48000 / 256)
+    started = time.perf_counter()
+    for _ in range(blocks):
+        voices.render(256)
+    took = time.perf_counter() - started
+    result["sampler_16_voices_rtf"] = round(blocks * 256 / 48000 / took, 1)
     fresh.close()
+
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "app", "morph", "gm:flute", "gm:church organ",
+                        "--model", args.model, "-o", str(Path(tmp) / "m.wav")], cwd=ROOT,
+                       check=True, capture_output=True)
+        result["cli_morph_4s_wall_seconds"] = round(time.perf_counter() - started, 2)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(result, indent=1))
 
