@@ -37,7 +37,7 @@ import numpy as np
 
 from app.midi_ports import NoteSink, normal_thread, realtime_thread
 from models.errors import CadenzaError
-from models.sequence import DRUM_CHANNEL, NoteSequence
+from models.sequence import NoteSequence
 
 __all__ = ["LiveSynth", "LiveVoices", "Scheduler", "Sink", "Transport", "normal_thread",
            "percentile", "realtime_thread", "wait_until"]
@@ -200,7 +200,7 @@ class LiveSynth(LiveVoices):
 
     def __init__(self, engine: Any, soundfont: str | None = None, gain: float = 0.5,
                  renderer: Any = None) -> None:
-        from models.render import DRUM_BANK, Renderer
+        from models.render import Renderer
 
         super().__init__(engine)
         self._own_renderer = renderer is None
@@ -209,14 +209,9 @@ class LiveSynth(LiveVoices):
         if self.renderer.sample_rate != self.sample_rate:
             raise CadenzaError(f"the renderer runs at {self.renderer.sample_rate} Hz, the audio "
                                f"output at {self.sample_rate} Hz")
-        self._synth = self.renderer._synth
-        self._handle = self._synth.synth
-        self._write = self.renderer._write_float
+        self._open = True
         for channel in range(16):
-            if channel == DRUM_CHANNEL:
-                self.renderer._select(channel, bank=DRUM_BANK, program=0)
-            else:
-                self.renderer._select(channel, bank=0, program=0)
+            self.renderer.select_program(channel, 0)
         self._start()
 
     # ------------------------------------------------------------------ sink
@@ -225,46 +220,35 @@ class LiveSynth(LiveVoices):
         if not data:
             return
         status, channel = data[0] & 0xF0, data[0] & 0x0F
-        synth = self._synth
         with self._lock:
-            if self._handle is None:
+            if not self._open:
                 return
+            self.renderer.live_message(data)
             if status == 0x90 and len(data) >= 3 and data[2] > 0:
-                synth.noteon(channel, data[1], data[2])
                 self._held.add((channel, data[1]))
             elif status in (0x80, 0x90) and len(data) >= 3:
-                synth.noteoff(channel, data[1])
                 self._held.discard((channel, data[1]))
-            elif status == 0xB0 and len(data) >= 3:
-                synth.cc(channel, data[1], data[2])
-            elif status == 0xC0 and len(data) >= 2:
-                bank = 128 if channel == DRUM_CHANNEL else 0
-                if synth.program_select(channel, self.renderer._sfid, bank, data[1]) != 0:
-                    synth.program_select(channel, self.renderer._sfid, bank, 0)
-            elif status == 0xE0 and len(data) >= 3:
-                synth.pitch_bend(channel, ((data[2] << 7) | data[1]) - 8192)
 
     def panic(self) -> None:
         with self._lock:
-            if self._handle is None:
+            if not self._open:
                 return
             for channel, pitch in sorted(self._held):
-                self._synth.noteoff(channel, pitch)
+                self.renderer.live_message([0x80 | channel, pitch, 0])
             self._held.clear()
             for channel in range(16):
-                self._synth.cc(channel, 64, 0)
-                self._synth.all_notes_off(channel)
+                self.renderer.live_message([0xB0 | channel, 64, 0])  # sustain off
+                self.renderer.live_message([0xB0 | channel, 123, 0])  # all notes off
 
     # ------------------------------------------------------------------ render thread
     def _render(self, buf: np.ndarray) -> bool:
-        if self._handle is None:
+        if not self._open:
             return False
-        ptr = buf.ctypes.data
-        self._write(self._handle, buf.shape[0], ptr, 0, 2, ptr, 1, 2)
+        self.renderer.write_block(buf)
         return True
 
     def _closed(self) -> None:
-        self._handle = None
+        self._open = False
 
     def close(self) -> None:
         owned = self._thread is not None and self._own_renderer

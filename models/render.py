@@ -16,7 +16,7 @@ import glob
 import math
 import os
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -300,6 +300,43 @@ class Renderer:
                 events.append((int(round(b.time * sr)), _BEND, channel, b.bend, 0))
         events.sort()
         return events
+
+    # ------------------------------------------------------------------ live playing
+    def select_program(self, channel: int, program: int) -> None:
+        """Choose a General MIDI program for live playing (the drum kit bank on channel 10)."""
+        self._select(channel, DRUM_BANK if channel == DRUM_CHANNEL else 0, program)
+
+    def live_message(self, data: Sequence[int]) -> None:
+        """Apply one MIDI message (note on/off, control change, program change, pitch bend) to
+        the synthesizer at once, for live playing with :meth:`write_block`. Not thread-safe:
+        the caller serialises it with ``write_block``. Never call it during :meth:`render`."""
+        if self._closed or len(data) < 2:
+            return
+        status, channel = data[0] & 0xF0, data[0] & 0x0F
+        synth = self._synth
+        if status == 0x90 and len(data) >= 3 and data[2] > 0:
+            synth.noteon(channel, data[1], data[2])
+        elif status in (0x80, 0x90) and len(data) >= 3:
+            synth.noteoff(channel, data[1])
+        elif status == 0xB0 and len(data) >= 3:
+            synth.cc(channel, data[1], data[2])
+        elif status == 0xC0:
+            self.select_program(channel, data[1])
+        elif status == 0xE0 and len(data) >= 3:
+            synth.pitch_bend(channel, ((data[2] << 7) | data[1]) - 8192)
+
+    def write_block(self, buf: np.ndarray) -> None:
+        """The next ``len(buf)`` frames of live playing into ``buf`` (C-contiguous float32,
+        frames x 2): no allocation, for a real-time render thread."""
+        if self._closed:
+            buf.fill(0.0)
+            return
+        if buf.dtype != np.float32 or buf.ndim != 2 or buf.shape[1] != 2 \
+                or not buf.flags.c_contiguous:
+            raise CadenzaError("write_block needs a C-contiguous float32 (frames, 2) buffer")
+        ptr = buf.ctypes.data
+        self._write_float(self._synth.synth, buf.shape[0], ptr, 0, 2, ptr, 1, 2)
+        self._phase = (self._phase + buf.shape[0]) % _FLUID_BLOCK
 
     def _select(self, channel: int, bank: int, program: int) -> None:
         # A preset the soundfont lacks (a rare drum kit, say) falls back to the bank's first one.

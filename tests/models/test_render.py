@@ -135,3 +135,32 @@ def test_missing_or_bad_soundfont(tmp_path, monkeypatch):
         find_soundfont()
     monkeypatch.delenv("CADENZA_SOUNDFONT")
     assert find_soundfont().suffix in (".sf2", ".sf3")
+
+
+def test_live_playing_messages_and_blocks():
+    """The live API (what the app's live synth uses): messages now, then blocks of audio."""
+    with Renderer(sample_rate=48000) as r:
+        buf = np.zeros((256, 2), np.float32)
+
+        def blocks(seconds: float) -> np.ndarray:
+            out = []
+            for _ in range(int(seconds * 48000 / 256)):
+                r.write_block(buf)
+                out.append(buf[:, 0].copy())
+            return np.concatenate(out)
+
+        assert not blocks(0.1).any()
+        r.live_message([0xC0, 73])  # flute
+        r.live_message([0x90, 69, 110])
+        held = blocks(0.8)
+        assert np.abs(held).max() > 0.02
+        part = held[4800:4800 + 19200]
+        spec = np.abs(np.fft.rfft(part * np.hanning(len(part))))
+        assert abs(np.fft.rfftfreq(len(part), 1 / 48000)[np.argmax(spec)] - 440) < 6
+        r.live_message([0x80, 69, 0])
+        blocks(1.5)  # the release
+        assert np.abs(blocks(0.1)).max() < 1e-4
+        r.live_message([0x99, 38, 120])  # a snare on channel 10: the drum kit
+        assert np.abs(blocks(0.2)).max() > 0.02
+        with pytest.raises(CadenzaError):
+            r.write_block(np.zeros((256, 2), np.float64))
