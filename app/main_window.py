@@ -51,6 +51,7 @@ NO_AUDIO = "No audio output — export still works"
 NO_MIDI = "No MIDI system"
 DEFAULT_SIZE = (1280, 800)
 PLAYHEAD_MS = 33
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"  # checkout/editable
 
 
 class MainWindow(QMainWindow):
@@ -125,7 +126,7 @@ class MainWindow(QMainWindow):
         self.piano_roll = PianoRollPanel()
         self.waveform = WaveformPanel()
         self.empty_view = QLabel("Open a MIDI or audio file (File ▸ Open…, or drop it on the "
-                                 "clip list) to see it here.")
+                                 "clip list) to see it here, or try File ▸ Open Examples.")
         self.empty_view.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_view.setObjectName("placeholder")
         self.clip_stack = QStackedWidget()
@@ -173,6 +174,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open &Examples", lambda: self.open_examples())
         file_menu.addSeparator()
         self._action(file_menu, "Export &MIDI…", self.export_midi_dialog, "Ctrl+E")
         self._action(file_menu, "Export &WAV…", self.export_wav_dialog, "Ctrl+Shift+E")
@@ -259,6 +261,23 @@ class MainWindow(QMainWindow):
         paths, _ = QFileDialog.getOpenFileNames(self, "Open MIDI or audio files", "", OPEN_FILTER)
         if paths:
             self.open_files([Path(p) for p in paths])
+
+    def open_examples(self, folder: Path | None = None) -> list[Clip]:
+        """Add every example (``assets/examples``) to the library: a primer for Continue, then
+        melodies, grooves and sounds; Continue gets the piano phrase as its primer."""
+        folder = Path(folder or EXAMPLES_DIR)
+        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".mid", ".wav")) \
+            if folder.is_dir() else []
+        if not files:
+            self.show_message(f"No examples found in {folder}")
+            return []
+        added = self.open_files(files)  # sorted: drums, melodies, piano, sounds
+        piano = next((c for c in added if c.name == "piano-phrase"), None)
+        if piano is not None:
+            primer = self.workspaces["Continue"].primer
+            primer.setCurrentIndex(max(0, primer.findData(piano.id)))
+            self.library.select(piano)
+        return added
 
     def open_files(self, paths: Sequence[str | Path]) -> list[Clip]:
         """Read each file into a clip; a bad file shows a one-line error and is skipped."""

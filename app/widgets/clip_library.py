@@ -104,7 +104,8 @@ class ClipLibrary(QWidget):
         self._clips: dict[int, Clip] = {}
         self.list = _ClipList(self)
         self.list.setToolTip("Drop MIDI or audio files here; drag a clip out to a DAW or folder")
-        self.info = QLabel("Open or drop MIDI (.mid) and audio (.wav, .flac) files.")
+        self.info = QLabel("Open or drop MIDI (.mid) and audio (.wav, .flac) files, "
+                           "or try File ▸ Open Examples.")
         self.info.setWordWrap(True)
         self.info.setObjectName("libraryInfo")
         open_button = QPushButton("Open…")
