@@ -262,6 +262,7 @@ def train(
         print(f"{model_name}: {len(train_w)} training / {len(val_w)} validation windows "
               f"({load_s:.1f} s){'; ' + dist if dist else ''}", file=sys.stderr)
 
+    keras.utils.set_random_seed(seed)  # the same seed, the same initial weights and run
     net = build_model(config)
     compile_model(net)
     if resume:
