@@ -131,6 +131,7 @@ def train(
 
     from models.nsynth.model import build_model
 
+    keras.utils.set_random_seed(seed)  # the same seed, the same initial weights
     model = build_model(config)
     if resuming:
         from models.checkpoint import load_weights
