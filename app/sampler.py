@@ -56,19 +56,11 @@ class SamplerSynth(LiveVoices):
             self._held.clear()
 
     # ------------------------------------------------------------------ sink
-    def send(self, message: list[int]) -> None:
-        data = list(message)
-        if not data:
-            return
-        status, channel = data[0] & 0xF0, data[0] & 0x0F
-        with self._lock:
-            if self._voices is None:
-                return
-            self._voices.send(data)
-            if status == 0x90 and len(data) >= 3 and data[2] > 0:
-                self._held.add((channel, data[1]))
-            elif status in (0x80, 0x90) and len(data) >= 3:
-                self._held.discard((channel, data[1]))
+    def _apply(self, data: list[int]) -> bool:
+        if self._voices is None:
+            return False
+        self._voices.send(data)
+        return True
 
     def panic(self) -> None:
         with self._lock:

@@ -143,6 +143,24 @@ class LiveVoices(NoteSink):
         """Fill ``buf`` (frames x 2, float32); False when there is nothing left to play."""
         raise NotImplementedError
 
+    def _apply(self, data: list[int]) -> bool:
+        """Play one MIDI message on the voices (``_lock`` held); False once closed."""
+        raise NotImplementedError
+
+    def send(self, message: list[int]) -> None:
+        """One MIDI message from any thread; the keys held down are tracked for ``panic``."""
+        data = list(message)
+        if not data:
+            return
+        status, channel = data[0] & 0xF0, data[0] & 0x0F
+        with self._lock:
+            if not self._apply(data):
+                return
+            if status == 0x90 and len(data) >= 3 and data[2] > 0:
+                self._held.add((channel, data[1]))
+            elif status in (0x80, 0x90) and len(data) >= 3:
+                self._held.discard((channel, data[1]))
+
     def _closed(self) -> None:
         """Release what the voices hold (called once, with ``_lock`` held, after the thread)."""
 
@@ -215,19 +233,10 @@ class LiveSynth(LiveVoices):
         self._start()
 
     # ------------------------------------------------------------------ sink
-    def send(self, message: list[int]) -> None:
-        data = list(message)
-        if not data:
-            return
-        status, channel = data[0] & 0xF0, data[0] & 0x0F
-        with self._lock:
-            if not self._open:
-                return
+    def _apply(self, data: list[int]) -> bool:
+        if self._open:
             self.renderer.live_message(data)
-            if status == 0x90 and len(data) >= 3 and data[2] > 0:
-                self._held.add((channel, data[1]))
-            elif status in (0x80, 0x90) and len(data) >= 3:
-                self._held.discard((channel, data[1]))
+        return self._open
 
     def panic(self) -> None:
         with self._lock:
