@@ -147,7 +147,7 @@ def _progress(frac: float) -> None:
 
 def run_morph(args: argparse.Namespace) -> int:
     from models.audio_io import write_audio
-    from models.nsynth.morph import mix, mix_xy
+    from models.nsynth.morph import mix, mix_weights, mix_xy, morph_f0
 
     _check_sources(args)
     if args.output.suffix.lower() not in (".wav", ".flac"):
@@ -156,10 +156,12 @@ def run_morph(args: argparse.Namespace) -> int:
         raise CadenzaError(f"--pitch must be 0..127, not {args.pitch}")
     started = time.perf_counter()
     morpher = _load_morpher(args.model)
-    emb = morpher.encode_batch([morpher.source_audio(s, pitch=args.pitch) for s in args.sources])
+    audios = [morpher.source_audio(s, pitch=args.pitch) for s in args.sources]
+    emb = morpher.encode_batch(audios)
     mixed = mix_xy(list(emb), *args.xy) if args.xy is not None else mix(list(emb), args.mix)
+    f0 = morph_f0(morpher.pitches(audios), mix_weights(len(audios), args.mix, args.xy))
     audio = morpher.decode(mixed, progress=_progress, temperature=args.temperature,
-                           seed=args.seed)
+                           seed=args.seed, f0=f0)
     write_audio(args.output, audio)
     print(f"{args.output}: {audio.duration:.1f} s at {audio.sample_rate} Hz "
           f"in {time.perf_counter() - started:.1f} s")

@@ -159,11 +159,12 @@ def evaluate(
     for start in range(0, len(files), batch):
         chunk = files[start:start + batch]
         inputs = [morpher.source_audio(f) for f in chunk]
+        f0s = morpher.pitches(inputs)  # a pitch-lag decoder is told the input's fundamental
         outs = morpher.decode(morpher.encode_batch(inputs), temperature=temperature,
-                              seed=seed + start)
-        for f, x, y in zip(chunk, inputs, outs, strict=True):
+                              seed=seed + start, f0=f0s)
+        for f, x, y, f_in in zip(chunk, inputs, outs, f0s, strict=True):
             rec = y.samples[:, 0]
-            f_in, f_out = estimate_f0(x, sr), estimate_f0(rec, sr)
+            f_out = estimate_f0(rec, sr)
             dist = spectral_distance(x, rec, sr)
             dists.append(dist)
             ok = None

@@ -16,6 +16,10 @@ Two engines compute the same thing:
 
 Both can run "forced" (the input is given, the logits come back) to check them against the
 teacher-forced Keras model.
+
+A decoder with the pitch-lag input (``config.pitch_lag``) also keeps the last ``HISTORY`` output
+samples per voice and reads its lag taps from them, one period back, exactly as
+:func:`models.nsynth.model.lag_features` does for training.
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.errors import CadenzaError
-from models.nsynth.model import NSynthAutoencoder, NSynthConfig
+from models.nsynth.model import NSynthAutoencoder, NSynthConfig, lag_split
 from models.nsynth.mulaw import mu_law_decode
 
 ProgressFn = Callable[[float], None]
+HISTORY = 1024  # output samples kept per voice for the pitch lag (> 16 kHz / 30 Hz + taps)
 CancelFn = Callable[[], bool]
 
 
@@ -55,6 +60,7 @@ class StepWeights:
     out_cond_bias: np.ndarray  # (S,): out_cond bias + out1 bias
     out2_kernel: np.ndarray  # (S, Q)
     out2_bias: np.ndarray  # (Q,)
+    lag_kernel: np.ndarray | None = None  # (lag channels, L * 2C): every layer's pitch-lag input
 
     @classmethod
     def from_model(cls, model: NSynthAutoencoder) -> StepWeights:
@@ -83,11 +89,15 @@ class StepWeights:
         o1k, o1b = kb(model.out1)
         ock, ocb = kb(model.out_cond)
         o2k, o2b = kb(model.out2)
+        lag = None
+        if c.pitch_lag:
+            lag = np.concatenate([np.asarray(layer.get_weights()[0], np.float32)
+                                  for layer in model.dec_lag], axis=1)
         return cls(
             config=c, in_kernel=in_k[:, 0, :], in_bias=in_b, dil_kernels=dil,
             cond_kernels=np.stack(cond_k), cond_bias=np.stack(cond_b),
             rs_kernels=rs_k, rs_bias=rs_b, out1_kernel=o1k, out_cond_kernel=ock,
-            out_cond_bias=ocb + o1b, out2_kernel=o2k, out2_bias=o2b,
+            out_cond_bias=ocb + o1b, out2_kernel=o2k, out2_bias=o2b, lag_kernel=lag,
         )
 
     def conditioning(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,16 +120,37 @@ class _NumpyState:
         self.in_ring = np.zeros((k - 1, batch), np.float32)
         self.rings = [np.zeros(((k - 1) * d, batch, c.dec_channels), np.float32)
                       for d in c.dec_dilations]
+        self.hist = np.zeros((HISTORY, batch), np.float32)
+
+
+def _numpy_lag(w: StepWeights, st: _NumpyState, t: int, periods: np.ndarray) -> np.ndarray:
+    """Every layer's pitch-lag input ``(B, L, 2C)`` for sample ``t`` (history up to ``t - 1``)."""
+    c = w.config
+    b = periods.shape[0]
+    cols = np.arange(b)
+    base, frac = lag_split(periods)
+    feats = np.zeros((b, c.lag_channels), np.float32)
+    for j, k in enumerate(c.lag_taps):
+        i0 = t - base + k
+        a = np.where(i0 >= 0, st.hist[i0 % HISTORY, cols], 0.0)
+        n = np.where(i0 + 1 >= 0, st.hist[(i0 + 1) % HISTORY, cols], 0.0)
+        feats[:, j] = (1.0 - frac) * a + frac * n
+    feats[:, -1] = 1.0
+    feats *= (periods > 0)[:, None]
+    return (feats @ w.lag_kernel).reshape(b, c.dec_layers, 2 * c.dec_channels)
 
 
 def _numpy_step(
     w: StepWeights, st: _NumpyState, t: int, x_prev: np.ndarray, cond: np.ndarray,
-    cond_out: np.ndarray,
+    cond_out: np.ndarray, periods: np.ndarray | None = None,
 ) -> np.ndarray:
     """Logits ``(B, Q)`` for sample ``t`` given the sample before it, ``x_prev`` (scaled)."""
     c = w.config
     k = c.dec_kernel
     ch = c.dec_channels
+    if c.pitch_lag:
+        st.hist[(t - 1) % HISTORY] = x_prev
+        cond = cond + _numpy_lag(w, st, t, periods)
     # the causal input convolution over the scalar input (dilation 1)
     taps = [st.in_ring[(t - (k - 1) + j) % (k - 1)] for j in range(k - 1)] if k > 1 else []
     h = np.outer(x_prev, w.in_kernel[k - 1]) + w.in_bias
@@ -153,19 +184,40 @@ def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) ->
     return np.argmax(logits / temperature + g, axis=-1)
 
 
-def numpy_forced_logits(w: StepWeights, embeddings: np.ndarray, x: np.ndarray) -> np.ndarray:
+def numpy_forced_logits(w: StepWeights, embeddings: np.ndarray, x: np.ndarray,
+                        periods: np.ndarray | None = None) -> np.ndarray:
     """Logits ``(B, T, Q)`` for a given scaled input ``x (B, T)``, one sample at a time."""
     c = w.config
     cond, cond_out = w.conditioning(embeddings)
     b, n = x.shape
+    periods = _periods(c, periods, b)
     st = _NumpyState(w, b)
     out = np.zeros((b, n, c.quantization), np.float32)
     prev = np.zeros(b, np.float32)
     for t in range(n):
         f = t // c.hop
-        out[:, t] = _numpy_step(w, st, t, prev, cond[f], cond_out[f])
+        out[:, t] = _numpy_step(w, st, t, prev, cond[f], cond_out[f], periods)
         prev = x[:, t]
     return out
+
+
+def _periods(config: NSynthConfig, periods: np.ndarray | None, batch: int) -> np.ndarray:
+    """Pitch periods in samples, one per voice (0 = unvoiced); checked against the batch."""
+    if periods is None:
+        return np.zeros(batch, np.float64)
+    per = np.asarray(periods, np.float64).reshape(-1)
+    if per.shape[0] == 1 and batch > 1:
+        per = np.repeat(per, batch)
+    if per.shape[0] != batch:
+        raise CadenzaError(f"{per.shape[0]} pitch periods for {batch} voices")
+    per = np.where(np.isfinite(per) & (per >= 8) & (per <= HISTORY - 8), per, 0.0)
+    return per
+
+
+def _lag_pairs(periods: np.ndarray) -> np.ndarray:
+    """``(B, 2)`` float32 for the compiled loop: ceil(P) and ceil(P) - P per voice."""
+    base, frac = lag_split(periods)
+    return np.stack([base.astype(np.float32), frac], axis=1)
 
 
 # ---------------------------------------------------------------------------- XLA engine
@@ -201,6 +253,9 @@ def _xla_chunk_fn(w: StepWeights, forced: bool) -> object:
     o2b = tf.constant(w.out2_bias)
     dilations = c.dec_dilations
     hop = c.hop
+    lag_k = tf.constant(w.lag_kernel) if c.pitch_lag else None
+    taps = list(c.lag_taps)
+    layers = c.dec_layers
 
     from tensorflow.compiler.tf2xla.python import xla as tfxla
 
@@ -212,9 +267,33 @@ def _xla_chunk_fn(w: StepWeights, forced: bool) -> object:
         zero = tf.zeros_like(slot)
         return tfxla.dynamic_update_slice(ring, value[None], [slot, zero, zero])
 
-    def step(t, prev, in_ring, rings, cond_f, cond_out_f):  # noqa: ANN001, ANN202
+    def lag_bias(t, hist, lag):  # noqa: ANN001, ANN202
+        """Every layer's pitch-lag input ``(B, L, 2C)``; ``hist (HISTORY, B)`` holds x < t;
+        ``lag (B, 2)``: ceil(P) and ceil(P) - P per voice, 0 and 0 when unvoiced."""
+        b = tf.shape(lag)[0]
+        cols = tf.range(b)
+        base = tf.cast(lag[:, 0], tf.int32)
+        frac = lag[:, 1]
+        feats = []
+        for k_ in taps:
+            i0 = t - base + k_
+
+            def at(i):  # noqa: ANN001, ANN202
+                v = tf.gather_nd(hist, tf.stack([tf.math.floormod(i, HISTORY), cols], axis=1))
+                return tf.where(i >= 0, v, 0.0)
+
+            feats.append((1.0 - frac) * at(i0) + frac * at(i0 + 1))
+        voiced = tf.cast(base > 0, tf.float32)
+        f = tf.stack([*feats, tf.ones_like(voiced)], axis=1) * voiced[:, None]
+        return tf.reshape(tf.matmul(f, lag_k), (b, layers, 2 * ch))
+
+    def step(t, prev, in_ring, rings, cond_f, cond_out_f, hist, lag):  # noqa: ANN001, ANN202
         new_rings = []
         x = prev[:, None]
+        if lag_k is not None:
+            hist = tf.tensor_scatter_nd_update(
+                hist, [[tf.math.floormod(t - 1, HISTORY)]], prev[None])
+            cond_f = cond_f + lag_bias(t, hist, lag)
         h = x * in_k[k - 1][None, :] + in_b
         if k > 1:
             for j in range(k - 1):
@@ -238,18 +317,18 @@ def _xla_chunk_fn(w: StepWeights, forced: bool) -> object:
             skip = s if skip is None else skip + s
         out = tf.nn.relu(tf.matmul(tf.nn.relu(skip), o1) + cond_out_f)
         logits = tf.matmul(out, o2) + o2b
-        return logits, in_ring, new_rings
+        return logits, in_ring, new_rings, hist
 
     @tf.function(jit_compile=True)
-    def run(t0, n, prev, in_ring, rings, cond, cond_out, xs, temp):  # noqa: ANN001, ANN202
+    def run(t0, n, prev, in_ring, rings, hist, lag, cond, cond_out, xs, temp):  # noqa: ANN001, ANN202
         """``xs``: the forced inputs, or one uniform number per step and voice when sampling."""
         acc0 = tf.TensorArray(tf.float32 if forced else tf.int32, size=n)
 
-        def body(i, prev, in_ring, rings, acc):  # noqa: ANN001, ANN202
+        def body(i, prev, in_ring, rings, hist, acc):  # noqa: ANN001, ANN202
             t = t0 + i
             f = t // hop
-            logits, in_ring, rings = step(t, prev, in_ring, rings, tf.gather(cond, f),
-                                          tf.gather(cond_out, f))
+            logits, in_ring, rings, hist = step(t, prev, in_ring, rings, tf.gather(cond, f),
+                                                tf.gather(cond_out, f), hist, lag)
             if forced:
                 acc = acc.write(i, logits)
                 nxt = tf.gather(xs, i)
@@ -264,13 +343,13 @@ def _xla_chunk_fn(w: StepWeights, forced: bool) -> object:
                 code = tf.minimum(tf.where(temp > 0, sampled, greedy), q - 1)
                 acc = acc.write(i, code)
                 nxt = tf.cast(code, tf.float32) / ((q - 1) / 2.0) - 1.0
-            return i + 1, nxt, in_ring, rings, acc
+            return i + 1, nxt, in_ring, rings, hist, acc
 
-        _, prev, in_ring, rings, acc = tf.while_loop(
-            lambda i, *_: i < n, body, (tf.constant(0), prev, in_ring, rings, acc0),
+        _, prev, in_ring, rings, hist, acc = tf.while_loop(
+            lambda i, *_: i < n, body, (tf.constant(0), prev, in_ring, rings, hist, acc0),
             maximum_iterations=n,
         )
-        return prev, in_ring, rings, acc.stack()
+        return prev, in_ring, rings, hist, acc.stack()
 
     _XLA_CACHE[key] = run
     return run
@@ -302,18 +381,22 @@ class FastGenerator:
                  for d in c.dec_dilations]
         return in_ring, rings
 
-    def forced_logits(self, embeddings: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Step-by-step logits ``(B, T, Q)`` for the given scaled input ``x (B, T)``."""
+    def forced_logits(self, embeddings: np.ndarray, x: np.ndarray,
+                      periods: np.ndarray | None = None) -> np.ndarray:
+        """Step-by-step logits ``(B, T, Q)`` for the given scaled input ``x (B, T)``
+        (``periods``: pitch periods in samples per voice, for a pitch-lag decoder)."""
         emb = np.asarray(embeddings, np.float32)
         x = np.asarray(x, np.float32)
         if self.engine == "numpy":
-            return numpy_forced_logits(self.weights, emb, x)
+            return numpy_forced_logits(self.weights, emb, x, periods)
         run = _xla_chunk_fn(self.weights, forced=True)
         cond, cond_out = self.weights.conditioning(emb)
         in_ring, rings = self._init_state(x.shape[0])
+        lag = _lag_pairs(_periods(self.config, periods, x.shape[0]))
+        hist = np.zeros((HISTORY, x.shape[0]), np.float32)
         prev = np.zeros(x.shape[0], np.float32)
-        _, _, _, logits = run(np.int32(0), x.shape[1], prev, in_ring, rings, cond, cond_out,
-                              np.ascontiguousarray(x.T), np.float32(1.0))
+        *_, logits = run(np.int32(0), x.shape[1], prev, in_ring, rings, hist, lag, cond,
+                         cond_out, np.ascontiguousarray(x.T), np.float32(1.0))
         return np.transpose(np.asarray(logits), (1, 0, 2))
 
     def generate(
@@ -325,8 +408,11 @@ class FastGenerator:
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
         chunk: int = 4000,
+        periods: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Audio ``(B, samples)`` float32 at the model's rate from embeddings ``(B, F, latent)``.
+        """Audio ``(B, samples)`` float32 at the model's rate from embeddings ``(B, F, latent)``;
+        ``periods``: the pitch period in samples of each voice (0: unvoiced), for a decoder with
+        the pitch-lag input.
 
         The compiled loop runs ``chunk`` samples per call (4 s = 16 chunks of 4000: one compile
         per batch size); ``progress(fraction)`` and ``cancel()`` are called between chunks.
@@ -349,6 +435,8 @@ class FastGenerator:
         codes = np.zeros((b, total), np.int32)
         rng = np.random.default_rng(seed)
         in_ring, rings = self._init_state(b)
+        per = _periods(c, periods, b)
+        hist = np.zeros((HISTORY, b), np.float32)
         prev = np.zeros(b, np.float32)
         if self.engine == "xla":
             run = _xla_chunk_fn(self.weights, forced=False)
@@ -361,15 +449,15 @@ class FastGenerator:
             n = min(chunk, total - t)
             if self.engine == "xla":
                 us = rng.uniform(0.0, 1.0, size=(n, b)).astype(np.float32)
-                prev, in_ring, rings, out = run(
-                    np.int32(t), n, prev, in_ring, rings, cond, cond_out, us,
-                    np.float32(temperature),
+                prev, in_ring, rings, hist, out = run(
+                    np.int32(t), n, prev, in_ring, rings, hist, _lag_pairs(per), cond,
+                    cond_out, us, np.float32(temperature),
                 )
                 codes[:, t:t + n] = np.asarray(out).T
             else:
                 for i in range(t, t + n):
                     f = i // c.hop
-                    logits = _numpy_step(self.weights, st, i, prev, cond[f], cond_out[f])
+                    logits = _numpy_step(self.weights, st, i, prev, cond[f], cond_out[f], per)
                     code = _sample(logits, temperature, rng)
                     codes[:, i] = code
                     prev = (code.astype(np.float32) / ((c.quantization - 1) / 2.0) - 1.0)
@@ -385,7 +473,8 @@ def samples_per_second(model: NSynthAutoencoder, batch: int, samples: int = 1638
     gen = FastGenerator(model, engine=engine)
     frames = max(1, samples // model.config.hop)
     emb = np.zeros((batch, frames, model.config.latent_dim), np.float32)
-    gen.generate(emb[:, :1], samples=model.config.hop)
+    periods = np.full(batch, model.config.sample_rate / 261.63)  # middle C
+    gen.generate(emb[:, :1], samples=model.config.hop, periods=periods)
     started = time.perf_counter()
-    gen.generate(emb)
+    gen.generate(emb, periods=periods)
     return frames * model.config.hop / (time.perf_counter() - started)

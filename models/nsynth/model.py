@@ -13,6 +13,15 @@ and skip 1x1 outputs; the skip sum goes through ``relu -> 1x1 (+ conditioned) ->
 
 The embedding is upsampled by repetition (each frame conditions its ``hop`` samples), as NSynth's
 ``condition`` does, by reshaping rather than materialising the repeated tensor.
+
+Pitch (``pitch_lag``, the CPU config): like the pitch-conditioned variant of Engel et al.
+(section 5.3), the decoder can also be told the note's fundamental. It is given as a *pitch lag*
+input, the long-term predictor of CELP speech codecs: for output ``t`` the waveform one period
+back, ``x[t - P + k]`` for ``k`` in ``lag_taps`` (``P = sample_rate / f0``, fractional, linearly
+interpolated), plus a voiced flag; a per-layer 1x1 projection adds it to every gated layer. A
+small decoder then has to learn the timbre of one period and how it changes, not how to find the
+period by itself; unpitched sounds get zeros. :func:`lag_features` computes the input, and the
+fast generator computes the same from its own output history.
 """
 
 from __future__ import annotations
@@ -51,6 +60,9 @@ class NSynthConfig:
     batch_size: int = 8
     learning_rate: float = 1e-3
     note_seconds: float = 4.0
+    # the decoder's pitch input (see the module docstring); taps are offsets around t - P
+    pitch_lag: bool = False
+    lag_taps: tuple[int, ...] = (-1, 0, 1)
 
     @property
     def enc_dilations(self) -> list[int]:
@@ -67,6 +79,11 @@ class NSynthConfig:
         return 1 + k + sum(k * d for d in self.dec_dilations)
 
     @property
+    def lag_channels(self) -> int:
+        """Width of the pitch-lag input: one value per tap plus the voiced flag."""
+        return len(self.lag_taps) + 1 if self.pitch_lag else 0
+
+    @property
     def note_samples(self) -> int:
         return int(round(self.note_seconds * self.sample_rate))
 
@@ -77,8 +94,9 @@ class NSynthConfig:
 
 def small_config() -> NSynthConfig:
     """CPU-sized: 2 stacks of kernel-3 layers dilated 1, 3, 9, 27, 81 (receptive field 487
-    samples, 30 ms) at 32 residual / 64 skip channels: few layers, so one sample is cheap."""
-    return NSynthConfig()
+    samples, 30 ms) at 32 residual / 64 skip channels: few layers, so one sample is cheap; with
+    the pitch-lag input, so that so small a decoder keeps the note's pitch."""
+    return NSynthConfig(pitch_lag=True)
 
 
 def tiny_config() -> NSynthConfig:
@@ -86,7 +104,7 @@ def tiny_config() -> NSynthConfig:
     return NSynthConfig(
         enc_channels=8, enc_layers=4, enc_cycle=4, dec_channels=8, skip_channels=16,
         dec_layers=4, dec_cycle=4, dec_kernel=2, dec_base=2, crop=1024, batch_size=4,
-        learning_rate=1e-2,
+        learning_rate=1e-2, pitch_lag=True,
     )
 
 
@@ -103,8 +121,55 @@ def full_config() -> NSynthConfig:
 CONFIGS = {"small": small_config, "full": full_config, "tiny": tiny_config}
 
 
+MAX_LAG_F0 = 30.0  # Hz: the lowest fundamental the pitch lag reaches back for
+
+
+def lag_period(f0: float | None, sample_rate: int) -> float:
+    """The pitch period in samples for ``f0`` Hz; 0.0 (unvoiced) for None, NaN or out of range."""
+    if f0 is None or not np.isfinite(f0) or not MAX_LAG_F0 <= f0 <= sample_rate / 8:
+        return 0.0
+    return float(sample_rate / f0)
+
+
+def lag_split(periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ceil(P) as int64, ceil(P) - P as float32)``: the sample ``t - P`` is ``frac`` of the
+    way from ``t - ceil(P)`` to the next one. Integer arithmetic for the index keeps training
+    and the generator's float32 loop reading the same samples."""
+    per = np.asarray(periods, np.float64)
+    base = np.ceil(per)
+    return base.astype(np.int64), (base - per).astype(np.float32)
+
+
+def lag_features(x: np.ndarray, periods: np.ndarray, taps: tuple[int, ...],
+                 start: np.ndarray | int = 0, length: int | None = None) -> np.ndarray:
+    """The decoder's pitch-lag input ``(batch, length, len(taps) + 1)``, float32.
+
+    ``x (batch, n)``: whole scaled signals; output ``i`` is for sample ``t = start + i`` and holds
+    ``x`` at ``t - P + k`` for each tap ``k`` (linear interpolation, zero before the signal's
+    start), then 1.0 (voiced). A period of 0 (unvoiced) gives all zeros.
+    """
+    x = np.asarray(x, np.float32)
+    b, n = x.shape
+    length = n if length is None else int(length)
+    per = np.asarray(periods, np.float64).reshape(b, 1)
+    base, frac = lag_split(per)
+    t = np.asarray(start, np.int64).reshape(-1, 1) + np.arange(length)[None, :]
+    t = np.broadcast_to(t, (b, length))
+    out = np.zeros((b, length, len(taps) + 1), np.float32)
+    rows = np.arange(b)[:, None]
+    for j, k in enumerate(taps):
+        i0 = t - base + k  # x at t - P + k lies between i0 and i0 + 1, frac of the way
+        a = np.where(i0 >= 0, x[rows, np.clip(i0, 0, n - 1)], 0.0)
+        c = np.where(i0 + 1 >= 0, x[rows, np.clip(i0 + 1, 0, n - 1)], 0.0)
+        out[:, :, j] = (1.0 - frac) * a + frac * c
+    out[:, :, -1] = 1.0
+    out *= (per > 0)[:, :, None]
+    return out
+
+
 class NSynthAutoencoder(keras.Model):
-    """``call(x)``: scaled mu-law audio ``(batch, time)`` -> logits ``(batch, time, 256)``."""
+    """``call(x)``: scaled mu-law audio ``(batch, time)`` -> logits ``(batch, time, 256)``; with
+    ``pitch_lag``, ``call((x, lag))`` where ``lag`` is :func:`lag_features` of ``x``."""
 
     def __init__(self, config: NSynthConfig, **kwargs: object) -> None:
         super().__init__(**kwargs)
@@ -128,6 +193,8 @@ class NSynthAutoencoder(keras.Model):
         ]
         self.dec_cond = [layers.Dense(2 * c.dec_channels, name=f"dec_cond_{i}")
                          for i in range(c.dec_layers)]
+        self.dec_lag = [layers.Dense(2 * c.dec_channels, use_bias=False, name=f"dec_lag_{i}")
+                        for i in range(c.dec_layers)] if c.pitch_lag else []
         # The last layer's residual output would feed nothing: it has only a skip output.
         self.dec_res = [layers.Dense(c.dec_channels, name=f"dec_res_{i}")
                         for i in range(c.dec_layers - 1)]
@@ -158,14 +225,19 @@ class NSynthAutoencoder(keras.Model):
         h4 = ops.reshape(h, (-1, frames, hop, ch)) + ops.expand_dims(cond, 2)
         return ops.reshape(h4, (-1, frames * hop, ch))
 
-    def decode(self, x: object, embedding: object) -> object:
-        """Teacher-forced logits: output ``t`` predicts sample ``t`` from samples ``< t``."""
+    def decode(self, x: object, embedding: object, lag: object = None) -> object:
+        """Teacher-forced logits: output ``t`` predicts sample ``t`` from samples ``< t``
+        (and, with ``pitch_lag``, from ``lag``, the :func:`lag_features` of ``x``)."""
         c = self.config
+        if c.pitch_lag and lag is None:
+            raise ValueError("this decoder needs its pitch-lag input")
         shifted = ops.pad(x[:, :-1], [[0, 0], [1, 0]])
         h = self.dec_in(ops.expand_dims(shifted, -1))
         skip = None
         for i in range(c.dec_layers):
             d = self._condition(self.dec_dil[i](h), self.dec_cond[i](embedding))
+            if c.pitch_lag:
+                d = d + self.dec_lag[i](lag)
             gated = ops.tanh(d[..., : c.dec_channels]) * ops.sigmoid(d[..., c.dec_channels:])
             s = self.dec_skip[i](gated)
             skip = s if skip is None else skip + s
@@ -175,13 +247,18 @@ class NSynthAutoencoder(keras.Model):
         out = ops.relu(self._condition(out, self.out_cond(embedding)))
         return self.out2(out)
 
-    def call(self, x: object) -> object:
-        return self.decode(x, self.encode(x))
+    def call(self, inputs: object) -> object:
+        if self.config.pitch_lag:
+            x, lag = inputs  # type: ignore[misc]
+            return self.decode(x, self.encode(x), lag)
+        return self.decode(inputs, self.encode(inputs))
 
     def build_for(self, samples: int | None = None) -> None:
         """Create the weights by running a zero batch once."""
-        n = samples or 2 * self.config.hop
-        self(np.zeros((1, n), dtype="float32"))
+        c = self.config
+        n = samples or 2 * c.hop
+        x = np.zeros((1, n), dtype="float32")
+        self((x, np.zeros((1, n, c.lag_channels), "float32")) if c.pitch_lag else x)
 
 
 def build_model(config: NSynthConfig) -> NSynthAutoencoder:

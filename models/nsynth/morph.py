@@ -5,6 +5,12 @@
     b = morpher.encode("gm:church organ")      # a General MIDI instrument, rendered at --pitch
     audio = morpher.decode(mix([a, b], 0.5))   # Audio, 16 kHz mono, 4 s
 
+A decoder with the pitch-lag input (the CPU model) also takes the fundamental to play:
+``decode(..., f0=hz)``. :meth:`Morpher.pitches` measures the sources' (YIN), and
+:func:`morph_f0` picks the one of the source that weighs most in the mix, so a morph of two
+notes at the same pitch stays at that pitch, and one of notes at different pitches plays in tune
+with its main source rather than between them.
+
 Sources are resampled to 16 kHz, mixed to mono, cut or padded to 4 s and loudness-normalised
 exactly as the training notes were (:func:`models.nsynth.dataset.normalize_note`).
 """
@@ -21,7 +27,7 @@ from models.audio_io import Audio
 from models.errors import CadenzaError
 from models.nsynth import dataset as ds
 from models.nsynth.fastgen import CancelFn, FastGenerator, ProgressFn
-from models.nsynth.model import FAMILY, NSynthAutoencoder, NSynthConfig, build_model
+from models.nsynth.model import FAMILY, NSynthAutoencoder, NSynthConfig, build_model, lag_period
 from models.nsynth.mulaw import mu_law_encode, scale_codes
 
 Source = str | Path | Audio | np.ndarray
@@ -54,6 +60,27 @@ def mix_xy(embeddings: Sequence[np.ndarray], x: float, y: float) -> np.ndarray:
     a, b, c, d = arrs
     out = (1 - x) * (1 - y) * a + x * (1 - y) * b + (1 - x) * y * c + x * y * d
     return out.astype(np.float32)
+
+
+def mix_weights(n: int, amount: float = 0.5, xy: tuple[float, float] | None = None) -> list[float]:
+    """How much each of 2 sources (``amount``) or 4 (``xy``, corners as in :func:`mix_xy`)
+    weighs in the mix."""
+    if n == 2:
+        return [1.0 - float(amount), float(amount)]
+    if n == 4:
+        x, y = xy if xy is not None else (0.5, 0.5)
+        return [(1 - x) * (1 - y), x * (1 - y), (1 - x) * y, x * y]
+    raise CadenzaError(f"a mix takes 2 or 4 sources, not {n}")
+
+
+def morph_f0(f0s: Sequence[float], weights: Sequence[float]) -> float:
+    """The fundamental of a morph: that of the pitched source with the greatest weight (the
+    earlier one on a tie); NaN when no source has a pitch."""
+    best, best_w = float("nan"), -1.0
+    for f, w in zip(f0s, weights, strict=True):
+        if np.isfinite(f) and f > 0 and w > best_w + 1e-9:
+            best, best_w = float(f), float(w)
+    return best
 
 
 def prepare_audio(source: Audio | np.ndarray | str | Path, sample_rate: int = ds.SAMPLE_RATE,
@@ -137,6 +164,12 @@ class Morpher:
         x = np.stack([np.asarray(a, np.float32) for a in audios])
         return np.asarray(self.model.encode(scale_codes(mu_law_encode(x))), np.float32)
 
+    def pitches(self, audios: Sequence[np.ndarray]) -> np.ndarray:
+        """The fundamental (Hz, YIN on the held part) of each prepared sound; NaN if none."""
+        from models.nsynth.evaluate import estimate_f0
+
+        return np.array([estimate_f0(a, self.config.sample_rate) for a in audios])
+
     def encode(self, source: Source, pitch: int = 60) -> np.ndarray:
         """One sound (a path, :class:`Audio`, 16 kHz samples or ``gm:NAME``) -> ``(125, 16)``."""
         return self.encode_batch([self.source_audio(source, pitch)])[0]
@@ -148,19 +181,32 @@ class Morpher:
         cancel: CancelFn | None = None,
         temperature: float = 1.0,
         seed: int = 0,
+        f0: float | Sequence[float] | None = None,
     ) -> Audio | list[Audio]:
         """Embedding ``(frames, 16)`` -> :class:`Audio` (16 kHz mono); a batch
-        ``(n, frames, 16)`` is generated together and comes back as a list of ``Audio``."""
+        ``(n, frames, 16)`` is generated together and comes back as a list of ``Audio``.
+
+        ``f0``: the fundamental in Hz to play (one, or one per voice; None or NaN: unpitched),
+        for a decoder with the pitch-lag input; other decoders ignore it."""
         emb = np.asarray(embedding, np.float32)
         single = emb.ndim == 2
+        batch = 1 if single else emb.shape[0]
+        f0s = np.full(batch, np.nan) if f0 is None else np.asarray(f0, np.float64).reshape(-1)
+        if f0s.shape[0] == 1:
+            f0s = np.repeat(f0s, batch)
+        if f0s.shape[0] != batch:
+            raise CadenzaError(f"{f0s.shape[0]} pitches for {batch} embeddings")
+        periods = np.array([lag_period(f, self.config.sample_rate) for f in f0s])
         out = self.generator.generate(emb[None] if single else emb, temperature=temperature,
-                                      seed=seed, progress=progress, cancel=cancel)
+                                      seed=seed, progress=progress, cancel=cancel,
+                                      periods=periods)
         audios = [Audio(x, self.config.sample_rate) for x in out]
         return audios[0] if single else audios
 
     def reconstruct(self, sources: Sequence[Source], **kwargs: Any) -> list[Audio]:
-        emb = self.encode_batch([self.source_audio(s) for s in sources])
-        return self.decode(emb, **kwargs)  # type: ignore[return-value]
+        audios = [self.source_audio(s) for s in sources]
+        kwargs.setdefault("f0", self.pitches(audios))
+        return self.decode(self.encode_batch(audios), **kwargs)  # type: ignore[return-value]
 
     def close(self) -> None:
         if self._renderer is not None:

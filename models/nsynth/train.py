@@ -26,8 +26,8 @@ import numpy as np
 
 from models.checkpoint import config_from_dict, read_model_dir, save_model_dir
 from models.errors import CadenzaError
-from models.nsynth.dataset import load_split, read_manifest
-from models.nsynth.model import FAMILY, NSynthConfig
+from models.nsynth.dataset import load_split, note_f0s, read_manifest
+from models.nsynth.model import FAMILY, NSynthConfig, lag_features, lag_period
 from models.nsynth.mulaw import mu_law_encode, scale_codes
 
 STATE_FILE = "train_state.npz"
@@ -42,12 +42,36 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def _crops(codes: np.ndarray, rng: np.random.Generator, batch: int, crop: int,
-           max_start: int) -> np.ndarray:
-    idx = rng.integers(0, codes.shape[0], size=batch)
-    hi = max(1, min(max_start, codes.shape[1] - crop) + 1)
-    starts = rng.integers(0, hi, size=batch)
-    return np.stack([codes[i, s:s + crop] for i, s in zip(idx, starts, strict=True)])
+@dataclass
+class _Notes:
+    """One split as mu-law codes ``(notes, samples)`` and pitch periods in samples (0: none)."""
+
+    codes: np.ndarray
+    periods: np.ndarray
+
+    def crops(self, rng: np.random.Generator, batch: int, config: NSynthConfig,
+              max_start: int) -> tuple[object, np.ndarray]:
+        """Random crops as the model's input (with their pitch lag) and the target codes."""
+        crop = config.crop
+        idx = rng.integers(0, self.codes.shape[0], size=batch)
+        hi = max(1, min(max_start, self.codes.shape[1] - crop) + 1)
+        starts = rng.integers(0, hi, size=batch)
+        codes = np.stack([self.codes[i, s:s + crop] for i, s in zip(idx, starts, strict=True)])
+        x = scale_codes(codes)
+        if not config.pitch_lag:
+            return x, codes
+        lag = lag_features(scale_codes(self.codes[idx]), self.periods[idx], config.lag_taps,
+                           start=starts, length=crop)
+        return (x, lag), codes
+
+
+def _batches(inputs: object, targets: np.ndarray, size: int) -> list[tuple[object, np.ndarray]]:
+    out = []
+    for i in range(0, len(targets), size):
+        part = (tuple(a[i:i + size] for a in inputs) if isinstance(inputs, tuple)
+                else inputs[i:i + size])  # type: ignore[index]
+        out.append((part, targets[i:i + size]))
+    return out
 
 
 def _save_state(out: Path, optimizer: object, step: int, rng: np.random.Generator,
@@ -109,21 +133,26 @@ def train(
     if config.crop % config.hop or config.crop < config.hop:
         raise CadenzaError(f"crop {config.crop} must be a positive multiple of hop {config.hop}")
 
-    train_audio, _ = load_split(data, "train")
-    valid_audio, _ = load_split(data, "valid")
-    if train_audio.shape[0] == 0:
+    def notes(split: str) -> _Notes:
+        audio, records = load_split(data, split)
+        periods = np.zeros(len(records))
+        if config.pitch_lag and records:
+            if log:
+                log(f"pitch of the {split} notes (cached in {data})")
+            f0s = note_f0s(data, records, audio)
+            periods = np.array([lag_period(f, config.sample_rate) for f in f0s])
+        return _Notes(mu_law_encode(audio.astype(np.float32) / 32768.0), periods)
+
+    train_notes = notes("train")
+    if train_notes.codes.shape[0] == 0:
         raise CadenzaError(f"{data} has no training notes")
-    train_codes = mu_law_encode(train_audio.astype(np.float32) / 32768.0)
-    del train_audio
+    valid_notes = notes("valid")
     # the held part and the start of the release: the quiet tail teaches little
     max_start = int(config.sample_rate * 3.5) - config.crop
-    val_source = valid_audio if valid_audio.shape[0] else None
     val_rng = np.random.default_rng(12345)
-    if val_source is not None:
-        val_codes = _crops(mu_law_encode(val_source.astype(np.float32) / 32768.0), val_rng,
-                           val_crops, config.crop, max_start)
-    else:
-        val_codes = _crops(train_codes, val_rng, val_crops, config.crop, max_start)
+    val_inputs, val_codes = (valid_notes if valid_notes.codes.shape[0] else train_notes).crops(
+        val_rng, val_crops, config, max_start)
+    val_batches = _batches(val_inputs, val_codes.astype(np.int32), config.batch_size)
 
     from models.training import setup_distribution
 
@@ -166,12 +195,7 @@ def train(
         return config.learning_rate * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
     def val_loss_now() -> float:
-        x = scale_codes(val_codes)
-        y = val_codes.astype(np.int32)
-        losses = [float(model.test_on_batch(x[i:i + config.batch_size],
-                                            y[i:i + config.batch_size]))
-                  for i in range(0, len(x), config.batch_size)]
-        return float(np.mean(losses))
+        return float(np.mean([float(model.test_on_batch(x, y)) for x, y in val_batches]))
 
     started = time.perf_counter()
     last_ckpt = started
@@ -195,8 +219,8 @@ def train(
                 break
             t0 = time.perf_counter()
             optimizer.learning_rate = lr_at(step)
-            codes = _crops(train_codes, rng, config.batch_size, config.crop, max_start)
-            loss = float(model.train_on_batch(scale_codes(codes), codes.astype(np.int32)))
+            inputs, codes = train_notes.crops(rng, config.batch_size, config, max_start)
+            loss = float(model.train_on_batch(inputs, codes.astype(np.int32)))
             if not math.isfinite(loss):
                 raise CadenzaError(f"training diverged at step {step} (loss {loss})")
             step += 1

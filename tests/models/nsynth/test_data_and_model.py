@@ -57,51 +57,84 @@ def test_encoder_hop_and_decoder_shapes() -> None:
     x = np.random.default_rng(0).uniform(-1, 1, (1, 64000)).astype("float32")
     emb = np.asarray(model.encode(x))
     assert emb.shape == (1, 125, 16)
-    assert np.asarray(model(x[:, :2048])).shape == (1, 2048, 256)
+    lag = np.zeros((1, 2048, model.config.lag_channels), "float32")
+    assert np.asarray(model((x[:, :2048], lag))).shape == (1, 2048, 256)
+    with pytest.raises(ValueError, match="pitch-lag"):
+        model.decode(x[:, :2048], emb[:, :4])
 
 
 def test_decoder_is_causal() -> None:
-    from models.nsynth.model import build_model, tiny_config
+    """Also through the pitch lag: output t sees x only up to t - 1."""
+    from models.nsynth.model import build_model, lag_features, tiny_config
 
     model = build_model(tiny_config())
+    taps = model.config.lag_taps
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (1, 1024)).astype("float32")
     emb = rng.normal(size=(1, 2, 16)).astype("float32")
     t = 700
     y = x.copy()
     y[:, t:] = rng.uniform(-1, 1, (1, 1024 - t))
-    a = np.asarray(model.decode(x, emb))
-    b = np.asarray(model.decode(y, emb))
+    a = np.asarray(model.decode(x, emb, lag_features(x, [9.5], taps)))
+    b = np.asarray(model.decode(y, emb, lag_features(y, [9.5], taps)))
     np.testing.assert_allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-6)
     assert np.abs(a[:, t + 1] - b[:, t + 1]).max() > 1e-4  # sample t feeds output t+1
 
 
 @pytest.mark.parametrize("engine", ["numpy", "xla"])
-@pytest.mark.parametrize("kernel,base", [(2, 2), (3, 3)])
-def test_fast_generation_matches_teacher_forced_logits(engine: str, kernel: int,
-                                                       base: int) -> None:
+@pytest.mark.parametrize("kernel,base,pitch_lag", [(2, 2, False), (3, 3, True)])
+def test_fast_generation_matches_teacher_forced_logits(engine: str, kernel: int, base: int,
+                                                       pitch_lag: bool) -> None:
     from models.nsynth.fastgen import FastGenerator
-    from models.nsynth.model import build_model, tiny_config
+    from models.nsynth.model import build_model, lag_features, tiny_config
 
-    config = replace(tiny_config(), dec_kernel=kernel, dec_base=base, dec_cycle=3)
+    config = replace(tiny_config(), dec_kernel=kernel, dec_base=base, dec_cycle=3,
+                     pitch_lag=pitch_lag)
     model = build_model(config)
     rng = np.random.default_rng(2)
-    x = scale_codes(rng.integers(0, 256, (2, 1536)))
+    x = scale_codes(rng.integers(0, 256, (3, 1536)))
     emb = np.asarray(model.encode(x))
-    reference = np.asarray(model.decode(x, emb))
-    fast = FastGenerator(model, engine=engine).forced_logits(emb, x)
+    # a fractional period, an integer one and an unvoiced voice
+    periods = np.array([36.4, 100.0, 0.0])
+    if pitch_lag:
+        lag = lag_features(x, periods, config.lag_taps)
+        assert lag.shape == (3, 1536, 4)
+        reference = np.asarray(model.decode(x, emb, lag))
+        # the pitch lag matters: a wrong period gives other logits
+        other = np.asarray(model.decode(x, emb, lag_features(x, periods * 1.5, config.lag_taps)))
+        assert np.abs(other[:2, 200:] - reference[:2, 200:]).max() > 1e-3
+        np.testing.assert_array_equal(other[2], reference[2])
+    else:
+        reference = np.asarray(model.decode(x, emb))
+    fast = FastGenerator(model, engine=engine).forced_logits(emb, x, periods)
     assert fast.shape == reference.shape
     assert np.abs(fast - reference).max() < 1e-4
 
 
-def test_generation_engines_agree_on_greedy_audio() -> None:
+def test_lag_features_read_one_period_back() -> None:
+    from models.nsynth.model import lag_features, lag_period
+
+    x = np.arange(1, 11, dtype=np.float32)[None].repeat(2, 0)  # x[t] = t + 1
+    f = lag_features(x, np.array([2.5, 0.0]), (-1, 0, 1))
+    # t = 5: x at 5 - 2.5 + k = 1.5, 2.5, 3.5 -> 2.5, 3.5, 4.5; voiced
+    np.testing.assert_allclose(f[0, 5], [2.5, 3.5, 4.5, 1.0])
+    np.testing.assert_allclose(f[0, 1], [0.0, 0.0, 0.5, 1.0])  # before the start: zeros
+    assert not f[1].any()  # unvoiced
+    assert lag_period(440.0, 16000) == pytest.approx(16000 / 440)
+    assert lag_period(float("nan"), 16000) == lag_period(10.0, 16000) == 0.0
+
+
+@pytest.mark.parametrize("pitch_lag", [False, True])
+def test_generation_engines_agree_on_greedy_audio(pitch_lag: bool) -> None:
     from models.nsynth.fastgen import FastGenerator
     from models.nsynth.model import build_model, tiny_config
 
-    model = build_model(tiny_config())
+    model = build_model(replace(tiny_config(), pitch_lag=pitch_lag))
     emb = np.random.default_rng(3).normal(size=(2, 2, 16)).astype("float32")
-    a = FastGenerator(model, engine="numpy").generate(emb, temperature=0.0)
-    b = FastGenerator(model, engine="xla").generate(emb, temperature=0.0, chunk=512)
+    periods = np.array([40.3, 0.0])
+    a = FastGenerator(model, engine="numpy").generate(emb, temperature=0.0, periods=periods)
+    b = FastGenerator(model, engine="xla").generate(emb, temperature=0.0, chunk=512,
+                                                    periods=periods)
     assert a.shape == (2, 1024)
     np.testing.assert_array_equal(a, b)
 

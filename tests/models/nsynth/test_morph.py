@@ -12,6 +12,7 @@ import pytest
 import soundfile
 
 from app.cli import main
+from models.errors import CadenzaError
 from models.registry import ModelRegistry
 
 
@@ -28,12 +29,13 @@ def test_tiny_model_trains_and_loss_falls(tiny_model_dir: Path) -> None:
 
 def test_save_load_through_the_registry_gives_identical_outputs(tiny_model_dir: Path,
                                                                 tiny_morpher) -> None:
-    from models.nsynth.model import build_model
+    from models.nsynth.model import build_model, lag_features
     from models.nsynth.morph import Morpher
 
     loaded = ModelRegistry([tiny_model_dir.parent]).load("tiny-nsynth")
     assert isinstance(loaded, Morpher)
     x = np.random.default_rng(0).uniform(-1, 1, (1, 2048)).astype("float32")
+    x = (x, lag_features(x, [50.0], loaded.config.lag_taps))
     np.testing.assert_array_equal(np.asarray(loaded.model(x)), np.asarray(tiny_morpher.model(x)))
     fresh = build_model(loaded.config)  # different random weights: the comparison can fail
     assert not np.allclose(np.asarray(fresh(x)), np.asarray(loaded.model(x)))
@@ -49,7 +51,7 @@ def test_training_resumes_where_it_stopped(nsynth_data: Path, tiny_model_dir: Pa
     shutil.copytree(tiny_model_dir, out)  # a run stopped at step 40
     lines: list[str] = []
     result = train(nsynth_data, out, steps=43, eval_every=10, log=lines.append)
-    assert lines[0] == f"resuming {out} at step 40"
+    assert f"resuming {out} at step 40" in lines
     assert result.step == 43
     state = np.load(out / "train_state.npz")
     assert int(state["step"]) == 43
@@ -188,3 +190,48 @@ def test_bad_inputs_exit_2_with_one_line(tiny_model_dir: Path, tmp_path: Path, c
         err = capsys.readouterr().err.strip()
         assert err.startswith("cadenza: error: ") and "\n" not in err, (argv, err)
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_the_decoder_uses_the_pitch_it_is_given(nsynth_data: Path, tiny_morpher) -> None:
+    """After 40 steps the tiny decoder already predicts an unseen instrument's note better from
+    its true pitch period than from a wrong one: the pitch-lag input is learnt, not ignored."""
+    from models.nsynth.dataset import load_split, note_f0s
+    from models.nsynth.model import lag_features, lag_period
+    from models.nsynth.mulaw import mu_law_encode, scale_codes
+
+    audio, records = load_split(nsynth_data, "valid")  # the flute, never trained on
+    f0s = note_f0s(nsynth_data, records, audio)
+    assert np.all(np.isfinite(f0s))
+    codes = mu_law_encode(audio.astype(np.float32) / 32768.0)[:, 4096:8192]
+    x = scale_codes(codes)
+    model = tiny_morpher.model
+    emb = model.encode(x)
+
+    def nll(periods: np.ndarray) -> float:
+        lag = lag_features(scale_codes(mu_law_encode(audio.astype(np.float32) / 32768.0)),
+                           periods, model.config.lag_taps, start=4096, length=4096)
+        logits = np.asarray(model.decode(x, emb, lag), np.float64)
+        logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1,
+                                                                                  keepdims=True))
+        logp -= logits.max(-1, keepdims=True)
+        return float(-np.take_along_axis(logp, codes[..., None].astype(int), -1).mean())
+
+    true = np.array([lag_period(f, 16000) for f in f0s])
+    right, wrong, none = nll(true), nll(true * 1.19), nll(np.zeros_like(true))
+    assert right < wrong - 0.05 and right < none - 0.05, (right, wrong, none)
+
+
+def test_a_morph_plays_at_the_pitch_of_its_main_source() -> None:
+    from models.nsynth.morph import mix_weights, morph_f0
+
+    nan = float("nan")
+    assert mix_weights(2, 0.25) == [0.75, 0.25]
+    assert mix_weights(4, xy=(1.0, 0.0)) == [0.0, 1.0, 0.0, 0.0]
+    assert sum(mix_weights(4, xy=(0.3, 0.8))) == pytest.approx(1.0)
+    assert morph_f0([440.0, 220.0], mix_weights(2, 0.4)) == 440.0
+    assert morph_f0([440.0, 220.0], mix_weights(2, 0.6)) == 220.0
+    assert morph_f0([440.0, 220.0], mix_weights(2, 0.5)) == 440.0  # a tie: the first
+    assert morph_f0([nan, 220.0], mix_weights(2, 0.1)) == 220.0  # a drum has no pitch
+    assert np.isnan(morph_f0([nan, nan], [0.5, 0.5]))
+    with pytest.raises(CadenzaError):
+        mix_weights(3)
