@@ -81,6 +81,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop at the first checkpoint after this many minutes")
     p.add_argument("--workers", type=int, default=1, help="processes encoding MIDI (1)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed for the initial weights and the training windows (0)")
     p.set_defaults(handler=run_train)
 
 
@@ -175,7 +177,7 @@ def run_train(args: argparse.Namespace) -> int:
         args.data, args.out, config_name=args.config, steps=args.steps,
         batch_size=args.batch_size, seq_len=args.seq_len, learning_rate=args.learning_rate,
         checkpoint_steps=args.checkpoint_steps, val_windows=args.val_windows,
-        max_minutes=args.max_minutes, workers=args.workers, command=command,
+        max_minutes=args.max_minutes, workers=args.workers, command=command, seed=args.seed,
     )
     print(describe(result))
     return 0

@@ -383,24 +383,25 @@ class MorphWorkspace(Workspace):
         self.mix.blockSignals(False)
 
     # ------------------------------------------------------------------ morph
-    def _chosen(self) -> list[MorphSource] | None:
+    def _ready(self) -> tuple[str, list[MorphSource]] | None:
+        """The model and the chosen sources, or None after saying what is missing."""
+        model = self.current_model()
+        if model is None:
+            self.say(f"{self.title}: no {self.model_label} model is installed")
+            return None
         sources = self.sources()
-        chosen = [s for s in sources if s is not None]
         if sources[0] is None or sources[1] is None:
             self.say(f"{self.title}: choose sounds A and B first (an audio clip, a dropped WAV "
                      "or a General MIDI instrument)")
             return None
-        return chosen
+        return model, [s for s in sources if s is not None]
 
     def run(self) -> None:
         """Morph the sources at the pad's position, in the worker (progress, Cancel)."""
-        model = self.current_model()
-        if model is None:
-            self.say(f"{self.title}: no {self.model_label} model is installed")
+        ready = self._ready()
+        if ready is None:
             return
-        chosen = self._chosen()
-        if chosen is None:
-            return
+        model, chosen = ready
         x, y = self.pad.position
         if len(chosen) == 2:
             y = 0.0
@@ -453,13 +454,10 @@ class MorphWorkspace(Workspace):
     # ------------------------------------------------------------------ instrument
     def build_instrument(self) -> None:
         """Render a morph instrument (one note per key center) in the worker."""
-        model = self.current_model()
-        if model is None:
-            self.say(f"{self.title}: no {self.model_label} model is installed")
+        ready = self._ready()
+        if ready is None:
             return
-        chosen = self._chosen()
-        if chosen is None:
-            return
+        model, chosen = ready
         x, y = self.pad.position
         folder = Path(tempfile.mkdtemp(prefix="cadenza-instrument-"))
 

@@ -152,6 +152,7 @@ def train(
     workers: int = 1,
     verbose: int = 1,
     command: str | None = None,
+    seed: int = 0,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> TrainResult:
     """Train (or continue training) a PerformanceRNN; see the module notes."""
@@ -184,6 +185,7 @@ def train(
     distribution = setup_distribution()
     if distribution:
         log(distribution)
+    keras.utils.set_random_seed(seed)  # the same seed, the same initial weights and windows
     model = build_model(config)
     compile_model(model)
     if resuming:
@@ -200,7 +202,7 @@ def train(
 
     sampler = data_lib.WindowSampler(
         train_set, config.seq_len, data_lib.Augment(config.transpose, config.stretch),
-        cond_drop=config.cond_drop, seed=0)
+        cond_drop=config.cond_drop, seed=seed)
     val_x, val_y = data_lib.fixed_windows(val_set, config.seq_len, val_windows)
     remaining = max(0, steps - step0)
     epochs = math.ceil(remaining / checkpoint_steps)

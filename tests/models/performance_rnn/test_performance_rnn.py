@@ -297,6 +297,29 @@ def test_training_lowers_the_loss_and_resumes(trained: dict) -> None:
     assert "CC BY-NC-SA 4.0" in card and "MIT" in card and "Steps: 40" in card
 
 
+def test_training_is_reproducible_from_its_seed(trained: dict, tmp_path: Path) -> None:
+    """Same seed, same weights after a few steps (initial weights and windows); another seed,
+    other weights."""
+    import h5py
+
+    from models.performance_rnn.train import train
+
+    def weights(name: str, seed: int) -> list[np.ndarray]:
+        out = tmp_path / name
+        train(trained["data"], out, config_name="tiny", steps=3, checkpoint_steps=3,
+              val_windows=2, verbose=0, log=lambda s: None, seed=seed)
+        with h5py.File(out / "model.weights.h5") as f:
+            found: list[np.ndarray] = []
+            f.visititems(lambda _, v: found.append(np.asarray(v))
+                         if isinstance(v, h5py.Dataset) else None)
+        return found
+
+    a, b, c = weights("a", 7), weights("b", 7), weights("c", 8)
+    assert len(a) == len(b) > 0
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
 def test_save_load_through_the_registry_gives_identical_logits(trained: dict) -> None:
     from models.performance_rnn.model import build_model, load_model
     from models.registry import ModelRegistry
