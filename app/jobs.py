@@ -273,17 +273,18 @@ def mix_embeddings(embeddings: Sequence[np.ndarray], x: float, y: float) -> np.n
     return mix_xy(embs, x, y)
 
 
-def morph_pitch(morpher: Any, prepared: Sequence[np.ndarray], x: float, y: float) -> float:
-    """The fundamental a morph plays: that of the source weighing most at (x, y) on the pad
-    (laid out as in :func:`mix_embeddings`)."""
-    from models.nsynth.morph import mix_weights, morph_f0
+def morph_guide(morpher: Any, prepared: Sequence[np.ndarray], x: float,
+                y: float) -> tuple[float, np.ndarray]:
+    """The fundamental and the loudness envelope a morph at (x, y) on the pad follows (the pad
+    laid out as in :func:`mix_embeddings`)."""
+    from models.nsynth.morph import mix_weights
 
-    f0s = list(morpher.pitches(prepared))
-    if len(f0s) == 2:
-        return morph_f0(f0s, mix_weights(2, x))
-    if len(f0s) == 3:
-        f0s.append(f0s[2])
-    return morph_f0(f0s, mix_weights(4, xy=(x, y)))
+    sounds = list(prepared)
+    if len(sounds) == 2:
+        return morpher.guide(sounds, mix_weights(2, x))
+    if len(sounds) == 3:
+        sounds.append(sounds[2])
+    return morpher.guide(sounds, mix_weights(4, xy=(x, y)))
 
 
 def morph_job(model_name: str, sources: Sequence[MorphSource], x: float, y: float,
@@ -307,13 +308,13 @@ def morph_job(model_name: str, sources: Sequence[MorphSource], x: float, y: floa
         ctx.progress(0.0, "Encoding…")
         embs = morpher.encode_batch(prepared)
         mixed = mix_embeddings(list(embs), x, y)
-        f0 = morph_pitch(morpher, prepared, x, y)
+        f0, envelope = morph_guide(morpher, prepared, x, y)
         hop = int(morpher.config.hop) if hasattr(morpher.config, "hop") else 512
         frames = max(1, min(mixed.shape[0], int(round(seconds * morpher.config.sample_rate
                                                          / hop))))
         try:
             audio = morpher.decode(
-                mixed[:frames], temperature=temperature, seed=seed, f0=f0,
+                mixed[:frames], temperature=temperature, seed=seed, f0=f0, envelope=envelope,
                 progress=lambda f: ctx.progress(f, f"Synthesising… {100 * f:.0f}%"),
                 cancel=lambda: ctx.cancelled)
         except Cancelled as exc:

@@ -7,8 +7,9 @@ fallback at batch 1), real-time factors (samples/s over 16 kHz), the wall time o
 morph of two General MIDI sources (encode both, mix, decode; cold = first call, with the XLA
 compile; warm = again), the wall time of a whole ``cadenza morph`` command (a new process: Python
 and TensorFlow start-up included), the real-time factor of the morph instrument's sampler voices
-(16 voices held, 48 kHz, 256-frame blocks as the live output renders them), and peak resident
-memory.
+(16 voices held, 48 kHz, 256-frame blocks as the live output renders them), the wall time of a
+16-pitch morph instrument (64 s of audio decoded as one batch of 16, WAVs and SFZ written), and
+peak resident memory.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main() -> None:
     import numpy as np
 
     from models.nsynth.fastgen import FastGenerator
-    from models.nsynth.morph import Morpher, mix, mix_weights, morph_f0
+    from models.nsynth.morph import Morpher, mix, mix_weights
 
     morpher = Morpher.load(args.model)
     config = morpher.config
@@ -70,7 +71,8 @@ def main() -> None:
         started = time.perf_counter()
         audios = [m.source_audio("gm:flute", 60), m.source_audio("gm:church organ", 60)]
         emb = m.encode_batch(audios)
-        m.decode(mix(list(emb), 0.5), f0=morph_f0(m.pitches(audios), mix_weights(2, 0.5)))
+        f0, envelope = m.guide(audios, mix_weights(2, 0.5))
+        m.decode(mix(list(emb), 0.5), f0=f0, envelope=envelope)
         return time.perf_counter() - started
 
     # cold: a new Morpher (soundfont load and the XLA compile of its decoder loop included);
@@ -78,6 +80,16 @@ def main() -> None:
     fresh = Morpher(morpher.model)
     result["morph_4s_cold_seconds"] = round(one_morph(fresh), 2)
     result["morph_4s_warm_seconds"] = round(one_morph(fresh), 2)
+
+    import tempfile
+
+    from models.nsynth.instrument import DEFAULT_PITCHES, build_instrument
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        build_instrument(fresh, ["gm:flute", "gm:church organ"], Path(tmp) / "inst",
+                         pitches=DEFAULT_PITCHES)
+        result["instrument_16_pitches_seconds"] = round(time.perf_counter() - started, 2)
 
     # the sampler voices that play a morph instrument live
     from models.nsynth.instrument import MorphInstrument, key_ranges
@@ -98,7 +110,6 @@ def main() -> None:
     fresh.close()
 
     import subprocess
-    import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()

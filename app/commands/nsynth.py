@@ -147,7 +147,7 @@ def _progress(frac: float) -> None:
 
 def run_morph(args: argparse.Namespace) -> int:
     from models.audio_io import write_audio
-    from models.nsynth.morph import mix, mix_weights, mix_xy, morph_f0
+    from models.nsynth.morph import mix, mix_weights, mix_xy
 
     _check_sources(args)
     if args.output.suffix.lower() not in (".wav", ".flac"):
@@ -159,9 +159,9 @@ def run_morph(args: argparse.Namespace) -> int:
     audios = [morpher.source_audio(s, pitch=args.pitch) for s in args.sources]
     emb = morpher.encode_batch(audios)
     mixed = mix_xy(list(emb), *args.xy) if args.xy is not None else mix(list(emb), args.mix)
-    f0 = morph_f0(morpher.pitches(audios), mix_weights(len(audios), args.mix, args.xy))
+    f0, envelope = morpher.guide(audios, mix_weights(len(audios), args.mix, args.xy))
     audio = morpher.decode(mixed, progress=_progress, temperature=args.temperature,
-                           seed=args.seed, f0=f0)
+                           seed=args.seed, f0=f0, envelope=envelope)
     write_audio(args.output, audio)
     print(f"{args.output}: {audio.duration:.1f} s at {audio.sample_rate} Hz "
           f"in {time.perf_counter() - started:.1f} s")
@@ -210,6 +210,8 @@ def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--save", type=Path, default=None, help="write the reconstructions here")
     p.add_argument("--details", action="store_true", help="include per-note results")
+    p.add_argument("--raw", action="store_true",
+                   help="leave out the loudness envelope: the decoder's output as it comes")
     p.set_defaults(handler=run_evaluate)
 
 
@@ -228,7 +230,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         _log(f"evaluated {done}/{total}")
 
     result = evaluate(morpher, args.data, limit=args.limit, batch=args.batch,
-                      temperature=args.temperature, progress=progress, save_dir=args.save)
+                      temperature=args.temperature, progress=progress, save_dir=args.save,
+                      raw=args.raw)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     if not args.details:

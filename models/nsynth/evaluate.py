@@ -146,8 +146,14 @@ def evaluate(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     save_dir: str | Path | None = None,
+    raw: bool = False,
 ) -> dict[str, Any]:
-    """``{"pitch_accuracy", "spectral_distance", "notes", ...}`` over the audio under a folder."""
+    """``{"pitch_accuracy", "spectral_distance", "notes", ...}`` over the audio under a folder.
+
+    Each note is decoded as a morph of that one sound is: told its fundamental and following its
+    loudness envelope; ``raw`` leaves the envelope out (the decoder's output as it comes)."""
+    from models.nsynth.morph import loudness_db
+
     files = audio_files(directory)
     if not files:
         raise CadenzaError(f"no audio files (.wav, .flac, ...) under {directory}")
@@ -160,8 +166,9 @@ def evaluate(
         chunk = files[start:start + batch]
         inputs = [morpher.source_audio(f) for f in chunk]
         f0s = morpher.pitches(inputs)  # a pitch-lag decoder is told the input's fundamental
+        envs = None if raw else [loudness_db(x, morpher.config.hop) for x in inputs]
         outs = morpher.decode(morpher.encode_batch(inputs), temperature=temperature,
-                              seed=seed + start, f0=f0s)
+                              seed=seed + start, f0=f0s, envelope=envs)
         for f, x, y, f_in in zip(chunk, inputs, outs, f0s, strict=True):
             rec = y.samples[:, 0]
             f_out = estimate_f0(rec, sr)
@@ -185,6 +192,7 @@ def evaluate(
         "pitch_accuracy": round(kept / pitched, 4) if pitched else None,
         "spectral_distance": round(float(np.mean(dists)), 4),
         "notes": len(files),
+        "envelope": not raw,
         "pitched_notes": pitched,
         "details": details,
     }

@@ -204,7 +204,7 @@ def build_instrument(
 ) -> MorphInstrument:
     """Render the morph of 2 (``amount``) or 4 (``xy``) sources at ``pitches`` into ``out``."""
     from models.audio_io import Audio, write_audio
-    from models.nsynth.morph import mix, mix_weights, mix_xy, morph_f0
+    from models.nsynth.morph import mix, mix_weights, mix_xy
 
     if len(sources) not in (2, 4):
         raise CadenzaError(f"a morph instrument takes 2 or 4 sources, not {len(sources)}")
@@ -221,11 +221,12 @@ def build_instrument(
                                               morpher.config.latent_dim)
     mixed = np.stack([mix_xy(list(e), *xy) if xy is not None else mix(list(e), amount)
                       for e in emb])
-    # each key centre plays at the pitch its (shifted) sources have there
+    # each key centre plays at the pitch, and with the loudness, its (shifted) sources have there
     weights = mix_weights(len(sources), amount, xy)
-    f0s = morpher.pitches(audio).reshape(len(pitches), len(sources))
+    n = len(sources)
+    guides = [morpher.guide(audio[i * n:(i + 1) * n], weights) for i in range(len(pitches))]
     outs = morpher.decode(mixed, progress=progress, cancel=cancel, temperature=temperature,
-                          seed=seed, f0=[morph_f0(row, weights) for row in f0s])
+                          seed=seed, f0=[g[0] for g in guides], envelope=[g[1] for g in guides])
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     files = []

@@ -11,6 +11,12 @@ A decoder with the pitch-lag input (the CPU model) also takes the fundamental to
 notes at the same pitch stays at that pitch, and one of notes at different pitches plays in tune
 with its main source rather than between them.
 
+The decoded sound also follows its sources' loudness (``decode(..., envelope=db)``): each 32 ms
+frame is turned down, never up, to the mix of the sources' frame levels in dB. The sampled
+WaveNet leaves a noise floor that the sources do not have, loudest where they are quiet (the
+silence after a release); this takes it away. :meth:`Morpher.guide` gives both the fundamental and
+the envelope of a mix.
+
 Sources are resampled to 16 kHz, mixed to mono, cut or padded to 4 s and loudness-normalised
 exactly as the training notes were (:func:`models.nsynth.dataset.normalize_note`).
 """
@@ -81,6 +87,34 @@ def morph_f0(f0s: Sequence[float], weights: Sequence[float]) -> float:
         if np.isfinite(f) and f > 0 and w > best_w + 1e-9:
             best, best_w = float(f), float(w)
     return best
+
+
+FLOOR_DB = -100.0
+
+
+def loudness_db(audio: np.ndarray, hop: int = 512) -> np.ndarray:
+    """The level of each ``hop``-sample frame of a mono signal, in dB (RMS; -100 for silence)."""
+    x = np.asarray(audio, np.float64).ravel()
+    n = x.shape[0] // hop
+    if n == 0:
+        return np.zeros(0)
+    power = np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1)
+    return np.maximum(10.0 * np.log10(power + 1e-12), FLOOR_DB)
+
+
+def follow_envelope(audio: np.ndarray, target_db: np.ndarray, hop: int = 512) -> np.ndarray:
+    """``audio`` turned down, frame by frame, wherever it is louder than ``target_db``; the gain
+    moves linearly between frame centres, so there are no steps. Frames past the end of
+    ``target_db`` keep its last value."""
+    y = np.asarray(audio, np.float32).ravel()
+    target = np.asarray(target_db, np.float64).ravel()
+    level = loudness_db(y, hop)
+    if level.size == 0 or target.size == 0:
+        return y
+    target = np.pad(target, (0, max(0, level.size - target.size)), mode="edge")[: level.size]
+    gain = 10.0 ** (np.minimum(0.0, target - level) / 20.0)
+    centres = np.arange(level.size) * hop + hop / 2.0
+    return (y * np.interp(np.arange(y.shape[0]), centres, gain)).astype(np.float32)
 
 
 def prepare_audio(source: Audio | np.ndarray | str | Path, sample_rate: int = ds.SAMPLE_RATE,
@@ -170,6 +204,19 @@ class Morpher:
 
         return np.array([estimate_f0(a, self.config.sample_rate) for a in audios])
 
+    def guide(self, audios: Sequence[np.ndarray], weights: Sequence[float]
+              ) -> tuple[float, np.ndarray]:
+        """What a mix of prepared sounds plays beside its embedding: the fundamental
+        (:func:`morph_f0`) and the loudness envelope (the weighted mean of the sources' frame
+        levels in dB)."""
+        if len(audios) != len(weights):
+            raise CadenzaError(f"{len(weights)} weights for {len(audios)} sounds")
+        hop = self.config.hop
+        levels = np.stack([loudness_db(a, hop) for a in audios])
+        w = np.asarray(weights, np.float64)
+        envelope = (w[:, None] * levels).sum(0) / max(float(w.sum()), 1e-9)
+        return morph_f0(self.pitches(audios), weights), envelope
+
     def encode(self, source: Source, pitch: int = 60) -> np.ndarray:
         """One sound (a path, :class:`Audio`, 16 kHz samples or ``gm:NAME``) -> ``(125, 16)``."""
         return self.encode_batch([self.source_audio(source, pitch)])[0]
@@ -182,12 +229,14 @@ class Morpher:
         temperature: float = 1.0,
         seed: int = 0,
         f0: float | Sequence[float] | None = None,
+        envelope: np.ndarray | Sequence[np.ndarray] | None = None,
     ) -> Audio | list[Audio]:
         """Embedding ``(frames, 16)`` -> :class:`Audio` (16 kHz mono); a batch
         ``(n, frames, 16)`` is generated together and comes back as a list of ``Audio``.
 
         ``f0``: the fundamental in Hz to play (one, or one per voice; None or NaN: unpitched),
-        for a decoder with the pitch-lag input; other decoders ignore it."""
+        for a decoder with the pitch-lag input; other decoders ignore it. ``envelope``: frame
+        levels in dB to follow (:func:`follow_envelope`), one for all or one per voice."""
         emb = np.asarray(embedding, np.float32)
         single = emb.ndim == 2
         batch = 1 if single else emb.shape[0]
@@ -200,12 +249,18 @@ class Morpher:
         out = self.generator.generate(emb[None] if single else emb, temperature=temperature,
                                       seed=seed, progress=progress, cancel=cancel,
                                       periods=periods)
+        if envelope is not None:
+            envs = [envelope] * batch if np.ndim(envelope) == 1 else list(envelope)
+            if len(envs) != batch:
+                raise CadenzaError(f"{len(envs)} envelopes for {batch} embeddings")
+            out = [follow_envelope(x, e, self.config.hop) for x, e in zip(out, envs, strict=True)]
         audios = [Audio(x, self.config.sample_rate) for x in out]
         return audios[0] if single else audios
 
     def reconstruct(self, sources: Sequence[Source], **kwargs: Any) -> list[Audio]:
         audios = [self.source_audio(s) for s in sources]
         kwargs.setdefault("f0", self.pitches(audios))
+        kwargs.setdefault("envelope", [loudness_db(a, self.config.hop) for a in audios])
         return self.decode(self.encode_batch(audios), **kwargs)  # type: ignore[return-value]
 
     def close(self) -> None:

@@ -235,3 +235,28 @@ def test_a_morph_plays_at_the_pitch_of_its_main_source() -> None:
     assert np.isnan(morph_f0([nan, nan], [0.5, 0.5]))
     with pytest.raises(CadenzaError):
         mix_weights(3)
+
+
+def test_the_decoded_sound_follows_its_sources_loudness(tiny_morpher) -> None:
+    """Turned down where the sources are quiet (a released note's silence), never up."""
+    from models.nsynth.morph import follow_envelope, loudness_db
+
+    rng = np.random.default_rng(0)
+    noise = (0.1 * rng.standard_normal(16 * 512)).astype(np.float32)  # about -20 dB throughout
+    target = np.r_[np.full(8, -10.0), np.full(8, -100.0)]  # loud, then silence
+    out = follow_envelope(noise, target)
+    level = loudness_db(out)
+    np.testing.assert_allclose(out[:7 * 512], noise[:7 * 512])  # louder target: untouched
+    assert np.all(level[9:] < -90)  # the tail is silent
+    assert np.all(np.diff(np.abs(out[7 * 512:9 * 512]) / (np.abs(noise[7 * 512:9 * 512]) + 1e-9)
+                          ) <= 1e-4)  # a ramp down, no step up
+
+    a = tiny_morpher.source_audio("gm:flute", 60)
+    b = tiny_morpher.source_audio("gm:0", 67)
+    f0, env = tiny_morpher.guide([a, b], [0.75, 0.25])
+    assert abs(1200 * np.log2(f0 / 261.63)) < 50  # the flute weighs most: its middle C
+    np.testing.assert_allclose(env, 0.75 * loudness_db(a) + 0.25 * loudness_db(b))
+    audio = tiny_morpher.decode(tiny_morpher.encode_batch([a])[0][:16], f0=f0, envelope=env,
+                                seed=1)
+    # within a couple of dB: the gain moves smoothly between frame centres
+    assert np.all(loudness_db(audio.samples[:, 0]) <= env[:16] + 2.0)
