@@ -89,9 +89,12 @@ class WaveformView(QWidget):
         return (t0, t0 + self.width() * self.samples_per_pixel / self.sample_rate)
 
     def fit(self) -> None:
+        """The whole clip in view, from its start."""
         self._auto_fit = True
         width = max(1, self.width())
-        self.set_zoom(max(MIN_SPP, math.ceil(max(1, self.frames) / width)))
+        spp = math.ceil(max(1, self.frames) / width)
+        self.samples_per_pixel = int(max(MIN_SPP, min(MAX_SPP, spp)))
+        self.set_offset_column(0)
 
     def set_zoom(self, samples_per_pixel: int, anchor_x: float | None = None) -> None:
         anchor_x = self.width() / 2 if anchor_x is None else anchor_x

@@ -157,6 +157,28 @@ def test_waveform_envelope_is_cached_per_zoom(qtbot):
     assert view.playhead == 0.5
 
 
+def test_waveform_shows_a_new_clip_whole_from_its_start(qtbot):
+    """Fit after a clip at another zoom (and after a resize) starts at 0 s and ends at the
+    clip's end: it used to keep the old zoom's centre and scroll part of the clip away."""
+    view = WaveformView()
+    qtbot.addWidget(view)
+    view.resize(220, 100)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_audio(Audio(np.zeros((400, 1), np.float32), 16000))  # short: the finest zoom
+    view.zoom_in()
+    for seconds, rate in ((4.0, 16000), (1.5, 44100)):
+        view.set_audio(Audio(np.zeros((int(seconds * rate), 1), np.float32), rate))
+        t0, t1 = view.visible_time_range()
+        assert t0 == 0.0 and seconds <= t1 < seconds * 1.05, (t0, t1)
+        view.resize(420, 100)
+        qtbot.wait(10)
+        t0, t1 = view.visible_time_range()
+        assert t0 == 0.0 and seconds <= t1 < seconds * 1.05, (t0, t1)
+        view.resize(220, 100)
+        qtbot.wait(10)
+
+
 def test_xy_pad_moves_with_the_mouse(qtbot):
     pad = XYPad()
     qtbot.addWidget(pad)
