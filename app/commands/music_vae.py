@@ -51,6 +51,14 @@ def register_train(train_sub: Any) -> None:
         p.add_argument("--config", choices=["small", "full", "tiny"], default="small")
         p.add_argument("--steps", type=int, default=None, help="total training steps")
         p.add_argument("--batch-size", type=int, default=None)
+        p.add_argument("--input-dropout", type=float, default=None, metavar="P",
+                       help="share of decoder inputs zeroed in training (word dropout)")
+        p.add_argument("--learning-rate", type=float, default=None, metavar="LR",
+                       help="initial learning rate (decayed per global step)")
+        p.add_argument("--decay-rate", type=float, default=None, metavar="R",
+                       help="learning rate decay per step")
+        p.add_argument("--max-beta", type=float, default=None, help="largest KL weight")
+        p.add_argument("--free-bits", type=float, default=None, help="KL free bits")
         p.add_argument("--cache", default=None, help="window cache folder "
                        "(default ~/.cache/cadenza/music_vae)")
         p.add_argument("--checkpoint-minutes", type=float, default=3.0)
@@ -133,7 +141,8 @@ def _interpolate(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from models.music_vae.train import train
 
-    overrides = {"batch_size": args.batch_size}
+    overrides = {k: getattr(args, k) for k in ("batch_size", "input_dropout", "learning_rate",
+                                               "decay_rate", "max_beta", "free_bits")}
     command = "cadenza " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
     result = train(args.model_name, list(args.data), args.out, size=args.config,
                    steps=args.steps, cache_dir=args.cache,

@@ -460,10 +460,11 @@ def transpose_windows(windows: np.ndarray, semitones: np.ndarray) -> np.ndarray:
 
 
 class BatchSampler:
-    """Random training batches: (labels, eps, beta) inputs and the targets Keras expects."""
+    """Random training batches: (labels, eps, beta, keep) inputs and the targets Keras expects."""
 
     def __init__(self, windows: np.ndarray, batch_size: int, z_size: int, kind: str,
-                 transpose_range: int, beta_fn: Callable[[int], float], seed: int = 0) -> None:
+                 transpose_range: int, beta_fn: Callable[[int], float], seed: int = 0,
+                 input_dropout: float = 0.0) -> None:
         if len(windows) == 0:
             raise CadenzaError("no training windows: check the data folders and the model kind")
         self.windows = windows
@@ -472,6 +473,7 @@ class BatchSampler:
         self.transpose = transpose_range if kind == "melody" else 0
         self.beta_fn = beta_fn
         self.seed = seed
+        self.input_dropout = float(input_dropout)
 
     def batch(self, step: int) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:
         rng = np.random.default_rng((self.seed, step))
@@ -482,7 +484,11 @@ class BatchSampler:
             labels = transpose_windows(labels, shift)
         eps = rng.standard_normal((self.batch_size, self.z_size)).astype(np.float32)
         beta = np.full((self.batch_size, 1), self.beta_fn(step), np.float32)
-        return ((labels, eps, beta),
+        if self.input_dropout > 0.0:
+            keep = (rng.random(labels.shape) >= self.input_dropout).astype(np.float32)
+        else:
+            keep = np.ones(labels.shape, np.float32)
+        return ((labels, eps, beta, keep),
                 {"logits": labels, "kl": np.zeros((self.batch_size, 2), np.float32)})
 
 

@@ -16,8 +16,15 @@ As in Magenta's ``music_vae`` (``lstm_models`` and ``base_model``):
 * **Loss**: per-sequence sum over steps of the cross entropy, plus
   ``beta * max(KL - free_bits * ln 2, 0)`` with ``beta = (1 - beta_rate**step) * max_beta``.
 
-The Keras graph takes ``(labels, eps, beta)``: the reparameterisation noise and the KL weight come
-in with the batch, so the graph is stateless and identical on every backend.
+* **Decoder input dropout** (training only, ``input_dropout``; Bowman et al. 2016, "word
+  dropout"): a share of the decoder's previous-symbol inputs is replaced by zeros, so the decoder
+  has to rely on ``z`` rather than on its own history. It narrows the gap between teacher-forced
+  and free-running (greedy) decoding, where a decoder that leans on its history drifts after its
+  first mistake.
+
+The Keras graph takes ``(labels, eps, beta, keep)``: the reparameterisation noise, the KL weight
+and the decoder-input keep mask ([B, T], ones outside training) come in with the batch, so the
+graph is stateless and identical on every backend.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ class MusicVAEConfig:
     min_learning_rate: float = 1e-5
     grad_clip: float = 1.0
     batch_size: int = 64
+    input_dropout: float = 0.0  # share of decoder inputs zeroed in training (word dropout)
     transpose_range: int = 5  # melodies: random transposition in [-n, n] semitones
     validation_fraction: float = 0.1
     converter_version: int = CONVERTER_VERSION
@@ -152,8 +160,9 @@ def learning_rate_at(config: MusicVAEConfig, step: int) -> float:
 class MusicVAENet:
     """The Keras layers and two graphs over them.
 
-    ``keras_model``: (labels [B, T] int, eps [B, z], beta [B, 1]) -> {"logits": [B, T, C],
-    "kl": [B, 2] (KL in nats, weighted KL cost)}; trained and saved. ``encoder_model``:
+    ``keras_model``: (labels [B, T] int, eps [B, z], beta [B, 1], keep [B, T]) ->
+    {"logits": [B, T, C], "kl": [B, 2] (KL in nats, weighted KL cost)}; trained and saved.
+    ``encoder_model``:
     labels -> (mu, sigma). The decoder layers are also stepped one symbol at a time by
     :mod:`models.music_vae.generate` (keras.ops path and numpy fast path).
     """
@@ -185,15 +194,17 @@ class MusicVAENet:
         labels = keras.Input((c.num_steps,), dtype="int32", name="labels")
         eps = keras.Input((c.z_size,), dtype="float32", name="eps")
         beta = keras.Input((1,), dtype="float32", name="beta")
+        keep = keras.Input((c.num_steps,), dtype="float32", name="keep")
         x = self.embed(labels)
         mu, sigma = self.encode_graph(x)
         z = mu + sigma * eps
-        logits = self.decode_teacher_forced(x, z)
+        logits = self.decode_teacher_forced(x * keras.ops.expand_dims(keep, -1), z)
         kl = self.kl_divergence(mu, sigma)
         free_nats = c.free_bits * math.log(2.0)
         kl_cost = beta[:, 0] * keras.ops.maximum(kl - free_nats, 0.0)
         kl_out = keras.ops.stack([kl, kl_cost], axis=-1)
-        self.keras_model = keras.Model([labels, eps, beta], {"logits": logits, "kl": kl_out},
+        self.keras_model = keras.Model([labels, eps, beta, keep],
+                                       {"logits": logits, "kl": kl_out},
                                        name="music_vae")
         self.encoder_model = keras.Model(labels, [mu, sigma], name="music_vae_encoder")
 
@@ -278,7 +289,8 @@ class MusicVAENet:
         labels = np.asarray(labels, np.int32)
         n = len(labels)
         out = self.keras_model([labels, np.zeros((n, self.config.z_size), np.float32),
-                                np.zeros((n, 1), np.float32)], training=False)
+                                np.zeros((n, 1), np.float32),
+                                np.ones(labels.shape, np.float32)], training=False)
         return {k: np.asarray(ops.convert_to_numpy(v)) for k, v in out.items()}
 
     def count_params(self) -> int:

@@ -55,6 +55,12 @@ class TrainResult:
     seconds: float
 
 
+# Settings a resumed run may change (the learning-rate schedule and KL weight follow the global
+# step, so a new learning_rate or decay_rate takes effect from the step the run resumes at).
+TRAINING_SETTINGS = ("batch_size", "input_dropout", "learning_rate", "decay_rate", "max_beta",
+                     "free_bits")
+
+
 def default_cache_dir() -> Path:
     import os
 
@@ -155,6 +161,8 @@ A Keras 3 re-implementation of Magenta's MusicVAE for {config.slice_bars}-bar {w
 per bar (4 per quarter note, 4/4). Encoder: bidirectional {list(config.enc_rnn_size)} LSTM;
 z: {config.z_size} dimensions; decoder {decoder}. {info.get('params', '?')} parameters.
 KL: free bits {config.free_bits}, beta = (1 - {config.beta_rate}^step) x {config.max_beta}.
+Decoder input dropout in training: {config.input_dropout:g} (share of previous-symbol inputs
+zeroed, so the decoder leans on z).
 
 ## Data
 
@@ -245,7 +253,7 @@ def train(
             raise CadenzaError(f"{out} holds a {config.name} model, not {model_name}")
         # Training-only settings may change between runs; the architecture may not.
         resumable = {k: v for k, v in (overrides or {}).items()
-                     if k in ("batch_size",) and v is not None}
+                     if k in TRAINING_SETTINGS and v is not None}
         config = replace(config, **resumable)
     else:
         config = get_config(model_name, size, **(overrides or {}))
@@ -301,7 +309,7 @@ def train(
     else:
         sampler = data_lib.BatchSampler(
             train_w, config.batch_size, config.z_size, config.kind, config.transpose_range,
-            lambda k: beta_at(config, k), seed)
+            lambda k: beta_at(config, k), seed, config.input_dropout)
         per_epoch = min(steps_per_epoch, total - start)
         first_epoch = start // per_epoch
         epochs = first_epoch + (total - start + per_epoch - 1) // per_epoch

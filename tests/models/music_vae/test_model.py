@@ -133,12 +133,47 @@ def test_resume_continues_from_the_saved_step(tiny_melody, nottingham_subset, tm
     out = tmp_path / "resumed"
     shutil.copytree(tiny_melody, out)
     before = [e for e in history(out) if "loss" in e]
+    # Training settings may change on resume (word dropout, a new learning rate); the
+    # architecture may not (z_size is ignored).
     result = train("melody-2bar", [str(nottingham_subset)], out, steps=60,
                    cache_dir=tiny_melody.parent / "cache", steps_per_epoch=20, val_examples=32,
-                   verbose=0)
+                   verbose=0, overrides={"input_dropout": 0.25, "learning_rate": 1e-3,
+                                         "z_size": 99})
     assert result.step == 60
     after = [e for e in history(out) if "loss" in e]
     assert len(after) == len(before) + 1 and after[-1]["step"] == 60
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert saved["input_dropout"] == 0.25 and saved["learning_rate"] == 1e-3
+    assert saved["z_size"] == json.loads((tiny_melody / "config.json").read_text())[
+        "config"]["z_size"]
+    assert "Decoder input dropout in training: 0.25" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_decoder_input_dropout_masks_what_the_decoder_sees(model, clips):
+    from models.music_vae.data import BatchSampler
+
+    labels = model.to_labels(clips[:2]).astype(np.int32)
+    net = model.net
+    z = np.zeros((len(labels), model.z_size), np.float32)
+    beta = np.zeros((len(labels), 1), np.float32)
+    ones = np.ones(labels.shape, np.float32)
+    full = np.asarray(net.keras_model([labels, z, beta, ones])["logits"])
+    np.testing.assert_allclose(full, net.teacher_forced(labels)["logits"], atol=1e-5)
+    # Zeroing the input of step t changes step t+1 and later, never the steps before it.
+    keep = ones.copy()
+    keep[:, 10] = 0.0
+    masked = np.asarray(net.keras_model([labels, z, beta, keep])["logits"])
+    np.testing.assert_allclose(masked[:, :11], full[:, :11], atol=1e-5)
+    assert np.abs(masked[:, 11] - full[:, 11]).max() > 1e-4
+
+    windows = np.tile(labels, (32, 1))
+    sampler = BatchSampler(windows, 64, model.z_size, "melody", 0, lambda k: 0.1, 0,
+                           input_dropout=0.3)
+    (_, _, _, drop_keep), _ = sampler.batch(1)
+    assert drop_keep.shape == (64, labels.shape[1]) and 0.25 < 1 - drop_keep.mean() < 0.35
+    (_, _, _, no_drop), _ = BatchSampler(windows, 8, model.z_size, "melody", 0,
+                                         lambda k: 0.1).batch(1)
+    assert no_drop.min() == 1.0
 
 
 def test_hierarchical_model_trains_and_decodes(nottingham_subset, tmp_path):
