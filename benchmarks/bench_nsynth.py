@@ -1,15 +1,15 @@
 """Morph speed on this machine: fast WaveNet generation and one 4-second morph.
 
-    .venv/bin/python benchmarks/bench_nsynth.py [--model models/shipped/nsynth-small]
+    .venv/bin/python benchmarks/bench_nsynth.py [--model models/shipped/nsynth-small] [--gpu]
 
-Prints JSON: samples/s per voice at batch 1 and aggregate at batch 16 (XLA engine, and the numpy
-fallback at batch 1), real-time factors (samples/s over 16 kHz), the wall time of one 4-second
-morph of two General MIDI sources (encode both, mix, decode; cold = first call, with the XLA
-compile; warm = again), the wall time of a whole ``cadenza morph`` command (a new process: Python
-and TensorFlow start-up included), the real-time factor of the morph instrument's sampler voices
-(16 voices held, 48 kHz, 256-frame blocks as the live output renders them), the wall time of a
-16-pitch morph instrument (64 s of audio decoded as one batch of 16, WAVs and SFZ written), and
-peak resident memory.
+Prints JSON: samples/s per voice at batch 1 and aggregate at batch 16 (the compiled engine of the
+Keras backend: ``xla`` on TensorFlow, ``jax`` on JAX; and the numpy fallback at batch 1), real-time
+factors (samples/s over 16 kHz), the wall time of one 4-second morph of two General MIDI sources
+(encode both, mix, decode; cold = first call, with the XLA compile; warm = again), the wall time of
+a whole ``cadenza morph`` command (a new process: Python and TensorFlow start-up included), the
+real-time factor of the morph instrument's sampler voices (16 voices held, 48 kHz, 256-frame blocks
+as the live output renders them), the wall time of a 16-pitch morph instrument (64 s of audio
+decoded as one batch of 16, WAVs and SFZ written), and peak resident memory.
 """
 
 from __future__ import annotations
@@ -25,14 +25,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=str(ROOT / "models" / "shipped" / "nsynth-small"))
     parser.add_argument("--samples", type=int, default=32000, help="samples per speed run")
+    parser.add_argument("--gpu", action="store_true",
+                        help="run on the GPU when the backend has one (default: CPU only)")
     args = parser.parse_args()
+    if not args.gpu:
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
     import numpy as np
 
@@ -41,8 +45,15 @@ def main() -> None:
 
     morpher = Morpher.load(args.model)
     config = morpher.config
-    result: dict = {"model": args.model, "cpu_count": os.cpu_count(),
-                    "load_average": os.getloadavg()[0]}
+    import keras
+
+    engine = FastGenerator(morpher.model).engine  # the backend's compiled loop, if it has one
+    result: dict = {"model": args.model, "backend": keras.backend.backend(), "engine": engine,
+                    "cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0]}
+    if args.gpu:
+        from models.compute import preferred_device
+
+        result["device"] = preferred_device()
 
     sr = config.sample_rate
 
@@ -56,16 +67,18 @@ def main() -> None:
         gen.generate(emb, samples=samples, periods=periods)
         return samples / (time.perf_counter() - started)
 
-    b1 = speed("xla", 1, args.samples)
-    b16 = speed("xla", 16, args.samples)
+    if engine != "numpy":
+        b1 = speed(engine, 1, args.samples)
+        b16 = speed(engine, 16, args.samples)
+        result.update({
+            f"{engine}_batch1_samples_per_s": round(b1), f"{engine}_batch1_rtf": round(b1 / sr, 3),
+            f"{engine}_batch16_samples_per_s_per_voice": round(b16),
+            f"{engine}_batch16_aggregate_samples_per_s": round(16 * b16),
+            f"{engine}_batch16_aggregate_rtf": round(16 * b16 / sr, 3),
+        })
     npy = speed("numpy", 1, 2000)
-    result.update({
-        "xla_batch1_samples_per_s": round(b1), "xla_batch1_rtf": round(b1 / sr, 3),
-        "xla_batch16_samples_per_s_per_voice": round(b16),
-        "xla_batch16_aggregate_samples_per_s": round(16 * b16),
-        "xla_batch16_aggregate_rtf": round(16 * b16 / sr, 3),
-        "numpy_batch1_samples_per_s": round(npy), "numpy_batch1_rtf": round(npy / sr, 3),
-    })
+    result.update({"numpy_batch1_samples_per_s": round(npy),
+                   "numpy_batch1_rtf": round(npy / sr, 3)})
 
     def one_morph(m: Morpher) -> float:
         started = time.perf_counter()

@@ -6,11 +6,13 @@ one ``(batch, kernel * channels) @ (kernel * channels, 2 * channels)`` product) 
 residual+skip matmul, instead of re-running the whole receptive field. The embedding's
 contribution to every layer is computed once per frame before the loop.
 
-Two engines compute the same thing:
+Three engines compute the same thing:
 
 * ``"xla"`` (TensorFlow installed): the per-sample loop is a ``tf.while_loop`` compiled with XLA,
   run in chunks so that progress can be reported and a cancel honoured between chunks. This is
   the only place in ``models/`` that uses TensorFlow directly, and only when it is importable.
+* ``"jax"`` (the Keras backend is JAX, as on the GPU machine): the same loop as a
+  ``jax.lax.scan`` under ``jax.jit``, in the same chunks, on the backend's default device.
 * ``"numpy"``: the same step in numpy with a Python loop; the backend-neutral fallback and the
   reference the tests compare against.
 
@@ -355,6 +357,121 @@ def _xla_chunk_fn(w: StepWeights, forced: bool) -> object:
     return run
 
 
+# ---------------------------------------------------------------------------- JAX engine
+_JAX_CACHE: dict[tuple[int, bool], object] = {}
+
+
+def jax_available() -> bool:
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _jax_chunk_fn(w: StepWeights, forced: bool) -> object:
+    """The XLA engine's ``run`` in JAX: the same arguments, the same results."""
+    import jax
+    import jax.numpy as jnp
+
+    key = (id(w), forced)
+    if key in _JAX_CACHE:
+        return _JAX_CACHE[key]
+    c = w.config
+    k = c.dec_kernel
+    ch = c.dec_channels
+    q = c.quantization
+    dil = [jnp.asarray(x) for x in w.dil_kernels]
+    rsk = [jnp.asarray(x) for x in w.rs_kernels]
+    rsb = [jnp.asarray(x) for x in w.rs_bias]
+    in_k = jnp.asarray(w.in_kernel)
+    in_b = jnp.asarray(w.in_bias)
+    o1 = jnp.asarray(w.out1_kernel)
+    o2 = jnp.asarray(w.out2_kernel)
+    o2b = jnp.asarray(w.out2_bias)
+    dilations = c.dec_dilations
+    hop = c.hop
+    lag_k = jnp.asarray(w.lag_kernel) if c.pitch_lag else None
+    taps = list(c.lag_taps)
+    layers = c.dec_layers
+
+    def lag_bias(t, hist, lag):  # noqa: ANN001, ANN202
+        b = lag.shape[0]
+        cols = jnp.arange(b)
+        base = lag[:, 0].astype(jnp.int32)
+        frac = lag[:, 1]
+
+        def at(i):  # noqa: ANN001, ANN202
+            return jnp.where(i >= 0, hist[jnp.mod(i, HISTORY), cols], 0.0)
+
+        feats = [(1.0 - frac) * at(t - base + k_) + frac * at(t - base + k_ + 1) for k_ in taps]
+        voiced = (base > 0).astype(jnp.float32)
+        f = jnp.stack([*feats, jnp.ones_like(voiced)], axis=1) * voiced[:, None]
+        return (f @ lag_k).reshape(b, layers, 2 * ch)
+
+    def step(t, prev, in_ring, rings, cond_f, cond_out_f, hist, lag):  # noqa: ANN001, ANN202
+        x = prev[:, None]
+        if lag_k is not None:
+            hist = hist.at[jnp.mod(t - 1, HISTORY)].set(prev)
+            cond_f = cond_f + lag_bias(t, hist, lag)
+        h = x * in_k[k - 1][None, :] + in_b
+        if k > 1:
+            for j in range(k - 1):
+                h = h + in_ring[jnp.mod(t - (k - 1) + j, k - 1)] * in_k[j][None, :]
+            in_ring = in_ring.at[jnp.mod(t, k - 1)].set(x)
+        skip = None
+        new_rings = []
+        for i, d in enumerate(dilations):
+            ring = rings[i]
+            r = (k - 1) * d
+            past = [ring[jnp.mod(t - (k - 1 - j) * d, r)] for j in range(k - 1)]
+            z = jnp.concatenate([*past, h], axis=1) @ dil[i] + cond_f[:, i]
+            new_rings.append(ring.at[jnp.mod(t, r)].set(h))
+            gated = jnp.tanh(z[:, :ch]) * jax.nn.sigmoid(z[:, ch:])
+            rs = gated @ rsk[i] + rsb[i]
+            if i < len(dilations) - 1:
+                h = h + rs[:, :ch]
+                s = rs[:, ch:]
+            else:
+                s = rs
+            skip = s if skip is None else skip + s
+        out = jax.nn.relu(jax.nn.relu(skip) @ o1 + cond_out_f)
+        return out @ o2 + o2b, in_ring, new_rings, hist
+
+    @jax.jit
+    def run(t0, prev, in_ring, rings, hist, lag, cond, cond_out, xs, temp):  # noqa: ANN001, ANN202
+        def body(carry, item):  # noqa: ANN001, ANN202
+            prev, in_ring, rings, hist = carry
+            i, x_i = item
+            t = t0 + i
+            f = t // hop
+            logits, in_ring, rings, hist = step(t, prev, in_ring, rings, cond[f], cond_out[f],
+                                                hist, lag)
+            if forced:
+                return (x_i, in_ring, rings, hist), logits
+            scaled = logits / jnp.maximum(temp, 1e-6)
+            p = jnp.exp(scaled - jnp.max(scaled, axis=-1, keepdims=True))
+            cdf = jnp.cumsum(p, axis=-1)
+            u = x_i[:, None] * cdf[:, -1:]
+            sampled = jnp.sum(cdf < u, axis=-1).astype(jnp.int32)
+            greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+            code = jnp.minimum(jnp.where(temp > 0, sampled, greedy), q - 1)
+            nxt = code.astype(jnp.float32) / ((q - 1) / 2.0) - 1.0
+            return (nxt, in_ring, rings, hist), code
+
+        steps = jnp.arange(xs.shape[0], dtype=jnp.int32)
+        (prev, in_ring, rings, hist), acc = jax.lax.scan(
+            body, (prev, in_ring, list(rings), hist), (steps, xs))
+        return prev, in_ring, rings, hist, acc
+
+    def call(t0, n, prev, in_ring, rings, hist, lag, cond, cond_out, xs, temp):  # noqa: ANN001, ANN202
+        return run(jnp.int32(t0), prev, in_ring, rings, hist, lag, cond, cond_out,
+                   xs[:n], jnp.float32(temp))
+
+    _JAX_CACHE[key] = call
+    return call
+
+
 # ---------------------------------------------------------------------------- public
 class FastGenerator:
     """Generates audio from embeddings with a trained decoder, batched across voices."""
@@ -365,13 +482,25 @@ class FastGenerator:
         if engine == "auto":
             import keras
 
-            on_tf = keras.backend.backend() == "tensorflow"
-            engine = "xla" if on_tf and xla_available() else "numpy"
-        if engine not in ("xla", "numpy"):
-            raise CadenzaError(f"unknown generation engine '{engine}' (xla or numpy)")
+            backend = keras.backend.backend()
+            if backend == "tensorflow" and xla_available():
+                engine = "xla"
+            elif backend == "jax" and jax_available():
+                engine = "jax"
+            else:
+                engine = "numpy"
+        if engine not in ("xla", "jax", "numpy"):
+            raise CadenzaError(f"unknown generation engine '{engine}' (xla, jax or numpy)")
         if engine == "xla" and not xla_available():
             raise CadenzaError("the xla generation engine needs TensorFlow")
+        if engine == "jax" and not jax_available():
+            raise CadenzaError("the jax generation engine needs JAX")
         self.engine = engine
+
+    def _compiled(self, forced: bool) -> Callable[..., tuple]:
+        if self.engine == "jax":
+            return _jax_chunk_fn(self.weights, forced)  # type: ignore[return-value]
+        return _xla_chunk_fn(self.weights, forced)  # type: ignore[return-value]
 
     def _init_state(self, batch: int) -> tuple[np.ndarray, list[np.ndarray]]:
         c = self.config
@@ -389,7 +518,7 @@ class FastGenerator:
         x = np.asarray(x, np.float32)
         if self.engine == "numpy":
             return numpy_forced_logits(self.weights, emb, x, periods)
-        run = _xla_chunk_fn(self.weights, forced=True)
+        run = self._compiled(forced=True)
         cond, cond_out = self.weights.conditioning(emb)
         in_ring, rings = self._init_state(x.shape[0])
         lag = _lag_pairs(_periods(self.config, periods, x.shape[0]))
@@ -438,8 +567,8 @@ class FastGenerator:
         per = _periods(c, periods, b)
         hist = np.zeros((HISTORY, b), np.float32)
         prev = np.zeros(b, np.float32)
-        if self.engine == "xla":
-            run = _xla_chunk_fn(self.weights, forced=False)
+        if self.engine != "numpy":
+            run = self._compiled(forced=False)
         else:
             st = _NumpyState(self.weights, b)
         t = 0
@@ -447,7 +576,7 @@ class FastGenerator:
             if cancel is not None and cancel():
                 raise Cancelled("generation cancelled")
             n = min(chunk, total - t)
-            if self.engine == "xla":
+            if self.engine != "numpy":
                 us = rng.uniform(0.0, 1.0, size=(n, b)).astype(np.float32)
                 prev, in_ring, rings, hist, out = run(
                     np.int32(t), n, prev, in_ring, rings, hist, _lag_pairs(per), cond,
