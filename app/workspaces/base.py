@@ -49,6 +49,7 @@ class Workspace(QWidget):
     title = "Workspace"
     family = ""  # model family in models.registry.FAMILIES
     model_label = ""  # the model's name for people, e.g. "PerformanceRNN"
+    default_model = ""  # picked first when installed (else the first of the family)
     description = ""
     train_hint = ""
     implemented = False  # set by the model issue when run() does the real work
@@ -352,9 +353,14 @@ class Workspace(QWidget):
     def set_models(self, entries: list[Any]) -> None:
         """The installed models of this workspace's family (``ModelEntry`` objects)."""
         self.models = [e for e in entries if getattr(e, "family", None) == self.family]
+        # A refreshed list (after a training, or the startup listing arriving late) keeps the
+        # model the musician picked.
+        chosen = self.model_combo.currentData() or self.default_model
         self.model_combo.clear()
         for entry in self.models:
             self.model_combo.addItem(entry.name, entry.name)
+        index = self.model_combo.findData(chosen) if chosen else -1
+        self.model_combo.setCurrentIndex(max(index, 0))
         self.model_combo.setEnabled(bool(self.models))
         if not self.models:
             self.model_combo.addItem("none installed")

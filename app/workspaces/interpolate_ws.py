@@ -40,6 +40,7 @@ class InterpolateWorkspace(Workspace):
     title = "Interpolate"
     family = "music_vae"
     model_label = "MusicVAE"
+    default_model = "melody-2bar"
     description = (
         "Pick two MIDI clips (or let the model sample them) and Cadenza finds the musical path "
         "between them: a row of in-between clips that morph one idea into the other. With four "

@@ -368,3 +368,19 @@ def test_a_clip_from_a_result_drags_out(win, short_piano_clip):
     path = Path(card.handle.mime_data().urls()[0].toLocalFile())
     assert path.name == "drag me.mid" and read_midi(path).notes
     assert isinstance(card.clip(), Clip)
+
+
+def test_a_refreshed_model_list_keeps_the_chosen_model(win):
+    from models.registry import ModelRegistry
+
+    entries = [e for e in ModelRegistry().list() if e.has_weights]
+    ws = win.workspaces["Interpolate"]
+    assert ws.model_combo.currentData() == "tiny-melody"
+    win._models_listed(entries)  # e.g. the start-up listing arriving after the musician chose
+    assert ws.model_combo.currentData() == "tiny-melody"
+    # with nothing chosen yet, Interpolate starts on the 2-bar melody model when installed
+    names = [e.name for e in entries if e.family == "music_vae"]
+    ws.model_combo.clear()
+    ws.set_models(entries)
+    expected = "melody-2bar" if "melody-2bar" in names else names[0]
+    assert ws.model_combo.currentData() == expected
