@@ -57,6 +57,12 @@ def register_train(train_sub: Any) -> None:
                        help="initial learning rate (decayed per global step)")
         p.add_argument("--decay-rate", type=float, default=None, metavar="R",
                        help="learning rate decay per step")
+        p.add_argument("--sampling-schedule", default=None,
+                       choices=["constant", "inverse_sigmoid", "exponential"],
+                       help="scheduled sampling: how the share of the decoder's own choices "
+                            "grows with the step (Magenta's)")
+        p.add_argument("--sampling-rate", type=float, default=None, metavar="R",
+                       help="scheduled sampling rate (0 = teacher forcing throughout)")
         p.add_argument("--max-beta", type=float, default=None, help="largest KL weight")
         p.add_argument("--free-bits", type=float, default=None, help="KL free bits")
         p.add_argument("--cache", default=None, help="window cache folder "
@@ -65,6 +71,9 @@ def register_train(train_sub: Any) -> None:
         p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                        help="stop (with a checkpoint) after this long")
         p.add_argument("--workers", type=int, default=1, help="processes for data extraction")
+        p.add_argument("--init", default=None, metavar="MODEL_DIR",
+                       help="start a new run from this model folder's weights (same "
+                            "architecture; fresh optimizer, schedules from step 0)")
         p.set_defaults(handler=_train, model_name=name)
 
 
@@ -142,12 +151,14 @@ def _train(args: argparse.Namespace) -> int:
     from models.music_vae.train import train
 
     overrides = {k: getattr(args, k) for k in ("batch_size", "input_dropout", "learning_rate",
-                                               "decay_rate", "max_beta", "free_bits")}
+                                               "decay_rate", "max_beta", "free_bits",
+                                               "sampling_schedule", "sampling_rate")}
     command = "cadenza " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
     result = train(args.model_name, list(args.data), args.out, size=args.config,
                    steps=args.steps, cache_dir=args.cache,
                    checkpoint_minutes=args.checkpoint_minutes, time_limit=args.time_limit,
-                   workers=args.workers, command=command, overrides=overrides)
+                   workers=args.workers, command=command, overrides=overrides,
+                   init_from=args.init)
     acc = "n/a" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
     print(f"{args.model_name}: step {result.step}, validation reconstruction accuracy {acc}, "
           f"model in {result.out_dir}")

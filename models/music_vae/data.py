@@ -460,11 +460,16 @@ def transpose_windows(windows: np.ndarray, semitones: np.ndarray) -> np.ndarray:
 
 
 class BatchSampler:
-    """Random training batches: (labels, eps, beta, keep) inputs and the targets Keras expects."""
+    """Random training batches: (labels, eps, beta, keep) inputs and the targets Keras expects.
+
+    With ``sampling_fn`` (scheduled sampling: step -> probability), a fifth input ``own``
+    [B, T] marks the steps whose decoder input is the model's own previous choice.
+    """
 
     def __init__(self, windows: np.ndarray, batch_size: int, z_size: int, kind: str,
                  transpose_range: int, beta_fn: Callable[[int], float], seed: int = 0,
-                 input_dropout: float = 0.0) -> None:
+                 input_dropout: float = 0.0,
+                 sampling_fn: Callable[[int], float] | None = None) -> None:
         if len(windows) == 0:
             raise CadenzaError("no training windows: check the data folders and the model kind")
         self.windows = windows
@@ -474,6 +479,7 @@ class BatchSampler:
         self.beta_fn = beta_fn
         self.seed = seed
         self.input_dropout = float(input_dropout)
+        self.sampling_fn = sampling_fn
 
     def batch(self, step: int) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:
         rng = np.random.default_rng((self.seed, step))
@@ -488,8 +494,11 @@ class BatchSampler:
             keep = (rng.random(labels.shape) >= self.input_dropout).astype(np.float32)
         else:
             keep = np.ones(labels.shape, np.float32)
-        return ((labels, eps, beta, keep),
-                {"logits": labels, "kl": np.zeros((self.batch_size, 2), np.float32)})
+        inputs: tuple[np.ndarray, ...] = (labels, eps, beta, keep)
+        if self.sampling_fn is not None:
+            own = (rng.random(labels.shape) < self.sampling_fn(step)).astype(np.float32)
+            inputs = (*inputs, own)
+        return inputs, {"logits": labels, "kl": np.zeros((self.batch_size, 2), np.float32)}
 
 
 def make_dataset(sampler: BatchSampler, steps_per_epoch: int, start_step: int = 0):  # noqa: ANN201

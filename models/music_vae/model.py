@@ -66,6 +66,12 @@ class MusicVAEConfig:
     grad_clip: float = 1.0
     batch_size: int = 64
     input_dropout: float = 0.0  # share of decoder inputs zeroed in training (word dropout)
+    # Magenta's scheduled sampling: the share of decoder inputs that are the model's own
+    # (greedy) previous choice instead of the true one. "constant": sampling_rate itself;
+    # "inverse_sigmoid": 1 - k / (k + exp(step / k)) with k = sampling_rate; "exponential":
+    # 1 - sampling_rate ** step. Off when sampling_rate is 0.
+    sampling_schedule: str = "constant"
+    sampling_rate: float = 0.0
     transpose_range: int = 5  # melodies: random transposition in [-n, n] semitones
     validation_fraction: float = 0.1
     converter_version: int = CONVERTER_VERSION
@@ -152,6 +158,24 @@ def beta_at(config: MusicVAEConfig, step: int) -> float:
     return float((1.0 - config.beta_rate ** step) * config.max_beta)
 
 
+SAMPLING_SCHEDULES = ("constant", "inverse_sigmoid", "exponential")
+
+
+def sampling_probability(config: MusicVAEConfig, step: int) -> float:
+    """Probability that a decoder input is the model's own choice at training ``step``."""
+    rate, kind = float(config.sampling_rate), config.sampling_schedule
+    if rate <= 0.0:
+        return 0.0
+    if kind == "constant":
+        return min(rate, 1.0)
+    if kind == "inverse_sigmoid":
+        return float(1.0 - rate / (rate + math.exp(min(step / rate, 700.0))))
+    if kind == "exponential":
+        return float(1.0 - rate ** step)
+    raise CadenzaError(f"unknown sampling schedule '{kind}' "
+                       f"(one of {', '.join(SAMPLING_SCHEDULES)})")
+
+
 def learning_rate_at(config: MusicVAEConfig, step: int) -> float:
     return float((config.learning_rate - config.min_learning_rate) * config.decay_rate ** step
                  + config.min_learning_rate)
@@ -161,8 +185,11 @@ class MusicVAENet:
     """The Keras layers and two graphs over them.
 
     ``keras_model``: (labels [B, T] int, eps [B, z], beta [B, 1], keep [B, T]) ->
-    {"logits": [B, T, C], "kl": [B, 2] (KL in nats, weighted KL cost)}; trained and saved.
-    ``encoder_model``:
+    {"logits": [B, T, C], "kl": [B, 2] (KL in nats, weighted KL cost)}, teacher forced; saved.
+    ``train_model``: what training fits. Without scheduled sampling it is ``keras_model``; with
+    it, a graph over the same layers (so the same variables) that takes a fifth input, ``own``
+    [B, T] (1 where the step's input is the decoder's own greedy choice at the step before),
+    and steps the decoder cells one symbol at a time. ``encoder_model``:
     labels -> (mu, sigma). The decoder layers are also stepped one symbol at a time by
     :mod:`models.music_vae.generate` (keras.ops path and numpy fast path).
     """
@@ -206,6 +233,13 @@ class MusicVAENet:
         self.keras_model = keras.Model([labels, eps, beta, keep],
                                        {"logits": logits, "kl": kl_out},
                                        name="music_vae")
+        self.train_model = self.keras_model
+        if c.sampling_rate > 0.0:
+            own = keras.Input((c.num_steps,), dtype="float32", name="own")
+            sampled = self.decode_scheduled(x, keep, own, z)
+            self.train_model = keras.Model([labels, eps, beta, keep, own],
+                                           {"logits": sampled, "kl": kl_out},
+                                           name="music_vae_scheduled")
         self.encoder_model = keras.Model(labels, [mu, sigma], name="music_vae_encoder")
 
     # ------------------------------------------------------------------ graph pieces
@@ -274,6 +308,43 @@ class MusicVAENet:
         logits = self._run_decoder(shifted, flat_emb)
         return ops.reshape(logits, (-1, c.num_steps, c.num_classes))
 
+    def _run_decoder_scheduled(self, inputs: Any, keep: Any, own: Any, cond: Any) -> Any:
+        """The bottom decoder stepped symbol by symbol: step t+1 is fed the true symbol t, or
+        where ``own[:, t]`` is 1 the decoder's own greedy choice at t (no gradient through
+        the choice); ``keep`` zeroes inputs as in teacher forcing."""
+        from keras import ops
+
+        steps = inputs.shape[1]
+        states = self._split_states(self.dec_init(cond), self.config.dec_rnn_size)
+        cells = [layer.cell for layer in self.decoders]
+        table = ops.convert_to_tensor(self.table)
+        prev = ops.zeros_like(inputs[:, 0])
+        outputs = []
+        for t in range(steps):
+            h = ops.concatenate([prev, cond], axis=-1)
+            for k, cell in enumerate(cells):
+                h, states[k] = cell(h, states[k])
+            logits = self.out_dense(h)
+            outputs.append(logits)
+            if t + 1 < steps:
+                mine = ops.take(table, ops.argmax(ops.stop_gradient(logits), axis=-1), axis=0)
+                m = own[:, t:t + 1]
+                prev = (m * mine + (1.0 - m) * inputs[:, t]) * keep[:, t:t + 1]
+        return ops.stack(outputs, axis=1)
+
+    def decode_scheduled(self, x: Any, keep: Any, own: Any, z: Any) -> Any:
+        from keras import ops
+
+        c = self.config
+        if not c.hierarchical:
+            return self._run_decoder_scheduled(x, keep, own, z)
+        emb = self.conductor_graph(z)
+        bars = ops.reshape(x, (-1, c.bar_steps, self.input_depth))
+        flat_emb = ops.reshape(emb, (-1, c.conductor_rnn_size[-1]))
+        logits = self._run_decoder_scheduled(bars, ops.reshape(keep, (-1, c.bar_steps)),
+                                             ops.reshape(own, (-1, c.bar_steps)), flat_emb)
+        return ops.reshape(logits, (-1, c.num_steps, c.num_classes))
+
     # ------------------------------------------------------------------ helpers
     def encode(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from keras import ops
@@ -298,6 +369,9 @@ class MusicVAENet:
 
 
 def build_model(config: MusicVAEConfig) -> MusicVAENet:
+    if config.sampling_schedule not in SAMPLING_SCHEDULES:
+        raise CadenzaError(f"unknown sampling schedule '{config.sampling_schedule}' "
+                           f"(one of {', '.join(SAMPLING_SCHEDULES)})")
     if config.kind not in ("melody", "drums"):
         raise CadenzaError(f"unknown MusicVAE data kind '{config.kind}'")
     if config.hierarchical and config.kind != "melody":

@@ -31,6 +31,7 @@ from models.music_vae.model import (
     build_model,
     get_config,
     load_config,
+    sampling_probability,
 )
 from models.training import (
     load_optimizer_state,
@@ -58,7 +59,7 @@ class TrainResult:
 # Settings a resumed run may change (the learning-rate schedule and KL weight follow the global
 # step, so a new learning_rate or decay_rate takes effect from the step the run resumes at).
 TRAINING_SETTINGS = ("batch_size", "input_dropout", "learning_rate", "decay_rate", "max_beta",
-                     "free_bits")
+                     "free_bits", "sampling_schedule", "sampling_rate")
 
 
 def default_cache_dir() -> Path:
@@ -101,21 +102,23 @@ def compile_model(net: MusicVAENet) -> None:
 
     optimizer = keras.optimizers.Adam(learning_rate=MagentaDecay(),
                                       global_clipnorm=c.grad_clip)
-    net.keras_model.compile(
+    net.train_model.compile(
         optimizer=optimizer,
         loss={"logits": recon_loss, "kl": kl_cost_loss},
         metrics={"logits": [keras.metrics.SparseCategoricalAccuracy(name="acc")],
                  "kl": [keras.metrics.MeanMetricWrapper(kl_value, name="nats")]},
     )
+    # Built over the saved graph's variables, in its order, whichever graph trains: the
+    # scheduled-sampling graph shares them, and the optimizer state keeps one layout.
     optimizer.build(net.keras_model.trainable_variables)
 
 
 def save_state(net: MusicVAENet, out_dir: Path) -> None:
-    save_optimizer_state(net.keras_model.optimizer, out_dir / STATE_FILE)
+    save_optimizer_state(net.train_model.optimizer, out_dir / STATE_FILE)
 
 
 def load_state(net: MusicVAENet, out_dir: Path) -> None:
-    load_optimizer_state(net.keras_model.optimizer, out_dir / STATE_FILE)
+    load_optimizer_state(net.train_model.optimizer, out_dir / STATE_FILE)
 
 
 def compact_weights(out_dir: str | Path) -> int:
@@ -133,7 +136,7 @@ def compact_weights(out_dir: str | Path) -> int:
 def current_step(net: MusicVAENet) -> int:
     from keras import ops
 
-    return int(ops.convert_to_numpy(net.keras_model.optimizer.iterations))
+    return int(ops.convert_to_numpy(net.train_model.optimizer.iterations))
 
 
 def _data_names(specs: list[str]) -> list[str]:
@@ -142,6 +145,7 @@ def _data_names(specs: list[str]) -> list[str]:
 
 def model_card(config: MusicVAEConfig, info: dict[str, Any]) -> str:
     acc, kl = info.get("val_accuracy"), info.get("val_kl")
+    regime = "scheduled sampling" if config.sampling_rate > 0 else "teacher forcing"
     acc_text = f"{acc:.4f}" if isinstance(acc, float) else "not measured yet"
     kl_text = f"{kl:.2f} nats" if isinstance(kl, float) else "not measured yet"
     sources = info.get("sources", [])
@@ -162,7 +166,7 @@ per bar (4 per quarter note, 4/4). Encoder: bidirectional {list(config.enc_rnn_s
 z: {config.z_size} dimensions; decoder {decoder}. {info.get('params', '?')} parameters.
 KL: free bits {config.free_bits}, beta = (1 - {config.beta_rate}^step) x {config.max_beta}.
 Decoder input dropout in training: {config.input_dropout:g} (share of previous-symbol inputs
-zeroed, so the decoder leans on z).
+zeroed, so the decoder leans on z). Scheduled sampling: {_sampling_text(config)}.
 
 ## Data
 
@@ -180,7 +184,7 @@ Licenses of the training data (the model carries them forward):
 
 {info.get('step', '?')} steps of batch {config.batch_size} (Adam, learning rate
 {config.learning_rate} decaying by {config.decay_rate} per step to {config.min_learning_rate},
-global gradient norm clipped to {config.grad_clip}), teacher forcing, on
+global gradient norm clipped to {config.grad_clip}), {regime}, on
 {info.get('device', '?')} with the {info.get('backend', '?')} backend, {info.get('hours', 0):.2f} h.
 Final training loss {info.get('train_loss', '?')}.
 
@@ -196,6 +200,16 @@ Sized to train on a laptop CPU: much smaller than Magenta's models, so samples f
 rougher than interpolations between real inputs. 4/4 material only; inputs in other metres are
 rejected.
 """
+
+
+def _sampling_text(config: MusicVAEConfig) -> str:
+    if config.sampling_rate <= 0:
+        return "off (teacher forcing throughout)"
+    if config.sampling_schedule == "constant":
+        return (f"{config.sampling_rate:g} of the decoder's inputs are its own greedy choice at "
+                f"the step before")
+    return (f"{config.sampling_schedule}, rate {config.sampling_rate:g} (the share of inputs "
+            f"that are the decoder's own greedy choice grows with the step, as in Magenta)")
 
 
 def _card_info(net: MusicVAENet, ws: data_lib.WindowSet, counts: dict[str, int],
@@ -234,9 +248,15 @@ def train(
     seed: int = 0,
     command: str | None = None,
     overrides: dict[str, Any] | None = None,
+    init_from: str | Path | None = None,
     verbose: int = 1,
 ) -> TrainResult:
-    """Train (or continue training) ``model_name`` into ``out_dir``."""
+    """Train (or continue training) ``model_name`` into ``out_dir``.
+
+    ``init_from``: a model folder of the same architecture whose weights a new run starts from
+    (a warm start: fresh optimizer, step 0, so the learning rate and the KL weight follow their
+    schedules from the start). Ignored when ``out_dir`` already holds a run to resume.
+    """
     import keras
 
     from models.compute import preferred_device
@@ -255,9 +275,16 @@ def train(
         resumable = {k: v for k, v in (overrides or {}).items()
                      if k in TRAINING_SETTINGS and v is not None}
         config = replace(config, **resumable)
+    elif init_from is not None:
+        base = load_config(init_from)
+        if base.name != model_name:
+            raise CadenzaError(f"{init_from} holds a {base.name} model, not {model_name}")
+        settings = {k: v for k, v in (overrides or {}).items()
+                    if k in TRAINING_SETTINGS and v is not None}
+        config = replace(base, **settings)
     else:
         config = get_config(model_name, size, **(overrides or {}))
-    total = int(steps or DEFAULT_STEPS.get(model_name, 5000))
+    total = int(steps if steps is not None else DEFAULT_STEPS.get(model_name, 5000))
     dist = setup_distribution()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     ws, counts, load_s = data_lib.timed_load(
@@ -278,6 +305,10 @@ def train(
 
         load_weights(net.keras_model, out)
         load_state(net, out)
+    elif init_from is not None:
+        from models.checkpoint import load_weights
+
+        load_weights(net.keras_model, init_from)
     start = current_step(net)
     history: list[dict[str, Any]] = []
     commands: list[str] = []
@@ -287,7 +318,9 @@ def train(
         commands = saved.get("commands") or [c for c in [saved.get("command")] if c]
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     if start < total or not commands:
-        commands.append(f"{command}  # from step {start}")
+        origin = (f"from the weights of {init_from}" if init_from is not None and not resume
+                  else f"from step {start}")
+        commands.append(f"{command}  # {origin}")
     device = preferred_device()
 
     export = build_model(config)  # never compiled: its weights file holds no optimizer state
@@ -309,7 +342,8 @@ def train(
     else:
         sampler = data_lib.BatchSampler(
             train_w, config.batch_size, config.z_size, config.kind, config.transpose_range,
-            lambda k: beta_at(config, k), seed, config.input_dropout)
+            lambda k: beta_at(config, k), seed, config.input_dropout,
+            (lambda k: sampling_probability(config, k)) if config.sampling_rate > 0 else None)
         per_epoch = min(steps_per_epoch, total - start)
         first_epoch = start // per_epoch
         epochs = first_epoch + (total - start + per_epoch - 1) // per_epoch
@@ -329,7 +363,7 @@ def train(
                 if current_step(net) >= total:
                     self.model.stop_training = True
 
-        net.keras_model.fit(dataset, epochs=epochs, initial_epoch=first_epoch,
+        net.train_model.fit(dataset, epochs=epochs, initial_epoch=first_epoch,
                             callbacks=[Checkpointer()], verbose=verbose)
     # Final evaluation on held-out pieces, then the model card.
     vae = MusicVAE(net, model_name, out)

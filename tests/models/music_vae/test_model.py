@@ -176,6 +176,87 @@ def test_decoder_input_dropout_masks_what_the_decoder_sees(model, clips):
     assert no_drop.min() == 1.0
 
 
+def test_scheduled_sampling_feeds_the_decoders_own_greedy_choices(tiny_melody, model, clips):
+    from dataclasses import replace
+
+    from models.checkpoint import load_weights
+    from models.music_vae.model import build_model
+
+    labels = model.to_labels(clips[:3]).astype(np.int32)
+    net = build_model(replace(model.config, sampling_rate=0.5))
+    load_weights(net.keras_model, tiny_melody)
+    assert net.train_model is not net.keras_model
+    assert ({id(v) for v in net.train_model.trainable_variables}
+            == {id(v) for v in net.keras_model.trainable_variables})
+    n = len(labels)
+    z = np.zeros((n, model.z_size), np.float32)
+    beta = np.zeros((n, 1), np.float32)
+    ones = np.ones(labels.shape, np.float32)
+    teacher = np.asarray(net.keras_model([labels, z, beta, ones])["logits"])
+    # No own choices: the stepped graph is teacher forcing.
+    stepped = np.asarray(net.train_model([labels, z, beta, ones, 0 * ones])["logits"])
+    np.testing.assert_allclose(stepped, teacher, atol=1e-4)
+    # Only own choices: it is the greedy free-running decode from the posterior mean.
+    free = np.asarray(net.train_model([labels, z, beta, ones, ones])["logits"])
+    mu, _ = model.encode(labels)
+    assert np.array_equal(np.argmax(free, -1), model.decode_labels(mu, 0.0))
+    # Own choices from step 10 on change step 11 and later, never the steps before.
+    own = 0 * ones
+    own[:, 10:] = 1.0
+    half = np.asarray(net.train_model([labels, z, beta, ones, own])["logits"])
+    np.testing.assert_allclose(half[:, :11], teacher[:, :11], atol=1e-4)
+
+
+def test_sampling_schedules_follow_magenta():
+    from models.music_vae.model import get_config, sampling_probability
+
+    off = get_config("melody-2bar", "tiny")
+    assert sampling_probability(off, 10_000) == 0.0
+    const = get_config("melody-2bar", "tiny", sampling_rate=0.3)
+    assert sampling_probability(const, 0) == sampling_probability(const, 9999) == 0.3
+    inv = get_config("melody-2bar", "tiny", sampling_schedule="inverse_sigmoid",
+                     sampling_rate=1000.0)
+    assert sampling_probability(inv, 0) == pytest.approx(1 - 1000 / 1001)
+    assert sampling_probability(inv, 7000) == pytest.approx(1 - 1000 / (1000 + np.exp(7)))
+    assert sampling_probability(inv, 10**7) == pytest.approx(1.0)
+    exp = get_config("melody-2bar", "tiny", sampling_schedule="exponential",
+                     sampling_rate=0.999)
+    assert sampling_probability(exp, 1000) == pytest.approx(1 - 0.999 ** 1000)
+
+
+def test_warm_start_begins_from_another_models_weights(tiny_melody, nottingham_subset,
+                                                       tmp_path):
+    from models.music_vae.model import load_model
+    from models.music_vae.train import train
+
+    cache = tiny_melody.parent / "cache"
+    # Zero steps: the new folder holds exactly the weights it started from.
+    copy = tmp_path / "copy"
+    result = train("melody-2bar", [str(nottingham_subset)], copy, steps=0, cache_dir=cache,
+                   val_examples=16, verbose=0, init_from=tiny_melody)
+    assert result.step == 0
+    for a, b in zip(load_model(copy).keras_model.get_weights(),
+                    load_model(tiny_melody).keras_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # A warm start with scheduled sampling trains from step 0 on the same architecture.
+    out = tmp_path / "warm"
+    result = train("melody-2bar", [str(nottingham_subset)], out, steps=20, cache_dir=cache,
+                   steps_per_epoch=10, val_examples=16, verbose=0, init_from=tiny_melody,
+                   overrides={"sampling_rate": 0.5, "learning_rate": 1e-3})
+    assert result.step == 20
+    saved = json.loads((out / "history.json").read_text())
+    assert saved["config"]["sampling_rate"] == 0.5
+    assert f"from the weights of {tiny_melody}" in saved["commands"][-1]
+    epochs = [e for e in saved["epochs"] if "loss" in e]
+    assert len(epochs) == 2 and all(np.isfinite(e["loss"]) for e in epochs)
+    assert "Scheduled sampling: 0.5 of the decoder's inputs" in (
+        out / "MODEL_CARD.md").read_text()
+    # The stepped graph resumes too: its optimizer state has the saved graph's layout.
+    result = train("melody-2bar", [str(nottingham_subset)], out, steps=30, cache_dir=cache,
+                   steps_per_epoch=10, val_examples=16, verbose=0)
+    assert result.step == 30
+
+
 def test_hierarchical_model_trains_and_decodes(nottingham_subset, tmp_path):
     from models.music_vae.generate import load
     from models.music_vae.train import train
