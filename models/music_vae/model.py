@@ -317,6 +317,8 @@ class MusicVAENet:
         steps = inputs.shape[1]
         states = self._split_states(self.dec_init(cond), self.config.dec_rnn_size)
         cells = [layer.cell for layer in self.decoders]
+        for layer, cell in zip(self.decoders, cells, strict=True):
+            cell.name = f"{layer.name}_cell"  # one graph, so the cells need their own names
         table = ops.convert_to_tensor(self.table)
         prev = ops.zeros_like(inputs[:, 0])
         outputs = []
