@@ -316,9 +316,15 @@ def train(
         saved = json.loads((out / HISTORY_FILE).read_text())
         history = saved.get("epochs", [])
         commands = saved.get("commands") or [c for c in [saved.get("command")] if c]
+    elif init_from is not None and (Path(init_from) / HISTORY_FILE).is_file():
+        # A warm start carries the commands that trained its starting point, so the card
+        # names every run behind the weights.
+        saved = json.loads((Path(init_from) / HISTORY_FILE).read_text())
+        commands = list(saved.get("commands") or [])
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    if start < total or not commands:
-        origin = (f"from the weights of {init_from}" if init_from is not None and not resume
+    warm = init_from is not None and not resume
+    if start < total or not commands or warm:
+        origin = (f"from the weights of {init_from}, fresh optimizer, step 0" if warm
                   else f"from step {start}")
         commands.append(f"{command}  # {origin}")
     device = preferred_device()

@@ -254,6 +254,9 @@ def test_warm_start_begins_from_another_models_weights(tiny_melody, nottingham_s
     saved = json.loads((out / "history.json").read_text())
     assert saved["config"]["sampling_rate"] == 0.5
     assert f"from the weights of {tiny_melody}" in saved["commands"][-1]
+    # The commands behind the starting point come first.
+    before = json.loads((tiny_melody / "history.json").read_text())["commands"]
+    assert saved["commands"][:len(before)] == before
     epochs = [e for e in saved["epochs"] if "loss" in e]
     assert len(epochs) == 2 and all(np.isfinite(e["loss"]) for e in epochs)
     assert "Scheduled sampling: 0.5 of the decoder's inputs" in (
