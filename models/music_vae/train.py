@@ -320,7 +320,7 @@ def train(
         # A warm start carries the commands that trained its starting point, so the card
         # names every run behind the weights.
         saved = json.loads((Path(init_from) / HISTORY_FILE).read_text())
-        commands = list(saved.get("commands") or [])
+        commands = list(saved.get("commands") or [c for c in [saved.get("command")] if c])
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     warm = init_from is not None and not resume
     if start < total or not commands or warm:
