@@ -205,12 +205,14 @@ class MainWindow(QMainWindow):
         self._check_audio()
         self._check_midi()
         if self._probe:
-            self.worker.submit(probe_compute(self.settings.compute_device),
-                               on_success=self._compute_ready,
-                               on_failure=self._compute_failed, label="probe compute")
+            # The listing first: it reads model folders only, so the workspaces show their
+            # models at once instead of after the backend's import in the compute probe.
             self.worker.submit(list_models, on_success=self._models_listed,
                                on_failure=lambda exc: log.warning("listing models: %s", exc),
                                label="list models")
+            self.worker.submit(probe_compute(self.settings.compute_device),
+                               on_success=self._compute_ready,
+                               on_failure=self._compute_failed, label="probe compute")
 
     def _compute_ready(self, device: str) -> None:
         self.compute_device = device

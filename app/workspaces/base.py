@@ -118,7 +118,7 @@ class Workspace(QWidget):
         layout.addWidget(line)
         layout.addWidget(self.body, 1)
         self.build()
-        self.set_models([])
+        self.set_models([], listed=False)
 
     # ------------------------------------------------------------------ for subclasses
     def build(self) -> None:
@@ -350,8 +350,12 @@ class Workspace(QWidget):
         self.clips = list(clips)
         self.clips_changed()
 
-    def set_models(self, entries: list[Any]) -> None:
-        """The installed models of this workspace's family (``ModelEntry`` objects)."""
+    def set_models(self, entries: list[Any], listed: bool = True) -> None:
+        """The installed models of this workspace's family (``ModelEntry`` objects).
+
+        ``listed=False``: the list has not arrived yet (start-up), so an empty one means
+        "looking", not "none installed".
+        """
         self.models = [e for e in entries if getattr(e, "family", None) == self.family]
         # A refreshed list (after a training, or the startup listing arriving late) keeps the
         # model the musician picked.
@@ -362,7 +366,10 @@ class Workspace(QWidget):
         index = self.model_combo.findData(chosen) if chosen else -1
         self.model_combo.setCurrentIndex(max(index, 0))
         self.model_combo.setEnabled(bool(self.models))
-        if not self.models:
+        if not self.models and not listed:
+            self.model_combo.addItem("looking for models…")
+            reason = ""
+        elif not self.models:
             self.model_combo.addItem("none installed")
             reason = (f"The {self.model_label} model is not installed yet, so {self.title} "
                       f"cannot run. {self.train_hint}")
@@ -375,7 +382,8 @@ class Workspace(QWidget):
         self.notice.setVisible(bool(reason))
         for button in self.action_buttons:
             button.setEnabled(self.can_run and not self.running)
-            button.setToolTip(reason or button.text())
+            button.setToolTip(reason or ("Looking for the installed models…" if not listed
+                                         else button.text()))
         self.models_changed()
 
     def models_changed(self) -> None:

@@ -224,9 +224,15 @@ def test_settings_are_remembered_in_the_temporary_location(window, qtbot, settin
 
 
 def test_workspaces_say_plainly_that_the_model_is_missing(window):
+    # Before the model list arrives: looking, not "missing", and nothing to click yet.
+    for ws in window.workspaces.values():
+        assert not ws.notice.isVisibleTo(ws) and "not installed" not in ws.notice.text()
+        assert ws.model_combo.currentText() == "looking for models…"
+        assert all(not b.isEnabled() for b in ws.action_buttons)
+    window._models_listed([])  # the listing found none
     for title, ws in window.workspaces.items():
         assert window.tabs.tabText(window.tabs.indexOf(ws)) == title
-        assert "not installed yet" in ws.notice.text()
+        assert ws.notice.isVisibleTo(ws) and "not installed yet" in ws.notice.text()
         assert ws.action_buttons
         for button in ws.action_buttons:
             assert not button.isEnabled()
