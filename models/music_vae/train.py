@@ -267,21 +267,15 @@ def train(
     out = Path(out_dir)
     resume = (out / CONFIG_FILE).is_file() and (out / STATE_FILE).is_file() and (
         out / WEIGHTS_FILE).is_file()
-    if resume:
-        config = load_config(out)
+    if resume or init_from is not None:
+        # A resumed run, or a warm start, keeps the architecture of the folder it starts
+        # from; training-only settings may change.
+        source = out if resume else Path(init_from)
+        config = load_config(source)
         if config.name != model_name:
-            raise CadenzaError(f"{out} holds a {config.name} model, not {model_name}")
-        # Training-only settings may change between runs; the architecture may not.
-        resumable = {k: v for k, v in (overrides or {}).items()
-                     if k in TRAINING_SETTINGS and v is not None}
-        config = replace(config, **resumable)
-    elif init_from is not None:
-        base = load_config(init_from)
-        if base.name != model_name:
-            raise CadenzaError(f"{init_from} holds a {base.name} model, not {model_name}")
-        settings = {k: v for k, v in (overrides or {}).items()
-                    if k in TRAINING_SETTINGS and v is not None}
-        config = replace(base, **settings)
+            raise CadenzaError(f"{source} holds a {config.name} model, not {model_name}")
+        config = replace(config, **{k: v for k, v in (overrides or {}).items()
+                                    if k in TRAINING_SETTINGS and v is not None})
     else:
         config = get_config(model_name, size, **(overrides or {}))
     total = int(steps if steps is not None else DEFAULT_STEPS.get(model_name, 5000))
