@@ -161,19 +161,23 @@ def beta_at(config: MusicVAEConfig, step: int) -> float:
 SAMPLING_SCHEDULES = ("constant", "inverse_sigmoid", "exponential")
 
 
+def check_sampling_schedule(kind: str) -> None:
+    if kind not in SAMPLING_SCHEDULES:
+        raise CadenzaError(f"unknown sampling schedule '{kind}' "
+                           f"(one of {', '.join(SAMPLING_SCHEDULES)})")
+
+
 def sampling_probability(config: MusicVAEConfig, step: int) -> float:
     """Probability that a decoder input is the model's own choice at training ``step``."""
     rate, kind = float(config.sampling_rate), config.sampling_schedule
+    check_sampling_schedule(kind)
     if rate <= 0.0:
         return 0.0
     if kind == "constant":
         return min(rate, 1.0)
     if kind == "inverse_sigmoid":
         return float(1.0 - rate / (rate + math.exp(min(step / rate, 700.0))))
-    if kind == "exponential":
-        return float(1.0 - rate ** step)
-    raise CadenzaError(f"unknown sampling schedule '{kind}' "
-                       f"(one of {', '.join(SAMPLING_SCHEDULES)})")
+    return float(1.0 - rate ** step)  # exponential
 
 
 def learning_rate_at(config: MusicVAEConfig, step: int) -> float:
@@ -216,31 +220,49 @@ class MusicVAENet:
         self.dec_init = L.Dense(2 * sum(c.dec_rnn_size), activation="tanh", name="decoder_init")
         self.decoders = [L.LSTM(u, return_sequences=True, name=f"decoder_{i}")
                          for i, u in enumerate(c.dec_rnn_size)]
+        for layer in self.decoders:  # the scheduled graph calls the cells: unique names there
+            layer.cell.name = f"{layer.name}_cell"
         self.out_dense = L.Dense(c.num_classes, name="logits")
 
+        self.keras_model, (labels, mu, sigma) = self._training_graph(scheduled=False)
+        self._train_model: Any = None
+        self.encoder_model = keras.Model(labels, [mu, sigma], name="music_vae_encoder")
+
+    def _training_graph(self, scheduled: bool) -> tuple[Any, tuple[Any, Any, Any]]:
+        """(labels, eps, beta, keep[, own]) -> {"logits", "kl"}, and (labels, mu, sigma)."""
+        import keras
+
+        c = self.config
         labels = keras.Input((c.num_steps,), dtype="int32", name="labels")
         eps = keras.Input((c.z_size,), dtype="float32", name="eps")
         beta = keras.Input((1,), dtype="float32", name="beta")
         keep = keras.Input((c.num_steps,), dtype="float32", name="keep")
+        inputs = [labels, eps, beta, keep]
         x = self.embed(labels)
         mu, sigma = self.encode_graph(x)
         z = mu + sigma * eps
-        logits = self.decode_teacher_forced(x * keras.ops.expand_dims(keep, -1), z)
+        if scheduled:
+            own = keras.Input((c.num_steps,), dtype="float32", name="own")
+            inputs.append(own)
+            logits = self.decode_scheduled(x, keep, own, z)
+        else:
+            logits = self.decode_teacher_forced(x * keras.ops.expand_dims(keep, -1), z)
         kl = self.kl_divergence(mu, sigma)
         free_nats = c.free_bits * math.log(2.0)
         kl_cost = beta[:, 0] * keras.ops.maximum(kl - free_nats, 0.0)
         kl_out = keras.ops.stack([kl, kl_cost], axis=-1)
-        self.keras_model = keras.Model([labels, eps, beta, keep],
-                                       {"logits": logits, "kl": kl_out},
-                                       name="music_vae")
-        self.train_model = self.keras_model
-        if c.sampling_rate > 0.0:
-            own = keras.Input((c.num_steps,), dtype="float32", name="own")
-            sampled = self.decode_scheduled(x, keep, own, z)
-            self.train_model = keras.Model([labels, eps, beta, keep, own],
-                                           {"logits": sampled, "kl": kl_out},
-                                           name="music_vae_scheduled")
-        self.encoder_model = keras.Model(labels, [mu, sigma], name="music_vae_encoder")
+        model = keras.Model(inputs, {"logits": logits, "kl": kl_out},
+                            name="music_vae_scheduled" if scheduled else "music_vae")
+        return model, (labels, mu, sigma)
+
+    @property
+    def train_model(self) -> Any:
+        """The graph training fits, built on first use (loading a model for the app never
+        builds the stepped graph)."""
+        if self._train_model is None:
+            self._train_model = (self._training_graph(scheduled=True)[0]
+                                 if self.config.sampling_rate > 0.0 else self.keras_model)
+        return self._train_model
 
     # ------------------------------------------------------------------ graph pieces
     def embed(self, labels: Any) -> Any:
@@ -317,8 +339,6 @@ class MusicVAENet:
         steps = inputs.shape[1]
         states = self._split_states(self.dec_init(cond), self.config.dec_rnn_size)
         cells = [layer.cell for layer in self.decoders]
-        for layer, cell in zip(self.decoders, cells, strict=True):
-            cell.name = f"{layer.name}_cell"  # one graph, so the cells need their own names
         table = ops.convert_to_tensor(self.table)
         prev = ops.zeros_like(inputs[:, 0])
         outputs = []
@@ -371,9 +391,7 @@ class MusicVAENet:
 
 
 def build_model(config: MusicVAEConfig) -> MusicVAENet:
-    if config.sampling_schedule not in SAMPLING_SCHEDULES:
-        raise CadenzaError(f"unknown sampling schedule '{config.sampling_schedule}' "
-                           f"(one of {', '.join(SAMPLING_SCHEDULES)})")
+    check_sampling_schedule(config.sampling_schedule)
     if config.kind not in ("melody", "drums"):
         raise CadenzaError(f"unknown MusicVAE data kind '{config.kind}'")
     if config.hierarchical and config.kind != "melody":

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_model_dir
+from models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, save_model_dir
 from models.errors import CadenzaError
 from models.music_vae import data as data_lib
 from models.music_vae.model import (
@@ -212,6 +212,14 @@ def _sampling_text(config: MusicVAEConfig) -> str:
             f"that are the decoder's own greedy choice grows with the step, as in Magenta)")
 
 
+def _saved_commands(folder: Path) -> list[str]:
+    """The training commands in a run folder's history (older folders kept just one)."""
+    if not (folder / HISTORY_FILE).is_file():
+        return []
+    saved = json.loads((folder / HISTORY_FILE).read_text())
+    return list(saved.get("commands") or [c for c in [saved.get("command")] if c])
+
+
 def _card_info(net: MusicVAENet, ws: data_lib.WindowSet, counts: dict[str, int],
                specs: list[str], extra: dict[str, Any]) -> dict[str, Any]:
     import keras
@@ -276,6 +284,9 @@ def train(
             raise CadenzaError(f"{source} holds a {config.name} model, not {model_name}")
         config = replace(config, **{k: v for k, v in (overrides or {}).items()
                                     if k in TRAINING_SETTINGS and v is not None})
+        if resume and init_from is not None and verbose:
+            print(f"{out} holds a run: resuming it (--init {init_from} is not used)",
+                  file=sys.stderr)
     else:
         config = get_config(model_name, size, **(overrides or {}))
     total = int(steps if steps is not None else DEFAULT_STEPS.get(model_name, 5000))
@@ -295,26 +306,20 @@ def train(
     net = build_model(config)
     compile_model(net)
     if resume:
-        from models.checkpoint import load_weights
-
         load_weights(net.keras_model, out)
         load_state(net, out)
     elif init_from is not None:
-        from models.checkpoint import load_weights
-
         load_weights(net.keras_model, init_from)
     start = current_step(net)
     history: list[dict[str, Any]] = []
     commands: list[str] = []
     if (out / HISTORY_FILE).is_file():
-        saved = json.loads((out / HISTORY_FILE).read_text())
-        history = saved.get("epochs", [])
-        commands = saved.get("commands") or [c for c in [saved.get("command")] if c]
-    elif init_from is not None and (Path(init_from) / HISTORY_FILE).is_file():
+        history = json.loads((out / HISTORY_FILE).read_text()).get("epochs", [])
+        commands = _saved_commands(out)
+    elif init_from is not None:
         # A warm start carries the commands that trained its starting point, so the card
         # names every run behind the weights.
-        saved = json.loads((Path(init_from) / HISTORY_FILE).read_text())
-        commands = list(saved.get("commands") or [c for c in [saved.get("command")] if c])
+        commands = _saved_commands(Path(init_from))
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     warm = init_from is not None and not resume
     if start < total or not commands or warm:
