@@ -65,6 +65,9 @@ def register_train(train_sub: Any) -> None:
                        help="scheduled sampling rate (0 = teacher forcing throughout)")
         p.add_argument("--max-beta", type=float, default=None, help="largest KL weight")
         p.add_argument("--free-bits", type=float, default=None, help="KL free bits")
+        p.add_argument("--train-hop", type=int, default=None, metavar="STEPS",
+                       help="augmentation: training pieces' windows start every STEPS steps "
+                            "(default one bar; validation pieces always every bar)")
         p.add_argument("--cache", default=None, help="window cache folder "
                        "(default ~/.cache/cadenza/music_vae)")
         p.add_argument("--checkpoint-minutes", type=float, default=3.0)
@@ -152,7 +155,8 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = {k: getattr(args, k) for k in ("batch_size", "input_dropout", "learning_rate",
                                                "decay_rate", "max_beta", "free_bits",
-                                               "sampling_schedule", "sampling_rate")}
+                                               "sampling_schedule", "sampling_rate",
+                                               "train_hop")}
     command = "cadenza " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
     result = train(args.model_name, list(args.data), args.out, size=args.config,
                    steps=args.steps, cache_dir=args.cache,

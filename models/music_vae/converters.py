@@ -21,7 +21,8 @@ What follows Magenta (``magenta.models.music_vae.data`` and ``note_seq``) step f
   drum notes of the file together, grouped by start step; pitches reduced to Magenta's nine drum
   classes (``DEFAULT_DRUM_TYPE_PITCHES``; unknown pitches dropped before extraction), each step one
   of 2**9 = 512 classes (``MultiDrumOneHotEncoding``: bit ``i`` set when class ``i`` plays).
-* **Windows**: ``slice_bars`` bars taken with a hop of one bar, de-duplicated per file.
+* **Windows**: ``slice_bars`` bars taken with a hop of one bar, de-duplicated per file. (A
+  training run may ask for a shorter hop on its training pieces: ``hop_steps``.)
 
 Where Cadenza differs (on purpose, and said here): windows with no note onset at all (pure
 silence) are dropped, so accuracy is not inflated by empty windows; melody windows holding a pitch
@@ -404,6 +405,7 @@ class Converter:
     max_bars: int = 100
     gap_bars: float = 1.0
     valid_programs: tuple[int, ...] | None = None
+    hop_steps: int = 0  # window hop in steps; 0 = one bar (Magenta's)
 
     @property
     def steps_per_bar(self) -> int:
@@ -469,14 +471,16 @@ class Converter:
     def to_windows(
         self, seq: NoteSequence, meter: str = "file", instruments: list[int] | None = None
     ) -> np.ndarray:
-        """[n, num_steps] int16: the distinct windows of ``seq``, sliced with a one-bar hop."""
+        """[n, num_steps] int16: the distinct windows of ``seq``, sliced every ``hop_steps``
+        steps (one bar by default)."""
         windows: set[tuple[int, ...]] = set()
         n = self.num_steps
+        hop = self.hop_steps or self.steps_per_bar
         for events in self.event_lists(seq, meter, instruments):
             labels = self.encode_events(events)
             if labels is None:
                 continue
-            for end in range(n, len(labels) + 1, self.steps_per_bar):
+            for end in range(n, len(labels) + 1, hop):
                 window = tuple(labels[end - n:end])
                 if self.has_onset(window):
                     windows.add(window)

@@ -24,7 +24,7 @@ import hashlib
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +158,16 @@ def _file_job(args: tuple[str, dict[str, Any]]) -> np.ndarray | str:
         return str(exc)
 
 
-def _cache_path(cache_dir: Path, tag: str, converter: conv.Converter, items: list[str]) -> Path:
-    h = hashlib.sha1(f"music-vae-windows-v{CACHE_VERSION}|{tag}|{asdict(converter)}".encode())
+def _cache_path(cache_dir: Path, tag: str, converter: conv.Converter, items: list[str],
+                train_hop: int = 0) -> Path:
+    fields = asdict(converter)
+    hop = fields.pop("hop_steps")  # one-bar windows keep the cache names they always had
+    key = f"music-vae-windows-v{CACHE_VERSION}|{tag}|{fields}"
+    if hop:
+        key += f"|hop={hop}"
+    if train_hop:
+        key += f"|train_hop={train_hop}"
+    h = hashlib.sha1(key.encode())
     for item in items:
         h.update(item.encode() + b"\n")
     name = f"{tag}-{converter.kind}{converter.slice_bars}-{h.hexdigest()[:12]}"
@@ -202,8 +210,13 @@ def load_folder(
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
     limit: int | None = None,
+    train_hop: int = 0,
 ) -> WindowSet:
-    """Windows of every MIDI file under ``root`` (cached), split by file."""
+    """Windows of every MIDI file under ``root`` (cached), split by file.
+
+    ``train_hop``: the window hop (steps) for training files; validation files always use the
+    converter's own.
+    """
     root = Path(root)
     files = find_midi_files(root)
     if limit is not None:
@@ -218,10 +231,20 @@ def load_folder(
     if cache_dir is not None:
         tag = source_label(str(root))
         cache = _cache_path(Path(cache_dir), tag, converter,
-                            [str(root.resolve()), f"val={validation_fraction}", *stats])
+                            [str(root.resolve()), f"val={validation_fraction}", *stats],
+                            train_hop)
         if cache.is_file():
             return _load(cache)
-    jobs = [(str(f), asdict(converter)) for f in files]
+    is_val: list[bool | None] = []
+    for rel in rels:
+        if splits is not None:
+            split = splits.get(rel)
+            is_val.append(None if split is None else split != "train")
+        else:
+            is_val.append(is_validation_piece(rel, validation_fraction))
+    train_converter = replace(converter, hop_steps=train_hop) if train_hop else converter
+    jobs = [(str(f), asdict(converter if v is not False else train_converter))
+            for f, v in zip(files, is_val, strict=True)]
     results: list[np.ndarray | str] = []
     if workers > 1 and len(files) > 16:
         from concurrent.futures import ProcessPoolExecutor
@@ -237,18 +260,13 @@ def load_folder(
             if progress:
                 progress(i + 1, len(files))
     items = []
-    for rel, f, r in zip(rels, files, results, strict=True):
+    for rel, f, r, val in zip(rels, files, results, is_val, strict=True):
         if isinstance(r, str):
             print(f"skipping {f}: {r}", file=sys.stderr)
             continue
-        if splits is not None:
-            split = splits.get(rel)
-            if split is None:
-                continue
-            is_val = split != "train"
-        else:
-            is_val = is_validation_piece(rel, validation_fraction)
-        items.append((f"{root.name}/{rel}", r, is_val))
+        if val is None:  # not in the folder's split list
+            continue
+        items.append((f"{root.name}/{rel}", r, val))
     ws = _from_piece_windows(items, converter.num_steps)
     if cache is not None:
         _save(cache, ws)
@@ -388,6 +406,7 @@ def load_music21(
     validation_fraction: float = 0.1,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    train_hop: int = 0,
 ) -> WindowSet:
     """Windows of the music21 folk tunes (one piece per tune), cached."""
     paths = music21_paths(collections)
@@ -397,13 +416,14 @@ def load_music21(
 
         cache = _cache_path(Path(cache_dir), "music21", converter,
                             [music21.__version__, f"val={validation_fraction}",
-                             *[str(p) for p in paths]])
+                             *[str(p) for p in paths]], train_hop)
         if cache.is_file():
             return _load(cache)
+    train_converter = replace(converter, hop_steps=train_hop) if train_hop else converter
     items = []
     for name, seq in music21_sequences(collections, cache_dir, workers, progress):
-        items.append((name, converter.to_windows(seq),
-                      is_validation_piece(name, validation_fraction)))
+        val = is_validation_piece(name, validation_fraction)
+        items.append((name, (converter if val else train_converter).to_windows(seq), val))
     ws = _from_piece_windows(items, converter.num_steps)
     if cache is not None:
         _save(cache, ws)
@@ -417,6 +437,7 @@ def load_source(
     validation_fraction: float = 0.1,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    train_hop: int = 0,
 ) -> WindowSet:
     """One --data argument: a folder, or ``music21[:collection,...]``."""
     if spec.startswith("music21"):
@@ -425,8 +446,9 @@ def load_source(
         _, _, rest = spec.partition(":")
         collections = tuple(c for c in rest.split(",") if c) or MUSIC21_DEFAULT
         return load_music21(converter, cache_dir, collections, validation_fraction, workers,
-                            progress)
-    return load_folder(spec, converter, cache_dir, validation_fraction, workers, progress)
+                            progress, train_hop)
+    return load_folder(spec, converter, cache_dir, validation_fraction, workers, progress,
+                       train_hop=train_hop)
 
 
 def print_progress(done: int, total: int) -> None:
@@ -436,13 +458,13 @@ def print_progress(done: int, total: int) -> None:
 
 
 def timed_load(specs: Sequence[str], converter: conv.Converter, cache_dir: str | Path | None,
-               validation_fraction: float = 0.1, workers: int = 1
+               validation_fraction: float = 0.1, workers: int = 1, train_hop: int = 0
                ) -> tuple[WindowSet, dict[str, int], float]:
     t0 = time.perf_counter()
     sets, counts = [], {}
     for spec in specs:
         ws = load_source(spec, converter, cache_dir, validation_fraction, workers,
-                         print_progress)
+                         print_progress, train_hop)
         counts[source_label(spec)] = len(ws.windows)
         sets.append(ws)
     return WindowSet.concat(sets), counts, time.perf_counter() - t0

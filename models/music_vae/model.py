@@ -73,6 +73,10 @@ class MusicVAEConfig:
     sampling_schedule: str = "constant"
     sampling_rate: float = 0.0
     transpose_range: int = 5  # melodies: random transposition in [-n, n] semitones
+    # Training pieces' windows start every train_hop steps (0: every bar, as Magenta's and as
+    # the validation pieces' always do). A shorter hop is an augmentation: more phrasings of
+    # the same material.
+    train_hop: int = 0
     validation_fraction: float = 0.1
     converter_version: int = CONVERTER_VERSION
 

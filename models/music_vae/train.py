@@ -59,7 +59,7 @@ class TrainResult:
 # Settings a resumed run may change (the learning-rate schedule and KL weight follow the global
 # step, so a new learning_rate or decay_rate takes effect from the step the run resumes at).
 TRAINING_SETTINGS = ("batch_size", "input_dropout", "learning_rate", "decay_rate", "max_beta",
-                     "free_bits", "sampling_schedule", "sampling_rate")
+                     "free_bits", "sampling_schedule", "sampling_rate", "train_hop")
 
 
 def default_cache_dir() -> Path:
@@ -293,7 +293,8 @@ def train(
     dist = setup_distribution()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     ws, counts, load_s = data_lib.timed_load(
-        data_specs, config.converter(), cache, config.validation_fraction, workers)
+        data_specs, config.converter(), cache, config.validation_fraction, workers,
+        config.train_hop)
     train_w, val_w = ws.train, ws.val
     if len(train_w) == 0:
         raise CadenzaError(f"no {config.slice_bars}-bar {config.kind} windows in "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +213,17 @@ def test_sixteen_bar_windows_hop_one_bar(nottingham_44):
             expected.add(tuple(labels[end - 256:end]))
     assert {tuple(w) for w in windows} == expected
     assert windows.shape[1] == 256
+
+
+def test_a_shorter_hop_starts_windows_on_every_beat(groove_files):
+    drums = conv.drums_converter(2)
+    seq = read_midi(groove_files[0])
+    beat = replace(drums, hop_steps=4).to_windows(seq)
+    expected = set()
+    for ev in drums.event_lists(seq):
+        labels = drums.encode_events(ev)
+        for end in range(32, len(labels) + 1, 4):
+            if any(labels[end - 32:end]):
+                expected.add(tuple(labels[end - 32:end]))
+    assert {tuple(w) for w in beat} == expected
+    assert len(beat) > len(drums.to_windows(seq))

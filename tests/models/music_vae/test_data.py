@@ -95,3 +95,21 @@ def test_music21_tune_becomes_a_sequence():
     assert len(seq.notes) > 20 and seq.qpm == 120.0
     assert all(n.end > n.start for n in seq.notes)
     assert isinstance(Path(paths[0]), Path)
+
+
+def test_train_hop_adds_windows_to_training_pieces_only(nottingham_subset, tmp_path):
+    converter = conv.melody_converter(2)
+    bar = data.load_folder(nottingham_subset, converter, tmp_path, validation_fraction=0.3)
+    beat = data.load_folder(nottingham_subset, converter, tmp_path, validation_fraction=0.3,
+                            train_hop=4)
+    assert len(list(tmp_path.glob("windows-*.npz"))) == 2  # its own cache
+    assert beat.pieces == bar.pieces and np.array_equal(beat.validation, bar.validation)
+    for p in range(len(bar.pieces)):
+        one, four = bar.windows[bar.piece == p], beat.windows[beat.piece == p]
+        if bar.validation[p]:
+            assert np.array_equal(one, four)  # validation windows: every bar, as evaluated
+        else:
+            # Every one-bar-hop window is still there, with the ones that start on other beats.
+            assert {tuple(w) for w in one} <= {tuple(w) for w in four}
+    assert len(beat.train) > 2.5 * len(bar.train)
+    assert np.array_equal(beat.val, bar.val)
