@@ -371,14 +371,15 @@ def prepare_audio_job(item: Any, rate: int = 0, tail: float = 1.0) -> Job:
     return job
 
 
-def write_wav_job(item: Any, path: str | Path) -> Job:
-    """A job: a ``NoteSequence`` (rendered) or an ``Audio`` written as WAV; returns the path."""
+def write_wav_job(item: Any, path: str | Path, rate: int = 0) -> Job:
+    """A job: a ``NoteSequence`` (rendered) or an ``Audio`` written as WAV (resampled to
+    ``rate`` when given); returns the path."""
     path = Path(path)
 
     def job(ctx: JobContext) -> str:
         from models.audio_io import write_audio
 
-        data = prepare_audio_job(item)(ctx)
+        data = prepare_audio_job(item, rate)(ctx)
         ctx.progress(None, f"Writing {path.name}…")
         try:
             write_audio(path, data)

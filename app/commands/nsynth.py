@@ -86,6 +86,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model name or folder (default: shipped)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample-rate", type=int, default=None, metavar="HZ",
+                   help="write the audio at this rate, e.g. 44100 or 48000 (default: the "
+                        "model's, 16000)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -132,6 +135,8 @@ def _check_sources(args: argparse.Namespace) -> None:
         raise CadenzaError(f"--mix must be between 0 and 1, not {args.mix}")
     if args.xy is not None and not all(0.0 <= v <= 1.0 for v in args.xy):
         raise CadenzaError(f"--xy values must be between 0 and 1, not {args.xy}")
+    if args.sample_rate is not None and not 8000 <= args.sample_rate <= 192000:
+        raise CadenzaError(f"--sample-rate must be 8000..192000 Hz, not {args.sample_rate}")
     if not 0.0 <= args.temperature <= 10.0:
         raise CadenzaError(f"--temperature must be between 0 and 10, not {args.temperature}")
     for s in args.sources:
@@ -162,6 +167,8 @@ def run_morph(args: argparse.Namespace) -> int:
     f0, envelope = morpher.guide(audios, mix_weights(len(audios), args.mix, args.xy))
     audio = morpher.decode(mixed, progress=_progress, temperature=args.temperature,
                            seed=args.seed, f0=f0, envelope=envelope)
+    if args.sample_rate:
+        audio = audio.resampled(args.sample_rate)
     write_audio(args.output, audio)
     print(f"{args.output}: {audio.duration:.1f} s at {audio.sample_rate} Hz "
           f"in {time.perf_counter() - started:.1f} s")
@@ -187,6 +194,7 @@ def run_morph_instrument(args: argparse.Namespace) -> int:
     inst = build_instrument(
         morpher, args.sources, args.output, amount=args.mix, xy=args.xy, pitches=pitches,
         release=args.release, progress=_progress, temperature=args.temperature, seed=args.seed,
+        sample_rate=args.sample_rate,
     )
     print(f"{args.output}: {len(inst.pitches)} notes and instrument.sfz "
           f"in {time.perf_counter() - started:.1f} s")

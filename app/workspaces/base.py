@@ -307,8 +307,9 @@ class Workspace(QWidget):
         return written
 
     def export_wav(self, item: NoteSequence | Any, path: str | Path,
-                   done: Callable[[str], None] | None = None) -> Any:
-        """Render (a sequence) and write a WAV in the worker; ``done(path)`` when written."""
+                   done: Callable[[str], None] | None = None, rate: int = 0) -> Any:
+        """Render (a sequence) and write a WAV in the worker, at ``rate`` Hz when given (else
+        the item's own); ``done(path)`` when written."""
         from app.jobs import write_wav_job
 
         path = Path(path)
@@ -320,17 +321,18 @@ class Workspace(QWidget):
             if done is not None:
                 done(result)
 
-        return self.worker.submit(write_wav_job(item, path), on_success=ok,
+        return self.worker.submit(write_wav_job(item, path, rate), on_success=ok,
                                   on_failure=lambda exc: self.say(f"Could not export WAV: {exc}"),
                                   label="export wav")
 
-    def export_dialog(self, item: NoteSequence | Any, name: str, wav: bool) -> None:
+    def export_dialog(self, item: NoteSequence | Any, name: str, wav: bool,
+                      rate: int = 0) -> None:
         stem = Clip(name, sequence=NoteSequence()).file_name().rsplit(".", 1)[0]
         if wav:
             path, _ = QFileDialog.getSaveFileName(self, "Export WAV", stem + ".wav",
                                                   "WAV (*.wav)")
             if path:
-                self.export_wav(item, path)
+                self.export_wav(item, path, rate=rate)
         else:
             path, _ = QFileDialog.getSaveFileName(self, "Export MIDI", stem + ".mid",
                                                   "MIDI (*.mid)")

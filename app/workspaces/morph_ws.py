@@ -266,7 +266,13 @@ class MorphWorkspace(Workspace):
         self.export_button = QPushButton("Export WAV…")
         self.export_button.clicked.connect(
             lambda: self._result_audio is not None
-            and self.export_dialog(self._result_audio, self._result_name(), wav=True))
+            and self.export_dialog(self._result_audio, self._result_name(), wav=True,
+                                   rate=self.export_rate.currentData()))
+        self.export_rate = QComboBox()
+        for label, rate in (("48 kHz", 48000), ("44.1 kHz", 44100), ("16 kHz (the model's)", 0)):
+            self.export_rate.addItem(label, rate)
+        self.export_rate.setToolTip("Sample rate of exported WAVs: a DAW project's rate, or "
+                                    "the model's own 16 kHz")
         self.make_instrument = QPushButton("Make instrument")
         self.make_instrument.setToolTip(
             "Render the morph at 16 pitches in the background: then play it from the MIDI "
@@ -291,6 +297,7 @@ class MorphWorkspace(Workspace):
         self.mix_label = QLabel("Mix A → B:")
         form.addRow(self.mix_label, self.mix)
         form.addRow("Length:", self.length)
+        form.addRow("WAV export:", self.export_rate)
         result_row = QHBoxLayout()
         for b in (self.play_button, self.keep_button, self.export_button):
             result_row.addWidget(b)
@@ -497,6 +504,15 @@ class MorphWorkspace(Workspace):
             self.say(f"Could not play the note: {exc}")
             return False
         return True
+
+    def export_result(self, path: str | Path, done: Any = None) -> Any:
+        """Write the morph result as a WAV at the chosen export rate (in the worker); what the
+        Export WAV button does once a path is chosen."""
+        if self._result_audio is None:
+            self.say("Morph first: there is no result to export yet")
+            return None
+        return self.export_wav(self._result_audio, path, done=done,
+                               rate=self.export_rate.currentData())
 
     def export_instrument(self, folder: str | Path) -> Path | None:
         """Copy the instrument's WAVs and SFZ into ``folder``."""

@@ -201,8 +201,12 @@ def build_instrument(
     cancel: Any = None,
     temperature: float = 1.0,
     seed: int = 0,
+    sample_rate: int | None = None,
 ) -> MorphInstrument:
-    """Render the morph of 2 (``amount``) or 4 (``xy``) sources at ``pitches`` into ``out``."""
+    """Render the morph of 2 (``amount``) or 4 (``xy``) sources at ``pitches`` into ``out``.
+
+    ``sample_rate``: the WAVs' rate (resampled from the model's; default the model's own).
+    """
     from models.audio_io import Audio, write_audio
     from models.nsynth.morph import mix, mix_weights, mix_xy
 
@@ -232,14 +236,17 @@ def build_instrument(
     files = []
     for p, a in zip(pitches, outs, strict=True):
         name = f"morph-p{p:03d}.wav"
-        x = ds.normalize_note(a.samples[:, 0])
-        write_audio(root / name, Audio(x, a.sample_rate))
+        note = Audio(ds.normalize_note(a.samples[:, 0]), a.sample_rate)
+        if sample_rate and sample_rate != note.sample_rate:
+            note = note.resampled(sample_rate)
+        write_audio(root / name, note)
         files.append(name)
     write_sfz(root, files, pitches, release)
     (root / INFO_FILE).write_text(json.dumps({
         "sources": [str(s) if isinstance(s, (str, Path)) else "audio" for s in sources],
         "amount": None if xy is not None else amount, "xy": list(xy) if xy else None,
-        "pitches": pitches, "files": files, "sample_rate": morpher.config.sample_rate,
+        "pitches": pitches, "files": files,
+        "sample_rate": int(sample_rate or morpher.config.sample_rate),
         "model": getattr(morpher, "name", ""),
     }, indent=1) + "\n")
     return MorphInstrument.load(root)

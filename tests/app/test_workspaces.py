@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 
 from app.clips import Clip
 from models.midi_io import read_midi
@@ -318,6 +319,14 @@ def test_morph_two_general_midi_sources(win, qtbot, tmp_path, wav_file, artifact
     ws.keep_button.click()
     kept = win.library.clips()[-1]
     assert kept.audio is not None and kept.name.startswith("morph Acoustic Grand Piano C4")
+    # exported at a DAW's rate (48 kHz unless chosen otherwise), the same length
+    written: list[str] = []
+    assert ws.export_rate.currentData() == 48000
+    ws.export_result(tmp_path / "morph", done=written.append)
+    qtbot.waitUntil(lambda: bool(written), timeout=20_000)
+    info = soundfile.info(written[0])
+    assert written[0].endswith("morph.wav") and info.samplerate == 48000
+    assert info.frames == 3 * view.frames
 
     # a WAV dropped on slot C joins as a third source
     clip = ws.drop_file(ws.slots[2], wav_file)

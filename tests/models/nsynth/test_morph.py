@@ -140,6 +140,13 @@ def test_cli_morph_evaluate_and_instrument(tiny_model_dir: Path, nsynth_data: Pa
                  "--model", str(tiny_model_dir), "-o", str(out)]) == 0
     x, sr = soundfile.read(out)
     assert sr == 16000 and x.shape == (64000,)
+    # The same morph written at a DAW's rate: the same sound, resampled.
+    out48 = tmp_path / "m48.wav"
+    assert main(["morph", "gm:0", "gm:flute", "--pitch", "64", "--mix", "0.5",
+                 "--model", str(tiny_model_dir), "-o", str(out48), "--sample-rate", "48000"]) == 0
+    y, sr48 = soundfile.read(out48)
+    assert sr48 == 48000 and y.shape == (192000,)
+    assert np.abs(y).max() == pytest.approx(np.abs(x).max(), rel=0.1)
     capsys.readouterr()
     assert main(["evaluate", "nsynth", "--data", str(nsynth_data / "valid"),
                  "--model", str(tiny_model_dir), "--limit", "1"]) == 0
@@ -149,8 +156,10 @@ def test_cli_morph_evaluate_and_instrument(tiny_model_dir: Path, nsynth_data: Pa
     four = tmp_path / "four"
     wav = next((nsynth_data / "train").glob("*.wav"))
     assert main(["morph-instrument", "gm:0", "gm:19", "gm:73", str(wav), "--xy", "0.2,0.9",
-                 "--pitches", "60,67", "--model", str(tiny_model_dir), "-o", str(four)]) == 0
-    assert len(list(four.glob("*.wav"))) == 2
+                 "--pitches", "60,67", "--model", str(tiny_model_dir), "-o", str(four),
+                 "--sample-rate", "44100"]) == 0
+    notes = sorted(four.glob("*.wav"))
+    assert len(notes) == 2 and all(soundfile.info(n).samplerate == 44100 for n in notes)
 
 
 def _wav_with_rate_zero(path: Path) -> None:
@@ -180,6 +189,7 @@ def test_bad_inputs_exit_2_with_one_line(tiny_model_dir: Path, tmp_path: Path, c
         ["morph", "gm:0", "gm:nosuchthing", "-o", str(tmp_path / "o.wav"), *model],
         ["morph", "gm:0", "missing.wav", "-o", str(tmp_path / "o.wav"), *model],
         ["morph", "gm:0", "gm:1", "-o", str(tmp_path / "o.mp4"), *model],
+        ["morph", "gm:0", "gm:1", "-o", str(tmp_path / "o.wav"), "--sample-rate", "0", *model],
         ["morph", "gm:0", "gm:1", "-o", str(tmp_path / "o.wav"), "--model", str(tmp_path)],
         ["evaluate", "nsynth", "--data", str(tmp_path / "nowhere"), *model],
         ["dataset", "nsynth", "--out", str(tmp_path / "d"), "--programs", "200"],
