@@ -23,6 +23,7 @@ import numpy as np
 
 from models.audio_io import Audio
 from models.errors import CadenzaError
+from models.quiet import held_stderr
 
 NO_DEVICE = (
     "no audio output device: install/start JACK or PulseAudio; "
@@ -39,7 +40,8 @@ _exit_hook = False
 def _sd() -> Any:
     global _exit_hook
     try:
-        import sounddevice
+        with held_stderr():  # PortAudio's start-up probes of JACK and ALSA print on their own
+            import sounddevice
     except OSError as exc:  # libportaudio2 missing
         raise CadenzaError(f"PortAudio is not available ({exc}); install libportaudio2") from exc
     if not _exit_hook:
@@ -77,7 +79,9 @@ def _jack_server_alive() -> bool:
     lib.jack_client_close.argtypes = [ctypes.c_void_p]
     status = ctypes.c_int(0)
     jack_no_start_server = 0x01
-    client = lib.jack_client_open(b"cadenza-probe", jack_no_start_server, ctypes.byref(status))
+    with held_stderr():  # libjack prints its own lines when no server answers
+        client = lib.jack_client_open(b"cadenza-probe", jack_no_start_server,
+                                      ctypes.byref(status))
     if not client:
         return False
     lib.jack_client_close(client)
@@ -93,9 +97,10 @@ def _rescan() -> None:
     sd = _sd()
     with _streams_lock:
         if _streams_open == 0:
-            if sd._initialized > 0:
-                sd._terminate()
-            sd._initialize()
+            with held_stderr():
+                if sd._initialized > 0:
+                    sd._terminate()
+                sd._initialize()
 
 
 def list_audio_outputs(rescan: bool = True) -> list[dict]:

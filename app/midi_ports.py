@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.errors import CadenzaError
+from models.quiet import held_stderr
 from models.sequence import DRUM_CHANNEL, NoteSequence
 
 os.environ["JACK_NO_START_SERVER"] = "1"
@@ -87,11 +88,15 @@ def _probe() -> tuple[int | None, str, str]:
         else:
             reasons.append("no ALSA sequencer (/dev/snd/seq)")
     if rtmidi.API_UNIX_JACK in compiled:
-        try:
-            rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"{CLIENT_NAME} probe").delete()
+        with held_stderr():  # libjack's own lines when no server runs; said below instead
+            try:
+                rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"{CLIENT_NAME} probe").delete()
+                found = True
+            except rtmidi.SystemError:  # type: ignore[attr-defined]
+                found = False
+        if found:
             return rtmidi.API_UNIX_JACK, "JACK", ""
-        except rtmidi.SystemError:  # type: ignore[attr-defined]
-            reasons.append("no JACK server running")
+        reasons.append("no JACK server running")
     if reasons == ["no ALSA sequencer (/dev/snd/seq)", "no JACK server running"]:
         return None, "none", NO_MIDI
     return None, "none", "no MIDI system: " + " and ".join(reasons or ["no MIDI API compiled in"]) \

@@ -46,9 +46,10 @@ def test_models_lists_without_error() -> None:
 
 def test_devices_without_sound_card_or_midi_system_reports_plainly() -> None:
     # A server name that does not exist: as on a machine with no JACK and no ALSA sequencer.
-    result = cadenza("devices", "--no-compute", env={"JACK_DEFAULT_SERVER": "cadenza-nowhere"})
+    result = cadenza("devices", env={"JACK_DEFAULT_SERVER": "cadenza-nowhere"})
     assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
+    # What was found is said once on stdout; libjack's and TensorFlow's own notes stay out.
+    assert result.stderr == ""
     out = result.stdout.lower()
     assert "midi" in out and "audio outputs" in out
     assert "no midi system" in out or "jack" in out
