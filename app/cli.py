@@ -15,10 +15,6 @@ from collections.abc import Sequence
 
 from models.errors import CadenzaError
 
-# Subcommands that run a model: Keras is imported (quietly) before they start.
-MODEL_COMMANDS = {"continue", "sample", "interpolate", "morph", "morph-instrument", "duet",
-                  "train", "evaluate", "devices"}
-
 # Command modules in the order their subcommands appear in --help.
 COMMAND_MODULES = [
     "app.commands.render",
@@ -87,11 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    try:
-        if args.command in MODEL_COMMANDS:
-            from models.quiet import import_backend_quietly
+    from models.quiet import quiet_backend_imports
 
-            import_backend_quietly()
+    quiet_backend_imports()  # whenever a command gets to TensorFlow, its start-up notes stay out
+    try:
         return int(handler(args) or 0)
     except CadenzaError as exc:
         print(f"cadenza: error: {exc}", file=sys.stderr)

@@ -9,11 +9,14 @@ The descriptor is process-wide: use this around short calls, at start-up.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 @contextmanager
@@ -39,9 +42,37 @@ def held_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def import_backend_quietly() -> None:
-    """Import Keras (and with it the backend) without TensorFlow's start-up notes."""
-    if "keras" in sys.modules:
-        return
-    with held_stderr():
-        import keras  # noqa: F401
+class _QuietFirstImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: it wraps the loading of the named top-level modules, once each, in
+    :func:`held_stderr`."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname not in self.names:
+            return None
+        self.names.discard(fullname)
+        if not self.names and self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        exec_module = loader.exec_module
+
+        def quiet_exec(module: Any) -> None:
+            with held_stderr():
+                exec_module(module)
+
+        loader.exec_module = quiet_exec
+        return spec
+
+
+def quiet_backend_imports(names: tuple[str, ...] = ("tensorflow",)) -> None:
+    """From now on, the first import of each of ``names`` (wherever it happens) runs with stderr
+    held back: TensorFlow 2.19+ logs through absl before its log level applies. For the command
+    line, where nothing else writes to stderr meanwhile; not for the app's worker thread."""
+    pending = {n for n in names if n not in sys.modules}
+    if pending:
+        sys.meta_path.insert(0, _QuietFirstImport(pending))
