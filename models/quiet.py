@@ -4,7 +4,8 @@ TensorFlow 2.19+ writes notes through absl before its log level applies (oneDNN,
 find cuda drivers"), and libjack prints several lines each time a client looks for a server
 that is not running. Cadenza says in one line what it found instead; these are dropped. When
 the code inside raises, what was held is written out after all, so nothing is lost on failure.
-The descriptor is process-wide: use this around short calls, at start-up.
+The descriptor is process-wide: use this around short calls, at start-up. One block holds it at
+a time (a second thread waits), so two threads can never restore each other's descriptors.
 """
 
 from __future__ import annotations
@@ -14,32 +15,36 @@ import importlib.machinery
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+_HOLD = threading.RLock()  # re-entrant: a nested block holds and restores in order
 
 
 @contextmanager
 def held_stderr() -> Iterator[None]:
     """Send file descriptor 2 to a temporary file for the duration of the block."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except OSError:  # no stderr to hold
-        yield
-        return
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
+    with _HOLD:
         try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except OSError:  # no stderr to hold
             yield
-        except BaseException:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            return
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            except BaseException:
+                os.dup2(saved, 2)
+                held.seek(0)
+                sys.stderr.write(held.read().decode(errors="replace"))
+                raise
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
 
 
 class _QuietFirstImport(importlib.abc.MetaPathFinder):

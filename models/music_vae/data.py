@@ -242,7 +242,7 @@ def load_folder(
             is_val.append(None if split is None else split != "train")
         else:
             is_val.append(is_validation_piece(rel, validation_fraction))
-    train_converter = replace(converter, hop_steps=train_hop) if train_hop else converter
+    train_converter = replace(converter, hop_steps=train_hop)  # 0: the converter's own hop
     jobs = [(str(f), asdict(converter if v is not False else train_converter))
             for f, v in zip(files, is_val, strict=True)]
     results: list[np.ndarray | str] = []
@@ -419,7 +419,7 @@ def load_music21(
                              *[str(p) for p in paths]], train_hop)
         if cache.is_file():
             return _load(cache)
-    train_converter = replace(converter, hop_steps=train_hop) if train_hop else converter
+    train_converter = replace(converter, hop_steps=train_hop)  # 0: the converter's own hop
     items = []
     for name, seq in music21_sequences(collections, cache_dir, workers, progress):
         val = is_validation_piece(name, validation_fraction)
