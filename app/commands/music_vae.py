@@ -48,7 +48,9 @@ def register_train(train_sub: Any) -> None:
                        help="a folder of MIDI files, or 'music21' for the music21 folk corpus "
                             "(repeatable)")
         p.add_argument("--out", required=True, help="model folder (resumed when it exists)")
-        p.add_argument("--config", choices=["small", "full", "tiny"], default="small")
+        p.add_argument("--config", choices=["small", "full", "tiny"], default=None,
+                       help="architecture (default small); with --init, the layers of "
+                            "MODEL_DIR that fit this architecture are copied")
         p.add_argument("--steps", type=int, default=None, help="total training steps")
         p.add_argument("--batch-size", type=int, default=None)
         p.add_argument("--input-dropout", type=float, default=None, metavar="P",
@@ -75,8 +77,9 @@ def register_train(train_sub: Any) -> None:
                        help="stop (with a checkpoint) after this long")
         p.add_argument("--workers", type=int, default=1, help="processes for data extraction")
         p.add_argument("--init", default=None, metavar="MODEL_DIR",
-                       help="start a new run from this model folder's weights (same "
-                            "architecture; fresh optimizer, schedules from step 0)")
+                       help="start a new run from this model folder's weights (its "
+                            "architecture unless --config is given; fresh optimizer, "
+                            "schedules from step 0)")
         p.set_defaults(handler=_train, model_name=name)
 
 
@@ -158,11 +161,11 @@ def _train(args: argparse.Namespace) -> int:
                                                "sampling_schedule", "sampling_rate",
                                                "train_hop")}
     command = "cadenza " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
-    result = train(args.model_name, list(args.data), args.out, size=args.config,
+    result = train(args.model_name, list(args.data), args.out, size=args.config or "small",
                    steps=args.steps, cache_dir=args.cache,
                    checkpoint_minutes=args.checkpoint_minutes, time_limit=args.time_limit,
                    workers=args.workers, command=command, overrides=overrides,
-                   init_from=args.init)
+                   init_from=args.init, init_architecture=args.config is None)
     acc = "n/a" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
     print(f"{args.model_name}: step {result.step}, validation reconstruction accuracy {acc}, "
           f"model in {result.out_dir}")

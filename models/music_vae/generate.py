@@ -79,6 +79,8 @@ class NumpyVAE:
         self.table = net.table.astype(np.float32)
         self.encoders = [(_NpLSTM(b.forward_layer), _NpLSTM(b.backward_layer))
                          for b in net.encoders]
+        self.top_encoders = [(_NpLSTM(b.forward_layer), _NpLSTM(b.backward_layer))
+                             for b in net.top_encoders]
         self.mu = (_np(net.mu_dense.kernel), _np(net.mu_dense.bias))
         self.sigma = (_np(net.sigma_dense.kernel), _np(net.sigma_dense.bias))
         self.dec_init = (_np(net.dec_init.kernel), _np(net.dec_init.bias))
@@ -97,18 +99,31 @@ class NumpyVAE:
             self.conductor = [_NpLSTM(layer) for layer in net.conductor]
 
     # ---------------------------------------------------------------- encoder
-    def encode(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        labels = np.asarray(labels, np.int64)
-        h = None
-        for k, (fw, bw) in enumerate(self.encoders):
-            if k == 0:
-                xf, xb = self.enc_sym_w[0][labels], self.enc_sym_w[1][labels]
+    @staticmethod
+    def _bidirectional(layers: list[tuple[_NpLSTM, _NpLSTM]], h: np.ndarray | None,
+                       first: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Stacked bidirectional LSTMs over ``h`` [N, T, D]: the last forward and backward
+        outputs [N, 2u]. ``first``: layer 0's precomputed inputs (forward, backward)."""
+        for k, (fw, bw) in enumerate(layers):
+            if k == 0 and first is not None:
+                xf, xb = first
             else:
                 xf, xb = h @ fw.W + fw.b, h @ bw.W + bw.b
             of, ob = fw.run(xf), bw.run(xb, reverse=True)
             h = np.concatenate([of, ob], axis=-1)
-        last = np.concatenate([h[:, -1, :self.encoders[-1][0].units],
-                               h[:, 0, self.encoders[-1][0].units:]], axis=-1)
+        units = layers[-1][0].units
+        return np.concatenate([h[:, -1, :units], h[:, 0, units:]], axis=-1)
+
+    def encode(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c = self.config
+        labels = np.asarray(labels, np.int64)
+        n = len(labels)
+        if self.top_encoders:  # each bar on its own, then the bars
+            labels = labels.reshape(n * c.slice_bars, c.bar_steps)
+        last = self._bidirectional(
+            self.encoders, None, (self.enc_sym_w[0][labels], self.enc_sym_w[1][labels]))
+        if self.top_encoders:
+            last = self._bidirectional(self.top_encoders, last.reshape(n, c.slice_bars, -1))
         mu = last @ self.mu[0] + self.mu[1]
         sigma = np.logaddexp(0.0, last @ self.sigma[0] + self.sigma[1])
         return mu.astype(np.float32), sigma.astype(np.float32)

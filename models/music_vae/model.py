@@ -8,6 +8,11 @@ As in Magenta's ``music_vae`` (``lstm_models`` and ``base_model``):
   ``tanh(Dense(z))``; each step's input is the previous step's symbol (zeros at step 0)
   concatenated with ``z``; a dense layer gives the categorical logits. Teacher forcing in
   training.
+* **Hierarchical encoder** (``HierarchicalLstmEncoder(level_lengths=[16, 16])``, used by
+  Magenta's hierarchical trio models; optional, ``enc_top_rnn_size``): the ``enc_rnn_size``
+  layers read each bar on its own (all bars in parallel), and bidirectional ``enc_top_rnn_size``
+  layers read the bars' summaries (last forward and backward outputs). The longest path through
+  the encoder is 32 steps instead of 256, so a small encoder holds a 16-bar melody.
 * **Hierarchical decoder** (``HierarchicalLstmDecoder(level_lengths=[16, 16],
   disable_autoregression=True)``): a conductor LSTM, started from ``tanh(Dense(z))`` and fed
   zeros, emits one embedding per bar; each embedding starts (``tanh(Dense(e))``) and conditions
@@ -54,6 +59,8 @@ class MusicVAEConfig:
     hierarchical: bool = False
     bar_steps: int = 16
     enc_rnn_size: tuple[int, ...] = (256,)
+    # Non-empty: the hierarchical encoder (enc_rnn_size reads each bar, these read the bars).
+    enc_top_rnn_size: tuple[int, ...] = ()
     dec_rnn_size: tuple[int, ...] = (256, 256)
     conductor_rnn_size: tuple[int, ...] = (256,)
     z_size: int = 128
@@ -135,9 +142,12 @@ CONFIGS: dict[str, dict[str, MusicVAEConfig]] = {
             name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(2048,),
             conductor_rnn_size=(1024, 1024), dec_rnn_size=(1024, 1024, 1024), z_size=512,
             free_bits=256.0, max_beta=0.2, beta_rate=0.0, batch_size=512),
+        # The hierarchical encoder (bars, then the bar sequence) in place of Magenta's flat
+        # one: a flat [128] encoder read 256 steps too poorly (0.69 after 13,500 steps).
         "small": MusicVAEConfig(
             name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(128,),
-            conductor_rnn_size=(128,), dec_rnn_size=(128,), z_size=96, free_bits=256.0,
+            enc_top_rnn_size=(128,), conductor_rnn_size=(128,), dec_rnn_size=(128,),
+            z_size=96, free_bits=256.0,
             max_beta=0.2, beta_rate=0.9995, batch_size=32, learning_rate=2e-3,
             decay_rate=0.9997),
         "tiny": MusicVAEConfig(
@@ -214,6 +224,11 @@ class MusicVAENet:
                             name=f"encoder_{i}")
             for i, u in enumerate(c.enc_rnn_size)
         ]
+        self.top_encoders = [
+            L.Bidirectional(L.LSTM(u, return_sequences=i < len(c.enc_top_rnn_size) - 1),
+                            name=f"encoder_top_{i}")
+            for i, u in enumerate(c.enc_top_rnn_size)
+        ]
         self.mu_dense = L.Dense(c.z_size, name="mu")
         self.sigma_dense = L.Dense(c.z_size, name="sigma")
         if c.hierarchical:
@@ -277,9 +292,16 @@ class MusicVAENet:
     def encode_graph(self, x: Any) -> tuple[Any, Any]:
         from keras import ops
 
+        c = self.config
         h = x
+        if self.top_encoders:  # each bar on its own, then the bars
+            h = ops.reshape(x, (-1, c.bar_steps, self.input_depth))
         for layer in self.encoders:
             h = layer(h)
+        if self.top_encoders:
+            h = ops.reshape(h, (-1, c.slice_bars, 2 * c.enc_rnn_size[-1]))
+            for layer in self.top_encoders:
+                h = layer(h)
         return self.mu_dense(h), ops.softplus(self.sigma_dense(h))
 
     @staticmethod
@@ -400,6 +422,8 @@ def build_model(config: MusicVAEConfig) -> MusicVAENet:
         raise CadenzaError(f"unknown MusicVAE data kind '{config.kind}'")
     if config.hierarchical and config.kind != "melody":
         raise CadenzaError("the hierarchical decoder is for melodies")
+    if config.enc_top_rnn_size and config.slice_bars < 2:
+        raise CadenzaError("the hierarchical encoder needs windows of two bars or more")
     return MusicVAENet(config)
 
 

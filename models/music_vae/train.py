@@ -31,6 +31,7 @@ from models.music_vae.model import (
     build_model,
     get_config,
     load_config,
+    load_model,
     sampling_probability,
 )
 from models.training import (
@@ -60,6 +61,33 @@ class TrainResult:
 # step, so a new learning_rate or decay_rate takes effect from the step the run resumes at).
 TRAINING_SETTINGS = ("batch_size", "input_dropout", "learning_rate", "decay_rate", "max_beta",
                      "free_bits", "sampling_schedule", "sampling_rate", "train_hop")
+
+
+def copy_matching_layers(net: MusicVAENet, source: str | Path) -> tuple[list[str], list[str]]:
+    """Copy into ``net`` the weights of each layer of the model in ``source`` that has the same
+    name and weight shapes. Returns (copied, fresh): the names of ``net``'s layers with weights
+    that were copied, and of those left as they were."""
+    theirs = {layer.name: layer for layer in load_model(source).keras_model.layers}
+    copied, fresh = [], []
+    for layer in net.keras_model.layers:
+        mine = layer.get_weights()
+        if not mine:
+            continue
+        other = theirs.get(layer.name)
+        w = other.get_weights() if other is not None else []
+        if len(w) == len(mine) and all(a.shape == b.shape for a, b in zip(w, mine, strict=True)):
+            layer.set_weights(w)
+            copied.append(layer.name)
+        else:
+            fresh.append(layer.name)
+    return copied, fresh
+
+
+def _encoder_text(config: MusicVAEConfig) -> str:
+    if not config.enc_top_rnn_size:
+        return f"bidirectional {list(config.enc_rnn_size)} LSTM"
+    return (f"hierarchical, a bidirectional {list(config.enc_rnn_size)} LSTM reads each bar and "
+            f"a bidirectional {list(config.enc_top_rnn_size)} LSTM reads the bars")
 
 
 def default_cache_dir() -> Path:
@@ -162,7 +190,7 @@ def model_card(config: MusicVAEConfig, info: dict[str, Any]) -> str:
     return f"""# MusicVAE {config.name}: Interpolate
 
 A Keras 3 re-implementation of Magenta's MusicVAE for {config.slice_bars}-bar {what}, 16 steps
-per bar (4 per quarter note, 4/4). Encoder: bidirectional {list(config.enc_rnn_size)} LSTM;
+per bar (4 per quarter note, 4/4). Encoder: {_encoder_text(config)};
 z: {config.z_size} dimensions; decoder {decoder}. {info.get('params', '?')} parameters.
 KL: free bits {config.free_bits}, beta = (1 - {config.beta_rate}^step) x {config.max_beta}.
 Decoder input dropout in training: {config.input_dropout:g} (share of previous-symbol inputs
@@ -257,6 +285,7 @@ def train(
     command: str | None = None,
     overrides: dict[str, Any] | None = None,
     init_from: str | Path | None = None,
+    init_architecture: bool = True,
     verbose: int = 1,
 ) -> TrainResult:
     """Train (or continue training) ``model_name`` into ``out_dir``.
@@ -264,6 +293,9 @@ def train(
     ``init_from``: a model folder of the same architecture whose weights a new run starts from
     (a warm start: fresh optimizer, step 0, so the learning rate and the KL weight follow their
     schedules from the start). Ignored when ``out_dir`` already holds a run to resume.
+    ``init_architecture`` False: the architecture is ``size``'s (with ``overrides``) instead of
+    the starting folder's, and only the layers whose weights fit are copied from it (by layer
+    name); the others start fresh.
     """
     import keras
 
@@ -275,7 +307,7 @@ def train(
     out = Path(out_dir)
     resume = (out / CONFIG_FILE).is_file() and (out / STATE_FILE).is_file() and (
         out / WEIGHTS_FILE).is_file()
-    if resume or init_from is not None:
+    if resume or (init_from is not None and init_architecture):
         # A resumed run, or a warm start, keeps the architecture of the folder it starts
         # from; training-only settings may change.
         source = out if resume else Path(init_from)
@@ -309,8 +341,13 @@ def train(
     if resume:
         load_weights(net.keras_model, out)
         load_state(net, out)
-    elif init_from is not None:
+    elif init_from is not None and init_architecture:
         load_weights(net.keras_model, init_from)
+    elif init_from is not None:
+        copied, fresh = copy_matching_layers(net, init_from)
+        if verbose:
+            print(f"warm start from {init_from}: {len(copied)} layers copied; fresh: "
+                  f"{', '.join(fresh) or 'none'}", file=sys.stderr)
     start = current_step(net)
     history: list[dict[str, Any]] = []
     commands: list[str] = []
@@ -324,7 +361,8 @@ def train(
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     warm = init_from is not None and not resume
     if start < total or not commands or warm:
-        origin = (f"from the weights of {init_from}, fresh optimizer, step 0" if warm
+        source = "weights" if init_architecture else "matching layers"
+        origin = (f"from the {source} of {init_from}, fresh optimizer, step 0" if warm
                   else f"from step {start}")
         commands.append(f"{command}  # {origin}")
     device = preferred_device()

@@ -286,6 +286,58 @@ def test_hierarchical_model_trains_and_decodes(nottingham_subset, tmp_path):
     assert seq.notes and max(n.end for n in seq.notes) <= m.window_seconds() + 1e-6
 
 
+def test_hierarchical_encoder_reads_bars_and_both_paths_agree(nottingham_subset):
+    from models.music_vae.generate import NumpyVAE
+    from models.music_vae.model import build_model, get_config
+
+    config = get_config("melody-16bar", "tiny", enc_top_rnn_size=(12,))
+    net = build_model(config)
+    names = [layer.name for layer in net.keras_model.layers]
+    assert "encoder_0" in names and "encoder_top_0" in names
+    labels = np.random.default_rng(3).integers(0, config.num_classes, (3, config.num_steps))
+    mu, sigma = net.encode(labels)
+    mu_np, sigma_np = NumpyVAE(net).encode(labels)
+    np.testing.assert_allclose(mu_np, mu, atol=1e-5)
+    np.testing.assert_allclose(sigma_np, sigma, atol=1e-5)
+    # The last bar reaches z through the bar-level layers.
+    changed = labels.copy()
+    changed[:, -16:] = (changed[:, -16:] + 1) % config.num_classes
+    assert not np.allclose(net.encode(changed)[0], mu)
+
+
+def test_warm_start_into_another_architecture_copies_the_layers_that_fit(
+        nottingham_subset, tmp_path):
+    from models.music_vae.model import load_model
+    from models.music_vae.train import train
+
+    cache = tmp_path / "cache"
+    flat = tmp_path / "flat"
+    train("melody-16bar", [str(nottingham_subset)], flat, size="tiny", steps=10,
+          cache_dir=cache, steps_per_epoch=10, val_examples=16, verbose=0,
+          overrides={"validation_fraction": 0.25})
+    out = tmp_path / "hier"
+    result = train("melody-16bar", [str(nottingham_subset)], out, size="tiny", steps=0,
+                   cache_dir=cache, val_examples=16, verbose=0, init_from=flat,
+                   init_architecture=False,
+                   overrides={"validation_fraction": 0.25, "enc_top_rnn_size": (24,)})
+    assert result.step == 0
+    old = {layer.name: layer.get_weights() for layer in load_model(flat).keras_model.layers}
+    new = load_model(out)
+    assert new.config.enc_top_rnn_size == (24,)
+    for layer in new.keras_model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        if layer.name == "encoder_top_0":
+            assert layer.name not in old
+        else:  # everything else has the same shapes: copied
+            for a, b in zip(weights, old[layer.name], strict=True):
+                np.testing.assert_array_equal(a, b)
+    history_file = json.loads((out / "history.json").read_text())
+    assert f"from the matching layers of {flat}" in history_file["commands"][-1]
+    assert "a bidirectional [24] LSTM reads the bars" in (out / "MODEL_CARD.md").read_text()
+
+
 def test_model_folder_weights_hold_no_optimizer_state(tiny_melody):
     from models.music_vae.model import load_model
 
