@@ -286,7 +286,7 @@ def test_hierarchical_model_trains_and_decodes(nottingham_subset, tmp_path):
     assert seq.notes and max(n.end for n in seq.notes) <= m.window_seconds() + 1e-6
 
 
-def test_hierarchical_encoder_reads_bars_and_both_paths_agree(nottingham_subset):
+def test_hierarchical_encoder_reads_bars_and_both_paths_agree():
     from models.music_vae.generate import NumpyVAE
     from models.music_vae.model import build_model, get_config
 
