@@ -272,3 +272,7 @@ class InterpolateWorkspace(Workspace):
                 card.panel.roll.show_time_window(0.0, self.result.seconds_each)
             self.results_layout.addWidget(card)
             self.cards.append(card)
+        if sequences and not kind.startswith("blend"):
+            count = len(sequences)
+            what = "sample" if kind == "sample" else "step"
+            self.say(f"{self.title}: {count} {what}{'s' if count != 1 else ''} ready")

@@ -240,6 +240,7 @@ def test_interpolate_two_melodies_then_the_xy_pad(win, nottingham, qtbot, tmp_pa
     ws.interpolate.click()
     _wait_idle(qtbot, ws)
     assert len(ws.cards) == 5
+    assert win.last_message == "Interpolate: 5 steps ready"
     window_s = ws.result.seconds_each
     assert window_s == pytest.approx(2 * 4 * 60 / a.sequence.qpm)  # two 4/4 bars
     for card in ws.cards:
@@ -259,6 +260,7 @@ def test_interpolate_two_melodies_then_the_xy_pad(win, nottingham, qtbot, tmp_pa
     _shoot(win, ws, artifacts_dir / "screenshot-interpolate-results.png", qtbot)
 
     # four corners: A, B from the clips, C and D sampled; the pad decodes (debounced)
+    before = win.last_message
     ws.mode.setCurrentIndex(1)
     assert ws.pad.isVisibleTo(ws) and ws.interpolate.text() == "Set corners"
     ws.interpolate.click()
@@ -266,6 +268,7 @@ def test_interpolate_two_melodies_then_the_xy_pad(win, nottingham, qtbot, tmp_pa
     qtbot.waitUntil(lambda: len(ws.cards) == 1 and ws._pad_job is None, timeout=LONG)
     assert ws.corner_latents.shape[0] == 4
     assert ws.cards[0].name == "blend 0.50, 0.50"
+    assert win.last_message == before  # pad blends stay quiet
     for x in (0.2, 0.4, 0.9):  # a drag: only the resting position needs decoding
         ws.pad.set_position(x, 0.1)
     qtbot.waitUntil(lambda: ws.cards and ws.cards[0].name == "blend 0.90, 0.10"
@@ -285,6 +288,7 @@ def test_interpolate_sample_button_and_sampled_endpoints(win, qtbot):
     ws.sample.click()
     _wait_idle(qtbot, ws)
     assert len(ws.cards) == 3 and ws.cards[0].name == "sample 1/3"
+    assert win.last_message == "Interpolate: 3 samples ready"
     assert sum(len(c.sequence.notes) for c in ws.cards) > 0
     ws.interpolate.click()  # two sampled endpoints
     _wait_idle(qtbot, ws)
