@@ -148,7 +148,7 @@ CONFIGS: dict[str, dict[str, MusicVAEConfig]] = {
             name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(128,),
             enc_top_rnn_size=(128,), conductor_rnn_size=(128,), dec_rnn_size=(128,),
             z_size=96, free_bits=256.0,
-            max_beta=0.2, beta_rate=0.9995, batch_size=32, learning_rate=2e-3,
+            max_beta=0.2, beta_rate=0.9995, batch_size=64, learning_rate=2e-3,
             decay_rate=0.9997),
         "tiny": MusicVAEConfig(
             name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(24,),
