@@ -199,7 +199,7 @@ class InterpolateWorkspace(Workspace):
         else:
             self.submit(interpolate_job(model, seqs[0], seqs[1], self.steps.value(),
                                         self.temperature.value(), self._seed()),
-                        self.show_result, "interpolate")
+                        lambda r: self._show_ready(r, "interpolation", "step"), "interpolate")
 
     def run_sample(self) -> None:
         model = self.current_model()
@@ -208,7 +208,7 @@ class InterpolateWorkspace(Workspace):
             return
         temperature = self.temperature.value() or 0.5
         self.submit(sample_job(model, self.steps.value(), temperature, self._seed()),
-                    lambda r: self.show_result(r, "sample"), "sample")
+                    lambda r: self._show_ready(r, "sample", "sample"), "sample")
 
     def _corners_ready(self, model: str, latents: np.ndarray) -> None:
         self.corner_latents = np.asarray(latents)
@@ -256,6 +256,13 @@ class InterpolateWorkspace(Workspace):
         self.result = result
         self.show_results(result.sequences, kind)
 
+    def _show_ready(self, result: InterpolateResult, kind: str, noun: str) -> None:
+        """Show what an Interpolate or Sample press made and say so (pad blends stay quiet)."""
+        self.show_result(result, kind)
+        count = len(result.sequences)
+        if count:
+            self.say(f"{self.title}: {count} {noun}{'s' if count != 1 else ''} ready")
+
     def show_results(self, sequences: list[NoteSequence], kind: str = "interpolation") -> None:
         """Show the clips left to right, each with Play, Loop, MIDI out, Export and Add."""
         for card in self.cards:
@@ -272,7 +279,3 @@ class InterpolateWorkspace(Workspace):
                 card.panel.roll.show_time_window(0.0, self.result.seconds_each)
             self.results_layout.addWidget(card)
             self.cards.append(card)
-        if sequences and not kind.startswith("blend"):
-            count = len(sequences)
-            what = "sample" if kind == "sample" else "step"
-            self.say(f"{self.title}: {count} {what}{'s' if count != 1 else ''} ready")
