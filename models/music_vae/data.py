@@ -44,8 +44,9 @@ LICENSES = {
     "nottingham": "GPL-3.0 (Nottingham Music Database, cleaned MIDI)",
     "pop909": "MIT (POP909)",
     "groove": "CC BY 4.0 (Groove MIDI Dataset, Magenta)",
-    "music21": "music21 corpus (BSD-3 package): Ryan's Mammoth Collection (1883) and "
-               "O'Neill's are public domain; the Essen folksong collection "
+    "music21": "music21 corpus (BSD-3 package): Ryan's Mammoth Collection (1883), "
+               "O'Neill's Music of Ireland (1850) and Aird's Airs (1782-1797) are public "
+               "domain; the Essen folksong collection "
                "(music21:essenFolksong) is for non-commercial use only",
 }
 
@@ -116,6 +117,21 @@ def groove_splits(root: str | Path) -> dict[str, str] | None:
             if row.get("midi_filename") and row.get("split"):
                 out[row["midi_filename"]] = row["split"]
     return out or None
+
+
+def music21_collections(spec: str) -> tuple[str, ...]:
+    """The collections a ``music21[:COLLECTION,...]`` argument names (the default subset when
+    it names none)."""
+    _, _, rest = spec.partition(":")
+    return tuple(c for c in rest.split(",") if c) or MUSIC21_DEFAULT
+
+
+def source_name(spec: str) -> str:
+    """The name a --data argument's windows are counted under: its :func:`source_label`, with
+    the collections of a music21 argument that names them (``music21:oneills1850``)."""
+    if spec.startswith("music21") and music21_collections(spec) != MUSIC21_DEFAULT:
+        return "music21:" + ",".join(music21_collections(spec))
+    return source_label(spec)
 
 
 def source_label(spec: str) -> str:
@@ -443,10 +459,8 @@ def load_source(
     if spec.startswith("music21"):
         if converter.kind != "melody":
             raise CadenzaError("the music21 corpus holds melodies, not drums")
-        _, _, rest = spec.partition(":")
-        collections = tuple(c for c in rest.split(",") if c) or MUSIC21_DEFAULT
-        return load_music21(converter, cache_dir, collections, validation_fraction, workers,
-                            progress, train_hop)
+        return load_music21(converter, cache_dir, music21_collections(spec),
+                            validation_fraction, workers, progress, train_hop)
     return load_folder(spec, converter, cache_dir, validation_fraction, workers, progress,
                        train_hop=train_hop)
 
@@ -465,7 +479,8 @@ def timed_load(specs: Sequence[str], converter: conv.Converter, cache_dir: str |
     for spec in specs:
         ws = load_source(spec, converter, cache_dir, validation_fraction, workers,
                          print_progress, train_hop)
-        counts[source_label(spec)] = len(ws.windows)
+        name = source_name(spec)
+        counts[name] = counts.get(name, 0) + len(ws.windows)
         sets.append(ws)
     return WindowSet.concat(sets), counts, time.perf_counter() - t0
 

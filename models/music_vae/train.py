@@ -255,8 +255,10 @@ def _card_info(net: MusicVAENet, ws: data_lib.WindowSet, counts: dict[str, int],
     sources = sorted(set(_data_names(specs)))
     notes = []
     if "music21" in sources:
+        collections = dict.fromkeys(c for s in specs if s.startswith("music21")
+                                    for c in data_lib.music21_collections(s))
         notes.append("music21: a bounded subset of the ABC folk corpus ("
-                     + ", ".join(data_lib.MUSIC21_DEFAULT) + ").")
+                     + ", ".join(collections) + ").")
     if "pop909" in sources:
         notes.append("POP909: the MELODY track of each song only; its 1/4 time signatures read "
                      "as 4/4.")

@@ -113,3 +113,22 @@ def test_train_hop_adds_windows_to_training_pieces_only(nottingham_subset, tmp_p
             assert {tuple(w) for w in one} <= {tuple(w) for w in four}
     assert len(beat.train) > 2.5 * len(bar.train)
     assert np.array_equal(beat.val, bar.val)
+
+
+def test_counts_add_up_per_source_name(nottingham_subset, tmp_path):
+    # Two folders with one name (two halves of a set) are one source: their counts add up.
+    files = sorted(nottingham_subset.glob("*.mid"))
+    first = link_files([f.resolve() for f in files[:12]], files[0].resolve().parent,
+                       tmp_path / "a" / "nottingham")
+    second = link_files([f.resolve() for f in files[12:]], files[0].resolve().parent,
+                        tmp_path / "b" / "nottingham")
+    converter = conv.melody_converter(2)
+    ws, counts, _ = data.timed_load([str(first), str(second)], converter, tmp_path / "cache")
+    one = data.load_folder(first, converter, None)
+    assert counts == {"nottingham": len(ws.windows)}
+    assert 0 < len(one.windows) < len(ws.windows)
+    # music21 arguments are counted under the collections they name.
+    assert data.source_name("music21") == "music21"
+    assert data.source_name("music21:oneills1850,airdsAirs") == "music21:oneills1850,airdsAirs"
+    assert data.music21_collections("music21:") == data.MUSIC21_DEFAULT
+    assert data.source_label("music21:oneills1850") == "music21"
