@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import textwrap
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ from models.errors import CadenzaError
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 CARD_FILE = "MODEL_CARD.md"
+CARD_WIDTH = 100
 
 C = TypeVar("C")
 
@@ -69,8 +72,25 @@ def save_model_dir(
         keras_model.save_weights(str(tmp_w))
         tmp_w.replace(out / WEIGHTS_FILE)
     if card is not None:
-        (out / CARD_FILE).write_text(card)
+        (out / CARD_FILE).write_text(wrap_card(card))
     return out
+
+
+def wrap_card(text: str, width: int = CARD_WIDTH) -> str:
+    """Wrap a model card's prose lines at ``width`` characters.
+
+    Code lines (four-space indent: the training commands, to be copied whole), headings and
+    table rows stay as they are; a wrapped list item continues under its text.
+    """
+    lines: list[str] = []
+    for line in text.splitlines():
+        if len(line) <= width or line.startswith(("    ", "#", "|")):
+            lines.append(line)
+            continue
+        lead = re.match(r"\s*(?:[-*] |\d+\. )?", line).group(0)  # type: ignore[union-attr]
+        lines.extend(textwrap.wrap(line, width, subsequent_indent=" " * len(lead),
+                                   break_long_words=False, break_on_hyphens=False))
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 
 
 def read_model_dir(directory: str | Path) -> dict[str, Any]:

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from models.checkpoint import config_from_dict, read_model_dir, save_model_dir
+from models.checkpoint import (
+    CARD_FILE,
+    CARD_WIDTH,
+    config_from_dict,
+    read_model_dir,
+    save_model_dir,
+    wrap_card,
+)
 from models.errors import CadenzaError
 from models.registry import ModelRegistry
 
@@ -28,6 +35,31 @@ def test_save_and_read_config_round_trip(tmp_path: Path) -> None:
     config = config_from_dict(TinyConfig, payload["config"])
     assert config == TinyConfig(layers=3)
     assert isinstance(config.sizes, tuple)
+
+
+def test_cards_are_wrapped_but_commands_stay_whole(tmp_path: Path) -> None:
+    prose = " ".join(["word"] * 40)
+    command = "    cadenza train melody-2bar " + " ".join(["--data DIR"] * 20)
+    item = "- reconstruction accuracy: " + " ".join(["0.9"] * 40)
+    card = f"# m\n\n{prose}\n\n{command}\n\n{item}\n"
+    save_model_dir(tmp_path / "m", "performance", TinyConfig(), card=card)
+    written = (tmp_path / "m" / CARD_FILE).read_text()
+    lines = written.splitlines()
+    assert command in lines
+    assert all(len(line) <= CARD_WIDTH for line in lines if line != command)
+    assert written.split() == card.split()  # only the line breaks moved
+    start = next(i for i, line in enumerate(lines) if line.startswith("- reconstruction"))
+    item_lines = lines[start + 1:]
+    assert item_lines and all(line.startswith("  0.9") for line in item_lines)
+
+
+def test_shipped_cards_keep_prose_within_the_card_width() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "models" / "shipped"
+    cards = sorted(shipped.glob(f"*/{CARD_FILE}"))
+    assert len(cards) >= 5
+    for card in cards:
+        text = card.read_text()
+        assert wrap_card(text) == text, f"{card.parent.name}: a prose line is over {CARD_WIDTH}"
 
 
 def test_unknown_config_keys_are_ignored_and_bad_values_are_one_line_errors(tmp_path: Path) -> None:
