@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import textwrap
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +24,9 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 CARD_FILE = "MODEL_CARD.md"
 CARD_WIDTH = 100
+_LIST_ITEM = re.compile(r"\s*(?:[-*] |\d+\. )")
+# Words that would turn a wrapped line into a list item, heading, quote or table row.
+_MARKDOWN_MARKER = re.compile(r"[-*+>#=|]+|\d+[.)]")
 
 C = TypeVar("C")
 
@@ -77,20 +79,54 @@ def save_model_dir(
 
 
 def wrap_card(text: str, width: int = CARD_WIDTH) -> str:
-    """Wrap a model card's prose lines at ``width`` characters.
+    """Wrap a model card's prose at ``width`` characters.
 
-    Code lines (four-space indent: the training commands, to be copied whole), headings and
-    table rows stay as they are; a wrapped list item continues under its text.
+    A paragraph or list item with a line over ``width`` is reflowed as a whole, so a template's
+    own line breaks leave no short lines in the middle of it. Code lines (four-space indent: the
+    training commands, to be copied whole), headings and table rows stay as they are; a
+    wrapped list item continues under its text.
     """
     lines: list[str] = []
+    block: list[str] = []
+
+    def flush() -> None:
+        if any(len(line) > width for line in block):
+            first = block[0].rstrip()
+            lead = _LIST_ITEM.match(first)
+            indent = len(lead.group(0)) if lead else len(first) - len(first.lstrip())
+            words = " ".join(block).split()
+            lines.extend(_fill(words, width, first[:len(first) - len(first.lstrip())],
+                               " " * indent))
+        else:
+            lines.extend(block)
+        block.clear()
+
     for line in text.splitlines():
-        if len(line) <= width or line.startswith(("    ", "#", "|")):
+        if not line.strip() or line.startswith(("    ", "#", "|")):
+            flush()
             lines.append(line)
             continue
-        lead = re.match(r"\s*(?:[-*] |\d+\. )?", line).group(0)  # type: ignore[union-attr]
-        lines.extend(textwrap.wrap(line, width, subsequent_indent=" " * len(lead),
-                                   break_long_words=False, break_on_hyphens=False))
+        if _LIST_ITEM.match(line):
+            flush()
+        block.append(line)
+    flush()
     return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+
+
+def _fill(words: list[str], width: int, prefix: str, indent: str) -> list[str]:
+    """Greedy fill of ``words`` into lines of at most ``width`` (a word longer than that gets a
+    line of its own); no line but the first starts with a Markdown marker."""
+    lines: list[str] = []
+    line: list[str] = []
+    for word in words:
+        if line and len(prefix) + len(" ".join([*line, word])) > width:
+            carry = [line.pop()] if _MARKDOWN_MARKER.fullmatch(word) and len(line) > 1 else []
+            lines.append(prefix + " ".join(line))
+            prefix, line = indent, carry
+        line.append(word)
+    if line:
+        lines.append(prefix + " ".join(line))
+    return lines
 
 
 def read_model_dir(directory: str | Path) -> dict[str, Any]:

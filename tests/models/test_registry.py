@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,20 @@ def test_cards_are_wrapped_but_commands_stay_whole(tmp_path: Path) -> None:
     start = next(i for i, line in enumerate(lines) if line.startswith("- reconstruction"))
     item_lines = lines[start + 1:]
     assert item_lines and all(line.startswith("  0.9") for line in item_lines)
+
+
+def test_a_template_paragraph_is_reflowed_whole_and_no_line_starts_a_list(tmp_path: Path) -> None:
+    # A template's own short line break, one long line, and a " - " a break could land before.
+    words = [f"w{i}" for i in range(60)]
+    card = ("# m\n\n" + " ".join(words[:5]) + "\n" + " ".join(words[5:40])
+            + "\nbeta = (1 - 0.9995^step) x 0.2 " + " ".join(words[40:]) + "\n")
+    for width in range(60, 101):
+        wrapped = wrap_card(card, width)
+        body = wrapped.splitlines()[2:]
+        assert wrapped.split() == card.split()
+        assert all(len(line) <= width for line in body)
+        assert all(len(line) > width - 25 for line in body[:-1])  # no short line inside
+        assert not any(re.fullmatch(r"[-*+>#=|]+|\d+[.)]", line.split()[0]) for line in body)
 
 
 def test_shipped_cards_keep_prose_within_the_card_width() -> None:

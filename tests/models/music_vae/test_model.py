@@ -9,6 +9,7 @@ import pytest
 
 from models.midi_io import read_midi
 from models.registry import ModelRegistry
+from tests.models import card_text
 
 from .conftest import history
 
@@ -32,7 +33,7 @@ def test_training_lowers_the_loss_and_writes_a_model_folder(tiny_melody):
     assert len(epochs) >= 2 and epochs[-1]["loss"] < epochs[0]["loss"]
     payload = json.loads((tiny_melody / "config.json").read_text())
     assert payload["family"] == "music_vae" and payload["config"]["kind"] == "melody"
-    card = " ".join((tiny_melody / "MODEL_CARD.md").read_text().split())  # wrapped at 100
+    card = card_text(tiny_melody)
     assert "GPL-3.0" not in card or "nottingham" in card  # the source is a temporary folder
     assert "reconstruction accuracy" in card and "steps of batch" in card
 
@@ -146,8 +147,7 @@ def test_resume_continues_from_the_saved_step(tiny_melody, nottingham_subset, tm
     assert saved["input_dropout"] == 0.25 and saved["learning_rate"] == 1e-3
     assert saved["z_size"] == json.loads((tiny_melody / "config.json").read_text())[
         "config"]["z_size"]
-    assert "Decoder input dropout in training: 0.25" in " ".join(
-        (out / "MODEL_CARD.md").read_text().split())
+    assert "Decoder input dropout in training: 0.25" in card_text(out)
 
 
 def test_decoder_input_dropout_masks_what_the_decoder_sees(model, clips):
@@ -260,8 +260,7 @@ def test_warm_start_begins_from_another_models_weights(tiny_melody, nottingham_s
     assert saved["commands"][:len(before)] == before
     epochs = [e for e in saved["epochs"] if "loss" in e]
     assert len(epochs) == 2 and all(np.isfinite(e["loss"]) for e in epochs)
-    assert "Scheduled sampling: 0.5 of the decoder's inputs" in " ".join(
-        (out / "MODEL_CARD.md").read_text().split())
+    assert "Scheduled sampling: 0.5 of the decoder's inputs" in card_text(out)
     # The stepped graph resumes too: its optimizer state has the saved graph's layout.
     result = train("melody-2bar", [str(nottingham_subset)], out, steps=30, cache_dir=cache,
                    steps_per_epoch=10, val_examples=16, verbose=0)
@@ -336,8 +335,7 @@ def test_warm_start_into_another_architecture_copies_the_layers_that_fit(
                 np.testing.assert_array_equal(a, b)
     history_file = json.loads((out / "history.json").read_text())
     assert f"from the matching layers of {flat}" in history_file["commands"][-1]
-    assert "a bidirectional [24] LSTM reads the bars" in " ".join(
-        (out / "MODEL_CARD.md").read_text().split())
+    assert "a bidirectional [24] LSTM reads the bars" in card_text(out)
 
 
 def test_model_folder_weights_hold_no_optimizer_state(tiny_melody):

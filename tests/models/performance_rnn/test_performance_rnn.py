@@ -15,6 +15,7 @@ from models.midi_io import read_midi, write_midi
 from models.performance_rnn import data as data_lib
 from models.performance_rnn import encoding as enc
 from models.sequence import ControlChange, Note, NoteSequence
+from tests.models import card_text
 
 # note_seq (the reference) ships protobuf code generated for an older protobuf.
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
@@ -293,7 +294,7 @@ def test_training_lowers_the_loss_and_resumes(trained: dict) -> None:
     config = json.loads((trained["out"] / "config.json").read_text())
     assert config["family"] == "performance" and config["config"]["layers"] == [32]
     assert config["config"]["learning_rate"] == pytest.approx(1e-2)  # kept from the first run
-    card = " ".join((trained["out"] / "MODEL_CARD.md").read_text().split())  # wrapped at 100
+    card = card_text(trained["out"])
     assert "CC BY-NC-SA 4.0" in card and "MIT" in card and "Steps: 40" in card
 
 
