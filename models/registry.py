@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,15 @@ class ModelEntry:
 
     @property
     def summary(self) -> str:
-        """The first non-heading line of the model card, or the family name."""
-        for line in self.card.splitlines():
-            text = line.strip()
-            if text and not text.startswith("#"):
-                return text
+        """The first sentence of the model card's first paragraph, or the family name.
+
+        Cards are wrapped, so the paragraph's lines are joined first.
+        """
+        for paragraph in re.split(r"\n\s*\n", self.card):
+            text = " ".join(line.strip() for line in paragraph.splitlines()
+                            if not line.lstrip().startswith("#")).strip()
+            if text:
+                return re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
         return self.family
 
 

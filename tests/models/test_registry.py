@@ -102,6 +102,14 @@ def test_registry_lists_finds_and_reports(tmp_path: Path) -> None:
         registry.default("performance")
 
 
+def test_summary_is_the_first_sentence_of_a_wrapped_card(tmp_path: Path) -> None:
+    sentence = "A model for " + " ".join(["melodies"] * 20) + " (4/4)."
+    save_model_dir(tmp_path / "m", "music_vae", TinyConfig(),
+                   card=f"# m\n\n{sentence} Second sentence.\n\n## Data\n\nMore.\n")
+    assert len((tmp_path / "m" / CARD_FILE).read_text().splitlines()[2]) < len(sentence)
+    assert ModelRegistry([tmp_path]).get("m").summary == sentence
+
+
 def test_unknown_family_and_broken_folders_give_clean_errors(tmp_path: Path) -> None:
     folder = tmp_path / "odd"
     folder.mkdir()
