@@ -74,7 +74,14 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=10_000, help="total training steps (10000)")
     p.add_argument("--batch-size", type=int, default=None, help="default from the config")
     p.add_argument("--seq-len", type=int, default=None, help="events per window (config)")
-    p.add_argument("--learning-rate", type=float, default=None, help="Adam (1e-3)")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="Adam's initial rate (config: 1e-3 full, 2e-3 small)")
+    p.add_argument("--lr-decay", type=float, default=None, metavar="FACTOR",
+                   help="multiply the learning rate by this every step, e.g. 0.9996 "
+                        "(default 1: constant)")
+    p.add_argument("--init", type=Path, default=None, metavar="MODEL_DIR",
+                   help="warm start a new run from this model folder's architecture and "
+                        "weights (fresh optimizer, step 0); ignored when --out holds a run")
     p.add_argument("--checkpoint-steps", type=int, default=200,
                    help="steps between checkpoints and validation (200)")
     p.add_argument("--val-windows", type=int, default=64, help="validation windows (64)")
@@ -176,7 +183,8 @@ def run_train(args: argparse.Namespace) -> int:
     result = train(
         args.data, args.out, config_name=args.config, steps=args.steps,
         batch_size=args.batch_size, seq_len=args.seq_len, learning_rate=args.learning_rate,
-        checkpoint_steps=args.checkpoint_steps, val_windows=args.val_windows,
+        lr_decay=args.lr_decay, init_from=args.init, checkpoint_steps=args.checkpoint_steps,
+        val_windows=args.val_windows,
         max_minutes=args.max_minutes, workers=args.workers, command=command, seed=args.seed,
     )
     print(describe(result))

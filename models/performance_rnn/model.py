@@ -31,6 +31,7 @@ class PerformanceConfig:
     encoding_version: int = enc.ENCODING_VERSION
     dropout: float = 0.0
     learning_rate: float = 1e-3
+    lr_decay: float = 1.0  # the learning rate is multiplied by this every step (1.0: constant)
     clip_norm: float = 3.0
     batch_size: int = 64
     seq_len: int = 512

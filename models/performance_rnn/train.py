@@ -16,11 +16,18 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, config_from_dict, save_model_dir
+from models.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    config_from_dict,
+    load_weights,
+    read_model_dir,
+    save_model_dir,
+)
 from models.errors import CadenzaError
 from models.performance_rnn import data as data_lib
 from models.performance_rnn.model import (
@@ -57,8 +64,11 @@ def compile_model(model: PerformanceModel) -> None:
     import keras
 
     config = model.config
-    optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate,
-                                      clipnorm=config.clip_norm)
+    rate: Any = config.learning_rate
+    if config.lr_decay < 1.0:
+        rate = keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, decay_steps=1, decay_rate=config.lr_decay)
+    optimizer = keras.optimizers.Adam(learning_rate=rate, clipnorm=config.clip_norm)
     model.keras_model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -117,7 +127,8 @@ Augmentation: transposition by up to +-{config.transpose} semitones and time str
     {info.get('command', '?')}
 
 Backend {info.get('backend', '?')}, {info.get('devices', '?')}. Steps: {info.get('step', '?')}
-(batch {config.batch_size} x {config.seq_len} events), Adam lr {config.learning_rate},
+(batch {config.batch_size} x {config.seq_len} events), Adam lr {config.learning_rate}{
+    f' x {config.lr_decay} per step' if config.lr_decay < 1.0 else ''},
 gradient clip norm {config.clip_norm}; wall time {info.get('minutes', '?')} min.
 
 ## Metrics
@@ -146,6 +157,7 @@ def train(
     batch_size: int | None = None,
     seq_len: int | None = None,
     learning_rate: float | None = None,
+    lr_decay: float | None = None,
     checkpoint_steps: int = 200,
     val_windows: int = 64,
     max_minutes: float | None = None,
@@ -153,9 +165,16 @@ def train(
     verbose: int = 1,
     command: str | None = None,
     seed: int = 0,
+    init_from: str | Path | None = None,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> TrainResult:
-    """Train (or continue training) a PerformanceRNN; see the module notes."""
+    """Train (or continue training) a PerformanceRNN; see the module notes.
+
+    ``init_from``: a performance model folder whose architecture and weights a new run starts
+    from (a warm start: fresh optimizer, step 0, so a decaying learning rate starts again from
+    ``learning_rate``); the training settings given here replace the folder's. Ignored when
+    ``out_dir`` already holds a run to resume.
+    """
     import keras
 
     t_start = time.monotonic()
@@ -167,9 +186,20 @@ def train(
         saved = json.loads((out / CONFIG_FILE).read_text())
         config = config_from_dict(PerformanceConfig, saved["config"])
         log(f"resuming from {out} ({config.name}: {config.layers})")
+        if init_from is not None:
+            log(f"{out} holds a run: resuming it (--init {init_from} is not used)")
+    elif init_from is not None:
+        payload = read_model_dir(init_from)
+        if payload["family"] != FAMILY:
+            raise CadenzaError(f"{init_from} holds a '{payload['family']}' model, not '{FAMILY}'")
+        config = replace(config_from_dict(PerformanceConfig, payload["config"]), **{
+            k: v for k, v in {"batch_size": batch_size, "seq_len": seq_len,
+                              "learning_rate": learning_rate, "lr_decay": lr_decay}.items()
+            if v is not None})
+        log(f"warm start from {init_from} ({config.name}: {config.layers}), fresh optimizer")
     else:
         config = get_config(config_name, batch_size=batch_size, seq_len=seq_len,
-                            learning_rate=learning_rate)
+                            learning_rate=learning_rate, lr_decay=lr_decay)
 
     files = data_lib.find_midi_files(data_dir)
     if len(files) < 2:
@@ -187,6 +217,10 @@ def train(
         log(distribution)
     keras.utils.set_random_seed(seed)  # the same seed, the same initial weights and windows
     model = build_model(config)
+    if init_from is not None and not resuming:
+        # Before compiling: a weights file saved from a compiled model also holds optimizer
+        # variables, and a warm start keeps none of them (its step counter included).
+        load_weights(model.keras_model, init_from)
     compile_model(model)
     if resuming:
         model.keras_model.load_weights(str(out / WEIGHTS_FILE))
@@ -195,8 +229,11 @@ def train(
     history = json.loads((out / HISTORY_FILE).read_text()) if (out / HISTORY_FILE).is_file() \
         else {"runs": [], "checkpoints": []}
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    history["runs"].append({"command": command, "start_step": step0,
-                            "backend": keras.backend.backend()})
+    run_info: dict[str, Any] = {"command": command, "start_step": step0,
+                                "backend": keras.backend.backend()}
+    if init_from is not None and not resuming:
+        run_info["init_from"] = str(init_from)
+    history["runs"].append(run_info)
     if step0 >= steps:
         log(f"already trained for {step0} steps (asked for {steps})")
 

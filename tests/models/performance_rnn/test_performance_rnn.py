@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.errors import CadenzaError
 from models.midi_io import read_midi, write_midi
 from models.performance_rnn import data as data_lib
 from models.performance_rnn import encoding as enc
@@ -296,6 +297,57 @@ def test_training_lowers_the_loss_and_resumes(trained: dict) -> None:
     assert config["config"]["learning_rate"] == pytest.approx(1e-2)  # kept from the first run
     card = card_text(trained["out"])
     assert "CC BY-NC-SA 4.0" in card and "MIT" in card and "Steps: 40" in card
+
+
+def test_warm_start_keeps_the_weights_and_restarts_a_decaying_rate(trained: dict,
+                                                                   tmp_path: Path) -> None:
+    """--init: the starting folder's architecture and weights, a fresh optimizer at step 0, the
+    given training settings; the per-step decay is resumed with the optimizer state."""
+    from keras import ops
+
+    from models.performance_rnn.model import load_model
+    from models.performance_rnn.train import compile_model, load_state, train
+
+    out = tmp_path / "warm"
+    first = train(trained["data"], out, steps=4, checkpoint_steps=4, batch_size=4,
+                  learning_rate=5e-3, lr_decay=0.5, val_windows=4, verbose=0,
+                  log=lambda s: None, init_from=trained["out"])
+    assert first.step == 4
+    # The warm model starts where the tiny run ended, far below a fresh model's log(388).
+    assert first.val_nll < trained["second"].val_nll + 0.2 < math.log(388) - 0.3
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert saved["layers"] == [32] and saved["batch_size"] == 4
+    assert saved["learning_rate"] == pytest.approx(5e-3) and saved["lr_decay"] == 0.5
+    history = json.loads((out / "history.json").read_text())
+    assert history["runs"][0]["start_step"] == 0
+    assert history["runs"][0]["init_from"] == str(trained["out"])
+    assert "x 0.5 per step" in card_text(out)
+
+    train(trained["data"], out, steps=6, checkpoint_steps=2, val_windows=4, verbose=0,
+          log=lambda s: None, init_from=trained["out"])  # resumes: --init is not used again
+    model = load_model(out)
+    compile_model(model)
+    load_state(model, out)
+    optimizer = model.keras_model.optimizer
+    assert int(ops.convert_to_numpy(optimizer.iterations)) == 6
+    assert float(ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(5e-3 * 0.5 ** 6)
+
+    # The same optimizer as the starting folder's (its file holds optimizer variables): still a
+    # fresh one.
+    again = train(trained["data"], tmp_path / "warm-constant", steps=2, checkpoint_steps=2,
+                  val_windows=4, verbose=0, log=lambda s: None, init_from=trained["out"])
+    assert again.step == 2
+
+
+def test_warm_start_refuses_another_family(tmp_path: Path, trained: dict) -> None:
+    from models.performance_rnn.train import train
+
+    other = tmp_path / "vae"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"family": "music_vae", "config": {}}))
+    with pytest.raises(CadenzaError, match="not 'performance'"):
+        train(trained["data"], tmp_path / "out", steps=2, verbose=0, log=lambda s: None,
+              init_from=other)
 
 
 def test_training_is_reproducible_from_its_seed(trained: dict, tmp_path: Path) -> None:
