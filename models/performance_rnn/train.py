@@ -177,6 +177,8 @@ def train(
     """
     import keras
 
+    if lr_decay is not None and not 0.0 < lr_decay <= 1.0:
+        raise CadenzaError(f"--lr-decay must be above 0 and at most 1, not {lr_decay}")
     t_start = time.monotonic()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

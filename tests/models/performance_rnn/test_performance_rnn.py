@@ -339,7 +339,7 @@ def test_warm_start_keeps_the_weights_and_restarts_a_decaying_rate(trained: dict
     assert again.step == 2
 
 
-def test_warm_start_refuses_another_family(tmp_path: Path, trained: dict) -> None:
+def test_warm_start_refuses_another_family_and_a_bad_decay(tmp_path: Path, trained: dict) -> None:
     from models.performance_rnn.train import train
 
     other = tmp_path / "vae"
@@ -348,6 +348,9 @@ def test_warm_start_refuses_another_family(tmp_path: Path, trained: dict) -> Non
     with pytest.raises(CadenzaError, match="not 'performance'"):
         train(trained["data"], tmp_path / "out", steps=2, verbose=0, log=lambda s: None,
               init_from=other)
+    with pytest.raises(CadenzaError, match="--lr-decay"):
+        train(trained["data"], tmp_path / "out", steps=2, verbose=0, log=lambda s: None,
+              lr_decay=1.5)
 
 
 def test_training_is_reproducible_from_its_seed(trained: dict, tmp_path: Path) -> None:
