@@ -145,7 +145,8 @@ def build_model(config: PerformanceConfig) -> PerformanceModel:
     return PerformanceModel(config)
 
 
-def load_model(directory: str | Path) -> PerformanceModel:
+def read_config(directory: str | Path) -> PerformanceConfig:
+    """The config of a performance model folder (CadenzaError for another family or encoding)."""
     payload = read_model_dir(directory)
     if payload["family"] != FAMILY:
         raise CadenzaError(f"{directory} holds a '{payload['family']}' model, not '{FAMILY}'")
@@ -153,6 +154,10 @@ def load_model(directory: str | Path) -> PerformanceModel:
     if config.encoding_version != enc.ENCODING_VERSION:
         raise CadenzaError(f"{directory} uses event encoding v{config.encoding_version}; "
                            f"this Cadenza speaks v{enc.ENCODING_VERSION}")
-    model = build_model(config)
+    return config
+
+
+def load_model(directory: str | Path) -> PerformanceModel:
+    model = build_model(read_config(directory))
     load_weights(model.keras_model, directory)
     return model

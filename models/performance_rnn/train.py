@@ -25,7 +25,6 @@ from models.checkpoint import (
     WEIGHTS_FILE,
     config_from_dict,
     load_weights,
-    read_model_dir,
     save_model_dir,
 )
 from models.errors import CadenzaError
@@ -36,6 +35,7 @@ from models.performance_rnn.model import (
     PerformanceModel,
     build_model,
     get_config,
+    read_config,
 )
 from models.training import (
     load_optimizer_state,
@@ -191,10 +191,7 @@ def train(
         if init_from is not None:
             log(f"{out} holds a run: resuming it (--init {init_from} is not used)")
     elif init_from is not None:
-        payload = read_model_dir(init_from)
-        if payload["family"] != FAMILY:
-            raise CadenzaError(f"{init_from} holds a '{payload['family']}' model, not '{FAMILY}'")
-        config = replace(config_from_dict(PerformanceConfig, payload["config"]), **{
+        config = replace(read_config(init_from), **{
             k: v for k, v in {"batch_size": batch_size, "seq_len": seq_len,
                               "learning_rate": learning_rate, "lr_decay": lr_decay}.items()
             if v is not None})
