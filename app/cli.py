@@ -72,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.compute import prepare_environment
 
     prepare_environment()
+    from models.quiet import quiet_backend_imports
+
+    # Whenever the app's worker or a command gets to TensorFlow, its start-up notes stay out.
+    quiet_backend_imports()
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or args_list[0].startswith("-psn") or args_list == ["--gui"]:
         from app.main_window import run_app
@@ -83,9 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    from models.quiet import quiet_backend_imports
-
-    quiet_backend_imports()  # whenever a command gets to TensorFlow, its start-up notes stay out
     try:
         return int(handler(args) or 0)
     except CadenzaError as exc:
