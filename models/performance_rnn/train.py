@@ -190,6 +190,12 @@ def train(
         log(f"resuming from {out} ({config.name}: {config.layers})")
         if init_from is not None:
             log(f"{out} holds a run: resuming it (--init {init_from} is not used)")
+        asked = {"batch_size": batch_size, "seq_len": seq_len, "learning_rate": learning_rate,
+                 "lr_decay": lr_decay}
+        for key, value in asked.items():
+            if value is not None and value != getattr(config, key):
+                log(f"resuming keeps the run's {key} {getattr(config, key)} "
+                    f"(--{key.replace('_', '-')} {value} is not used)")
     elif init_from is not None:
         config = replace(read_config(init_from), **{
             k: v for k, v in {"batch_size": batch_size, "seq_len": seq_len,
@@ -222,7 +228,7 @@ def train(
         load_weights(model.keras_model, init_from)
     compile_model(model)
     if resuming:
-        model.keras_model.load_weights(str(out / WEIGHTS_FILE))
+        load_weights(model.keras_model, out)
         load_state(model, out)
     step0 = current_step(model)
     history = json.loads((out / HISTORY_FILE).read_text()) if (out / HISTORY_FILE).is_file() \

@@ -323,8 +323,14 @@ def test_warm_start_keeps_the_weights_and_restarts_a_decaying_rate(trained: dict
     assert history["runs"][0]["init_from"] == str(trained["out"])
     assert "x 0.5 per step" in card_text(out)
 
+    said: list[str] = []
     train(trained["data"], out, steps=6, checkpoint_steps=2, val_windows=4, verbose=0,
-          log=lambda s: None, init_from=trained["out"])  # resumes: --init is not used again
+          learning_rate=1e-2, lr_decay=0.5, log=said.append,
+          init_from=trained["out"])  # resumes: --init and the new rate are not used, and it says so
+    assert any("--init" in line and "not used" in line for line in said)
+    assert any("learning_rate 0.005" in line and "--learning-rate 0.01 is not used" in line
+               for line in said)
+    assert not any("--lr-decay" in line for line in said)  # the same as the run's: nothing to say
     model = load_model(out)
     compile_model(model)
     load_state(model, out)
