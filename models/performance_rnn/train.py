@@ -124,7 +124,7 @@ Augmentation: transposition by up to +-{config.transpose} semitones and time str
 
 ## Training
 
-    {info.get('command', '?')}
+{chr(10).join('    ' + line for line in info.get('commands') or ['?'])}
 
 Backend {info.get('backend', '?')}, {info.get('devices', '?')}. Steps: {info.get('step', '?')}
 (batch {config.batch_size} x {config.seq_len} events), Adam lr {config.learning_rate}{
@@ -147,6 +147,20 @@ Piano only (one instrument, no pedal events: pedal is baked into note lengths). 
 for a limited time, so it is weaker than Magenta's released model; it can drift or repeat over
 long continuations.
 """
+
+
+def command_lines(history: dict[str, Any]) -> list[str]:
+    """The commands that made a model folder, in order: those of the folder a warm start began
+    from (``lineage``), then this folder's runs, each resumed or warm-started one marked."""
+    lines = []
+    for run in [*history.get("lineage", []), *history.get("runs", [])]:
+        note = ""
+        if run.get("init_from"):
+            note = f"  # warm start from {run['init_from']} (fresh optimizer, step 0)"
+        elif run.get("start_step"):
+            note = f"  # resumed at step {run['start_step']}"
+        lines.append(f"{run.get('command', '?')}{note}")
+    return lines
 
 
 def train(
@@ -238,6 +252,13 @@ def train(
                                 "backend": keras.backend.backend()}
     if init_from is not None and not resuming:
         run_info["init_from"] = str(init_from)
+        # The starting folder's own commands come first in this folder's card.
+        started = Path(init_from) / HISTORY_FILE
+        try:
+            before = json.loads(started.read_text()) if started.is_file() else {}
+        except (OSError, ValueError):  # an unreadable history: the card lists this run only
+            before = {}
+        history["lineage"] = [*before.get("lineage", []), *before.get("runs", [])]
     history["runs"].append(run_info)
     if step0 >= steps:
         log(f"already trained for {step0} steps (asked for {steps})")
@@ -254,7 +275,7 @@ def train(
         "val_events": val_set.total_events, "params": model.count_params(),
         "backend": keras.backend.backend(), "val_windows": val_windows,
         "devices": distribution or "one device",
-        "command": command,
+        "commands": command_lines(history),
     }
     last = {"val_nll": history["checkpoints"][-1]["val_nll"] if history["checkpoints"] else None,
             "train_loss": None}

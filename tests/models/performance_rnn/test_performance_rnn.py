@@ -322,6 +322,14 @@ def test_warm_start_keeps_the_weights_and_restarts_a_decaying_rate(trained: dict
     assert history["runs"][0]["start_step"] == 0
     assert history["runs"][0]["init_from"] == str(trained["out"])
     assert "x 0.5 per step" in card_text(out)
+    # The card lists the starting folder's commands (a run, then its resumption), then this one.
+    code = [line.strip() for line in (out / "MODEL_CARD.md").read_text().splitlines()
+            if line.startswith("    ")]
+    made_by = [run["command"] for run in
+               json.loads((trained["out"] / "history.json").read_text())["runs"]]
+    assert len(made_by) == 2 and len(code) == 3
+    assert code[0] == made_by[0] and code[1] == f"{made_by[1]}  # resumed at step 20"
+    assert code[2].endswith(f"# warm start from {trained['out']} (fresh optimizer, step 0)")
 
     said: list[str] = []
     train(trained["data"], out, steps=6, checkpoint_steps=2, val_windows=4, verbose=0,
