@@ -79,6 +79,10 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-decay", type=float, default=None, metavar="FACTOR",
                    help="multiply the learning rate by this every step, e.g. 0.9996 "
                         "(default 1: constant)")
+    p.add_argument("--note-features", type=int, default=None, metavar="N",
+                   help="width of the note-state input (which pitches sound, since when); "
+                        "0 = Magenta's inputs only (config: 64); with --init, a new width "
+                        "starts the new inputs at zero weight")
     p.add_argument("--init", type=Path, default=None, metavar="MODEL_DIR",
                    help="warm start a new run from this model folder's architecture and "
                         "weights (fresh optimizer, step 0); ignored when --out holds a run")
@@ -183,8 +187,8 @@ def run_train(args: argparse.Namespace) -> int:
     result = train(
         args.data, args.out, config_name=args.config, steps=args.steps,
         batch_size=args.batch_size, seq_len=args.seq_len, learning_rate=args.learning_rate,
-        lr_decay=args.lr_decay, init_from=args.init, checkpoint_steps=args.checkpoint_steps,
-        val_windows=args.val_windows,
+        lr_decay=args.lr_decay, note_features=args.note_features, init_from=args.init,
+        checkpoint_steps=args.checkpoint_steps, val_windows=args.val_windows,
         max_minutes=args.max_minutes, workers=args.workers, command=command, seed=args.seed,
     )
     print(describe(result))

@@ -9,7 +9,8 @@
   (paths, sizes, modification times) and :data:`encoding.ENCODING_VERSION`.
 * :class:`WindowDataset` streams batches of random windows (transposed by up to +-3 semitones
   and stretched by 0.95..1.05 in event space), with Magenta's controls computed on the augmented
-  window and switched off for a fraction of examples (optional conditioning).
+  window and switched off for a fraction of examples (optional conditioning), and for models
+  that read it the note state (:mod:`notes`), carried in from the events before the window.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 
 from models.errors import CadenzaError
 from models.performance_rnn import encoding as enc
+from models.performance_rnn import notes as notes_lib
 
 MIDI_SUFFIXES = (".mid", ".midi")
 
@@ -196,27 +198,57 @@ class Augment:
     transpose: int = 3
     stretch: float = 0.05
 
-    def apply(self, events: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def apply(self, events: np.ndarray, rng: np.random.Generator,
+              state: notes_lib.NoteState | None = None
+              ) -> tuple[np.ndarray, notes_lib.NoteState | None]:
+        """The augmented events, and ``state`` (the note state before them) augmented alike."""
         out = events
         if self.stretch > 0:
-            out = enc.stretch_events(out, float(rng.uniform(1 - self.stretch, 1 + self.stretch)))
+            factor = float(rng.uniform(1 - self.stretch, 1 + self.stretch))
+            out = enc.stretch_events(out, factor)
+            state = None if state is None else state.stretched(factor)
         if self.transpose > 0:
-            out = enc.transpose_events(out, int(rng.integers(-self.transpose,
-                                                             self.transpose + 1)))
-        return out
+            semitones = int(rng.integers(-self.transpose, self.transpose + 1))
+            out = enc.transpose_events(out, semitones)
+            state = None if state is None else state.transposed(semitones)
+        return out, state
 
 
-def make_example(window: np.ndarray, seq_len: int, conditioned: bool
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(inputs [seq_len], controls [seq_len, C], targets [seq_len]) from >= seq_len+1 events.
+def make_example(window: np.ndarray, seq_len: int, conditioned: bool,
+                 note_state: notes_lib.NoteState | None = None
+                 ) -> tuple[np.ndarray, ...]:
+    """(inputs [seq_len], controls [seq_len, C], targets [seq_len]) from >= seq_len+1 events,
+    and the note state after each input [seq_len, 256] when ``note_state`` (the state before
+    the window) is given.
 
     The control at input position t belongs to the event being predicted (t+1), as in Magenta's
     ``ConditionalEventSequenceEncoderDecoder``; ``window`` may run past seq_len+1 so that the
     forward-looking controls see their whole window.
     """
     controls = enc.controls_from_events(window, enabled=conditioned)
-    return (window[:seq_len].astype(np.int32), controls[1:seq_len + 1],
-            window[1:seq_len + 1].astype(np.int32))
+    out = (window[:seq_len].astype(np.int32), controls[1:seq_len + 1],
+           window[1:seq_len + 1].astype(np.int32))
+    if note_state is None:
+        return out
+    return (*out, notes_lib.note_features(window[:seq_len], note_state)[0])
+
+
+CHECKPOINT_EVERY = 128
+
+
+class NoteStates:
+    """The note state before any position of a set of event arrays (checkpoints every
+    :data:`CHECKPOINT_EVERY` events, then a short scan)."""
+
+    def __init__(self, events: Sequence[np.ndarray]) -> None:
+        self.events = list(events)
+        self.marks = [notes_lib.checkpoints(e, CHECKPOINT_EVERY) for e in self.events]
+
+    def before(self, index: int, position: int) -> notes_lib.NoteState:
+        counts, onsets = self.marks[index]
+        k = position // CHECKPOINT_EVERY
+        state = notes_lib.NoteState(counts[k].astype(np.int32), onsets[k].astype(np.float64))
+        return notes_lib.advance(self.events[index][k * CHECKPOINT_EVERY:position], state)
 
 
 def _keras_pydataset() -> type:
@@ -229,7 +261,7 @@ class WindowSampler:
     """Random augmented windows from an :class:`EncodedSet` (pure numpy; see WindowDataset)."""
 
     def __init__(self, data: EncodedSet, seq_len: int, augment: Augment | None = None,
-                 cond_drop: float = 0.5, seed: int = 0) -> None:
+                 cond_drop: float = 0.5, seed: int = 0, note_state: bool = False) -> None:
         self.seq_len = seq_len
         self.augment = augment
         self.cond_drop = cond_drop
@@ -240,45 +272,60 @@ class WindowSampler:
             raise CadenzaError(f"no file has the {need} events a training window needs")
         sizes = np.asarray([e.size - need + 1 for e in self.events], dtype=np.float64)
         self.probs = sizes / sizes.sum()
+        self.note_states = NoteStates(self.events) if note_state else None
 
     def batch(self, batch_size: int, rng: np.random.Generator
-              ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+              ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
         n, c = self.seq_len, enc.CONTROL_SIZE
         x = np.zeros((batch_size, n), np.int32)
         ctl = np.zeros((batch_size, n, c), np.float32)
         y = np.zeros((batch_size, n), np.int32)
+        feats = (np.zeros((batch_size, n, notes_lib.NOTE_FEATURE_SIZE), np.float32)
+                 if self.note_states is not None else None)
         # Take extra events so stretching (and the forward-looking controls) keep a full window.
         span = int(math.ceil((n + 1) * 1.1)) + n // 2
         for b in range(batch_size):
             while True:
-                ev = self.events[int(rng.choice(len(self.events), p=self.probs))]
+                index = int(rng.choice(len(self.events), p=self.probs))
+                ev = self.events[index]
                 start = int(rng.integers(0, max(1, ev.size - (n + 1) + 1)))
                 window = ev[start:start + span]
+                state = (self.note_states.before(index, start)
+                         if self.note_states is not None else None)
                 if self.augment is not None:
-                    window = self.augment.apply(window, rng)
+                    window, state = self.augment.apply(window, rng, state)
                 if window.size >= n + 1:
                     break
             conditioned = rng.random() >= self.cond_drop
-            x[b], ctl[b], y[b] = make_example(window, n, conditioned)
+            example = make_example(window, n, conditioned, state)
+            x[b], ctl[b], y[b] = example[:3]
+            if feats is not None:
+                feats[b] = example[3]
+        if feats is not None:
+            return (x, ctl, feats), y
         return (x, ctl), y
 
 
-def fixed_windows(data: EncodedSet, seq_len: int, count: int, conditioned: bool = False
-                  ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """``count`` evenly spread, un-augmented windows (validation), conditioning off by default."""
+def fixed_windows(data: EncodedSet, seq_len: int, count: int, conditioned: bool = False,
+                  note_state: bool = False) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """``count`` evenly spread, un-augmented windows (validation), conditioning off by default;
+    with ``note_state`` the inputs also hold the note state after each event."""
     rng = np.random.default_rng(1234)
     usable = [e for e in data.events if e.size >= seq_len + 1]
     if not usable:
         raise CadenzaError(f"no validation file has {seq_len + 1} events")
-    xs, cs, ys = [], [], []
+    columns: list[list[np.ndarray]] = [[], [], [], []]
     for i in range(count):
         ev = usable[i % len(usable)]
         start = int(rng.integers(0, ev.size - seq_len))
-        x, c, y = make_example(ev[start:start + seq_len * 2], seq_len, conditioned)
-        xs.append(x)
-        cs.append(c)
-        ys.append(y)
-    return (np.stack(xs), np.stack(cs)), np.stack(ys)
+        state = notes_lib.advance(ev[:start]) if note_state else None
+        for column, value in zip(columns, make_example(ev[start:start + seq_len * 2], seq_len,
+                                                       conditioned, state), strict=False):
+            column.append(value)
+    inputs = [np.stack(columns[0]), np.stack(columns[1])]
+    if note_state:
+        inputs.append(np.stack(columns[3]))
+    return tuple(inputs), np.stack(columns[2])
 
 
 def make_window_dataset(sampler: WindowSampler, batch_size: int, steps_per_epoch: int,

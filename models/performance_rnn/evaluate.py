@@ -3,7 +3,8 @@
 Conditioning is switched off (the optional-conditioning flag) for every position: Magenta's
 note-density and pitch-histogram controls describe the window that *starts* at each event, i.e.
 the music still to come, so feeding them would leak the future into the score. Files are
-batched (rows of similar length, padding masked out) and run in chunks that carry the LSTM state.
+batched (rows of similar length, padding masked out) and run in chunks that carry the LSTM state
+(and, for models that read it, the note state: which pitches sound, from the file's start).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from models.errors import CadenzaError
 from models.performance_rnn import data as data_lib
 from models.performance_rnn import encoding as enc
+from models.performance_rnn import notes as notes_lib
 from models.performance_rnn.model import PerformanceModel
 
 
@@ -42,10 +44,18 @@ def evaluate_events(model: PerformanceModel, sequences: Sequence[np.ndarray],
             y[r, :len(s) - 1] = s[1:]
             mask[r, :len(s) - 1] = True
         states = model.zero_states(rows)
+        note_states = [notes_lib.NoteState() for _ in range(rows)]
         for c0 in range(0, length, chunk):
             xs, ys, ms = x[:, c0:c0 + chunk], y[:, c0:c0 + chunk], mask[:, c0:c0 + chunk]
             controls = np.broadcast_to(off, (*xs.shape, enc.CONTROL_SIZE))
-            logits, states = model.run_stateful(xs, np.ascontiguousarray(controls), states)
+            feats = None
+            if model.uses_notes:
+                pairs = [notes_lib.note_features(row, st) for row, st in zip(xs, note_states,
+                                                                             strict=True)]
+                feats = np.stack([f for f, _ in pairs])
+                note_states = [st for _, st in pairs]
+            logits, states = model.run_stateful(xs, np.ascontiguousarray(controls), states,
+                                                notes=feats)
             z = logits - logits.max(axis=-1, keepdims=True)
             logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
             picked = np.take_along_axis(logp, ys[..., None], axis=-1)[..., 0]

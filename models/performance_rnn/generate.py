@@ -12,6 +12,10 @@ Both warm up on a primer in one batched pass (:meth:`prime`): layer by layer, th
 projection of every primer event is one matrix product and only the recurrent part is sequential
 (the Keras engine runs the whole primer through the stateful Keras model in one call).
 
+For a model that reads the note state (:mod:`notes`), the engine's state list ends with a
+:class:`notes.NoteTracker` pair after the LSTM layers' (h, c) pairs; every step reads it and
+masks note-offs of silent pitches, so callers sample from the model's own distribution.
+
 :class:`Continuer` is the session object the app and the live duet use: ``prime(seq)`` once,
 then ``generate(seconds)`` as often as wanted; each call starts from the warm primer state.
 """
@@ -27,6 +31,7 @@ import numpy as np
 
 from models.errors import CadenzaError
 from models.performance_rnn import encoding as enc
+from models.performance_rnn import notes as notes_lib
 from models.performance_rnn.model import PerformanceModel
 from models.sequence import NoteSequence
 
@@ -59,8 +64,12 @@ class NumpyEngine:
             self.layers.append((_fold_gates(kernel, units), _fold_gates(recurrent, units),
                                 _fold_gates(bias, units)))
         first_kernel = self.layers[0][0]
+        control_end = self.num_classes + model.config.control_size
         self.embed = np.ascontiguousarray(first_kernel[: self.num_classes])  # one-hot rows
-        self.control_kernel = np.ascontiguousarray(first_kernel[self.num_classes:])
+        self.control_kernel = np.ascontiguousarray(first_kernel[self.num_classes:control_end])
+        note_kernel = model.numpy_note_kernel()
+        self.note_kernel = (None if note_kernel is None
+                            else _fold_gates(note_kernel, self.units[0]))
         # Upper layers: one product [x, h] @ [kernel; recurrent].
         self.stacked = [np.ascontiguousarray(np.concatenate([k, r], axis=0))
                         for k, r, _ in self.layers]
@@ -78,8 +87,11 @@ class NumpyEngine:
         self.logits_buf = np.empty((batch, self.num_classes), np.float32)
 
     def zero_state(self, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(np.zeros((batch, h), np.float32), np.zeros((batch, h), np.float32))
-                for h in self.units]
+        out = [(np.zeros((batch, h), np.float32), np.zeros((batch, h), np.float32))
+               for h in self.units]
+        if self.note_kernel is not None:
+            out.append(notes_lib.NoteTracker.from_state(notes_lib.NoteState(), batch))
+        return out
 
     def first_bias(self, controls: np.ndarray) -> np.ndarray:
         """[B, 4H] bias of the first layer with the controls folded in."""
@@ -106,6 +118,9 @@ class NumpyEngine:
              bias0: np.ndarray) -> np.ndarray:
         """Advance every row by one event (in place on ``state``); returns logits [B, 388]."""
         self._buffers(events.shape[0])
+        feats = None
+        if self.note_kernel is not None:
+            feats = notes_lib.NoteTracker.update(state[len(self.units)], events)
         x = None
         for i, units in enumerate(self.units):
             h, c = state[i]
@@ -114,6 +129,8 @@ class NumpyEngine:
                 np.matmul(h, self.layers[0][1], out=g)
                 g += self.embed[events]
                 g += bias0
+                if feats is not None:
+                    g += feats @ self.note_kernel
             else:
                 xh = self.xh[i]
                 xh[:, : x.shape[1]] = x
@@ -124,6 +141,8 @@ class NumpyEngine:
             x = h
         np.matmul(x, self.dense_w, out=self.logits_buf)
         self.logits_buf += self.dense_b
+        if feats is not None:
+            notes_lib.mask_note_offs(self.logits_buf, feats[:, :notes_lib.NUM_PITCHES] > 0)
         return self.logits_buf
 
     # ---------------------------------------------------------------- primer
@@ -138,10 +157,17 @@ class NumpyEngine:
         """
         ev = np.asarray(events, dtype=np.int64)
         seq_in = None
-        state = []
+        state: list = []
+        feats = None
+        if self.note_kernel is not None:
+            start = (None if initial is None
+                     else notes_lib.NoteTracker.to_state(initial[len(self.units)]))
+            feats, after = notes_lib.note_features(ev, start)
         for i, (kernel, recurrent, bias) in enumerate(self.layers):
             if i == 0:
                 proj = self.embed[ev] + controls.astype(np.float32) @ self.control_kernel + bias
+                if feats is not None:
+                    proj = proj + feats @ self.note_kernel
             else:
                 proj = seq_in @ kernel + bias
             proj = np.ascontiguousarray(proj, dtype=np.float32)
@@ -161,8 +187,11 @@ class NumpyEngine:
                 outs[k] = h[0]
             state.append((h, c))
             seq_in = outs
-        logits = seq_in[-1:] @ self.dense_w + self.dense_b
-        return state, logits.astype(np.float32)
+        logits = (seq_in[-1:] @ self.dense_w + self.dense_b).astype(np.float32)
+        if feats is not None:
+            state.append(notes_lib.NoteTracker.from_state(after, 1))
+            notes_lib.mask_note_offs(logits, feats[-1:, :notes_lib.NUM_PITCHES] > 0)
+        return state, logits
 
     def tile(self, state: list[tuple[np.ndarray, np.ndarray]], reps: int
              ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -197,12 +226,21 @@ class KerasEngine:
                        for lstm in model.lstms]
         self.dense_w, self.dense_b = model.dense.kernel, model.dense.bias
         kernel0 = self.layers[0][0]
+        control_end = self.num_classes + model.config.control_size
         self.embed = kernel0[: self.num_classes]
-        self.control_kernel = kernel0[self.num_classes:]
+        self.control_kernel = kernel0[self.num_classes:control_end]
+        self.note_kernel = None
+        if model.note_proj is not None:
+            self.note_kernel = ops.matmul(
+                model.note_proj.kernel,
+                kernel0[control_end:control_end + model.config.note_features])
 
     def zero_state(self, batch: int) -> list[tuple[Any, Any]]:
         ops = self.ops
-        return [(ops.zeros((batch, h)), ops.zeros((batch, h))) for h in self.units]
+        out = [(ops.zeros((batch, h)), ops.zeros((batch, h))) for h in self.units]
+        if self.note_kernel is not None:
+            out.append(notes_lib.NoteTracker.from_state(notes_lib.NoteState(), batch))
+        return out
 
     def first_bias(self, controls: np.ndarray) -> Any:
         ops = self.ops
@@ -211,12 +249,17 @@ class KerasEngine:
 
     def step(self, events: np.ndarray, state: list[tuple[Any, Any]], bias0: Any) -> np.ndarray:
         ops = self.ops
+        feats = None
+        if self.note_kernel is not None:
+            feats = notes_lib.NoteTracker.update(state[len(self.units)], events)
         x = None
         for i, (kernel, recurrent, bias) in enumerate(self.layers):
             h, c = state[i]
             if i == 0:
                 g = ops.take(self.embed, ops.convert_to_tensor(np.asarray(events, np.int32)),
                              axis=0) + bias0
+                if feats is not None:
+                    g = g + ops.matmul(ops.convert_to_tensor(feats), self.note_kernel)
             else:
                 g = ops.matmul(x, kernel) + bias
             g = g + ops.matmul(h, recurrent)
@@ -226,31 +269,49 @@ class KerasEngine:
             state[i] = (h, c)
             x = h
         logits = ops.matmul(x, self.dense_w) + self.dense_b
-        return np.asarray(ops.convert_to_numpy(logits), dtype=np.float32)
+        out = np.asarray(ops.convert_to_numpy(logits), dtype=np.float32)
+        if feats is not None:
+            notes_lib.mask_note_offs(out, feats[:, :notes_lib.NUM_PITCHES] > 0)
+        return out
 
     def prime(self, events: np.ndarray, controls: np.ndarray,
               initial: list[tuple[Any, Any]] | None = None
               ) -> tuple[list[tuple[Any, Any]], np.ndarray]:
+        layers = len(self.units)
         if initial is None:
             start = self.model.zero_states(1)
         else:
             start = [np.asarray(self.ops.convert_to_numpy(a), np.float32)
-                     for pair in initial for a in pair]
+                     for pair in initial[:layers] for a in pair]
+        feats = None
+        if self.note_kernel is not None:
+            note_start = (None if initial is None
+                          else notes_lib.NoteTracker.to_state(initial[layers]))
+            feats, after = notes_lib.note_features(np.asarray(events), note_start)
         logits, states = self.model.run_stateful(
-            np.asarray(events, np.int32)[None], np.asarray(controls, np.float32)[None], start)
+            np.asarray(events, np.int32)[None], np.asarray(controls, np.float32)[None], start,
+            notes=None if feats is None else feats[None])
         ops = self.ops
-        pairs = [(ops.convert_to_tensor(states[2 * i]), ops.convert_to_tensor(states[2 * i + 1]))
-                 for i in range(len(self.units))]
+        pairs: list = [(ops.convert_to_tensor(states[2 * i]),
+                        ops.convert_to_tensor(states[2 * i + 1])) for i in range(layers)]
+        if feats is not None:
+            pairs.append(notes_lib.NoteTracker.from_state(after, 1))
         return pairs, logits[0, -1:]
 
     def tile(self, state: list[tuple[Any, Any]], reps: int) -> list[tuple[Any, Any]]:
         ops = self.ops
-        return [(ops.repeat(h, reps, axis=0), ops.repeat(c, reps, axis=0)) for h, c in state]
+        layers = len(self.units)
+        out = [(ops.repeat(h, reps, axis=0), ops.repeat(c, reps, axis=0))
+               for h, c in state[:layers]]
+        return out + [(np.repeat(a, reps, axis=0), np.repeat(b, reps, axis=0))
+                      for a, b in state[layers:]]
 
     def select(self, state: list[tuple[Any, Any]], rows: np.ndarray) -> list[tuple[Any, Any]]:
         ops = self.ops
+        layers = len(self.units)
         idx = ops.convert_to_tensor(np.asarray(rows, np.int32))
-        return [(ops.take(h, idx, axis=0), ops.take(c, idx, axis=0)) for h, c in state]
+        out = [(ops.take(h, idx, axis=0), ops.take(c, idx, axis=0)) for h, c in state[:layers]]
+        return out + [(a[rows].copy(), b[rows].copy()) for a, b in state[layers:]]
 
     def sequence_logits(self, events: np.ndarray, controls: np.ndarray) -> np.ndarray:
         state = self.zero_state(1)

@@ -3,6 +3,9 @@
 Input at each position: the one-hot event (388) and the control vector (21: the
 optional-conditioning "off" flag, 8 note-density bins, 12 pitch-class weights), as in Magenta's
 ``multiconditioned_performance_with_dynamics``; a stack of LSTMs; a dense layer to 388 logits.
+With ``note_features > 0`` the network also reads the note state (:mod:`notes`: which pitches
+sound and since when, 256 values) through a dense projection to that many inputs, and its
+logits allow note-offs only for sounding pitches.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from models.checkpoint import config_from_dict, load_weights, read_model_dir
 from models.errors import CadenzaError
 from models.performance_rnn import encoding as enc
+from models.performance_rnn import notes as notes_lib
 
 FAMILY = "performance"
 
@@ -39,17 +43,20 @@ class PerformanceConfig:
     transpose: int = 3
     stretch: float = 0.05
     validation_fraction: float = 0.1
+    # Width of the note-state projection (0: none, Magenta's inputs only); see ``notes``.
+    note_features: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 CONFIGS: dict[str, PerformanceConfig] = {
     # Magenta's multiconditioned_performance_with_dynamics: 3 x 512, batch 64, 512 events.
-    "full": PerformanceConfig(),
+    "full": PerformanceConfig(note_features=64),
     # Sized for a laptop CPU: trains in an hour, generates thousands of events/s at batch 1.
     "small": PerformanceConfig(name="small", layers=(256, 256), batch_size=32, seq_len=256,
-                               learning_rate=2e-3),
+                               learning_rate=2e-3, note_features=64),
     # For tests only.
-    "tiny": PerformanceConfig(name="tiny", layers=(32,), batch_size=8, seq_len=64),
+    "tiny": PerformanceConfig(name="tiny", layers=(32,), batch_size=8, seq_len=64,
+                              note_features=8),
 }
 
 
@@ -62,9 +69,11 @@ def get_config(name: str, **overrides: Any) -> PerformanceConfig:
 class PerformanceModel:
     """The Keras layers plus two graphs over them.
 
-    ``keras_model``: (events [B, T] int, controls [B, T, C]) -> logits [B, T, 388], zero
-    initial state; trained and saved. ``stateful_model``: the same plus initial (h, c) per layer
-    in and final (h, c) out, for priming and for long evaluation chunks.
+    ``keras_model``: (events [B, T] int, controls [B, T, C][, notes [B, T, 256]]) -> logits
+    [B, T, 388], zero initial state; trained and saved. ``stateful_model``: the same plus
+    initial (h, c) per layer in and final (h, c) out, for priming and for long evaluation chunks.
+    ``notes`` (the note state after each event, :func:`notes.note_features`) is an input only
+    when ``config.note_features > 0``.
     """
 
     def __init__(self, config: PerformanceConfig) -> None:
@@ -77,28 +86,52 @@ class PerformanceModel:
             for i, units in enumerate(config.layers)
         ]
         self.dense = keras.layers.Dense(config.num_classes, name="logits")
+        self.note_proj = (keras.layers.Dense(config.note_features, use_bias=False,
+                                             name="note_projection")
+                          if self.uses_notes else None)
         events = keras.Input((None,), dtype="int32", name="events")
         controls = keras.Input((None, config.control_size), dtype="float32", name="controls")
+        inputs = [events, controls]
+        note_in = None
+        if self.uses_notes:
+            note_in = keras.Input((None, notes_lib.NOTE_FEATURE_SIZE), dtype="float32",
+                                  name="notes")
+            inputs.append(note_in)
         states_in = []
         for i, units in enumerate(config.layers):
             states_in += [keras.Input((units,), name=f"h{i}"), keras.Input((units,), name=f"c{i}")]
-        logits, _ = self._forward(events, controls, None)
-        self.keras_model = keras.Model([events, controls], logits, name="performance_rnn")
-        logits_s, states_out = self._forward(events, controls, states_in)
-        self.stateful_model = keras.Model([events, controls, *states_in], [logits_s, *states_out],
+        logits, _ = self._forward(events, controls, note_in, None)
+        self.keras_model = keras.Model(inputs, logits, name="performance_rnn")
+        logits_s, states_out = self._forward(events, controls, note_in, states_in)
+        self.stateful_model = keras.Model([*inputs, *states_in], [logits_s, *states_out],
                                           name="performance_rnn_stateful")
 
-    def _forward(self, events: Any, controls: Any, states: list | None) -> tuple[Any, list]:
+    @property
+    def uses_notes(self) -> bool:
+        return self.config.note_features > 0
+
+    def _forward(self, events: Any, controls: Any, note_in: Any, states: list | None
+                 ) -> tuple[Any, list]:
         from keras import ops
 
-        x = ops.concatenate(
-            [ops.one_hot(events, self.config.num_classes, dtype="float32"), controls], axis=-1)
+        parts = [ops.one_hot(events, self.config.num_classes, dtype="float32"), controls]
+        if self.note_proj is not None:
+            parts.append(self.note_proj(note_in))
+        x = ops.concatenate(parts, axis=-1)
         out_states = []
         for i, lstm in enumerate(self.lstms):
             init = None if states is None else [states[2 * i], states[2 * i + 1]]
             x, h, c = lstm(x, initial_state=init)
             out_states += [h, c]
-        return self.dense(x), out_states
+        logits = self.dense(x)
+        if self.note_proj is not None:
+            # A note-off only for a sounding pitch (see ``notes``).
+            sounding = note_in[..., :notes_lib.NUM_PITCHES] > 0.5
+            offs = ops.where(sounding, logits[..., enc.NOTE_OFF:enc.TIME_SHIFT],
+                             notes_lib.MASKED_LOGIT)
+            logits = ops.concatenate(
+                [logits[..., :enc.NOTE_OFF], offs, logits[..., enc.TIME_SHIFT:]], axis=-1)
+        return logits, out_states
 
     # -------------------------------------------------------------------- helpers
     def zero_states(self, batch: int) -> list[np.ndarray]:
@@ -107,17 +140,33 @@ class PerformanceModel:
             out += [np.zeros((batch, units), np.float32), np.zeros((batch, units), np.float32)]
         return out
 
-    def logits(self, events: np.ndarray, controls: np.ndarray) -> np.ndarray:
+    def inputs(self, events: np.ndarray, controls: np.ndarray,
+               notes: np.ndarray | None = None) -> list[np.ndarray]:
+        """The network's inputs for [B, T] events: the note state is computed from ``events``
+        (from silence) when the model reads it and ``notes`` is not given."""
+        ev = np.asarray(events, np.int32)
+        out = [ev, np.asarray(controls, np.float32)]
+        if self.uses_notes:
+            if notes is None:
+                notes = np.stack([notes_lib.note_features(row)[0] for row in ev])
+            out.append(np.asarray(notes, np.float32))
+        return out
+
+    def logits(self, events: np.ndarray, controls: np.ndarray,
+               notes: np.ndarray | None = None) -> np.ndarray:
         """Logits from a zero state (numpy in, numpy out; a compiled graph, not eager)."""
-        out = self.keras_model.predict_on_batch(
-            [np.asarray(events, np.int32), np.asarray(controls, np.float32)])
+        out = self.keras_model.predict_on_batch(self.inputs(events, controls, notes))
         return np.asarray(out)
 
     def run_stateful(self, events: np.ndarray, controls: np.ndarray,
-                     states: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+                     states: list[np.ndarray], notes: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Logits and final states from ``states``; ``notes`` [B, T, 256] is required when the
+        model reads the note state (it depends on events before these)."""
+        if self.uses_notes and notes is None:
+            raise ValueError("this model needs the note state of the events")
         outs = self.stateful_model.predict_on_batch(
-            [np.asarray(events, np.int32), np.asarray(controls, np.float32),
-             *[np.asarray(s, np.float32) for s in states]])
+            [*self.inputs(events, controls, notes), *[np.asarray(s, np.float32) for s in states]])
         return np.asarray(outs[0]), [np.asarray(s) for s in outs[1:]]
 
     def numpy_weights(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -130,6 +179,18 @@ class PerformanceModel:
             out.append(tuple(np.asarray(ops.convert_to_numpy(w), dtype=np.float32)
                              for w in (cell.kernel, cell.recurrent_kernel, cell.bias)))
         return out
+
+    def numpy_note_kernel(self) -> np.ndarray | None:
+        """[256, 4H] note-state rows of the first LSTM kernel, through the projection (Keras'
+        gate order), or None when the model does not read the note state."""
+        from keras import ops
+
+        if self.note_proj is None:
+            return None
+        proj = np.asarray(ops.convert_to_numpy(self.note_proj.kernel), np.float32)
+        kernel = np.asarray(ops.convert_to_numpy(self.lstms[0].cell.kernel), np.float32)
+        start = self.config.num_classes + self.config.control_size
+        return proj @ kernel[start:start + self.config.note_features]
 
     def numpy_dense(self) -> tuple[np.ndarray, np.ndarray]:
         from keras import ops

@@ -91,6 +91,33 @@ def current_step(model: PerformanceModel) -> int:
     return int(ops.convert_to_numpy(model.keras_model.optimizer.iterations))
 
 
+def copy_weights(source: PerformanceModel, target: PerformanceModel) -> None:
+    """``source``'s weights into ``target`` of the same layers but another note-state input:
+    the first LSTM's kernel rows for the event and controls are copied and those of the note
+    state set to zero (the projection keeps its fresh weights), so ``target`` computes what
+    ``source`` did until training moves those rows."""
+    if source.config.layers != target.config.layers:
+        raise CadenzaError(f"cannot copy a {source.config.layers} LSTM stack into "
+                           f"{target.config.layers}")
+    shared = source.config.num_classes + source.config.control_size
+    for i, (src, dst) in enumerate(zip(source.lstms, target.lstms, strict=True)):
+        weights = src.get_weights()
+        if i == 0:
+            kernel = dst.get_weights()[0] * 0.0
+            kernel[:shared] = weights[0][:shared]
+            weights[0] = kernel
+        dst.set_weights(weights)
+    target.dense.set_weights(source.dense.get_weights())
+
+
+def note_state_text(config: PerformanceConfig) -> str:
+    if not config.note_features:
+        return ""
+    return (f" Beyond Magenta's inputs it reads the note state (which pitches sound, and since "
+            f"when: 256 values projected to {config.note_features}), and it gives note-offs "
+            f"only to sounding pitches (`models/performance_rnn/notes.py`).")
+
+
 def model_card(config: PerformanceConfig, info: dict[str, Any]) -> str:
     val = info.get("val_nll")
     val_text = f"{val:.3f}" if isinstance(val, float) else "not measured yet"
@@ -100,7 +127,7 @@ A Keras 3 re-implementation of Magenta's PerformanceRNN with dynamics and multi-
 (note density and pitch-class histogram, optional): {len(config.layers)} x
 {config.layers[0]} LSTM, {info.get('params', '?')} parameters. It continues expressive piano
 performances (MIDI) event by event: 128 note-on, 128 note-off, 100 time shifts of 10 ms and
-32 velocity bins.
+32 velocity bins.{note_state_text(config)}
 
 ## Data
 
@@ -172,6 +199,7 @@ def train(
     seq_len: int | None = None,
     learning_rate: float | None = None,
     lr_decay: float | None = None,
+    note_features: int | None = None,
     checkpoint_steps: int = 200,
     val_windows: int = 64,
     max_minutes: float | None = None,
@@ -187,12 +215,16 @@ def train(
     ``init_from``: a performance model folder whose architecture and weights a new run starts
     from (a warm start: fresh optimizer, step 0, so a decaying learning rate starts again from
     ``learning_rate``); the training settings given here replace the folder's. Ignored when
-    ``out_dir`` already holds a run to resume.
+    ``out_dir`` already holds a run to resume. With another ``note_features`` than the
+    folder's, the layers are copied and the new note-state inputs start at zero weight
+    (:func:`copy_weights`).
     """
     import keras
 
     if lr_decay is not None and not 0.0 < lr_decay <= 1.0:
         raise CadenzaError(f"--lr-decay must be above 0 and at most 1, not {lr_decay}")
+    if note_features is not None and note_features < 0:
+        raise CadenzaError(f"--note-features must be 0 or more, not {note_features}")
     t_start = time.monotonic()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -205,20 +237,23 @@ def train(
         if init_from is not None:
             log(f"{out} holds a run: resuming it (--init {init_from} is not used)")
         asked = {"batch_size": batch_size, "seq_len": seq_len, "learning_rate": learning_rate,
-                 "lr_decay": lr_decay}
+                 "lr_decay": lr_decay, "note_features": note_features}
         for key, value in asked.items():
             if value is not None and value != getattr(config, key):
                 log(f"resuming keeps the run's {key} {getattr(config, key)} "
                     f"(--{key.replace('_', '-')} {value} is not used)")
     elif init_from is not None:
-        config = replace(read_config(init_from), **{
+        init_config = read_config(init_from)
+        config = replace(init_config, **{
             k: v for k, v in {"batch_size": batch_size, "seq_len": seq_len,
-                              "learning_rate": learning_rate, "lr_decay": lr_decay}.items()
+                              "learning_rate": learning_rate, "lr_decay": lr_decay,
+                              "note_features": note_features}.items()
             if v is not None})
         log(f"warm start from {init_from} ({config.name}: {config.layers}), fresh optimizer")
     else:
         config = get_config(config_name, batch_size=batch_size, seq_len=seq_len,
-                            learning_rate=learning_rate, lr_decay=lr_decay)
+                            learning_rate=learning_rate, lr_decay=lr_decay,
+                            note_features=note_features)
 
     files = data_lib.find_midi_files(data_dir)
     if len(files) < 2:
@@ -239,7 +274,14 @@ def train(
     if init_from is not None and not resuming:
         # Before compiling: a weights file saved from a compiled model also holds optimizer
         # variables, and a warm start keeps none of them (its step counter included).
-        load_weights(model.keras_model, init_from)
+        if init_config.note_features == config.note_features:
+            load_weights(model.keras_model, init_from)
+        else:
+            start = build_model(init_config)
+            load_weights(start.keras_model, init_from)
+            copy_weights(start, model)
+            log(f"note-state input {init_config.note_features} -> {config.note_features}: "
+                "new inputs start at zero weight, so the warm start begins as the old model")
     compile_model(model)
     if resuming:
         load_weights(model.keras_model, out)
@@ -265,8 +307,9 @@ def train(
 
     sampler = data_lib.WindowSampler(
         train_set, config.seq_len, data_lib.Augment(config.transpose, config.stretch),
-        cond_drop=config.cond_drop, seed=seed)
-    val_x, val_y = data_lib.fixed_windows(val_set, config.seq_len, val_windows)
+        cond_drop=config.cond_drop, seed=seed, note_state=model.uses_notes)
+    val_x, val_y = data_lib.fixed_windows(val_set, config.seq_len, val_windows,
+                                          note_state=model.uses_notes)
     remaining = max(0, steps - step0)
     epochs = math.ceil(remaining / checkpoint_steps)
     info: dict[str, Any] = {
