@@ -13,6 +13,7 @@ from models.midi_io import read_midi
 from models.performance_rnn import data as data_lib
 from models.performance_rnn import encoding as enc
 from models.performance_rnn import notes as notes_lib
+from tests.models import card_text
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +170,28 @@ def test_generated_note_offs_are_for_sounding_notes(events: list[np.ndarray]) ->
                 counts[e - enc.NOTE_OFF] -= 1
                 offs += 1
     assert offs > 20
+
+
+def test_train_warm_starts_into_the_note_state(files: list[Path], tmp_path: Path) -> None:
+    import json
+
+    from models.errors import CadenzaError
+    from models.performance_rnn.train import train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in files[3:6]:
+        (data / f.name).symlink_to(f)
+    plain = tmp_path / "plain"
+    train(data, plain, config_name="tiny", note_features=0, steps=2, checkpoint_steps=2,
+          val_windows=2, verbose=0, log=lambda s: None)
+    assert json.loads((plain / "config.json").read_text())["config"]["note_features"] == 0
+    said: list[str] = []
+    result = train(data, tmp_path / "notes", init_from=plain, note_features=8, steps=2,
+                   checkpoint_steps=2, val_windows=2, verbose=0, log=said.append)
+    saved = json.loads((tmp_path / "notes" / "config.json").read_text())["config"]
+    assert saved["note_features"] == 8 and result.step == 2
+    assert any("note-state input 0 -> 8" in line for line in said)
+    assert "reads the note state (which pitches sound" in card_text(tmp_path / "notes")
+    with pytest.raises(CadenzaError, match="--note-features"):
+        train(data, tmp_path / "bad", note_features=-1, steps=2, verbose=0, log=lambda s: None)
