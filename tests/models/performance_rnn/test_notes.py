@@ -195,3 +195,45 @@ def test_train_warm_starts_into_the_note_state(files: list[Path], tmp_path: Path
     assert "reads the note state (which pitches sound" in card_text(tmp_path / "notes")
     with pytest.raises(CadenzaError, match="--note-features"):
         train(data, tmp_path / "bad", note_features=-1, steps=2, verbose=0, log=lambda s: None)
+
+
+_ON_ANOTHER_BACKEND = """
+import numpy as np, keras
+from models.performance_rnn import encoding as enc
+from models.performance_rnn.model import build_model, get_config
+from models.performance_rnn.generate import make_engine
+keras.utils.set_random_seed(1)
+m = build_model(get_config("tiny"))
+kernel = m.lstms[0].cell.kernel
+w = keras.ops.convert_to_numpy(kernel).copy()
+w[409:] = np.random.default_rng(0).normal(0, 0.3, w[409:].shape)  # the note rows matter
+kernel.assign(w)
+ev = np.asarray([enc.VELOCITY + 20, 60, 64, 267, 188, 67, 270, 192, 195, 72, 300, 200], np.int32)
+ctl = enc.controls_from_events(ev, enabled=False)
+ref = m.logits(ev[None], ctl[None])[0]
+for name in ("numpy", "keras"):
+    e = make_engine(m, name)
+    st, lg = e.prime(ev[:4], ctl[:4])
+    outs = [lg[0]]
+    for x in ev[4:]:
+        outs.append(np.array(e.step(np.asarray([x]), st, e.first_bias(ctl[0]))[0]))
+    got, want = np.stack(outs)[:-1], ref[3:-1]
+    assert ((got < -1e8) == (want < -1e8)).all() and (want < -1e8).any()
+    assert np.abs(np.where(want > -1e8, got - want, 0)).max() < 1e-4, name
+print("ok", keras.backend.backend())
+"""
+
+
+def test_the_note_state_model_runs_on_jax() -> None:
+    """The network, its note-off rule and both engines on another Keras backend."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", _ON_ANOTHER_BACKEND], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ok jax" in done.stdout
