@@ -130,7 +130,10 @@ class NumpyEngine:
                 g += self.embed[events]
                 g += bias0
                 if feats is not None:
-                    g += feats @ self.note_kernel
+                    # Only sounding pitches have non-zero features: a few rows of the kernel.
+                    cols = np.flatnonzero(feats.any(axis=0))
+                    if cols.size:
+                        g += feats[:, cols] @ self.note_kernel[cols]
             else:
                 xh = self.xh[i]
                 xh[:, : x.shape[1]] = x
