@@ -49,7 +49,44 @@ def _fold_gates(kernel: np.ndarray, units: int) -> np.ndarray:
                                 dtype=np.float32)
 
 
-class NumpyEngine:
+class _NoteSlot:
+    """The note-state part shared by both engines: for a model that reads it, the state list
+    holds a :class:`notes.NoteTracker` pair after the layers' (h, c) pairs (``note_kernel`` set
+    by the engine; None for a model without the note state)."""
+
+    units: list[int]
+    note_kernel: Any = None
+
+    def _note_zero(self, batch: int) -> list:
+        if self.note_kernel is None:
+            return []
+        return [notes_lib.NoteTracker.from_state(notes_lib.NoteState(), batch)]
+
+    def _note_step(self, state: list, events: np.ndarray) -> np.ndarray | None:
+        """Read one event per row into the tracker; the features after it (or None)."""
+        if self.note_kernel is None:
+            return None
+        return notes_lib.NoteTracker.update(state[len(self.units)], events)
+
+    def _note_prime(self, events: np.ndarray, initial: list | None
+                    ) -> tuple[np.ndarray | None, list]:
+        """Features [T, 256] of a primer read from ``initial``'s tracker (or silence), and the
+        state-list tail after it."""
+        if self.note_kernel is None:
+            return None, []
+        start = None if initial is None else notes_lib.NoteTracker.to_state(
+            initial[len(self.units)])
+        feats, after = notes_lib.note_features(np.asarray(events), start)
+        return feats, [notes_lib.NoteTracker.from_state(after, 1)]
+
+    @staticmethod
+    def _mask(logits: np.ndarray, feats: np.ndarray | None) -> np.ndarray:
+        if feats is not None:
+            notes_lib.mask_note_offs(logits, feats[:, :notes_lib.NUM_PITCHES] > 0)
+        return logits
+
+
+class NumpyEngine(_NoteSlot):
     """The LSTM stack in numpy float32; state is a list of (h, c) arrays [B, H]."""
 
     name = "numpy"
@@ -87,11 +124,8 @@ class NumpyEngine:
         self.logits_buf = np.empty((batch, self.num_classes), np.float32)
 
     def zero_state(self, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        out = [(np.zeros((batch, h), np.float32), np.zeros((batch, h), np.float32))
-               for h in self.units]
-        if self.note_kernel is not None:
-            out.append(notes_lib.NoteTracker.from_state(notes_lib.NoteState(), batch))
-        return out
+        return [*((np.zeros((batch, h), np.float32), np.zeros((batch, h), np.float32))
+                  for h in self.units), *self._note_zero(batch)]
 
     def first_bias(self, controls: np.ndarray) -> np.ndarray:
         """[B, 4H] bias of the first layer with the controls folded in."""
@@ -118,9 +152,7 @@ class NumpyEngine:
              bias0: np.ndarray) -> np.ndarray:
         """Advance every row by one event (in place on ``state``); returns logits [B, 388]."""
         self._buffers(events.shape[0])
-        feats = None
-        if self.note_kernel is not None:
-            feats = notes_lib.NoteTracker.update(state[len(self.units)], events)
+        feats = self._note_step(state, events)
         x = None
         for i, units in enumerate(self.units):
             h, c = state[i]
@@ -144,9 +176,7 @@ class NumpyEngine:
             x = h
         np.matmul(x, self.dense_w, out=self.logits_buf)
         self.logits_buf += self.dense_b
-        if feats is not None:
-            notes_lib.mask_note_offs(self.logits_buf, feats[:, :notes_lib.NUM_PITCHES] > 0)
-        return self.logits_buf
+        return self._mask(self.logits_buf, feats)
 
     # ---------------------------------------------------------------- primer
     def prime(self, events: np.ndarray, controls: np.ndarray,
@@ -161,11 +191,7 @@ class NumpyEngine:
         ev = np.asarray(events, dtype=np.int64)
         seq_in = None
         state: list = []
-        feats = None
-        if self.note_kernel is not None:
-            start = (None if initial is None
-                     else notes_lib.NoteTracker.to_state(initial[len(self.units)]))
-            feats, after = notes_lib.note_features(ev, start)
+        feats, note_tail = self._note_prime(ev, initial)
         for i, (kernel, recurrent, bias) in enumerate(self.layers):
             if i == 0:
                 proj = self.embed[ev] + controls.astype(np.float32) @ self.control_kernel + bias
@@ -191,10 +217,7 @@ class NumpyEngine:
             state.append((h, c))
             seq_in = outs
         logits = (seq_in[-1:] @ self.dense_w + self.dense_b).astype(np.float32)
-        if feats is not None:
-            state.append(notes_lib.NoteTracker.from_state(after, 1))
-            notes_lib.mask_note_offs(logits, feats[-1:, :notes_lib.NUM_PITCHES] > 0)
-        return state, logits
+        return [*state, *note_tail], self._mask(logits, None if feats is None else feats[-1:])
 
     def tile(self, state: list[tuple[np.ndarray, np.ndarray]], reps: int
              ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -213,7 +236,7 @@ class NumpyEngine:
         return out
 
 
-class KerasEngine:
+class KerasEngine(_NoteSlot):
     """The same recurrence with ``keras.ops`` on backend tensors (any backend, any device)."""
 
     name = "keras"
@@ -240,10 +263,8 @@ class KerasEngine:
 
     def zero_state(self, batch: int) -> list[tuple[Any, Any]]:
         ops = self.ops
-        out = [(ops.zeros((batch, h)), ops.zeros((batch, h))) for h in self.units]
-        if self.note_kernel is not None:
-            out.append(notes_lib.NoteTracker.from_state(notes_lib.NoteState(), batch))
-        return out
+        return [*((ops.zeros((batch, h)), ops.zeros((batch, h))) for h in self.units),
+                *self._note_zero(batch)]
 
     def first_bias(self, controls: np.ndarray) -> Any:
         ops = self.ops
@@ -252,9 +273,7 @@ class KerasEngine:
 
     def step(self, events: np.ndarray, state: list[tuple[Any, Any]], bias0: Any) -> np.ndarray:
         ops = self.ops
-        feats = None
-        if self.note_kernel is not None:
-            feats = notes_lib.NoteTracker.update(state[len(self.units)], events)
+        feats = self._note_step(state, events)
         x = None
         for i, (kernel, recurrent, bias) in enumerate(self.layers):
             h, c = state[i]
@@ -272,10 +291,7 @@ class KerasEngine:
             state[i] = (h, c)
             x = h
         logits = ops.matmul(x, self.dense_w) + self.dense_b
-        out = np.asarray(ops.convert_to_numpy(logits), dtype=np.float32)
-        if feats is not None:
-            notes_lib.mask_note_offs(out, feats[:, :notes_lib.NUM_PITCHES] > 0)
-        return out
+        return self._mask(np.asarray(ops.convert_to_numpy(logits), dtype=np.float32), feats)
 
     def prime(self, events: np.ndarray, controls: np.ndarray,
               initial: list[tuple[Any, Any]] | None = None
@@ -286,20 +302,14 @@ class KerasEngine:
         else:
             start = [np.asarray(self.ops.convert_to_numpy(a), np.float32)
                      for pair in initial[:layers] for a in pair]
-        feats = None
-        if self.note_kernel is not None:
-            note_start = (None if initial is None
-                          else notes_lib.NoteTracker.to_state(initial[layers]))
-            feats, after = notes_lib.note_features(np.asarray(events), note_start)
+        feats, note_tail = self._note_prime(events, initial)
         logits, states = self.model.run_stateful(
             np.asarray(events, np.int32)[None], np.asarray(controls, np.float32)[None], start,
             notes=None if feats is None else feats[None])
         ops = self.ops
-        pairs: list = [(ops.convert_to_tensor(states[2 * i]),
-                        ops.convert_to_tensor(states[2 * i + 1])) for i in range(layers)]
-        if feats is not None:
-            pairs.append(notes_lib.NoteTracker.from_state(after, 1))
-        return pairs, logits[0, -1:]
+        pairs = [(ops.convert_to_tensor(states[2 * i]), ops.convert_to_tensor(states[2 * i + 1]))
+                 for i in range(layers)]
+        return [*pairs, *note_tail], logits[0, -1:]
 
     def tile(self, state: list[tuple[Any, Any]], reps: int) -> list[tuple[Any, Any]]:
         ops = self.ops
