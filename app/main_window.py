@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QColor, QKeySequence, QPalette
+from PySide6.QtGui import QAction, QCloseEvent, QColor, QIcon, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.clips import OPEN_FILTER, Clip, load_clip
+from app.resources import examples_dir, icon_path
 from app.settings import Settings, load_settings, open_qsettings, save_settings
 from app.widgets.clip_library import ClipLibrary
 from app.widgets.live_panel import LivePanel
@@ -51,7 +52,6 @@ NO_AUDIO = "No audio output — export still works"
 NO_MIDI = "No MIDI system"
 DEFAULT_SIZE = (1280, 800)
 PLAYHEAD_MS = 33
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"  # checkout/editable
 
 
 class MainWindow(QMainWindow):
@@ -267,7 +267,7 @@ class MainWindow(QMainWindow):
     def open_examples(self, folder: Path | None = None) -> list[Clip]:
         """Add every example (``assets/examples``) to the library: a primer for Continue, then
         melodies, grooves and sounds; Continue gets the piano phrase as its primer."""
-        folder = Path(folder or EXAMPLES_DIR)
+        folder = Path(folder or examples_dir())
         files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".mid", ".wav")) \
             if folder.is_dir() else []
         if not files:
@@ -725,6 +725,10 @@ def create_app(argv: Sequence[str] = ()) -> QApplication:
     app.setApplicationName("Cadenza")
     app.setOrganizationName("Cadenza")
     app.setApplicationDisplayName("Cadenza")
+    app.setDesktopFileName("cadenza")  # the desktop entry (packaging/linux) and its icon
+    icon = icon_path()
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.main_window import EXAMPLES_DIR
+from app.resources import examples_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = ["drums-funk", "drums-rock", "melody-a", "melody-b", "piano-phrase", "sound-cello",
@@ -18,6 +18,7 @@ def _file_action(window, text):
 
 
 def test_open_examples_fills_the_library_for_every_workspace(window, qtbot, artifacts_dir):
+    EXAMPLES_DIR = examples_dir()
     assert EXAMPLES_DIR == ROOT / "assets" / "examples"
     assert not window.library.clips()
     _file_action(window, "Open &Examples").trigger()
