@@ -47,7 +47,9 @@ def test_the_wheel_installs_the_examples_and_the_icon(tmp_path):
     assert "share/icons/hicolor/scalable/apps/cadenza.svg" in data
 
     prefix = tmp_path / "prefix"
-    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--prefix", str(prefix),
+    # --ignore-installed: never uninstall the running environment's own (editable) Cadenza
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--ignore-installed",
+                    "--prefix", str(prefix),
                     str(wheel)], check=True, timeout=240)
     (site,) = prefix.glob("lib/python*/site-packages")
     probe = ("import sys, app.resources as r; p = (sys.argv[1],); "
