@@ -178,15 +178,18 @@ long continuations.
 
 def command_lines(history: dict[str, Any]) -> list[str]:
     """The commands that made a model folder, in order: those of the folder a warm start began
-    from (``lineage``), then this folder's runs, each resumed or warm-started one marked."""
+    from (``lineage``), then this folder's runs, each resumed or warm-started one marked; a run
+    on another backend than TensorFlow (the default) is prefixed with its ``KERAS_BACKEND``."""
     lines = []
     for run in [*history.get("lineage", []), *history.get("runs", [])]:
+        backend = run.get("backend", "tensorflow")
+        env = "" if backend == "tensorflow" else f"KERAS_BACKEND={backend} "
         note = ""
         if run.get("init_from"):
             note = f"  # warm start from {run['init_from']} (fresh optimizer, step 0)"
         elif run.get("start_step"):
             note = f"  # resumed at step {run['start_step']}"
-        lines.append(f"{run.get('command', '?')}{note}")
+        lines.append(f"{env}{run.get('command', '?')}{note}")
     return lines
 
 

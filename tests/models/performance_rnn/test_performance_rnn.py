@@ -353,6 +353,25 @@ def test_warm_start_keeps_the_weights_and_restarts_a_decaying_rate(trained: dict
     assert again.step == 2
 
 
+def test_card_commands_name_a_run_s_backend_when_not_tensorflow() -> None:
+    """A run resumed on JAX is shown with the environment variable that makes it reproducible."""
+    from models.performance_rnn.train import command_lines
+
+    cmd = "cadenza train performance --data D --out O"
+    history = {"lineage": [{"command": "cadenza train performance --data D --out P",
+                            "start_step": 0, "backend": "tensorflow"}],
+               "runs": [{"command": f"{cmd} --init P", "start_step": 0, "backend": "tensorflow",
+                         "init_from": "P"},
+                        {"command": f"{cmd} --init P", "start_step": 200, "backend": "jax"},
+                        {"command": cmd, "start_step": 400}]}  # older files: no backend kept
+    assert command_lines(history) == [
+        "cadenza train performance --data D --out P",
+        f"{cmd} --init P  # warm start from P (fresh optimizer, step 0)",
+        f"KERAS_BACKEND=jax {cmd} --init P  # resumed at step 200",
+        f"{cmd}  # resumed at step 400",
+    ]
+
+
 def test_warm_start_refuses_another_family_and_a_bad_decay(tmp_path: Path, trained: dict) -> None:
     from models.performance_rnn.train import train
 
