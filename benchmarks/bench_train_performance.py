@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PIANO = ROOT.parent / "shared" / "datasets" / "piano"
+BACKENDS = ("tensorflow", "jax", "torch")  # each is also the module it needs
 
 
 def windows(batch: int, seq_len: int, note_state: bool
@@ -83,7 +84,7 @@ def measure(config_name: str, steps: int, batch: int | None, seq_len: int | None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="small", help="small (default), full or tiny")
-    parser.add_argument("--backends", default="tensorflow,jax,torch",
+    parser.add_argument("--backends", default=",".join(BACKENDS),
                         help="comma-separated Keras backends (default: all three)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per backend (10)")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per step (64)")
@@ -96,9 +97,11 @@ def main() -> None:
         return
     results = []
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
-        probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
-        if module is None or probe.returncode != 0:
+        if backend not in BACKENDS:
+            results.append({"backend": backend, "error": f"not one of {', '.join(BACKENDS)}"})
+            continue
+        probe = subprocess.run([sys.executable, "-c", f"import {backend}"], capture_output=True)
+        if probe.returncode != 0:
             results.append({"backend": backend, "error": "not installed"})
             continue
         cmd = [sys.executable, __file__, "--one", "--config", args.config, "--steps",

@@ -18,15 +18,15 @@ def _file_action(window, text):
 
 
 def test_open_examples_fills_the_library_for_every_workspace(window, qtbot, artifacts_dir):
-    EXAMPLES_DIR = examples_dir()
-    assert EXAMPLES_DIR == ROOT / "assets" / "examples"
+    folder = examples_dir()
+    assert folder == ROOT / "assets" / "examples"
     assert not window.library.clips()
     _file_action(window, "Open &Examples").trigger()
     qtbot.wait(50)
     clips = window.library.clips()
     assert [c.name for c in clips] == EXPECTED
     assert [c.is_midi for c in clips] == [True] * 5 + [False] * 3
-    assert all(c.source == EXAMPLES_DIR / (c.name + (".mid" if c.is_midi else ".wav"))
+    assert all(c.source == folder / (c.name + (".mid" if c.is_midi else ".wav"))
                for c in clips)
     # the piano phrase is shown, and is Continue's primer
     assert window.library.current_clip().name == "piano-phrase"
