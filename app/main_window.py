@@ -702,16 +702,18 @@ QPushButton#actionButton { padding: 6px 18px; font-weight: 600; }
 QTabBar::tab { padding: 6px 18px; font-size: 11pt; }
 """
 
-_SYSTEM_STYLE: str | None = None
+SYSTEM_STYLE_PROPERTY = "cadenzaSystemStyle"  # the platform style, kept on the application
 
 
 def apply_theme(app: QApplication, theme: str) -> None:
-    """``dark`` (default) and ``light`` use Fusion; ``system`` restores the platform look."""
-    global _SYSTEM_STYLE
-    if _SYSTEM_STYLE is None:
-        _SYSTEM_STYLE = app.style().name()
+    """``dark`` (default) and ``light`` use Fusion; ``system`` restores the platform look (the
+    style the application had before the first theme was applied)."""
+    system_style = app.property(SYSTEM_STYLE_PROPERTY)
+    if not system_style:
+        system_style = app.style().name()
+        app.setProperty(SYSTEM_STYLE_PROPERTY, system_style)
     if theme == "system":
-        app.setStyle(QStyleFactory.create(_SYSTEM_STYLE) or QStyleFactory.create("Fusion"))
+        app.setStyle(QStyleFactory.create(system_style) or QStyleFactory.create("Fusion"))
         app.setPalette(app.style().standardPalette())
     else:
         app.setStyle("Fusion")

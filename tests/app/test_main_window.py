@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtGui import QDropEvent, QPalette
+from PySide6.QtWidgets import QApplication, QStyleFactory
 
 from app.clips import Clip
-from app.main_window import NO_AUDIO, MainWindow
+from app.main_window import NO_AUDIO, SYSTEM_STYLE_PROPERTY, MainWindow
 from app.settings import Settings, load_settings, open_qsettings
 from models.audio_io import read_audio
 from models.midi_io import read_midi
@@ -221,6 +222,29 @@ def test_settings_are_remembered_in_the_temporary_location(window, qtbot, settin
     assert again.settings == new
     real = Path.home() / ".config" / "Cadenza" / "Cadenza.ini"
     assert not real.exists() or "Keystation" not in real.read_text()
+
+
+def test_theme_setting_switches_the_look_and_system_restores_the_platform_style(window):
+    import dataclasses
+
+    app = QApplication.instance()
+    platform_style = app.property(SYSTEM_STYLE_PROPERTY)
+    assert platform_style  # recorded when the first theme was applied
+
+    def window_lightness() -> int:
+        return app.palette().color(QPalette.ColorRole.Window).lightness()
+
+    try:
+        window.apply_settings(dataclasses.replace(window.settings, theme="light"))
+        light = window_lightness()
+        window.apply_settings(dataclasses.replace(window.settings, theme="dark"))
+        assert window_lightness() < light - 100
+        window.apply_settings(dataclasses.replace(window.settings, theme="system"))
+        platform = QStyleFactory.create(platform_style).standardPalette()
+        assert window_lightness() == platform.color(QPalette.ColorRole.Window).lightness()
+        assert app.property(SYSTEM_STYLE_PROPERTY) == platform_style  # not overwritten
+    finally:
+        window.apply_settings(dataclasses.replace(window.settings, theme="dark"))
 
 
 def test_workspaces_say_plainly_that_the_model_is_missing(window):
