@@ -7,11 +7,10 @@ Keras is imported inside the handlers only, so ``cadenza --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
+from app.commands import cli_command
 from models.errors import CadenzaError
 
 MODEL_NAMES = ("melody-2bar", "melody-16bar", "drums-2bar")
@@ -160,7 +159,7 @@ def _train(args: argparse.Namespace) -> int:
                                                "decay_rate", "max_beta", "free_bits",
                                                "sampling_schedule", "sampling_rate",
                                                "train_hop")}
-    command = "cadenza " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    command = cli_command()
     result = train(args.model_name, list(args.data), args.out, size=args.config or "small",
                    steps=args.steps, cache_dir=args.cache,
                    checkpoint_minutes=args.checkpoint_minutes, time_limit=args.time_limit,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 
+from app.commands import cli_command
 from models.errors import CadenzaError
 
 
@@ -54,7 +54,7 @@ def run_train(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("batch_size", args.batch_size), ("crop", args.crop),
                                  ("learning_rate", args.learning_rate)) if v is not None}
     config = replace(config, **changes)
-    command = "cadenza " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = cli_command() or ""
     result = train(
         args.data, args.out, config=config, steps=args.steps,
         checkpoint_seconds=60 * args.checkpoint_minutes, eval_every=args.eval_every,

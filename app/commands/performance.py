@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 
+from app.commands import cli_command
 from models.errors import CadenzaError
 
 CONTINUE_EPILOG = """\
@@ -182,8 +181,7 @@ def run_continue(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from models.performance_rnn.train import describe, train
 
-    command = "cadenza " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
-        if sys.argv and sys.argv[0].endswith("cadenza") else None
+    command = cli_command()
     result = train(
         args.data, args.out, config_name=args.config, steps=args.steps,
         batch_size=args.batch_size, seq_len=args.seq_len, learning_rate=args.learning_rate,

@@ -97,3 +97,13 @@ def test_render_missing_file_and_missing_soundfont(tmp_path: Path, datasets_dir:
     )
     assert result.returncode == 2 and "soundfont" in result.stderr.lower()
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_training_commands_are_recorded_as_cadenza_command_lines(monkeypatch) -> None:  # noqa: ANN001
+    from app.commands import cli_command
+
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/cadenza", "train", "performance", "--data",
+                                      "my piano", "--out", "runs/p"])
+    assert cli_command() == "cadenza train performance --data 'my piano' --out runs/p"
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/cadenza"])
+    assert cli_command() is None
