@@ -34,25 +34,17 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
-def _jack_running() -> bool:
-    probe = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=10)
+def jack_server_up(name: str) -> bool:
+    """Whether the JACK server called ``name`` answers (``jack_lsp`` lists its ports)."""
+    probe = subprocess.run(["jack_lsp", "-s", name], capture_output=True, text=True, timeout=10)
     return probe.returncode == 0 and "system:" in probe.stdout
 
 
-@pytest.fixture(scope="session")
-def jack_server() -> Iterator[str]:
-    """A real JACK server with the dummy driver at 48 kHz, for MIDI and audio tests.
-
-    Uses one that already runs; otherwise starts ``jackd -d dummy -r 48000``, stopped at the end.
-    """
-    if shutil.which("jackd") is None:
-        pytest.fail("jackd is not installed: run the README's test command, which installs jackd2")
-    if _jack_running():
-        yield "existing"
-        return
+def start_jack(name: str, *flags: str) -> subprocess.Popen:
+    """``jackd -n NAME FLAGS -d dummy -r 48000`` started and answering (fails the test if not)."""
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
     proc = subprocess.Popen(
-        ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "512"],
+        ["jackd", "-n", name, *flags, "-d", "dummy", "-r", "48000", "-p", "512"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -62,20 +54,45 @@ def jack_server() -> Iterator[str]:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"jackd exited at start with code {proc.returncode}")
-        if _jack_running():
-            break
+        if jack_server_up(name):
+            return proc
         time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("jackd did not come up within 15 s")
+    proc.kill()
+    proc.wait()
+    pytest.fail("jackd did not come up within 15 s")
+
+
+def stop_jack(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        yield "started"
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def jack_server() -> Iterator[str]:
+    """A real JACK server with the dummy driver at 48 kHz, for MIDI and audio tests.
+
+    The server has a name of its own (``cadenza-test-PID``), made the default server of this
+    process and its children through ``JACK_DEFAULT_SERVER``: test runs side by side on one
+    machine (or a musician's own JACK server) never meet.
+    """
+    if shutil.which("jackd") is None:
+        pytest.fail("jackd is not installed: run the README's test command, which installs jackd2")
+    name = f"cadenza-test-{os.getpid()}"
+    proc = start_jack(name, "--no-realtime")
+    old = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    try:
+        yield name
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if old is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = old
+        stop_jack(proc)
 
 
 INSTRUMENT_CENTERS = (48, 56, 64, 72)

@@ -145,6 +145,6 @@ def test_no_sound_server_at_all(jack_server, monkeypatch):
         with pytest.raises(CadenzaError, match="no audio output device"):
             AudioEngine().start()
     finally:
-        monkeypatch.delenv("JACK_DEFAULT_SERVER")
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", jack_server)
         sd._terminate()
         sd._initialize()

@@ -165,7 +165,7 @@ def test_without_an_audio_device_play_says_so(window, short_piano_clip, jack_ser
         assert not window.is_playing and window.isVisible()
         assert window.export_midi(tmp_path / "still.mid")  # export still works
     finally:
-        monkeypatch.delenv("JACK_DEFAULT_SERVER")
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", jack_server)
         sd._terminate()
         sd._initialize()
 
