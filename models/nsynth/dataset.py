@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import CadenzaError
+from models.nsynth.signal import estimate_f0
 
 SAMPLE_RATE = 16000
 SECONDS_HELD = 3.0
@@ -256,8 +257,6 @@ def note_f0s(directory: str | Path, records: list[dict], audio: np.ndarray) -> n
     About 8 ms a note; cached in ``DIR/f0.json`` (when the folder is writable) so that a second
     run starts at once.
     """
-    from models.nsynth.evaluate import estimate_f0
-
     path = Path(directory) / F0_CACHE
     cache: dict[str, float | None] = {}
     if path.is_file():

@@ -22,6 +22,7 @@ import numpy as np
 
 from models.errors import CadenzaError
 from models.nsynth import dataset as ds
+from models.nsynth.signal import estimate_f0
 
 DEFAULT_PITCHES = tuple(36 + 4 * i for i in range(16))  # C2 .. C7, every 4 semitones
 SFZ_FILE = "instrument.sfz"
@@ -180,8 +181,6 @@ def _source_at(morpher: Any, source: Any, pitch: int, cache: dict) -> np.ndarray
         return morpher.source_audio(source, pitch=pitch)
     key = id(source) if not isinstance(source, (str, Path)) else str(source)
     if key not in cache:
-        from models.nsynth.evaluate import estimate_f0
-
         x = morpher.source_audio(source)
         f0 = estimate_f0(x, ds.SAMPLE_RATE)
         cache[key] = (x, midi_of(f0) if np.isfinite(f0) else 60.0)

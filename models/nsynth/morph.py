@@ -35,6 +35,7 @@ from models.nsynth import dataset as ds
 from models.nsynth.fastgen import CancelFn, FastGenerator, ProgressFn
 from models.nsynth.model import FAMILY, NSynthAutoencoder, NSynthConfig, build_model, lag_period
 from models.nsynth.mulaw import mu_law_encode, scale_codes
+from models.nsynth.signal import estimate_f0, follow_envelope, loudness_db
 
 Source = str | Path | Audio | np.ndarray
 
@@ -87,34 +88,6 @@ def morph_f0(f0s: Sequence[float], weights: Sequence[float]) -> float:
         if np.isfinite(f) and f > 0 and w > best_w + 1e-9:
             best, best_w = float(f), float(w)
     return best
-
-
-FLOOR_DB = -100.0
-
-
-def loudness_db(audio: np.ndarray, hop: int = 512) -> np.ndarray:
-    """The level of each ``hop``-sample frame of a mono signal, in dB (RMS; -100 for silence)."""
-    x = np.asarray(audio, np.float64).ravel()
-    n = x.shape[0] // hop
-    if n == 0:
-        return np.zeros(0)
-    power = np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1)
-    return np.maximum(10.0 * np.log10(power + 1e-12), FLOOR_DB)
-
-
-def follow_envelope(audio: np.ndarray, target_db: np.ndarray, hop: int = 512) -> np.ndarray:
-    """``audio`` turned down, frame by frame, wherever it is louder than ``target_db``; the gain
-    moves linearly between frame centres, so there are no steps. Frames past the end of
-    ``target_db`` keep its last value."""
-    y = np.asarray(audio, np.float32).ravel()
-    target = np.asarray(target_db, np.float64).ravel()
-    level = loudness_db(y, hop)
-    if level.size == 0 or target.size == 0:
-        return y
-    target = np.pad(target, (0, max(0, level.size - target.size)), mode="edge")[: level.size]
-    gain = 10.0 ** (np.minimum(0.0, target - level) / 20.0)
-    centres = np.arange(level.size) * hop + hop / 2.0
-    return (y * np.interp(np.arange(y.shape[0]), centres, gain)).astype(np.float32)
 
 
 def prepare_audio(source: Audio | np.ndarray | str | Path, sample_rate: int = ds.SAMPLE_RATE,
@@ -200,8 +173,6 @@ class Morpher:
 
     def pitches(self, audios: Sequence[np.ndarray]) -> np.ndarray:
         """The fundamental (Hz, YIN on the held part) of each prepared sound; NaN if none."""
-        from models.nsynth.evaluate import estimate_f0
-
         return np.array([estimate_f0(a, self.config.sample_rate) for a in audios])
 
     def guide(self, audios: Sequence[np.ndarray], weights: Sequence[float]

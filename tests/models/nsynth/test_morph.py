@@ -249,7 +249,7 @@ def test_a_morph_plays_at_the_pitch_of_its_main_source() -> None:
 
 def test_the_decoded_sound_follows_its_sources_loudness(tiny_morpher) -> None:
     """Turned down where the sources are quiet (a released note's silence), never up."""
-    from models.nsynth.morph import follow_envelope, loudness_db
+    from models.nsynth.signal import follow_envelope, loudness_db
 
     rng = np.random.default_rng(0)
     noise = (0.1 * rng.standard_normal(16 * 512)).astype(np.float32)  # about -20 dB throughout
