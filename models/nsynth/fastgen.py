@@ -223,9 +223,6 @@ def _lag_pairs(periods: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- XLA engine
-_XLA_CACHE: dict[int, object] = {}
-
-
 def xla_available() -> bool:
     try:
         import tensorflow  # noqa: F401
@@ -238,9 +235,6 @@ def _xla_chunk_fn(w: StepWeights, forced: bool) -> object:
     """A compiled ``run(t0, n, prev, in_ring, rings, cond, cond_out, xs, seed, temp)``."""
     import tensorflow as tf
 
-    key = (id(w), forced)
-    if key in _XLA_CACHE:
-        return _XLA_CACHE[key]
     c = w.config
     k = c.dec_kernel
     ch = c.dec_channels
@@ -353,14 +347,10 @@ def _xla_chunk_fn(w: StepWeights, forced: bool) -> object:
         )
         return prev, in_ring, rings, hist, acc.stack()
 
-    _XLA_CACHE[key] = run
     return run
 
 
 # ---------------------------------------------------------------------------- JAX engine
-_JAX_CACHE: dict[tuple[int, bool], object] = {}
-
-
 def jax_available() -> bool:
     try:
         import jax  # noqa: F401
@@ -374,9 +364,6 @@ def _jax_chunk_fn(w: StepWeights, forced: bool) -> object:
     import jax
     import jax.numpy as jnp
 
-    key = (id(w), forced)
-    if key in _JAX_CACHE:
-        return _JAX_CACHE[key]
     c = w.config
     k = c.dec_kernel
     ch = c.dec_channels
@@ -468,7 +455,6 @@ def _jax_chunk_fn(w: StepWeights, forced: bool) -> object:
         return run(jnp.int32(t0), prev, in_ring, rings, hist, lag, cond, cond_out,
                    xs[:n], jnp.float32(temp))
 
-    _JAX_CACHE[key] = call
     return call
 
 
@@ -496,11 +482,16 @@ class FastGenerator:
         if engine == "jax" and not jax_available():
             raise CadenzaError("the jax generation engine needs JAX")
         self.engine = engine
+        # The compiled loops (sampled and forced) belong to this generator and its weights:
+        # built on first use, dropped with it (a Morpher keeps one generator per loaded model).
+        self._compiled_fns: dict[bool, Callable[..., tuple]] = {}
 
     def _compiled(self, forced: bool) -> Callable[..., tuple]:
-        if self.engine == "jax":
-            return _jax_chunk_fn(self.weights, forced)  # type: ignore[return-value]
-        return _xla_chunk_fn(self.weights, forced)  # type: ignore[return-value]
+        fn = self._compiled_fns.get(forced)
+        if fn is None:
+            build = _jax_chunk_fn if self.engine == "jax" else _xla_chunk_fn
+            fn = self._compiled_fns[forced] = build(self.weights, forced)  # type: ignore[assignment]
+        return fn
 
     def _init_state(self, batch: int) -> tuple[np.ndarray, list[np.ndarray]]:
         c = self.config

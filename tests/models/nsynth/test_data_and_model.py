@@ -155,6 +155,37 @@ def test_generation_engines_agree_on_greedy_audio(engine: str, pitch_lag: bool) 
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("engine", ["xla", "jax"])
+def test_compiled_loops_belong_to_their_generator(engine: str) -> None:
+    """A generator's compiled loop runs its own model's weights, and goes when the generator
+    (and its model) goes: nothing keeps loops of models no longer loaded, and no later model
+    can be handed an earlier one's loop."""
+    import gc
+    import weakref
+
+    import keras
+
+    from models.nsynth.fastgen import FastGenerator
+    from models.nsynth.model import build_model, tiny_config
+
+    need_engine(engine)
+    emb = np.random.default_rng(4).normal(size=(1, 1, 16)).astype("float32")
+    outputs, loops = [], []
+    for seed in range(2):
+        keras.utils.set_random_seed(seed)
+        model = build_model(tiny_config())
+        gen = FastGenerator(model, engine=engine)
+        got = gen.generate(emb, temperature=0.0)
+        expected = FastGenerator(model, engine="numpy").generate(emb, temperature=0.0)
+        np.testing.assert_array_equal(got, expected)
+        outputs.append(got)
+        loops.append(weakref.ref(gen._compiled(forced=False)))
+        del model, gen
+        gc.collect()
+    assert not np.array_equal(outputs[0], outputs[1])  # the two models do differ
+    assert all(loop() is None for loop in loops)
+
+
 def test_f0_estimator_on_a_synthetic_and_a_rendered_a4() -> None:
     from models.nsynth.dataset import gm_renderer, render_gm_note
     from models.nsynth.evaluate import cents, estimate_f0
