@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.audio_engine import NO_DEVICE, AudioEngine, PortAudio
@@ -39,9 +40,22 @@ class Loss:
     kind: str
     reason: str
 
+    @property
+    def what(self) -> str:
+        return "Audio output" if self.kind == "audio" else "MIDI"
+
     def describe(self) -> str:
-        what = "Audio output" if self.kind == "audio" else "MIDI"
-        return f"{what} lost: {self.reason}"
+        return f"{self.what} lost: {self.reason}"
+
+
+def describe_losses(losses: Sequence[Loss]) -> str:
+    """One line for several losses; those with the same reason (one JACK server took both
+    audio and MIDI with it) are said together."""
+    by_reason: dict[str, list[str]] = {}
+    for loss in losses:
+        by_reason.setdefault(loss.reason, []).append(loss.what)
+    return "; ".join(f"{' and '.join(whats)} lost: {reason}"
+                     for reason, whats in by_reason.items())
 
 
 class Devices:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.clips import OPEN_FILTER, Clip, load_clip
-from app.devices import Loss
+from app.devices import Loss, describe_losses
 from app.resources import examples_dir, icon_path
 from app.services import Services
 from app.settings import Settings, load_settings, open_qsettings, save_settings
@@ -292,16 +292,16 @@ class MainWindow(QMainWindow):
         """Ask the devices what went away (a timer calls this a few times a second): playback
         stops, the status bar and the live panel say so, and Reconnect is offered."""
         losses = self.devices.check()
+        if not losses:
+            return losses
         for loss in losses:
             if loss.kind == "audio":
                 self.stop()
                 self.transport.set_state("Audio lost")
             self._show_lost(loss)
-            self.live_panel.device_lost(loss)
-        if losses:
-            self.show_message("; ".join(loss.describe() for loss in losses)
-                              + f" — {RECONNECT} (Play menu or the status bar) when it is back;"
-                              " export still works")
+        self.live_panel.devices_lost(losses)
+        self.show_message(f"{describe_losses(losses)} — Reconnect when it is back (export "
+                          "still works)")
         return losses
 
     def _show_lost(self, loss: Loss) -> None:
@@ -809,10 +809,12 @@ def create_app(argv: Sequence[str] = ()) -> QApplication:
     return app
 
 
-def run_app(argv: Sequence[str] = ()) -> int:
+def run_app(argv: Sequence[str] = (),
+            on_shown: Callable[[MainWindow], None] | None = None) -> int:
     """Open the window and run until it closes; the exit code. The application, not the window,
     owns the devices and the worker: made here, handed to the window, closed after the event
-    loop (bounded: quitting never waits on a sound server that went away)."""
+    loop (bounded: quitting never waits on a sound server that went away). ``on_shown`` gets
+    the window once it is shown (a script driving the app)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = create_app([a for a in argv if a != "--gui"])
     store = open_qsettings()
@@ -821,6 +823,8 @@ def run_app(argv: Sequence[str] = ()) -> int:
         window = MainWindow(settings_store=store, services=services)
         apply_theme(app, window.settings.theme)
         window.show()
+        if on_shown is not None:
+            on_shown(window)
         code = int(app.exec())
     finally:
         services.close()

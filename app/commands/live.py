@@ -116,7 +116,7 @@ class LiveRig:
 
 
 def run_duet(args: argparse.Namespace) -> int:
-    from app.devices import Devices
+    from app.devices import Devices, describe_losses
     from app.duet import Duet, DuetSettings, Round, load_performance_model
 
     if not 1 <= args.channel <= 16:
@@ -227,7 +227,7 @@ def run_duet(args: argparse.Namespace) -> int:
         while not done.wait(0.2):
             losses = devices.check()
             if losses:
-                raise CadenzaError("; ".join(loss.describe() for loss in losses))
+                raise CadenzaError(describe_losses(losses))
         if duet.error is not None:
             raise CadenzaError(str(duet.error))
     except KeyboardInterrupt:

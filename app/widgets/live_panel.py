@@ -10,7 +10,7 @@ happen on a piano roll (answer notes in green, over the usual velocity colours o
 Devices come from the application (:class:`app.services.Services`): the MIDI system and the one
 audio engine of :class:`app.devices.Devices` (built-in sound plays on a bus of its own in the
 engine's mix). When the window finds a device lost it tells the panel
-(:meth:`LivePanel.device_lost`): the duet and recording stop, the panel says so and offers
+(:meth:`LivePanel.devices_lost`): the duet and recording stop, the panel says so and offers
 Reconnect.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QRectF, QTimer, Signal
@@ -610,22 +611,22 @@ class LivePanel(QWidget):
         self.record_button.blockSignals(False)
 
     # ------------------------------------------------------------------ devices lost
-    def device_lost(self, loss: Loss) -> None:
-        """The window found a device lost: the duet and recording stop, what used it is let go
-        of, and the panel says so and offers Reconnect."""
+    def devices_lost(self, losses: Sequence[Loss]) -> None:
+        """The window found devices lost: the duet and recording stop, what used them is let
+        go of, and the panel says so and offers Reconnect."""
+        from app.devices import describe_losses
+
         if self.duet is not None:
             self.set_duet(False)
         if self.recorder is not None:
             self.set_recording(False)
-        if loss.kind == "audio":
-            if self.engine is not None:
-                self._close_output()
-            what = "Built-in audio"
-        else:
+        kinds = {loss.kind for loss in losses}
+        if "midi" in kinds:
             self.release_devices()
             self._fill_ports([], [])
-            what = "MIDI"
-        self._say(f"{what} lost: {loss.reason}. Reconnect when it is back.")
+        elif "audio" in kinds and self.engine is not None:
+            self._close_output()
+        self._say(f"{describe_losses(losses)}. Reconnect when it is back.")
         self.reconnect_button.show()
 
     def release_devices(self) -> None:
