@@ -73,9 +73,8 @@ class _Generation:
     """One initialised instance of the PortAudio library: a sounddevice module bound to it,
     the watch on its JACK client (when it has one) and the streams it has open."""
 
-    def __init__(self, sd: Any, copy: bool) -> None:
+    def __init__(self, sd: Any) -> None:
         self.sd = sd
-        self.copy = copy
         self.watch: JackWatch | None = None
         self.open_streams: list[Any] = []
         self.abandoned: list[Any] = []  # streams whose close never returned; kept referenced
@@ -134,11 +133,11 @@ class PortAudio:
                 except OSError as exc:  # libportaudio2 missing
                     raise CadenzaError(f"PortAudio is not available ({exc}); install "
                                        "libportaudio2") from exc
-                self._gen = self._adopt(sounddevice, copy=False)
+                self._gen = self._adopt(sounddevice)
             return self._gen
 
-    def _adopt(self, sd: Any, copy: bool) -> _Generation:
-        gen = _Generation(sd, copy)
+    def _adopt(self, sd: Any) -> _Generation:
+        gen = _Generation(sd)
         gen.watch_jack()
         atexit.unregister(self._at_exit)  # to the end of the list: it runs first
         atexit.register(self._at_exit)
@@ -184,7 +183,7 @@ class PortAudio:
                 return
             if gen.lost:
                 self._retire(gen)
-                self._gen = self._adopt(_load_sounddevice_copy(gen.sd), copy=True)
+                self._gen = self._adopt(_load_sounddevice_copy(gen.sd))
                 return
             sd = gen.sd
             with held_stderr():

@@ -76,6 +76,7 @@ class Devices:
         self._engine: AudioEngine | None = None
         self._midi: MidiSystem | None = None
         self._old_midi: list[MidiSystem] = []  # closed after a loss, maybe still closing
+        self._unreported: list[Loss] = []  # found, let go of, not yet returned by check()
         self._lock = threading.RLock()
         self._closed = False
 
@@ -85,6 +86,7 @@ class Devices:
         there is no output device, or when it was lost (until :meth:`reconnect`)."""
         with self._lock:
             self._require_open()
+            self._detect()
             if self.audio_lost:
                 raise CadenzaError(f"the audio output was lost ({self.audio_lost}); "
                                    "reconnect to play again")
@@ -109,6 +111,7 @@ class Devices:
         """The output devices (see :meth:`app.audio_engine.PortAudio.outputs`)."""
         with self._lock:
             self._require_open()
+            self._detect()
             if rescan and self._engine is None:
                 self._settle()
             return self._portaudio.outputs(rescan=rescan)
@@ -143,6 +146,7 @@ class Devices:
         is one). Raises :class:`CadenzaError` when it was lost (until :meth:`reconnect`)."""
         with self._lock:
             self._require_open()
+            self._detect()
             if self.midi_lost:
                 raise CadenzaError(f"MIDI was lost ({self.midi_lost}); reconnect to use it")
             if self._midi is None:
@@ -161,27 +165,32 @@ class Devices:
     def check(self) -> list[Loss]:
         """What went away since the last call (each loss is reported once). Cheap: call it a
         few times a second."""
-        losses: list[Loss] = []
         with self._lock:
             if self._closed:
-                return losses
-            if not self.audio_lost:
-                engine = self._engine
-                reason = engine.lost_reason() if engine is not None else ""
-                if not reason and self._portaudio.lost:
-                    reason = self._portaudio.lost_reason
-                if reason:
-                    self._lose_audio(reason)
-                    losses.append(Loss("audio", reason))
-            midi = self._midi
-            if not self.midi_lost and midi is not None:
-                reason = midi.lost
-                if not reason and midi.is_jack and self._portaudio.jack_lost:
-                    reason = self._portaudio.lost_reason
-                if reason:
-                    self._lose_midi(reason)
-                    losses.append(Loss("midi", reason))
+                return []
+            self._detect()
+            losses, self._unreported = self._unreported, []
         return losses
+
+    def _detect(self) -> None:
+        """Find losses and let go of what was lost at once, in order (before anything new is
+        opened: every way to a device goes through here first)."""
+        if not self.audio_lost:
+            engine = self._engine
+            reason = engine.lost_reason() if engine is not None else ""
+            if not reason and self._portaudio.lost:
+                reason = self._portaudio.lost_reason
+            if reason:
+                self._lose_audio(reason)
+                self._unreported.append(Loss("audio", reason))
+        midi = self._midi
+        if not self.midi_lost and midi is not None:
+            reason = midi.lost
+            if not reason and midi.is_jack and self._portaudio.jack_lost:
+                reason = self._portaudio.lost_reason
+            if reason:
+                self._lose_midi(reason)
+                self._unreported.append(Loss("midi", reason))
 
     def _lose_audio(self, reason: str) -> None:
         self.audio_lost = reason
@@ -214,6 +223,8 @@ class Devices:
         ports are still closing."""
         with self._lock:
             self._require_open()
+            self._detect()
+            self._unreported = []  # reconnecting answers them
             engine, self._engine = self._engine, None
             midi, self._midi = self._midi, None
             if midi is not None:

@@ -707,7 +707,7 @@ class MainWindow(QMainWindow):
             set_soundfont(self.worker, new.soundfont)
         if new.audio_device != old.audio_device:
             self.stop()
-            self.live_panel.release_devices()
+            self.live_panel.release_audio()
         self.devices.configure(audio_device=new.audio_device or None,
                                midi_out=new.midi_out or None)
         if new.compute_device != old.compute_device:

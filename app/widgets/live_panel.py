@@ -624,10 +624,15 @@ class LivePanel(QWidget):
         if "midi" in kinds:
             self.release_devices()
             self._fill_ports([], [])
-        elif "audio" in kinds and self.engine is not None:
-            self._close_output()
+        elif "audio" in kinds:
+            self.release_audio()
         self._say(f"{describe_losses(losses)}. Reconnect when it is back.")
         self.reconnect_button.show()
+
+    def release_audio(self) -> None:
+        """Let go of built-in sound (the devices change their audio output)."""
+        if self.engine is not None:
+            self._close_output()
 
     def release_devices(self) -> None:
         """Let go of the ports, the watcher and the output (before the devices reconnect, or
