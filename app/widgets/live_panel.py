@@ -279,8 +279,10 @@ class LivePanel(QWidget):
             self._say(f"{self.input.name} went away")
             if self.duet is not None:
                 self.duet.input_lost()
+        from app.midi_ports import MidiOutput
+
         output = self.output
-        if output is not None and getattr(output, "name", None) in changes.removed_outputs:
+        if isinstance(output, MidiOutput) and output.name in changes.removed_outputs:
             self._say(f"{output.name} went away")
         self._fill_ports(self._visible_inputs(), self._visible_outputs())
 

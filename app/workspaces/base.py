@@ -298,8 +298,7 @@ class Workspace(QWidget):
             return False
         self._midi_out, self._midi_stop = out, threading.Event()
         play_sequence(out, seq, self._midi_stop)
-        self.say(f"Sending to MIDI out {out.name}" if hasattr(out, "name") else
-                 "Sending to MIDI out")
+        self.say(f"Sending to MIDI out {out.name}")
         return True
 
     def _stop_midi(self) -> None:
