@@ -161,4 +161,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from app.main_window import end_process
+
+    end_process(main())  # as app/cli.py ends the app's process
