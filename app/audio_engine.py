@@ -572,6 +572,7 @@ class AudioEngine:
         self._device_index: int | None = None
         self._heartbeat = 0
         self._seen_beat = (0, 0.0)  # (heartbeat, monotonic time) when it last moved
+        self._asked = 0.0  # when lost_reason() last looked at the heartbeat
         self._finished = False
         self._lost = ""
         self._bus_lock = threading.Lock()  # for adding and removing buses (not the callback)
@@ -632,6 +633,7 @@ class AudioEngine:
         self._stream = stream
         self._device_index = index
         self._seen_beat = (self._heartbeat, time.monotonic())
+        self._asked = time.monotonic()
 
     def close(self, timeout: float = CLOSE_SECONDS) -> bool:
         """Stop every bus and close the stream, waiting at most ``timeout`` seconds; False when
@@ -708,8 +710,9 @@ class AudioEngine:
 
     def lost_reason(self) -> str:
         """Why the stream is gone ("" while it works): the JACK server went away, PortAudio
-        finished the stream, or the callback stopped being called. Call it now and then (the
-        GUI's timer does): the heartbeat is compared with the last call's."""
+        finished the stream, or the callback stopped being called. Call it regularly, more
+        often than once a second (the GUI's timer does): the heartbeat is compared with the
+        last call's, and a stall counts only while it is being watched."""
         if self._lost:
             return self._lost
         if self._stream is None:
@@ -721,7 +724,10 @@ class AudioEngine:
             return "the audio device stopped the stream"
         beat, now = self._heartbeat, time.monotonic()
         seen, since = self._seen_beat
-        if beat != seen:
+        asked, self._asked = self._asked, now
+        if beat != seen or now - asked > HEARTBEAT_SECONDS / 2:
+            # it moved, or this is the first question in a long while (the GUI was busy, the
+            # machine slept): start counting from now
             self._seen_beat = (beat, now)
         elif now - since > HEARTBEAT_SECONDS:
             return f"the audio device stopped asking for sound ({now - since:.1f} s)"
