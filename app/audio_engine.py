@@ -1,26 +1,54 @@
-"""Sound output through PortAudio (python-sounddevice), by the callback rules.
+"""Sound output through PortAudio (python-sounddevice): one stream, a mix of buses.
 
-The audio callback runs on PortAudio's real-time thread and only does a ``get_nowait`` from a
-bounded queue and a copy into ``outdata`` (zeros and an underrun count when the queue is empty
-while playing): no allocation of its own, no locks beyond the queue's, no I/O, no logging.
+**The callback** runs on PortAudio's real-time thread and follows python-sounddevice's rules:
+no allocation of buffers, no locks beyond the queues', no I/O, no logging. It silences
+``outdata``, then adds one pre-rendered block from each :class:`Bus` (a ``get`` from that bus's
+bounded queue, after an ``empty()`` check so that an idle bus raises nothing), clips the sum to
+±1 in place and counts a heartbeat. Everything else happens elsewhere: ``play`` resamples to the
+device's rate and cuts the audio into blocks on the calling (worker) thread, a feeder thread
+pushes them; live voices render blocks on their own threads (:mod:`app.transport`).
 
-Everything else happens elsewhere: ``play`` resamples to the device's rate and cuts the audio
-into pre-allocated blocks on the calling (worker) thread, and a feeder thread pushes the blocks
-into the queue. ``push_block`` / ``play_stream`` feed live audio (the duet, the morph instrument).
+**One stream for everything.** The stream runs at the device's default sample rate (a JACK
+server decides it, often 48 kHz) with small blocks (256 frames, 5.3 ms at 48 kHz) so that live
+playing stays immediate. Each source gets a bus with the queue depth it needs: the ``clip`` bus
+(clips and previews: 32 blocks, about 170 ms, so a busy worker never starves it), the ``live``
+bus (``push_block``: 3 blocks, about 16 ms), and a bus of its own for each set of live voices
+(:meth:`AudioEngine.open_bus`: the keyboard, the duet, the morph instrument). The list of buses
+is a tuple the callback reads and other threads replace, never mutate.
 
-The stream runs at the device's default sample rate (a JACK server decides it, often 48 kHz).
+**Bounded close.** :meth:`AudioEngine.close` closes the stream on a helper thread and waits at
+most :data:`CLOSE_SECONDS`; when the sound server or the device has vanished (PortAudio's JACK
+backend then waits ten minutes for a process callback that will not come) the stream is
+abandoned. :class:`PortAudio` remembers that such a library instance must never be terminated
+(its ``Pa_Terminate`` would wait on the abandoned stream, or abort on JACK's dead client) and,
+when devices are looked for again, loads a fresh copy of the library (see
+:meth:`PortAudio.rescan`).
+
+**Noticing a lost device.** :meth:`AudioEngine.lost_reason` says why the stream is gone: the
+JACK server went away (a :class:`app.jack_watch.JackWatch`), PortAudio finished the stream, or
+the callback stopped being called (the heartbeat did not move for :data:`HEARTBEAT_SECONDS`).
+:class:`app.devices.Devices` asks it from the GUI's timer.
 """
 
 from __future__ import annotations
 
 import atexit
+import builtins
+import importlib.util
+import os
 import queue
+import shutil
+import tempfile
 import threading
+import time
+import types
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
+from app.bounded import call_within
+from app.jack_watch import JackWatch
 from models.audio_io import Audio
 from models.errors import CadenzaError
 from models.quiet import held_stderr
@@ -30,122 +58,275 @@ NO_DEVICE = (
     "Cadenza keeps working and can still export WAV"
 )
 CHANNELS = 2
+JACK_HOSTAPI = "JACK Audio Connection Kit"
+BLOCKSIZE = 256  # frames per callback: 5.3 ms at 48 kHz
+CLIP_QUEUE_BLOCKS = 32  # the clip bus: ~170 ms at 48 kHz
+LIVE_QUEUE_BLOCKS = 3  # live voices: ~16 ms at 48 kHz, plus the device's own buffer
+CLOSE_SECONDS = 0.8  # the longest close() waits for the stream before abandoning it
+HEARTBEAT_SECONDS = 2.0  # no callback for this long: the device is gone
 
 _END = None  # queue item: the clip or stream has ended
-_streams_open = 0
-_streams_lock = threading.Lock()
-_exit_hook = False
 
 
-def _sd() -> Any:
-    global _exit_hook
-    try:
-        with held_stderr():  # PortAudio's start-up probes of JACK and ALSA print on their own
-            import sounddevice
-    except OSError as exc:  # libportaudio2 missing
-        raise CadenzaError(f"PortAudio is not available ({exc}); install libportaudio2") from exc
-    if not _exit_hook:
-        _exit_hook = True
-        atexit.register(_skip_terminate_at_exit, sounddevice)
-    return sounddevice
+# ---------------------------------------------------------------------------- PortAudio
+class _Generation:
+    """One initialised instance of the PortAudio library: a sounddevice module bound to it,
+    the watch on its JACK client (when it has one) and the streams it has open."""
+
+    def __init__(self, sd: Any) -> None:
+        self.sd = sd
+        self.watch: JackWatch | None = None
+        self.open_streams: list[Any] = []
+        self.abandoned: list[Any] = []  # streams whose close never returned; kept referenced
+        self.poisoned = False
+
+    @property
+    def streams(self) -> int:
+        return len(self.open_streams)
+
+    @property
+    def jack_lost(self) -> bool:
+        return self.watch is not None and self.watch.lost
+
+    @property
+    def lost(self) -> bool:
+        """Never to be terminated or used again: a stream was abandoned, or the JACK server
+        its client belongs to went away."""
+        return self.poisoned or self.jack_lost
+
+    def watch_jack(self) -> None:
+        """Watch the JACK server when this instance's JACK host API has a client on one."""
+        names = [str(h["name"]) for h in self.sd.query_hostapis()]
+        self.watch = JackWatch() if JACK_HOSTAPI in names else None
 
 
-def _skip_terminate_at_exit(sd: Any) -> None:
-    """Runs before sounddevice's own exit handler (atexit is last-in, first-out).
+class PortAudio:
+    """The PortAudio library as one owner (:class:`app.devices.Devices`) uses it.
 
-    PortAudio's JACK host API asserts, and aborts the process, when ``Pa_Terminate`` closes a
-    JACK client whose server has already stopped; so when no JACK server answers any more,
-    sounddevice's final terminate is skipped. While the server runs, PortAudio must terminate
-    normally: leaving its JACK client open makes the process crash on its way out.
+    PortAudio is initialised once per process and lists devices only at initialisation, so
+    seeing a sound server started later means terminating and initialising it again
+    (:meth:`rescan`), which is only done while no stream of this owner is open. After a stream
+    had to be abandoned, or after the JACK server went away, this library instance can neither
+    be terminated (``Pa_Terminate`` would wait for the abandoned stream, or assert on JACK's dead
+    client and abort the process) nor list new devices; :meth:`rescan` then loads a private copy
+    of the library file (dlopen'ed under another path, so it has its own state) and a
+    sounddevice module bound to it, and the old instance is left alone for good.
+
+    At exit (a bound method registered with ``atexit`` after each sounddevice module, so it runs
+    before their own exit handlers) the lost instances are marked uninitialised, so sounddevice
+    skips their ``Pa_Terminate``; healthy ones terminate normally (a JACK client left open while
+    its server runs makes the process crash on its way out).
     """
-    if sd._initialized and not _jack_server_alive():
-        sd._initialized = 0
 
+    def __init__(self) -> None:
+        self._gen: _Generation | None = None
+        self._retired: list[_Generation] = []
+        self._lock = threading.RLock()
 
-def _jack_server_alive() -> bool:
-    """Whether a JACK server answers, asked through libjack without ever starting one."""
-    import ctypes
-    import ctypes.util
+    # ------------------------------------------------------------------ the library
+    def _current(self) -> _Generation:
+        with self._lock:
+            if self._gen is None:
+                try:
+                    with held_stderr():  # PortAudio's start-up probes of JACK and ALSA print
+                        import sounddevice
+                except OSError as exc:  # libportaudio2 missing
+                    raise CadenzaError(f"PortAudio is not available ({exc}); install "
+                                       "libportaudio2") from exc
+                self._gen = self._adopt(sounddevice)
+            return self._gen
 
-    name = ctypes.util.find_library("jack")
-    if name is None:
-        return False
-    try:
-        lib = ctypes.CDLL(name)
-    except OSError:
-        return False
-    lib.jack_client_open.restype = ctypes.c_void_p
-    lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-    lib.jack_client_close.argtypes = [ctypes.c_void_p]
-    status = ctypes.c_int(0)
-    jack_no_start_server = 0x01
-    with held_stderr():  # libjack prints its own lines when no server answers
-        client = lib.jack_client_open(b"cadenza-probe", jack_no_start_server,
-                                      ctypes.byref(status))
-    if not client:
-        return False
-    lib.jack_client_close(client)
-    return True
+    def _adopt(self, sd: Any) -> _Generation:
+        gen = _Generation(sd)
+        gen.watch_jack()
+        atexit.unregister(self._at_exit)  # to the end of the list: it runs first
+        atexit.register(self._at_exit)
+        return gen
 
+    @property
+    def sd(self) -> Any:
+        """The sounddevice module of the library instance in use."""
+        return self._current().sd
 
-def _rescan() -> None:
-    """Make PortAudio enumerate devices again (it only does at initialisation).
+    @property
+    def lost(self) -> bool:
+        """The instance in use is lost (see :class:`PortAudio`); False before first use."""
+        gen = self._gen
+        return gen is not None and gen.lost
 
-    A JACK server started after import is seen only after this. Skipped while a stream of ours
-    is open, since re-initialising PortAudio would pull it down.
-    """
-    sd = _sd()
-    with _streams_lock:
-        if _streams_open == 0:
+    @property
+    def jack_lost(self) -> bool:
+        """The JACK server of the instance in use went away."""
+        gen = self._gen
+        return gen is not None and gen.jack_lost
+
+    @property
+    def lost_reason(self) -> str:
+        gen = self._gen
+        if gen is None or not gen.lost:
+            return ""
+        if gen.watch is not None and gen.watch.lost:
+            return gen.watch.lost_reason()
+        return "the audio stream could not be closed"
+
+    @property
+    def generations(self) -> int:
+        """How many library instances this owner has used (1 until a lost one was replaced)."""
+        return len(self._retired) + (self._gen is not None)
+
+    def rescan(self) -> None:
+        """Look for output devices again (a JACK server started since); skipped while a stream
+        of this owner is open. A lost instance is replaced by a fresh copy of the library."""
+        with self._lock:
+            gen = self._current()
+            if gen.streams:
+                return
+            if gen.lost:
+                self._retire(gen)
+                self._gen = self._adopt(_load_sounddevice_copy(gen.sd))
+                return
+            sd = gen.sd
             with held_stderr():
                 if sd._initialized > 0:
                     sd._terminate()
                 sd._initialize()
+            gen.watch_jack()
+
+    def _retire(self, gen: _Generation) -> None:
+        """Leave a lost instance alone for good (never terminated, never asked again)."""
+        gen.poisoned = True
+        gen.sd._initialized = 0  # sounddevice's exit handler skips its Pa_Terminate
+        self._retired.append(gen)
+
+    def outputs(self, rescan: bool = True) -> list[dict]:
+        """Output devices: ``index``, ``name``, ``hostapi`` (name), ``default_samplerate``,
+        ``max_output_channels``."""
+        if rescan:
+            self.rescan()
+        sd = self.sd
+        apis = sd.query_hostapis()
+        outputs = []
+        for dev in sd.query_devices():
+            if dev["max_output_channels"] > 0:
+                outputs.append({
+                    "index": dev["index"],
+                    "name": dev["name"],
+                    "hostapi": apis[dev["hostapi"]]["name"],
+                    "default_samplerate": float(dev["default_samplerate"]),
+                    "max_output_channels": int(dev["max_output_channels"]),
+                })
+        return outputs
+
+    # ------------------------------------------------------------------ streams
+    def stream_opened(self, stream: Any) -> _Generation:
+        with self._lock:
+            gen = self._current()
+            gen.open_streams.append(stream)
+            return gen
+
+    def stream_closed(self, gen: _Generation, stream: Any) -> None:
+        with self._lock:
+            gen.open_streams = [s for s in gen.open_streams if s is not stream]
+
+    def stream_abandoned(self, gen: _Generation, stream: Any) -> None:
+        with self._lock:
+            gen.open_streams = [s for s in gen.open_streams if s is not stream]
+            gen.abandoned.append(stream)
+            gen.poisoned = True
+
+    # ------------------------------------------------------------------ at exit
+    def _at_exit(self) -> None:
+        """Streams still open are closed within CLOSE_SECONDS (one that does not close makes
+        its instance lost); lost instances are marked uninitialised for sounddevice."""
+        for gen in [*self._retired, self._gen]:
+            if gen is None:
+                continue
+            for stream in list(gen.open_streams):
+                if gen.lost:
+                    break
+                if call_within(stream.close, CLOSE_SECONDS, "cadenza-audio-close") is None:
+                    self.stream_closed(gen, stream)
+                else:
+                    self.stream_abandoned(gen, stream)
+            if gen.lost:
+                gen.sd._initialized = 0
 
 
-def list_audio_outputs(rescan: bool = True) -> list[dict]:
-    """Output devices: ``index``, ``name``, ``hostapi`` (name), ``default_samplerate``, channels."""
-    sd = _sd()
-    if rescan:
-        _rescan()
-    apis = sd.query_hostapis()
-    outputs = []
-    for dev in sd.query_devices():
-        if dev["max_output_channels"] > 0:
-            outputs.append({
-                "index": dev["index"],
-                "name": dev["name"],
-                "hostapi": apis[dev["hostapi"]]["name"],
-                "default_samplerate": float(dev["default_samplerate"]),
-                "max_output_channels": int(dev["max_output_channels"]),
-            })
-    return outputs
+def _loaded_portaudio_path() -> str:
+    """The file of the PortAudio library this process has loaded (Linux: /proc/self/maps)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                fields = line.split(None, 5)  # address perms offset dev inode path
+                path = fields[5].strip() if len(fields) == 6 else ""
+                if path.startswith("/") and "libportaudio" in os.path.basename(path):
+                    return path
+    except OSError:
+        pass
+    raise CadenzaError("the PortAudio library file was not found; restart Cadenza to use the "
+                       "audio output again")
 
 
-class AudioEngine:
-    """Plays ``Audio`` clips or a live stream of blocks on one output device.
+def _load_sounddevice_copy(sd: Any) -> Any:
+    """A new sounddevice module bound to a private copy of the PortAudio library file.
 
-    ``device``: an index, a case-insensitive name substring (as sounddevice matches it, e.g.
-    ``"JACK"`` or ``"system"``) or None for the default output. ``queue_blocks`` bounds the
-    queue: with 1024-frame blocks at 48 kHz, 8 blocks is about 170 ms of latency for live input.
+    The copy is dlopen'ed under its own path, so it is a separate instance with its own state;
+    the file is deleted right away (the mapping stays). Only this module's own ``from
+    ctypes.util import find_library`` is pointed at the copy (through the module's builtins),
+    nothing global is patched.
     """
+    source = _loaded_portaudio_path()
+    folder = tempfile.mkdtemp(prefix="cadenza-portaudio-")
+    copy = os.path.join(folder, os.path.basename(source))
+    try:
+        shutil.copyfile(source, copy)
+        spec = importlib.util.find_spec(sd.__name__)
+        if spec is None or spec.loader is None:
+            raise CadenzaError("sounddevice cannot be loaded again; restart Cadenza")
+        module = importlib.util.module_from_spec(spec)
+        real_import = builtins.__import__
 
-    def __init__(
-        self,
-        device: int | str | None = None,
-        blocksize: int = 1024,
-        queue_blocks: int = 8,
-        loop: bool = False,
-    ) -> None:
-        if blocksize < 16 or queue_blocks < 1:
-            raise CadenzaError("blocksize must be >= 16 frames and queue_blocks >= 1")
-        self.device = device
-        self.blocksize = int(blocksize)
+        def find_library(name: str) -> str | None:
+            import ctypes.util
+
+            return copy if name == "portaudio" else ctypes.util.find_library(name)
+
+        shim = types.SimpleNamespace(find_library=find_library)
+
+        def load(name: str, globals: Any = None, locals: Any = None,  # noqa: A002
+                 fromlist: Any = (), level: int = 0) -> Any:
+            if name == "ctypes.util" and fromlist:
+                return shim
+            return real_import(name, globals, locals, fromlist, level)
+
+        module.__dict__["__builtins__"] = {**vars(builtins), "__import__": load}
+        try:
+            with held_stderr():
+                spec.loader.exec_module(module)
+        except OSError as exc:
+            raise CadenzaError(f"PortAudio could not be loaded again ({exc}); restart "
+                               "Cadenza to use the audio output") from exc
+        return module
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- buses
+class Bus:
+    """One source in the engine's mix: a bounded queue of blocks of the stream's blocksize,
+    one taken per callback. A clip (``play``), a stream of blocks from an iterable on a feeder
+    thread (``play_stream``) or blocks pushed by live voices (``push_block``); the queue's depth
+    is the bus's latency."""
+
+    def __init__(self, engine: AudioEngine, name: str, queue_blocks: int,
+                 loop: bool = False) -> None:
+        if queue_blocks < 1:
+            raise CadenzaError("a bus needs a queue of at least one block")
+        self.engine = engine
+        self.name = name
+        self.blocksize = engine.blocksize
         self.loop = loop
         self._queue: queue.Queue = queue.Queue(maxsize=int(queue_blocks))
-        self._stream: Any = None
-        self._sample_rate = 0
-        self._device_index: int | None = None
         self._feeder: threading.Thread | None = None
         self._stop = threading.Event()
         self._playing = False
@@ -153,98 +334,16 @@ class AudioEngine:
         self._frames = 0
         self._clip_frames = 0
         self._gen = 0  # bumped by stop(): the callback drops blocks queued before it
-
-    # ------------------------------------------------------------------ devices
-    @staticmethod
-    def available() -> tuple[bool, str]:
-        """Whether any output device exists, and a plain reason when none does."""
-        try:
-            outputs = list_audio_outputs()
-        except CadenzaError as exc:
-            return False, str(exc)
-        if not outputs:
-            return False, NO_DEVICE
-        return True, f"{len(outputs)} audio output(s)"
-
-    def _resolve(self) -> tuple[int, float]:
-        sd = _sd()
-        outputs = list_audio_outputs()
-        if not outputs:
-            raise CadenzaError(NO_DEVICE)
-        try:
-            if self.device is None:
-                index = sd.default.device[1]
-                if index is None or index < 0:
-                    index = outputs[0]["index"]
-                info = sd.query_devices(index)
-            else:
-                info = sd.query_devices(self.device, kind="output")
-        except (ValueError, sd.PortAudioError) as exc:
-            names = ", ".join(f"{o['name']} [{o['hostapi']}]" for o in outputs)
-            raise CadenzaError(f"audio output {self.device!r}: {exc}; outputs: {names}") from exc
-        if info["max_output_channels"] < 1:
-            raise CadenzaError(f"audio device {info['name']!r} has no outputs")
-        return int(info["index"]), float(info["default_samplerate"])
-
-    # ------------------------------------------------------------------ lifetime
-    def start(self) -> None:
-        """Open and start the output stream at the device's default sample rate."""
-        global _streams_open
-        if self._stream is not None:
-            return
-        sd = _sd()
-        index, rate = self._resolve()
-        channels = min(CHANNELS, int(sd.query_devices(index)["max_output_channels"]))
-        try:
-            stream = sd.OutputStream(
-                device=index,
-                samplerate=rate,
-                channels=channels,
-                dtype="float32",
-                blocksize=self.blocksize,
-                callback=self._callback if channels == CHANNELS else self._callback_mono,
-            )
-            stream.start()
-        except sd.PortAudioError as exc:
-            raise CadenzaError(f"could not open the audio output: {exc}") from exc
-        with _streams_lock:
-            _streams_open += 1
-        self._stream = stream
-        self._device_index = index
-        self._sample_rate = int(round(rate))
-
-    def close(self) -> None:
-        global _streams_open
-        self.stop()
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            try:
-                stream.stop()
-                stream.close()
-            finally:
-                with _streams_lock:
-                    _streams_open -= 1
-
-    def __enter__(self) -> AudioEngine:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._closed = False
 
     # ------------------------------------------------------------------ state
     @property
-    def sample_rate(self) -> int:
-        """The stream's rate (0 before ``start``)."""
-        return self._sample_rate
-
-    @property
-    def device_index(self) -> int | None:
-        return self._device_index
+    def queue_blocks(self) -> int:
+        return int(self._queue.maxsize)
 
     @property
     def underruns(self) -> int:
-        """Blocks the callback had to fill with silence while playing."""
+        """Blocks the callback found missing while this bus was playing."""
         return self._underruns
 
     @property
@@ -259,49 +358,48 @@ class AudioEngine:
     @property
     def position_seconds(self) -> float:
         """Playhead in seconds (wraps around when looping a clip)."""
-        if not self._sample_rate:
+        rate = self.engine.sample_rate
+        if not rate:
             return 0.0
         frames = self._frames
         if self.loop and self._clip_frames:
             frames %= self._clip_frames
-        return frames / self._sample_rate
+        return frames / rate
 
-    # ------------------------------------------------------------------ the callback
-    def _next_block(self, outdata: np.ndarray) -> np.ndarray | None:
-        """The next queued block, or None after silencing ``outdata`` (underrun, end, stale)."""
-        try:
-            item = self._queue.get_nowait()
-        except queue.Empty:
-            outdata.fill(0)
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # ------------------------------------------------------------------ the callback's part
+    def mix_into(self, outdata: np.ndarray) -> None:
+        """Add this bus's next block to ``outdata`` (called by the audio callback only)."""
+        if self._queue.empty():  # no exception raised (and allocated) while idle
             if self._playing:
                 self._underruns += 1
-            return None
+            return
+        item = self._queue.get_nowait()  # one consumer: not empty stays not empty
         if item is _END:
-            outdata.fill(0)
             self._playing = False
-            return None
+            return
         block, valid, gen = item
         if gen != self._gen:  # left over from before a stop()
-            outdata.fill(0)
-            return None
+            return
         self._frames += valid
-        return block
-
-    def _callback(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
-        block = self._next_block(outdata)
-        if block is not None:
-            outdata[:] = block
-
-    def _callback_mono(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
-        block = self._next_block(outdata)
-        if block is not None:
-            outdata[:, 0] = block[:, 0]
+        np.add(outdata, block, out=outdata)
 
     # ------------------------------------------------------------------ playing
-    def _blocks(self, audio: Audio) -> tuple[np.ndarray, np.ndarray]:
+    def _require(self) -> int:
+        if self._closed:
+            raise CadenzaError("the audio output is closed")
+        rate = self.engine.sample_rate
+        if not rate:
+            raise CadenzaError("the audio engine is not started")
+        return rate
+
+    def _blocks(self, audio: Audio, rate: int) -> tuple[np.ndarray, np.ndarray]:
         """Audio at the device rate as (n_blocks, blocksize, 2) float32, and valid frames."""
-        if audio.sample_rate != self._sample_rate:
-            audio = audio.resampled(self._sample_rate)
+        if audio.sample_rate != rate:
+            audio = audio.resampled(rate)
         x = np.asarray(audio.samples, dtype=np.float32)
         if x.ndim == 1:
             x = x[:, None]
@@ -317,15 +415,16 @@ class AudioEngine:
         return blocks.reshape(n_blocks, self.blocksize, CHANNELS), valid
 
     def play(self, audio: Audio, loop: bool | None = None) -> None:
-        """Play a clip from the start (stopping whatever plays). Call from a worker thread:
-        resampling a long clip takes a moment."""
-        self._require_started()
+        """Play a clip from the start (stopping whatever this bus plays). Call from a worker
+        thread: resampling a long clip takes a moment."""
+        rate = self._require()
         if loop is not None:
             self.loop = loop
-        blocks, valid = self._blocks(audio)
+        blocks, valid = self._blocks(audio, rate)
         self.stop()
         gen = self._gen
-        items = [(blocks[i], int(valid[i]), gen) for i in range(len(blocks))]
+        channels = self.engine.channels
+        items = [(blocks[i][:, :channels], int(valid[i]), gen) for i in range(len(blocks))]
         self._clip_frames = int(valid.sum())
 
         def clip() -> Iterator[tuple[np.ndarray, int, int]]:
@@ -339,19 +438,20 @@ class AudioEngine:
     def play_stream(self, blocks: Iterable[np.ndarray]) -> None:
         """Play blocks from an iterable (a generator, say) until it ends or ``stop()``.
 
-        Each block is float32 ``(frames <= blocksize, channels)`` at ``sample_rate``.
+        Each block is float32 ``(frames <= blocksize, channels)`` at the engine's sample rate.
         """
-        self._require_started()
+        self._require()
         self.stop()
         self._clip_frames = 0
         self._start_feeder(self._as_item(b) for b in blocks)  # items made after stop(): new gen
 
     def push_block(self, block: np.ndarray, timeout: float | None = None) -> bool:
-        """Queue one live block (at ``sample_rate``); waits while the queue is full.
+        """Queue one live block (at the engine's sample rate); waits while the queue is full.
 
-        Returns False when it timed out. Starts live playing if nothing plays.
+        Returns False when it timed out. Starts live playing if nothing plays; raises
+        :class:`CadenzaError` once the bus (or the engine) is closed.
         """
-        self._require_started()
+        self._require()
         item = self._as_item(block)
         if not self._playing:
             self._clip_frames = 0
@@ -365,7 +465,10 @@ class AudioEngine:
 
     def end_stream(self) -> None:
         """Mark the end of pushed blocks: playing stops once they have been heard."""
-        self._queue.put(_END)
+        try:
+            self._queue.put(_END, timeout=1.0)
+        except queue.Full:
+            self._playing = False
 
     def _as_item(self, block: np.ndarray) -> tuple[np.ndarray, int, int]:
         b = np.asarray(block, dtype=np.float32)
@@ -378,7 +481,7 @@ class AudioEngine:
             b = np.repeat(b, CHANNELS, axis=1)
         out = np.zeros((self.blocksize, CHANNELS), dtype=np.float32)
         out[:n] = b[:, :CHANNELS]
-        return out, n, self._gen
+        return out[:, :self.engine.channels], n, self._gen
 
     def _start_feeder(self, items: Iterator[tuple[np.ndarray, int, int]]) -> None:
         self._stop.clear()
@@ -408,8 +511,6 @@ class AudioEngine:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the clip has been played out; False on timeout."""
-        import time
-
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._playing:
             if deadline is not None and time.monotonic() > deadline:
@@ -422,7 +523,7 @@ class AudioEngine:
         self._stop.set()
         self._gen += 1
         feeder, self._feeder = self._feeder, None
-        if feeder is not None:
+        if feeder is not None and feeder is not threading.current_thread():
             feeder.join(timeout=2.0)
         self._playing = False
         while True:
@@ -431,6 +532,272 @@ class AudioEngine:
             except queue.Empty:
                 break
 
+    def close(self) -> None:
+        """Stop, and take this bus out of the mix; ``push_block`` raises from now on."""
+        self._closed = True
+        self.stop()
+        self.engine.remove_bus(self)
+
+
+# ---------------------------------------------------------------------------- the engine
+class AudioEngine:
+    """One output stream on one device, mixing its buses (see the module's docstring).
+
+    ``device``: an index, a case-insensitive name substring (as sounddevice matches it, e.g.
+    ``"JACK"`` or ``"system"``) or None for the default output. ``portaudio``: the library as
+    its owner uses it. Made by :class:`app.devices.Devices` (the one owner of the sound output);
+    ``play``, ``play_stream``, ``stop``, ``wait`` and the position are the ``clip`` bus's,
+    ``push_block`` and ``end_stream`` the ``live`` bus's.
+    """
+
+    def __init__(
+        self,
+        portaudio: PortAudio,
+        device: int | str | None = None,
+        blocksize: int = BLOCKSIZE,
+        clip_queue_blocks: int = CLIP_QUEUE_BLOCKS,
+        live_queue_blocks: int = LIVE_QUEUE_BLOCKS,
+        loop: bool = False,
+    ) -> None:
+        if blocksize < 16 or clip_queue_blocks < 1 or live_queue_blocks < 1:
+            raise CadenzaError("blocksize must be >= 16 frames and queues >= 1 block")
+        self.portaudio = portaudio
+        self.device = device
+        self.blocksize = int(blocksize)
+        self.live_queue_blocks = int(live_queue_blocks)
+        self._stream: Any = None
+        self._pa_gen: _Generation | None = None
+        self._sample_rate = 0
+        self._channels = CHANNELS
+        self._device_index: int | None = None
+        self._heartbeat = 0
+        self._seen_beat = (0, 0.0)  # (heartbeat, monotonic time) when it last moved
+        self._asked = 0.0  # when lost_reason() last looked at the heartbeat
+        self._finished = False
+        self._lost = ""
+        self._bus_lock = threading.Lock()  # for adding and removing buses (not the callback)
+        self.clip = Bus(self, "clip", clip_queue_blocks, loop=loop)
+        self.live = Bus(self, "live", live_queue_blocks)
+        self._buses: tuple[Bus, ...] = (self.clip, self.live)
+
+    # ------------------------------------------------------------------ devices
+    def _resolve(self) -> tuple[Any, int, float]:
+        outputs = self.portaudio.outputs()
+        if not outputs:
+            raise CadenzaError(NO_DEVICE)
+        sd = self.portaudio.sd
+        try:
+            if self.device is None:
+                index = sd.default.device[1]
+                if index is None or index < 0:
+                    index = outputs[0]["index"]
+                info = sd.query_devices(index)
+            else:
+                info = sd.query_devices(self.device, kind="output")
+        except (ValueError, sd.PortAudioError) as exc:
+            names = ", ".join(f"{o['name']} [{o['hostapi']}]" for o in outputs)
+            raise CadenzaError(f"audio output {self.device!r}: {exc}; outputs: {names}") from exc
+        if info["max_output_channels"] < 1:
+            raise CadenzaError(f"audio device {info['name']!r} has no outputs")
+        return sd, int(info["index"]), float(info["default_samplerate"])
+
+    # ------------------------------------------------------------------ lifetime
+    def start(self) -> None:
+        """Open and start the output stream at the device's default sample rate."""
+        if self._stream is not None:
+            return
+        if self.clip.closed:
+            raise CadenzaError("the audio engine is closed")
+        if self._lost:
+            raise CadenzaError(f"the audio output was lost ({self._lost})")
+        sd, index, rate = self._resolve()
+        channels = min(CHANNELS, int(sd.query_devices(index)["max_output_channels"]))
+        self._channels = channels
+        self._sample_rate = int(round(rate))
+        self._finished = False
+        try:
+            stream = sd.OutputStream(
+                device=index,
+                samplerate=rate,
+                channels=channels,
+                dtype="float32",
+                blocksize=self.blocksize,
+                callback=self._callback,
+                finished_callback=self._on_finished,
+            )
+            stream.start()
+        except sd.PortAudioError as exc:
+            self._sample_rate = 0
+            raise CadenzaError(f"could not open the audio output: {exc}") from exc
+        self._pa_gen = self.portaudio.stream_opened(stream)
+        self._stream = stream
+        self._device_index = index
+        self._seen_beat = (self._heartbeat, time.monotonic())
+        self._asked = time.monotonic()
+
+    def close(self, timeout: float = CLOSE_SECONDS) -> bool:
+        """Stop every bus and close the stream, waiting at most ``timeout`` seconds; False when
+        the stream had to be abandoned (the device or sound server is gone). Safe to call
+        twice."""
+        for bus in self._buses:
+            bus.close()
+        stream, self._stream = self._stream, None
+        gen, self._pa_gen = self._pa_gen, None
+        if stream is None or gen is None:
+            return True
+        if gen.lost:  # the JACK server went away: closing could only wait, never finish
+            timeout = 0.0
+        thread = call_within(stream.close, timeout, "cadenza-audio-close")
+        if thread is None:
+            self.portaudio.stream_closed(gen, stream)
+            return True
+        self.portaudio.stream_abandoned(gen, stream)
+        self._lost = self._lost or "the audio stream could not be closed"
+        return False
+
+    def abandon(self, reason: str, timeout: float = 0.3) -> None:
+        """The device is gone: let go of the stream, waiting at most ``timeout`` for it (not at
+        all when the JACK server went away; see ``close``)."""
+        self._lost = reason
+        self.close(timeout=timeout)
+
+    def __enter__(self) -> AudioEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ buses
+    def open_bus(self, name: str, queue_blocks: int | None = None) -> Bus:
+        """A new bus in the mix (live voices get one each); ``Bus.close()`` removes it."""
+        bus = Bus(self, name, queue_blocks or self.live_queue_blocks)
+        with self._bus_lock:
+            self._buses = (*self._buses, bus)
+        return bus
+
+    def remove_bus(self, bus: Bus) -> None:
+        with self._bus_lock:
+            self._buses = tuple(b for b in self._buses if b is not bus)
+
+    @property
+    def buses(self) -> tuple[Bus, ...]:
+        return self._buses
+
+    # ------------------------------------------------------------------ state
+    @property
+    def started(self) -> bool:
+        return self._stream is not None
+
+    @property
+    def sample_rate(self) -> int:
+        """The stream's rate (0 before ``start``)."""
+        return self._sample_rate
+
+    @property
+    def channels(self) -> int:
+        """The stream's channels (2, or 1 on a mono device)."""
+        return self._channels
+
+    @property
+    def device_index(self) -> int | None:
+        return self._device_index
+
+    @property
+    def heartbeat(self) -> int:
+        """Callbacks so far: it moves about every 5 ms while the device asks for sound."""
+        return self._heartbeat
+
+    def lost_reason(self) -> str:
+        """Why the stream is gone ("" while it works): the JACK server went away, PortAudio
+        finished the stream, or the callback stopped being called. Call it regularly, more
+        often than once a second (the GUI's timer does): the heartbeat is compared with the
+        last call's, and a stall counts only while it is being watched."""
+        if self._lost:
+            return self._lost
+        if self._stream is None:
+            return ""
+        gen = self._pa_gen
+        if gen is not None and gen.lost:
+            return self.portaudio.lost_reason or "the audio stream could not be closed"
+        if self._finished:
+            return "the audio device stopped the stream"
+        beat, now = self._heartbeat, time.monotonic()
+        seen, since = self._seen_beat
+        asked, self._asked = self._asked, now
+        if beat != seen or now - asked > HEARTBEAT_SECONDS / 2:
+            # it moved, or this is the first question in a long while (the GUI was busy, the
+            # machine slept): start counting from now
+            self._seen_beat = (beat, now)
+        elif now - since > HEARTBEAT_SECONDS:
+            return f"the audio device stopped asking for sound ({now - since:.1f} s)"
+        return ""
+
+    # clip bus
+    @property
+    def loop(self) -> bool:
+        return self.clip.loop
+
+    @loop.setter
+    def loop(self, on: bool) -> None:
+        self.clip.loop = on
+
+    @property
+    def underruns(self) -> int:
+        """The clip bus's underruns (each bus counts its own)."""
+        return self.clip.underruns
+
+    @property
+    def is_playing(self) -> bool:
+        """Whether the clip bus plays."""
+        return self.clip.is_playing
+
+    @property
+    def frames_played(self) -> int:
+        return self.clip.frames_played
+
+    @property
+    def position_seconds(self) -> float:
+        return self.clip.position_seconds
+
+    # ------------------------------------------------------------------ the callback
+    def _callback(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
+        self._heartbeat += 1
+        outdata.fill(0)
+        for bus in self._buses:
+            bus.mix_into(outdata)
+        np.clip(outdata, -1.0, 1.0, out=outdata)
+
+    def _on_finished(self) -> None:
+        if self._stream is not None:
+            self._finished = True
+
+    # ------------------------------------------------------------------ playing
+    def play(self, audio: Audio, loop: bool | None = None) -> None:
+        """Play a clip on the clip bus (see :meth:`Bus.play`)."""
+        self._require_started()
+        self.clip.play(audio, loop=loop)
+
+    def play_stream(self, blocks: Iterable[np.ndarray]) -> None:
+        self._require_started()
+        self.clip.play_stream(blocks)
+
+    def push_block(self, block: np.ndarray, timeout: float | None = None) -> bool:
+        """Queue one block on the live bus (see :meth:`Bus.push_block`)."""
+        self._require_started()
+        return self.live.push_block(block, timeout=timeout)
+
+    def end_stream(self) -> None:
+        self.live.end_stream()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.clip.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop the clip bus at once."""
+        self.clip.stop()
+
     def _require_started(self) -> None:
         if self._stream is None:
-            raise CadenzaError("the audio engine is not started")
+            raise CadenzaError(f"the audio output was lost ({self._lost})" if self._lost
+                               else "the audio engine is not started")

@@ -78,9 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_backend_imports()
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or args_list[0].startswith("-psn") or args_list == ["--gui"]:
-        from app.main_window import run_app
+        from app.main_window import end_process, run_app
 
-        return run_app(args_list)
+        end_process(run_app(args_list))
     parser = build_parser()
     args = parser.parse_args(args_list)
     handler = getattr(args, "handler", None)

@@ -1,8 +1,15 @@
 """The Cadenza window: clip library, the three workspaces, the clip view, transport, status bar.
 
 Nothing here imports TensorFlow or Keras, directly or through what it imports: the worker
-(``app/worker.py``) loads the backend on its own thread after the window is shown. File readers,
-the audio engine and the MIDI system are imported when first used, so the window opens fast.
+(``app/worker.py``) loads the backend on its own thread after the window is shown. The devices
+(:class:`app.devices.Devices`: the one audio engine and MIDI system) and the worker come from
+the application (:class:`app.services.Services`, made in :func:`run_app`); PortAudio and rtmidi
+are loaded when first used, so the window opens fast.
+
+The window asks the devices a few times a second whether one went away
+(:meth:`MainWindow.check_devices`): playback stops, the status bar says "Audio: lost" (or
+"MIDI: lost") with the reason, and offers Reconnect (a button there, and Play ▸ Reconnect
+Audio/MIDI), which rebuilds them through the devices. Everything else (export) keeps working.
 """
 
 from __future__ import annotations
@@ -10,9 +17,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QColor, QIcon, QKeySequence, QPalette
@@ -23,6 +30,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QPushButton,
     QSplitter,
     QStackedWidget,
     QStyleFactory,
@@ -32,14 +40,16 @@ from PySide6.QtWidgets import (
 )
 
 from app.clips import OPEN_FILTER, Clip, load_clip
+from app.devices import Loss, describe_losses
 from app.resources import examples_dir, icon_path
+from app.services import Services
 from app.settings import Settings, load_settings, open_qsettings, save_settings
 from app.widgets.clip_library import ClipLibrary
 from app.widgets.live_panel import LivePanel
 from app.widgets.piano_roll import PianoRollPanel
 from app.widgets.transport import TransportBar
 from app.widgets.waveform import WaveformPanel
-from app.worker import JobHandle, Worker, list_models, probe_compute, set_soundfont
+from app.worker import JobHandle, list_models, probe_compute, set_soundfont
 from app.workspaces.base import Workspace
 from app.workspaces.continue_ws import ContinueWorkspace
 from app.workspaces.interpolate_ws import InterpolateWorkspace
@@ -50,13 +60,24 @@ log = logging.getLogger(__name__)
 
 NO_AUDIO = "No audio output — export still works"
 NO_MIDI = "No MIDI system"
+AUDIO_READY = "Audio: ready"
+AUDIO_LOST = "Audio: lost"
+MIDI_READY = "MIDI: ready"
+MIDI_LOST = "MIDI: lost"
+RECONNECT = "Reconnect Audio/MIDI"
 DEFAULT_SIZE = (1280, 800)
 PLAYHEAD_MS = 33
+DEVICE_CHECK_MS = 250
 
 
 class MainWindow(QMainWindow):
     """The app window. Public slots (``open_files``, ``play``, ``stop``, ``export_midi``,
-    ``export_wav``) are what the menus and dialogs call, and what tests call with paths."""
+    ``export_wav``, ``reconnect_devices``) are what the menus and dialogs call, and what tests
+    call with paths.
+
+    ``services``: the application's devices and worker; without them the window makes its own
+    (:meth:`Services.create`) and closes them when it closes.
+    """
 
     exported = Signal(str)  # path of a finished export
     export_failed = Signal(str)
@@ -67,6 +88,7 @@ class MainWindow(QMainWindow):
         settings_store: QSettings | None = None,
         probe_compute: bool = True,
         drag_folder: Path | None = None,
+        services: Services | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle("Cadenza")
@@ -76,15 +98,15 @@ class MainWindow(QMainWindow):
         self.last_message = ""
         self.compute_device = ""
         self._probe = probe_compute
-        self._engine: Any = None
+        self._owns_services = services is None
+        self.services = services or Services.create(self.settings)
+        self.devices = self.services.devices
+        self.worker = self.services.worker
         self._audio_reason = ""
         self._renders: dict[tuple[int, int, int], Any] = {}  # (clip, rate, sound) -> Audio
         self._render_job: JobHandle | None = None
         self._playing: Clip | None = None
         self._play_started = 0.0
-
-        self.worker = Worker(self, soundfont=self.settings.soundfont)
-        self.worker.start()
 
         # clip library (left dock)
         self.library = ClipLibrary(drag_folder=drag_folder)
@@ -97,23 +119,24 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
 
         # live panel (right dock): keyboard in, MIDI/audio out, duet, recording
-        self.live_panel = LivePanel(self.worker, audio_device=self.settings.audio_device,
-                                    soundfont=self.settings.soundfont)
+        self.live_panel = LivePanel(self.services, soundfont=self.settings.soundfont)
         self.live_dock = QDockWidget("Live", self)
         self.live_dock.setObjectName("liveDock")
         self.live_dock.setWidget(self.live_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.live_dock)
         self.live_dock.hide()  # View ▸ Live shows it; MIDI opens when it is first shown
         self.live_panel.clip_created.connect(self._add_generated_clip)
+        self.live_panel.reconnect_requested.connect(self.reconnect_devices)
 
         # workspaces
         self.workspaces: dict[str, Workspace] = {}
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        for ws in (ContinueWorkspace(), InterpolateWorkspace(), MorphWorkspace()):
-            ws.worker = self.worker
+        for ws in (ContinueWorkspace(self.services), InterpolateWorkspace(self.services),
+                   MorphWorkspace(self.services)):
             ws.clip_created.connect(self._add_generated_clip)
             ws.message.connect(self.show_message)
+            ws.playback_stop_requested.connect(self.stop)
             self.workspaces[ws.title] = ws
             self.tabs.addTab(ws, ws.title)
         morph = self.workspaces["Morph"]
@@ -153,8 +176,14 @@ class MainWindow(QMainWindow):
         self.compute_label = QLabel("Compute: starting…")
         self.midi_label = QLabel("MIDI: checking…")
         self.audio_label = QLabel("Audio: checking…")
-        for label in (self.compute_label, self.midi_label, self.audio_label):
-            self.statusBar().addPermanentWidget(label)
+        self.reconnect_button = QPushButton("Reconnect")
+        self.reconnect_button.setToolTip("Open the audio output and the MIDI system again "
+                                         "(after the sound server or a device came back)")
+        self.reconnect_button.clicked.connect(self.reconnect_devices)
+        self.reconnect_button.hide()
+        for widget in (self.compute_label, self.midi_label, self.audio_label,
+                       self.reconnect_button):
+            self.statusBar().addPermanentWidget(widget)
 
         self._build_menus()
         self.library.open_requested.connect(self.open_dialog)
@@ -168,6 +197,9 @@ class MainWindow(QMainWindow):
         self._timer = QTimer(self)
         self._timer.setInterval(PLAYHEAD_MS)
         self._timer.timeout.connect(self._tick)
+        self._device_timer = QTimer(self)
+        self._device_timer.setInterval(DEVICE_CHECK_MS)
+        self._device_timer.timeout.connect(self.check_devices)
         QTimer.singleShot(0, self._after_show)
 
     # ------------------------------------------------------------------ menus
@@ -189,6 +221,8 @@ class MainWindow(QMainWindow):
         view.addAction(self.live_dock.toggleViewAction())
         play = self.menuBar().addMenu("&Play")
         self._action(play, "Play / Stop", self.toggle_play, "Space")
+        play.addSeparator()
+        self.reconnect_action = self._action(play, RECONNECT, self.reconnect_devices)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&About Cadenza", self.about)
 
@@ -204,6 +238,7 @@ class MainWindow(QMainWindow):
     def _after_show(self) -> None:
         self._check_audio()
         self._check_midi()
+        self._device_timer.start()
         if self._probe:
             # The listing first: it reads model folders only, so the workspaces show their
             # models at once instead of after the backend's import in the compute probe.
@@ -229,26 +264,72 @@ class MainWindow(QMainWindow):
         self.live_panel.set_models(entries)
 
     def _check_audio(self) -> None:
+        if self.devices.audio_lost:
+            self._show_lost(Loss("audio", self.devices.audio_lost))
+            return
         try:
-            from app.audio_engine import AudioEngine
-
-            ok, reason = AudioEngine.available()
+            ok, reason = self.devices.audio_available()
         except Exception as exc:  # noqa: BLE001 - a missing audio stack must not stop the app
             ok, reason = False, str(exc)
         self._audio_reason = "" if ok else str(reason)
-        self.audio_label.setText("Audio: ready" if ok else NO_AUDIO)
+        self.audio_label.setText(AUDIO_READY if ok else NO_AUDIO)
         self.audio_label.setToolTip("" if ok else str(reason))
 
     def _check_midi(self) -> None:
+        if self.devices.midi_lost:
+            self._show_lost(Loss("midi", self.devices.midi_lost))
+            return
         try:
-            from app.midi_ports import MidiSystem
-
-            midi = MidiSystem()
-            ok, reason = bool(midi.available), str(getattr(midi, "reason", "") or "")
+            midi = self.devices.midi()
+            ok, reason = midi.available, midi.reason
         except Exception as exc:  # noqa: BLE001 - a missing MIDI stack must not stop the app
             ok, reason = False, str(exc)
-        self.midi_label.setText("MIDI: ready" if ok else NO_MIDI)
+        self.midi_label.setText(MIDI_READY if ok else NO_MIDI)
         self.midi_label.setToolTip(reason)
+
+    # ------------------------------------------------------------------ lost devices
+    def check_devices(self) -> list[Loss]:
+        """Ask the devices what went away (a timer calls this a few times a second): playback
+        stops, the status bar and the live panel say so, and Reconnect is offered."""
+        losses = self.devices.check()
+        if not losses:
+            return losses
+        for loss in losses:
+            if loss.kind == "audio":
+                self.stop()
+                self.transport.set_state("Audio lost")
+            self._show_lost(loss)
+        self.live_panel.devices_lost(losses)
+        self.show_message(f"{describe_losses(losses)} — Reconnect when it is back (export "
+                          "still works)")
+        return losses
+
+    def _show_lost(self, loss: Loss) -> None:
+        label = self.audio_label if loss.kind == "audio" else self.midi_label
+        label.setText(AUDIO_LOST if loss.kind == "audio" else MIDI_LOST)
+        label.setToolTip(loss.reason)
+        self.reconnect_button.show()
+
+    def reconnect_devices(self) -> bool:
+        """Open the audio output and the MIDI system again (Play ▸ Reconnect Audio/MIDI, the
+        status bar's button, the live panel's); False (and a message) when that failed."""
+        self.stop()
+        self.live_panel.release_devices()
+        try:
+            self.devices.reconnect()
+        except CadenzaError as exc:
+            self.show_message(f"Could not reconnect: {exc}")
+            return False
+        self._check_audio()
+        self._check_midi()
+        audio_ok = self.audio_label.text() == AUDIO_READY
+        midi_ok = self.midi_label.text() == MIDI_READY
+        self.reconnect_button.setVisible(not (audio_ok and midi_ok))
+        self.transport.set_state("")
+        self.live_panel.devices_reconnected()
+        self.show_message(f"Reconnected: audio {'ready' if audio_ok else 'unavailable'}, "
+                          f"MIDI {'ready' if midi_ok else 'unavailable'}")
+        return audio_ok
 
     # ------------------------------------------------------------------ messages
     def show_message(self, text: str) -> None:
@@ -353,15 +434,15 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ playback
     def audio_engine(self) -> Any:
-        """The audio engine, started on first use; ``None`` (and a message) when there is no
-        audio output."""
-        if self._engine is not None:
-            return self._engine
+        """The devices' audio engine, started on first use; ``None`` (and a message) when there
+        is no audio output or it was lost."""
+        self.check_devices()  # a loss not yet noticed is said first
+        if self.devices.audio_lost:
+            self.show_message(f"Audio output lost ({self.devices.audio_lost}) — {RECONNECT} "
+                              "to play again; export still works")
+            return None
         try:
-            from app.audio_engine import AudioEngine
-
-            engine = AudioEngine(device=self.settings.audio_device or None)
-            engine.start()
+            engine = self.devices.audio()
         except CadenzaError as exc:
             self._no_audio(str(exc))
             return None
@@ -369,8 +450,7 @@ class MainWindow(QMainWindow):
             log.exception("audio engine")
             self._no_audio(str(exc))
             return None
-        self._engine = engine
-        self.audio_label.setText("Audio: ready")
+        self.audio_label.setText(AUDIO_READY)
         self.audio_label.setToolTip("")
         return engine
 
@@ -475,16 +555,18 @@ class MainWindow(QMainWindow):
             self.show_message("The MIDI keyboard plays the morph instrument")
 
     def _loop_toggled(self, on: bool) -> None:
-        if self._engine is not None:
-            self._engine.loop = on
+        engine = self.devices.engine
+        if engine is not None:
+            engine.loop = on
 
     def stop(self) -> None:
         if self._render_job is not None:
             self._render_job.cancel()
             self._render_job = None
-        if self._engine is not None:
+        engine = self.devices.engine
+        if engine is not None:
             try:
-                self._engine.stop()
+                engine.stop()
             except CadenzaError as exc:
                 self.show_message(str(exc))
         self._timer.stop()
@@ -495,7 +577,7 @@ class MainWindow(QMainWindow):
         self.waveform.view.set_playhead(None)
 
     def _tick(self) -> None:
-        engine = self._engine
+        engine = self.devices.engine
         clip = self._playing
         if engine is None or clip is None:
             self._timer.stop()
@@ -598,15 +680,11 @@ class MainWindow(QMainWindow):
         midi_in: list[str] = []
         midi_out: list[str] = []
         try:
-            from app.audio_engine import list_audio_outputs
-
-            audio_devices = [str(d["name"]) for d in list_audio_outputs()]
+            audio_devices = [str(d["name"]) for d in self.devices.audio_outputs()]
         except Exception:  # noqa: BLE001 - offer an editable field instead
             log.debug("listing audio devices failed", exc_info=True)
         try:
-            from app.midi_ports import MidiSystem
-
-            midi = MidiSystem()
+            midi = self.devices.midi()
             if midi.available:
                 midi_in = [str(p) for p in midi.list_inputs()]
                 midi_out = [str(p) for p in midi.list_outputs()]
@@ -627,9 +705,11 @@ class MainWindow(QMainWindow):
         if new.soundfont != old.soundfont:
             self._renders.clear()
             set_soundfont(self.worker, new.soundfont)
-        if new.audio_device != old.audio_device and self._engine is not None:
+        if new.audio_device != old.audio_device:
             self.stop()
-            self._close_engine()
+            self.live_panel.release_audio()
+        self.devices.configure(audio_device=new.audio_device or None,
+                               midi_out=new.midi_out or None)
         if new.compute_device != old.compute_device:
             self.show_message("The compute device changes the next time Cadenza starts")
 
@@ -641,19 +721,14 @@ class MainWindow(QMainWindow):
             f"<p>Compute: {self.compute_device or 'starting…'}</p>")
 
     # ------------------------------------------------------------------ shutdown
-    def _close_engine(self) -> None:
-        if self._engine is not None:
-            try:
-                self._engine.close()
-            except Exception:  # noqa: BLE001 - closing must not stop the app closing
-                log.exception("closing the audio engine")
-            self._engine = None
-
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self._device_timer.stop()
         self.stop()
         self.live_panel.shutdown()
-        self._close_engine()
-        self.worker.shutdown(timeout=3.0)
+        for ws in self.workspaces.values():
+            ws.shutdown()
+        if self._owns_services:
+            self.services.close()
         super().closeEvent(event)
 
 
@@ -734,18 +809,45 @@ def create_app(argv: Sequence[str] = ()) -> QApplication:
     return app
 
 
-def run_app(argv: Sequence[str] = ()) -> int:
-    """Open the window and run until it closes; the exit code."""
+def run_app(argv: Sequence[str] = (),
+            on_shown: Callable[[MainWindow], None] | None = None) -> int:
+    """Open the window and run until it closes; the exit code. The application, not the window,
+    owns the devices and the worker: made here, handed to the window, closed after the event
+    loop (bounded: quitting never waits on a sound server that went away). ``on_shown`` gets
+    the window once it is shown (a script driving the app)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = create_app([a for a in argv if a != "--gui"])
-    window = MainWindow()
-    apply_theme(app, window.settings.theme)
-    window.show()
-    return int(app.exec())
+    store = open_qsettings()
+    services = Services.create(load_settings(store))
+    try:
+        window = MainWindow(settings_store=store, services=services)
+        apply_theme(app, window.settings.theme)
+        window.show()
+        if on_shown is not None:
+            on_shown(window)
+        code = int(app.exec())
+    finally:
+        services.close()
+    return code
+
+
+def end_process(code: int) -> NoReturn:
+    """End the app's process after :func:`run_app`: the exit handlers run (PortAudio's guard and
+    terminate, the MIDI system's, logging's), the standard streams are flushed, and the process
+    ends without the interpreter's own teardown of every imported module, which with TensorFlow
+    loaded (by the worker) is over a second of CPU and made quitting slow on a busy machine.
+    Everything worth keeping is written by then (settings on change, exports when done)."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(run_app(sys.argv[1:]))
+    end_process(run_app(sys.argv[1:]))
 
 
 def _render_midi(ctx: Any, seq: Any, instrument: Any) -> Any:

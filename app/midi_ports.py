@@ -2,10 +2,18 @@
 
 The API is chosen once per :class:`MidiSystem`: the ALSA sequencer when ``/dev/snd/seq`` exists
 and a client can be made, else JACK when a JACK server runs, else none (with a one-line reason).
-``JACK_NO_START_SERVER=1`` is set before any probe, so probing never spawns a JACK server.
+RtMidi opens its JACK clients with ``JackNoStartServer``: probing never spawns a JACK server.
 
 Ports are opened by case-insensitive name substring. Every output remembers the notes it has
 sent and not released, so ``panic()`` leaves nothing stuck.
+
+A :class:`MidiSystem` owns what it opened (ports, port watchers): ``close()`` closes them all,
+and at exit (a bound method registered with ``atexit`` while it has outputs) it panics and closes
+its outputs. Closing talks to the MIDI system, so it is bounded: the rtmidi calls run on a helper
+thread and are abandoned after a deadline when the system has vanished. On JACK the system
+watches the server (:class:`app.jack_watch.JackWatch`): when the server
+goes away, ``lost`` says so, nothing new is opened, and :class:`app.devices.Devices` closes
+every old port before any new JACK client is made (see ``app/jack_watch.py`` for why).
 
 Known limitation of JACK MIDI (not of ALSA): RtMidi unregisters a port while its JACK client is
 still active, and libjack's notification thread walks the client's port list without a lock
@@ -25,16 +33,15 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from app.bounded import call_within, keep_forever
+from app.jack_watch import JackWatch
 from models.errors import CadenzaError
 from models.quiet import held_stderr
 from models.sequence import DRUM_CHANNEL, NoteSequence
-
-os.environ["JACK_NO_START_SERVER"] = "1"
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,7 @@ ALL_SOUND_OFF = 120
 ALL_NOTES_OFF = 123
 SUSTAIN = 64
 POLL_SECONDS = 0.001  # how often an input takes messages from rtmidi's queue
+CLOSE_SECONDS = 0.8  # the longest a port's close waits for rtmidi before abandoning the call
 
 Message = bytes | bytearray | list[int] | tuple[int, ...] | Any  # or a mido.Message
 
@@ -84,7 +92,6 @@ def _rtmidi() -> Any:
 
 def _probe() -> tuple[int | None, str, str]:
     """(rtmidi API constant or None, API name, reason when none)."""
-    os.environ["JACK_NO_START_SERVER"] = "1"
     rtmidi = _rtmidi()
     compiled = rtmidi.get_compiled_api()
     reasons = []
@@ -161,15 +168,32 @@ class NoteSink:
             return set(self._held)
 
 
+class _Owned(Protocol):
+    """What a :class:`MidiSystem` keeps of each thing it opened."""
+
+    def close(self, timeout: float = CLOSE_SECONDS) -> None: ...
+
+
+def _release(port: Any, name: str, timeout: float) -> threading.Thread | None:
+    """Close and delete an rtmidi port or client within ``timeout`` (the thread when it had to
+    be left running: see :mod:`app.bounded`)."""
+
+    def release() -> None:
+        port.close_port()
+        port.delete()
+
+    return call_within(release, timeout, f"cadenza-midi-close {name}")
+
+
 class MidiOutput(NoteSink):
     """An open output port (or the virtual "Cadenza" port) that tracks sounding notes."""
 
-    def __init__(self, port: Any, name: str) -> None:
+    def __init__(self, port: Any, name: str, system: MidiSystem | None = None) -> None:
         self._port = port
         self.name = name
+        self.system = system
         self._held: set[tuple[int, int]] = set()  # (channel, pitch)
         self._lock = threading.Lock()
-        _register_output(self)
 
     @property
     def closed(self) -> bool:
@@ -201,14 +225,33 @@ class MidiOutput(NoteSink):
                 self._port.send_message([0xB0 | channel, ALL_NOTES_OFF, 0])
                 self._port.send_message([0xB0 | channel, ALL_SOUND_OFF, 0])
 
-    def close(self) -> None:
-        """Panic (nothing left sounding), then close the port. Safe to call twice."""
-        if self._port is not None:
+    def close(self, timeout: float = CLOSE_SECONDS) -> None:
+        """Panic (nothing left sounding), then close the port, waiting at most ``timeout`` for
+        rtmidi (which waits up to 1 s for the queued messages to be delivered). Safe to call
+        twice.
+
+        An output of a JACK server that went away is not closed but kept as it is until the
+        process ends (:func:`app.bounded.keep_forever`): RtMidi's close, and its destructor,
+        would wait a second for the dead server's process callback while holding the GIL
+        (every thread of the program stops meanwhile), and nothing can be delivered anyway.
+        """
+        if self._port is None:
+            return
+        lost = self.system is not None and bool(self.system.lost)
+        if not lost:
             self.panic()
-            with self._lock:
-                port, self._port = self._port, None
-            port.close_port()
-            port.delete()
+        with self._lock:
+            port, self._port = self._port, None
+            self._held.clear()
+        if port is None:
+            return
+        pending = None
+        if lost:
+            keep_forever(port)
+        else:
+            pending = _release(port, self.name, timeout)
+        if self.system is not None:
+            self.system.forget(self, pending)
 
     def __enter__(self) -> MidiOutput:
         return self
@@ -231,10 +274,11 @@ class MidiInput:
     """
 
     def __init__(self, port: Any, name: str, callback: Callable[[list[int], float], None],
-                 thru: MidiOutput | None = None) -> None:
+                 thru: MidiOutput | None = None, system: MidiSystem | None = None) -> None:
         self._port = port
         self.name = name
         self.thru = thru
+        self.system = system
         self.received = 0
         self._callback = callback
         self._stop = threading.Event()
@@ -276,15 +320,18 @@ class MidiInput:
     def closed(self) -> bool:
         return self._port is None
 
-    def close(self) -> None:
-        """Stop reading and close the port. Safe while messages arrive (mid-phrase)."""
-        if self._port is not None:
-            self._stop.set()
-            if self._thread is not threading.current_thread():
-                self._thread.join(timeout=2.0)
-            port, self._port = self._port, None
-            port.close_port()
-            port.delete()
+    def close(self, timeout: float = CLOSE_SECONDS) -> None:
+        """Stop reading and close the port (waiting at most ``timeout`` for rtmidi). Safe while
+        messages arrive (mid-phrase), and twice."""
+        port, self._port = self._port, None
+        if port is None:
+            return
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        pending = _release(port, self.name, timeout)
+        if self.system is not None:
+            self.system.forget(self, pending)
 
     def __enter__(self) -> MidiInput:
         return self
@@ -294,58 +341,170 @@ class MidiInput:
 
 
 class MidiSystem:
-    """The MIDI API in use on this machine (ALSA, JACK or none) and its ports."""
+    """The MIDI API in use on this machine (ALSA, JACK or none) and the ports opened on it.
+
+    Made by :class:`app.devices.Devices`, the one owner of the process's MIDI; it owns what it
+    opens (see the module's docstring): ``close()`` closes all of it.
+    """
 
     def __init__(self, client_name: str = CLIENT_NAME) -> None:
         self.client_name = client_name
         self._api, self.api_name, self.reason = _probe()
+        self._lock = threading.RLock()
+        self._owned: list[_Owned] = []
+        self._pending: list[threading.Thread] = []  # closes still running past their deadline
+        self._watch = JackWatch() if self.is_jack else None
+        self._lost = ""
+        self._closed = False
+        self._exit_registered = False
 
     @property
     def available(self) -> bool:
-        return self._api is not None
+        return self._api is not None and not self._closed
+
+    @property
+    def api(self) -> int | None:
+        """The rtmidi API constant in use (None without a MIDI system)."""
+        return self._api
+
+    @property
+    def is_jack(self) -> bool:
+        return self._api is not None and self.api_name == "JACK"
+
+    @property
+    def lost(self) -> str:
+        """Why the MIDI system went away ("" while it works): the JACK server stopped."""
+        if not self._lost and self._watch is not None:
+            self._lost = self._watch.lost_reason()
+        return self._lost
 
     def _require(self) -> Any:
         if self._api is None:
             raise CadenzaError(self.reason)
+        if self._closed:
+            raise CadenzaError("the MIDI system is closed")
+        if self.lost:
+            raise CadenzaError(f"MIDI ({self.api_name}) was lost: {self.lost}; reconnect")
         return _rtmidi()
 
-    def _out(self) -> Any:
+    # ------------------------------------------------------------------ what it owns
+    def adopt(self, obj: _Owned) -> None:
+        """Own ``obj`` (a port or watcher opened on this system): closed with it."""
+        with self._lock:
+            self._owned.append(obj)
+            if isinstance(obj, MidiOutput) and not self._exit_registered:
+                self._exit_registered = True
+                atexit.register(self._close_at_exit)
+
+    def forget(self, obj: object, pending: threading.Thread | None = None) -> None:
+        """``obj`` was closed (``pending``: its rtmidi close still running past the
+        deadline)."""
+        with self._lock:
+            self._owned = [o for o in self._owned if o is not obj]
+            if pending is not None:
+                self._pending.append(pending)
+
+    def client(self, kind: str, suffix: str = "") -> Any:
+        """A bare rtmidi client (``"in"`` or ``"out"``) named after this system (``suffix``
+        appended), to list ports or open one on; the caller deletes it."""
         rtmidi = self._require()
+        name = f"{self.client_name} {suffix}".strip()
         try:
-            port = rtmidi.MidiOut(self._api, name=self.client_name)
+            if kind == "in":
+                return rtmidi.MidiIn(self._api, name=name, queue_size_limit=1024)
+            return rtmidi.MidiOut(self._api, name=name)
         except rtmidi.SystemError as exc:  # the server went away since the probe
             raise CadenzaError(f"MIDI ({self.api_name}) is not usable any more: {exc}") from exc
-        return port
 
-    def _in(self) -> Any:
-        rtmidi = self._require()
+    def open_outputs(self) -> list[MidiOutput]:
+        """Outputs opened here and not closed yet."""
+        with self._lock:
+            return [o for o in self._owned if isinstance(o, MidiOutput) and not o.closed]
+
+    def panic_all(self) -> None:
+        """Panic on every open output (at exit, so nothing is left sounding on a synthesizer
+        when Cadenza quits, crashes out of Python, or is stopped with Ctrl+C)."""
+        for output in self.open_outputs():
+            try:
+                output.panic()
+            except Exception:  # noqa: BLE001 - do what can be done
+                pass
+
+    def close(self, timeout: float = CLOSE_SECONDS) -> None:
+        """Close everything it opened, all at once, waiting at most ``timeout`` in all (outputs
+        panic first). What is still closing after that goes on by itself (see
+        :meth:`wait_closed`). Safe to call twice."""
+        with self._lock:
+            owned, self._owned = list(self._owned), []
+            self._closed = True
+        deadline = time.monotonic() + timeout
+        threads = []
+        for obj in owned:
+            thread = threading.Thread(target=obj.close, kwargs={"timeout": timeout},
+                                      name="cadenza-midi-close", daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._pending += [t for t in threads if t.is_alive()]
+        if self._exit_registered:
+            atexit.unregister(self._close_at_exit)
+            self._exit_registered = False
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until every close that went past its deadline has finished (a JACK client must
+        not be made while old ones of a server that went away are still closing)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            pending = list(self._pending)
+        for thread in pending:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._pending = [t for t in self._pending if t.is_alive()]
+            return not self._pending
+
+    def _close_at_exit(self) -> None:
+        """At exit: panic and close every open port. Closing waits (rtmidi, at most 1 s) until
+        an output has delivered what was queued, so the note-offs reach the synthesizer before
+        the process is gone; all ports close at once, so that is 1 s at most in all."""
+        self._exit_registered = False
         try:
-            port = rtmidi.MidiIn(self._api, name=self.client_name, queue_size_limit=1024)
-        except rtmidi.SystemError as exc:
-            raise CadenzaError(f"MIDI ({self.api_name}) is not usable any more: {exc}") from exc
-        return port
+            self.close()
+        except Exception:  # noqa: BLE001 - at exit, do what can be done
+            pass
 
+    # ------------------------------------------------------------------ ports
     def list_outputs(self) -> list[str]:
-        if not self.available:
+        if not self.available or self.lost:
             return []
-        port = self._out()
+        port = self.client("out")
         try:
             return list(port.get_ports())
         finally:
             port.delete()
 
     def list_inputs(self) -> list[str]:
-        if not self.available:
+        if not self.available or self.lost:
             return []
-        port = self._in()
+        port = self.client("in")
         try:
             return list(port.get_ports())
         finally:
             port.delete()
 
+    def match_input(self, name_substring: str | None) -> str:
+        """The full name of the input port ``name_substring`` picks (as ``open_input`` does)."""
+        ports = self.list_inputs()
+        return ports[_match(ports, name_substring, "input")]
+
+    def match_output(self, name_substring: str | None) -> str:
+        ports = self.list_outputs()
+        return ports[_match(ports, name_substring, "output")]
+
     def open_output(self, name_substring: str | None = None) -> MidiOutput:
         """The output port whose name contains ``name_substring`` (the first one if None)."""
-        port = self._out()
+        port = self.client("out")
         try:
             ports = list(port.get_ports())
             index = _match(ports, name_substring, "output")
@@ -353,17 +512,21 @@ class MidiSystem:
         except BaseException:
             port.delete()
             raise
-        return MidiOutput(port, ports[index])
+        output = MidiOutput(port, ports[index], system=self)
+        self.adopt(output)
+        return output
 
     def open_virtual_output(self, name: str = CLIENT_NAME) -> MidiOutput:
         """A port other programs (a DAW) can connect to and record from."""
-        port = self._out()
+        port = self.client("out")
         try:
             port.open_virtual_port(name)
         except Exception as exc:
             port.delete()
             raise CadenzaError(f"cannot open a virtual MIDI port ({self.api_name}): {exc}") from exc
-        return MidiOutput(port, name)
+        output = MidiOutput(port, name, system=self)
+        self.adopt(output)
+        return output
 
     def open_input(
         self,
@@ -374,7 +537,7 @@ class MidiSystem:
     ) -> MidiInput:
         """Open the input port matching ``name_substring``; ``callback`` runs on the input's
         polling thread (keep it short). ``thru`` forwards every message."""
-        port = self._in()
+        port = self.client("in")
         try:
             ports = list(port.get_ports())
             index = _match(ports, name_substring, "input")
@@ -383,10 +546,18 @@ class MidiSystem:
         except BaseException:
             port.delete()
             raise
-        return MidiInput(port, ports[index], callback, thru=thru)
+        inp = MidiInput(port, ports[index], callback, thru=thru, system=self)
+        self.adopt(inp)
+        return inp
+
+    def watch_ports(self, on_change: Callable[[PortChanges], None] | None = None,
+                    interval: float = 1.0) -> PortWatcher:
+        """A :class:`PortWatcher` on this system (closed with it)."""
+        return PortWatcher(self, on_change=on_change, interval=interval)
 
     def describe(self) -> list[str]:
-        if not self.available:
+        """Lines for ``cadenza devices``: the API in use and its ports, or why there is none."""
+        if self._api is None:
             return [self.reason]
         lines = [f"API: {self.api_name}"]
         outs, ins = self.list_outputs(), self.list_inputs()
@@ -426,6 +597,8 @@ class PortWatcher:
     ``QTimer`` every second; headless code calls ``start()`` for a thread that polls every
     ``interval`` seconds until ``stop()``. One listing client per direction is kept open, so a
     poll does not register a new MIDI client each time (cheap on JACK and ALSA alike).
+    ``failed`` says why polling stopped working ("" while it works): the listing failed, or the
+    MIDI system was lost.
     """
 
     def __init__(
@@ -437,6 +610,7 @@ class PortWatcher:
         self.system = system
         self.on_change = on_change
         self.interval = float(interval)
+        self.failed = ""
         self._in: Any = None
         self._out: Any = None
         self.inputs: list[str] = []
@@ -446,30 +620,43 @@ class PortWatcher:
         self._lock = threading.Lock()
         if system.available:
             try:
-                rtmidi = _rtmidi()
-                self._in = rtmidi.MidiIn(system._api, name=f"{system.client_name} watch")
-                self._out = rtmidi.MidiOut(system._api, name=f"{system.client_name} watch")
+                self._in = system.client("in", "watch")
+                self._out = system.client("out", "watch")
                 self.inputs = list(self._in.get_ports())
                 self.outputs = list(self._out.get_ports())
             except Exception as exc:  # noqa: BLE001 - the server went away meanwhile
                 log.warning("MIDI port watcher: %s", exc)
+                self.failed = str(exc)
                 self._delete_clients()
+            else:
+                system.adopt(self)
 
-    def _delete_clients(self) -> None:
-        for client in (self._in, self._out):
-            if client is not None:
-                client.delete()
+    def _delete_clients(self, timeout: float = CLOSE_SECONDS) -> threading.Thread | None:
+        clients = [c for c in (self._in, self._out) if c is not None]
         self._in = self._out = None
+        if not clients:
+            return None
+
+        def delete() -> None:
+            for client in clients:
+                client.delete()
+
+        return call_within(delete, timeout, "cadenza-midi-close watcher")
 
     def poll(self) -> PortChanges:
         with self._lock:
             if self._in is None or self._out is None:
+                return PortChanges()
+            lost = self.system.lost
+            if lost:
+                self.failed = lost
                 return PortChanges()
             try:
                 inputs = list(self._in.get_ports())
                 outputs = list(self._out.get_ports())
             except Exception as exc:  # noqa: BLE001
                 log.warning("MIDI port listing failed: %s", exc)
+                self.failed = f"listing the MIDI ports failed: {exc}"
                 return PortChanges()
             changes = PortChanges(
                 added_inputs=[p for p in inputs if p not in self.inputs],
@@ -498,13 +685,19 @@ class PortWatcher:
             except Exception:  # noqa: BLE001 - keep watching
                 log.exception("MIDI port watcher")
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = CLOSE_SECONDS) -> None:
+        """Stop polling and let go of the listing clients (within ``timeout``)."""
         self._stop.set()
         thread, self._thread = self._thread, None
-        if thread is not None:
+        if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self.interval + 2.0)
         with self._lock:
-            self._delete_clients()
+            had = self._in is not None or self._out is not None
+            pending = self._delete_clients(timeout)
+        if had:
+            self.system.forget(self, pending)
+
+    close = stop
 
     def __enter__(self) -> PortWatcher:
         return self
@@ -513,55 +706,8 @@ class PortWatcher:
         self.stop()
 
 
-# ---------------------------------------------------------------------------- panic at exit
-_open_outputs: weakref.WeakSet[MidiOutput] = weakref.WeakSet()
-_atexit_registered = False
-_registry_lock = threading.Lock()
-
-
-def _register_output(output: MidiOutput) -> None:
-    global _atexit_registered
-    with _registry_lock:
-        _open_outputs.add(output)
-        if not _atexit_registered:
-            _atexit_registered = True
-            atexit.register(_close_all_at_exit)
-
-
-def open_outputs() -> list[MidiOutput]:
-    """Outputs opened in this process and not closed yet."""
-    with _registry_lock:
-        return [o for o in _open_outputs if not o.closed]
-
-
-def panic_all() -> None:
-    """Panic on every open output: runs at exit (atexit), so nothing is left sounding on a
-    synthesizer when Cadenza quits, crashes out of Python, or is stopped with Ctrl+C."""
-    for output in open_outputs():
-        try:
-            output.panic()
-        except Exception:  # noqa: BLE001 - at exit, do what can be done
-            pass
-
-
-def _close_all_at_exit() -> None:
-    """At exit: panic and close every open output. Closing waits (rtmidi, at most 1 s) until
-    the port has delivered what was queued, so the note-offs reach the synthesizer before the
-    process is gone."""
-    for output in open_outputs():
-        try:
-            output.close()
-        except Exception:  # noqa: BLE001 - at exit, do what can be done
-            pass
-
-
-def describe_midi() -> list[str]:
-    """Lines for ``cadenza devices``: the API in use and its ports, or why there is none."""
-    return MidiSystem().describe()
-
-
 # ---------------------------------------------------------------------------- playback helper
-def _sequence_events(seq: NoteSequence) -> list[tuple[float, int, list[int]]]:
+def sequence_events(seq: NoteSequence) -> list[tuple[float, int, list[int]]]:
     channels: dict[tuple[int, int, bool], int] = {}
     free = iter([c for c in range(16) if c != DRUM_CHANNEL])
     for key in sorted({(n.instrument, n.program, n.is_drum) for n in seq.notes}):
@@ -596,7 +742,7 @@ def play_sequence(
     """Send ``seq`` to ``output`` in real time on its own thread (or inline if not
     ``start_thread``). Timing is by ``time.perf_counter``: sleep until ~2 ms before an event,
     then spin. Setting ``stop_event`` stops it and sends ``panic()``."""
-    events = _sequence_events(seq)
+    events = sequence_events(seq)
 
     def run() -> None:
         t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The morph instrument played live: sampler voices rendered into the audio engine.
+"""The morph instrument played live: sampler voices rendered onto a bus of the audio engine.
 
 :class:`SamplerSynth` is a sink like :class:`app.transport.LiveSynth` (``send``, ``panic``,
 ``note_on``/``note_off``), so the MIDI keyboard, the :class:`~app.transport.Transport`, the
@@ -30,8 +30,12 @@ class SamplerSynth(LiveVoices):
         super().__init__(engine)
         self.gain = float(gain)
         self.max_voices = int(max_voices)
-        self._voices: SamplerVoices | None = SamplerVoices(
-            instrument, self.sample_rate, max_voices=self.max_voices, gain=self.gain)
+        try:
+            self._voices: SamplerVoices | None = SamplerVoices(
+                instrument, self.sample_rate, max_voices=self.max_voices, gain=self.gain)
+        except BaseException:
+            self.bus.close()
+            raise
         self._mono = np.zeros(engine.blocksize, np.float32)
         self._start()
 

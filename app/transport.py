@@ -9,10 +9,10 @@ Three pieces, none of them Qt:
   Times are ``time.perf_counter()`` seconds.
 * :class:`LiveSynth`: a FluidSynth synthesizer (the one of :class:`models.render.Renderer`, at
   the audio engine's rate) played live: ``send(midi_bytes)`` from any thread, and a render thread
-  that writes small blocks and hands them to :meth:`app.audio_engine.AudioEngine.push_block`
-  (which paces it: the engine's bounded queue is the audio latency). A sink like a MIDI output.
-  Its base, :class:`LiveVoices`, is shared with the morph instrument's live voices
-  (:class:`app.sampler.SamplerSynth`).
+  that writes small blocks and pushes them onto a bus of its own in the engine's mix
+  (:meth:`app.audio_engine.AudioEngine.open_bus`; the bus's short queue paces it and is the
+  audio latency). A sink like a MIDI output. Its base, :class:`LiveVoices`, is shared with the
+  morph instrument's live voices (:class:`app.sampler.SamplerSynth`).
 * :class:`Transport`: plays a :class:`NoteSequence` on one thread with tempo scaling and loop;
   :class:`Scheduler`: a stream of timed messages (the duet's answer as it is generated), with
   ``cancel(tag)``. Both track the notes they have sounding, so stopping sends a note-off for each
@@ -114,8 +114,9 @@ def _panic_all(sinks: Sequence[Sink]) -> None:
 # ---------------------------------------------------------------------------- live voices
 class LiveVoices(NoteSink):
     """A sink that makes sound: voices rendered on a thread of its own, in blocks of the
-    engine's blocksize, handed to :meth:`app.audio_engine.AudioEngine.push_block` (which paces
-    the thread: the engine's bounded queue is the audio latency).
+    engine's blocksize, pushed onto a bus of its own in the engine's mix
+    (:meth:`app.audio_engine.Bus.push_block`, which paces the thread: the bus's short queue is
+    the audio latency). Closing it takes the bus out of the mix.
 
     Subclasses fill one stereo block in :meth:`_render` (called with ``_lock`` held, the lock
     that ``send`` and ``panic`` take too) and call :meth:`_start` at the end of their set-up.
@@ -128,6 +129,7 @@ class LiveVoices(NoteSink):
             raise CadenzaError("the audio engine is not started")
         self.engine = engine
         self.sample_rate = int(engine.sample_rate)
+        self.bus = engine.open_bus(self.thread_name)
         self._lock = threading.Lock()
         self._held: set[tuple[int, int]] = set()
         self._stop = threading.Event()
@@ -181,9 +183,9 @@ class LiveVoices(NoteSink):
             np.clip(buf, -1.0, 1.0, out=buf)
             try:
                 while not self._stop.is_set():
-                    if self.engine.push_block(buf, timeout=0.05):
+                    if self.bus.push_block(buf, timeout=0.05):
                         break
-            except CadenzaError:  # the engine was closed
+            except CadenzaError:  # the engine was closed (or lost)
                 break
             self.blocks_rendered += 1
 
@@ -194,6 +196,7 @@ class LiveVoices(NoteSink):
         self._stop.set()
         self._thread.join(timeout=2.0)
         self._thread = None
+        self.bus.close()
         with self._lock:
             self._closed()
 
@@ -208,10 +211,10 @@ class LiveSynth(LiveVoices):
     """FluidSynth voices rendered live into an :class:`~app.audio_engine.AudioEngine`.
 
     ``engine`` must be started; the synth runs at its sample rate and renders blocks of the
-    engine's blocksize. For low latency make the engine with small blocks and a short queue,
-    e.g. ``AudioEngine(device, blocksize=256, queue_blocks=3)`` (about 16 ms at 48 kHz, plus the
-    device's own buffer). ``renderer``: an existing :class:`models.render.Renderer` at that rate
-    (its synthesizer is used live; it is closed with this object only if made here).
+    engine's blocksize onto a bus of its own with the engine's live queue depth (256 frames x 3
+    blocks by default: about 16 ms at 48 kHz, plus the device's own buffer). ``renderer``: an
+    existing :class:`models.render.Renderer` at that rate (its synthesizer is used live; it is
+    closed with this object only if made here).
     """
 
     thread_name = "cadenza-live-synth"
@@ -222,9 +225,14 @@ class LiveSynth(LiveVoices):
 
         super().__init__(engine)
         self._own_renderer = renderer is None
-        self.renderer = renderer or Renderer(soundfont=soundfont, sample_rate=self.sample_rate,
-                                             gain=gain)
+        try:
+            self.renderer = renderer or Renderer(soundfont=soundfont,
+                                                 sample_rate=self.sample_rate, gain=gain)
+        except BaseException:
+            self.bus.close()
+            raise
         if self.renderer.sample_rate != self.sample_rate:
+            self.bus.close()
             raise CadenzaError(f"the renderer runs at {self.renderer.sample_rate} Hz, the audio "
                                f"output at {self.sample_rate} Hz")
         self._open = True
@@ -296,7 +304,7 @@ class Transport:
     def play(self, seq: NoteSequence, loop: bool = False, start: float = 0.0,
              tempo: float | None = None) -> None:
         """Stop whatever plays, then play ``seq`` from ``start`` seconds (sequence time)."""
-        from app.midi_ports import _sequence_events
+        from app.midi_ports import sequence_events
 
         self.stop()
         if tempo is not None:
@@ -304,7 +312,7 @@ class Transport:
                 raise CadenzaError("tempo must be positive")
             self._tempo = float(tempo)
         self.loop = loop
-        events = _sequence_events(seq)
+        events = sequence_events(seq)
         self._length = max(seq.total_time, max((e[0] for e in events), default=0.0))
         with self._lock:
             self._pos0 = float(start)

@@ -160,8 +160,9 @@ def main() -> int:
 def run(args: argparse.Namespace, server: str) -> int:
     import rtmidi
 
+    from app.devices import Devices
     from app.duet import Duet, DuetSettings
-    from app.midi_ports import MidiSystem, realtime_thread
+    from app.midi_ports import realtime_thread
     from app.transport import Transport
     from models.sequence import Note, NoteSequence
 
@@ -169,11 +170,11 @@ def run(args: argparse.Namespace, server: str) -> int:
     model, model_name = load_model(args.model)
     print(f"model: {model_name} ({time.perf_counter() - t0:.1f} s to load)", flush=True)
     realtime_thread()  # the keyboard player's timing, as hardware would have
-    midi = MidiSystem()
+    midi = Devices().midi()
     assert midi.available, midi.reason
-    kb = rtmidi.MidiOut(midi._api, name="BenchKeys client")
+    kb = rtmidi.MidiOut(midi.api, name="BenchKeys client")
     kb.open_virtual_port("BenchKeys")
-    ear = Listener(midi._api, "BenchEar")
+    ear = Listener(midi.api, "BenchEar")
     out = midi.open_output("BenchEar")
     time.sleep(0.1)
     phrase = [(60, 0.08), (64, 0.08), (67, 0.08), (72, 0.15)]

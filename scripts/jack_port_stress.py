@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.midi_ports import MidiSystem  # noqa: E402
+from app.devices import Devices  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,14 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=1000, help="open/close cycles (1000)")
     args = parser.parse_args(argv)
     faulthandler.enable()
-    midi = MidiSystem()
+    midi = Devices().midi()
     if midi.api_name != "JACK":
         print(f"needs a running JACK server and no ALSA sequencer; MIDI here: "
               f"{midi.api_name or midi.reason}")
         return 2
     import rtmidi
 
-    keys = rtmidi.MidiOut(midi._api, name="Stress keys")
+    keys = rtmidi.MidiOut(midi.api, name="Stress keys")
     keys.open_virtual_port("Stress keys")
     running = threading.Event()
     running.set()
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for i in range(args.cycles):
             heard = midi.open_input("Stress keys", lambda message, delta: None)
-            ear = rtmidi.MidiIn(midi._api, name=f"Stress ear {i}")
+            ear = rtmidi.MidiIn(midi.api, name=f"Stress ear {i}")
             ear.open_virtual_port("ear")
             out = midi.open_output(f"Stress ear {i}")
             for _ in range(50):

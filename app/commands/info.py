@@ -57,22 +57,13 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_devices(args: argparse.Namespace) -> int:
-    from app.audio_engine import list_audio_outputs
-    from app.midi_ports import describe_midi
+    from app.devices import Devices
 
-    print("MIDI")
-    for line in describe_midi():
-        print(f"  {line}")
-    print("Audio outputs")
-    outputs = list_audio_outputs()
-    if not outputs:
-        print(
-            "  none: no sound card or sound server (JACK, PulseAudio) was found; "
-            "Cadenza still renders and exports WAV"
-        )
-    for out in outputs:
-        rate = int(out.get("default_samplerate", 0) or 0)
-        print(f"  {out['name']} [{out.get('hostapi', '?')}] {rate} Hz")
+    with Devices() as devices:
+        for title, lines in devices.describe():
+            print(title)
+            for line in lines:
+                print(f"  {line}")
     if not args.no_compute:
         from models.compute import backend_name, compute_devices
 

@@ -3,7 +3,8 @@
 The keyboard's port and the output (a MIDI port, or ``audio`` for sound through the audio
 engine: FluidSynth, or with ``--instrument DIR`` a morph instrument folder) are named by
 substring. Each call and answer is logged with its latency (pause detected -> first answer note
-sent) until Ctrl+C; then nothing is left sounding.
+sent) until Ctrl+C; then nothing is left sounding. The ports and the audio output come from one
+:class:`app.devices.Devices`; when one of them goes away the duet stops with a one-line error.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from models.errors import CadenzaError
 
 if TYPE_CHECKING:
+    from app.devices import Devices
     from models.nsynth.instrument import MorphInstrument
 
 AUDIO = "audio"
@@ -84,9 +86,11 @@ def audio_synth(engine: Any, soundfont: str | None = None,
 
 
 class LiveRig:
-    """Ports, sinks and the duet for one headless session; ``close()`` undoes everything."""
+    """The devices, ports, sinks and the duet of one headless session; ``close()`` undoes
+    everything (bounded: it returns even when the sound server went away)."""
 
-    def __init__(self) -> None:
+    def __init__(self, devices: Devices) -> None:
+        self.devices = devices
         self.system: Any = None
         self.output: Any = None
         self.engine: Any = None
@@ -102,17 +106,18 @@ class LiveRig:
             self.input.close()
         if self.duet is not None:
             self.duet.stop()
-        for obj in (self.synth, self.output, self.engine):
+        for obj in (self.synth, self.output):
             if obj is not None:
                 try:
                     obj.close()
                 except Exception as exc:  # noqa: BLE001 - closing must finish
                     logging.getLogger(__name__).warning("closing: %s", exc)
+        self.devices.close()
 
 
 def run_duet(args: argparse.Namespace) -> int:
+    from app.devices import Devices, describe_losses
     from app.duet import Duet, DuetSettings, Round, load_performance_model
-    from app.midi_ports import MidiSystem, PortWatcher
 
     if not 1 <= args.channel <= 16:
         raise CadenzaError("--channel must be 1..16")
@@ -133,17 +138,19 @@ def run_duet(args: argparse.Namespace) -> int:
 
         # Before the ports and the (slow) model load, so a bad folder fails at once.
         instrument = load_instrument(args.instrument)
-    system = MidiSystem()
-    if not system.available:
-        raise CadenzaError(system.reason)
-    # Check the ports before the (slow) model load, so a typo fails at once.
-    from app.midi_ports import _match
-
-    in_name = system.list_inputs()[_match(system.list_inputs(), args.input, "input")]
-    if not to_audio:
-        _match(system.list_outputs(), args.output, "output")
-
-    rig = LiveRig()
+    devices = Devices(audio_device=args.audio_device)
+    rig = LiveRig(devices)
+    try:
+        system = devices.midi()
+        if not system.available:
+            raise CadenzaError(system.reason)
+        # Check the ports before the (slow) model load, so a typo fails at once.
+        in_name = system.match_input(args.input)
+        if not to_audio:
+            system.match_output(args.output)
+    except BaseException:
+        devices.close()
+        raise
     rig.system = system
     done = threading.Event()
     answered = [0]
@@ -173,10 +180,7 @@ def run_duet(args: argparse.Namespace) -> int:
         _say(f"model ready in {time.perf_counter() - t0:.1f} s")
         sinks: list[Any] = []
         if to_audio:
-            from app.audio_engine import AudioEngine
-
-            rig.engine = AudioEngine(device=args.audio_device, blocksize=256, queue_blocks=3)
-            rig.engine.start()
+            rig.engine = devices.audio()
             rig.synth = audio_synth(rig.engine, soundfont=args.soundfont, instrument=instrument)
             sinks.append(rig.synth)
             sound = f"{args.instrument.resolve().name}, " if instrument is not None else ""
@@ -216,12 +220,14 @@ def run_duet(args: argparse.Namespace) -> int:
                 except CadenzaError as exc:
                     _say(f"cannot reopen {in_name}: {exc}")
 
-        rig.watcher = PortWatcher(system, on_change=on_ports, interval=1.0)
+        rig.watcher = system.watch_ports(on_change=on_ports, interval=1.0)
         rig.watcher.start()
         _say(f"listening on {rig.input.name}, answering on {out_name}; "
              f"pause {settings.silence_ms:g} ms to hear an answer; Ctrl+C to stop")
         while not done.wait(0.2):
-            pass
+            losses = devices.check()
+            if losses:
+                raise CadenzaError(describe_losses(losses))
         if duet.error is not None:
             raise CadenzaError(str(duet.error))
     except KeyboardInterrupt:

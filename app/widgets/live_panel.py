@@ -6,13 +6,20 @@ thread and round events on the model thread (the app's worker, which runs the du
 job while it is on). None of them touch widgets: they emit signals of :class:`_Bridge`, which
 lives on the GUI thread, so Qt queues them across. The call and the answer are drawn as they
 happen on a piano roll (answer notes in green, over the usual velocity colours of the call).
+
+Devices come from the application (:class:`app.services.Services`): the MIDI system and the one
+audio engine of :class:`app.devices.Devices` (built-in sound plays on a bus of its own in the
+engine's mix). When the window finds a device lost it tells the panel
+(:meth:`LivePanel.devices_lost`): the duet and recording stop, the panel says so and offers
+Reconnect.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QRectF, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
@@ -35,6 +42,10 @@ from PySide6.QtWidgets import (
 from app.widgets.piano_roll import PianoRoll
 from models.errors import CadenzaError
 from models.sequence import Note, NoteSequence
+
+if TYPE_CHECKING:
+    from app.devices import Loss
+    from app.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +94,13 @@ class LivePanel(QWidget):
     clip_created = Signal(object)
     message = Signal(str)
     duet_changed = Signal(bool)
+    reconnect_requested = Signal()
 
-    def __init__(self, worker: Any = None, audio_device: str | None = None,
-                 soundfont: str | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, services: Services | None = None, soundfont: str | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.worker = worker
-        self.audio_device = audio_device or None
+        self.devices = services.devices if services is not None else None
+        self.worker = services.worker if services is not None else None
         self.soundfont = soundfont or None
         self.models: list[Any] = []
         self.midi: Any = None
@@ -96,7 +108,7 @@ class LivePanel(QWidget):
         self.input: Any = None
         self.output: Any = None  # MidiOutput, LiveSynth (built-in audio) or SamplerSynth
         self.instrument: Any = None  # the Morph workspace's MorphInstrument, once made
-        self.engine: Any = None
+        self.engine: Any = None  # the devices' audio engine while built-in sound is the output
         self.duet: Any = None
         self.recorder: Any = None
         self._duet_job: Any = None
@@ -208,6 +220,10 @@ class LivePanel(QWidget):
         self.roll.setMinimumHeight(160)
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
+        self.reconnect_button = QPushButton("Reconnect")
+        self.reconnect_button.setToolTip("Open the audio output and the MIDI system again")
+        self.reconnect_button.clicked.connect(self.reconnect_requested)
+        self.reconnect_button.hide()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -216,15 +232,18 @@ class LivePanel(QWidget):
         layout.addWidget(rec_box)
         layout.addWidget(self.roll, 1)
         layout.addWidget(self.status_label)
+        layout.addWidget(self.reconnect_button)
         self.set_models([])
 
     # ------------------------------------------------------------------ MIDI system and ports
     def _init_midi(self) -> None:
+        if self.devices is None:
+            self._say("No MIDI system (the panel runs without the app's devices)")
+            self._fill_ports([], [])
+            return
         try:
-            from app.midi_ports import MidiSystem, PortWatcher
-
-            self.midi = MidiSystem()
-        except Exception as exc:  # noqa: BLE001 - no rtmidi: the panel says so
+            self.midi = self.devices.midi()
+        except Exception as exc:  # noqa: BLE001 - no rtmidi, or MIDI lost: the panel says so
             self._say(f"MIDI is not available: {exc}")
             self._fill_ports([], [])
             return
@@ -232,7 +251,7 @@ class LivePanel(QWidget):
             self._say(self.midi.reason)
             self._fill_ports([], [])
             return
-        self.watcher = PortWatcher(self.midi)
+        self.watcher = self.midi.watch_ports()
         self._fill_ports(self._visible_inputs(), self._visible_outputs())
         self._ports_timer.start()
 
@@ -249,12 +268,22 @@ class LivePanel(QWidget):
         if self.watcher is None:
             return
         changes = self.watcher.poll()
+        if self.watcher.failed:
+            self._ports_timer.stop()
+            self._say(f"MIDI ports cannot be listed any more: {self.watcher.failed}")
+            self.reconnect_button.show()
+            return
         if not changes:
             return
         if self.input is not None and self.input.name in changes.removed_inputs:
             self._say(f"{self.input.name} went away")
             if self.duet is not None:
                 self.duet.input_lost()
+        from app.midi_ports import MidiOutput
+
+        output = self.output
+        if isinstance(output, MidiOutput) and output.name in changes.removed_outputs:
+            self._say(f"{output.name} went away")
         self._fill_ports(self._visible_inputs(), self._visible_outputs())
 
     def _fill_ports(self, inputs: list[str], outputs: list[str]) -> None:
@@ -352,11 +381,10 @@ class LivePanel(QWidget):
         name = self.output_combo.currentData()
         try:
             if name in (AUDIO_OUT, MORPH_OUT):
-                from app.audio_engine import AudioEngine
-
-                self.engine = AudioEngine(device=self.audio_device, blocksize=256,
-                                          queue_blocks=3)
-                self.engine.start()
+                if self.devices is None:
+                    raise CadenzaError("no audio output (the panel runs without the app's "
+                                       "devices)")
+                self.engine = self.devices.audio()
                 if name == MORPH_OUT and self.instrument is not None:
                     from app.sampler import SamplerSynth
 
@@ -373,13 +401,14 @@ class LivePanel(QWidget):
         return self.output
 
     def _close_output(self) -> None:
-        for obj in (self.output, self.engine):
-            if obj is not None:
-                try:
-                    obj.close()
-                except Exception:  # noqa: BLE001
-                    log.exception("closing the live output")
-        self.output = self.engine = None
+        """Close the output (built-in voices take their bus out of the engine's mix; the
+        engine itself belongs to the devices)."""
+        output, self.output, self.engine = self.output, None, None
+        if output is not None:
+            try:
+                output.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing the live output")
 
     # ------------------------------------------------------------------ MIDI thread
     def _midi_callback(self, message: list[int], _delta: float) -> None:
@@ -583,15 +612,34 @@ class LivePanel(QWidget):
         self.record_button.setText("■ Stop" if self.recorder is not None else "● Record")
         self.record_button.blockSignals(False)
 
-    # ------------------------------------------------------------------ lifetime
-    def shutdown(self) -> None:
-        """Stop everything (the window is closing): nothing left sounding, ports closed."""
-        self._ports_timer.stop()
-        self._roll_timer.stop()
+    # ------------------------------------------------------------------ devices lost
+    def devices_lost(self, losses: Sequence[Loss]) -> None:
+        """The window found devices lost: the duet and recording stop, what used them is let
+        go of, and the panel says so and offers Reconnect."""
+        from app.devices import describe_losses
+
+        if self.duet is not None:
+            self.set_duet(False)
         if self.recorder is not None:
             self.set_recording(False)
-        if self.duet is not None:
-            self._stop_duet()
+        kinds = {loss.kind for loss in losses}
+        if "midi" in kinds:
+            self.release_devices()
+            self._fill_ports([], [])
+        elif "audio" in kinds:
+            self.release_audio()
+        self._say(f"{describe_losses(losses)}. Reconnect when it is back.")
+        self.reconnect_button.show()
+
+    def release_audio(self) -> None:
+        """Let go of built-in sound (the devices change their audio output)."""
+        if self.engine is not None:
+            self._close_output()
+
+    def release_devices(self) -> None:
+        """Let go of the ports, the watcher and the output (before the devices reconnect, or
+        after MIDI was lost: closing what a lost system already closed does nothing)."""
+        self._ports_timer.stop()
         if self.input is not None:
             self.input.close()
             self.input = None
@@ -599,3 +647,21 @@ class LivePanel(QWidget):
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        self.midi = None
+
+    def devices_reconnected(self) -> None:
+        """The devices were opened again: list the ports anew (if the panel was opened)."""
+        self.reconnect_button.hide()
+        self._say("Reconnected")
+        if self._midi_started:
+            self._init_midi()
+
+    # ------------------------------------------------------------------ lifetime
+    def shutdown(self) -> None:
+        """Stop everything (the window is closing): nothing left sounding, ports closed."""
+        self._roll_timer.stop()
+        if self.recorder is not None:
+            self.set_recording(False)
+        if self.duet is not None:
+            self._stop_duet()
+        self.release_devices()

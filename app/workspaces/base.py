@@ -6,10 +6,13 @@ overriding :meth:`Workspace.run`, which submits a job (from ``app/jobs.py``) wit
 :meth:`Workspace.submit` and shows the results with the subclass's ``show_*`` method.
 
 :meth:`Workspace.submit` shows a progress bar and a Cancel button while the job runs and puts an
-error in the status bar as one line. Results are played through the main window's audio engine
+error in the status bar as one line. Results are played through the application's audio engine
 (:meth:`Workspace.play`), sent to the configured MIDI output (:meth:`Workspace.send_to_midi`)
 and exported (:meth:`Workspace.export_midi`, :meth:`Workspace.export_wav`);
 :class:`SequenceCard` is a piano roll with those buttons, for one result.
+
+The worker and the devices come from the application (:class:`app.services.Services`, given to
+the constructor); a workspace made without them (alone, in a test) says so instead of playing.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QDrag, QMouseEvent
@@ -40,6 +43,9 @@ from app.widgets.piano_roll import PianoRollPanel
 from models.errors import CadenzaError
 from models.sequence import NoteSequence
 
+if TYPE_CHECKING:
+    from app.services import Services
+
 log = logging.getLogger(__name__)
 
 
@@ -56,10 +62,13 @@ class Workspace(QWidget):
 
     clip_created = Signal(object)  # a new Clip for the library (results the user keeps)
     message = Signal(str)  # one line for the status bar
+    playback_stop_requested = Signal()  # before it plays (or stops): the window stops its clip
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, services: Services | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.worker: Any = None  # app.worker.Worker, set by the main window
+        self.services = services
+        self.worker = services.worker if services is not None else None
+        self.devices = services.devices if services is not None else None
         self.models: list[Any] = []  # models.registry.ModelEntry of this family
         self.clips: list[Clip] = []
         self.action_buttons: list[QPushButton] = []
@@ -213,26 +222,32 @@ class Workspace(QWidget):
             self.progress_label.setText("Cancelling…")
 
     # ------------------------------------------------------------------ playing and exporting
-    def host(self) -> Any:
-        """The main window (its audio engine, settings and library), or None when alone."""
-        win = self.window()
-        return win if hasattr(win, "audio_engine") else None
+    def audio_engine(self) -> Any:
+        """The application's audio engine, started on first use; None (and a message) when
+        there is none (no output device, lost, or no devices given)."""
+        if self.devices is None:
+            self.say("No audio output")
+            return None
+        try:
+            return self.devices.audio()
+        except CadenzaError as exc:
+            self.say(f"No audio output: {exc}")
+        except Exception as exc:  # noqa: BLE001 - PortAudio errors, missing library
+            log.exception("audio engine")
+            self.say(f"No audio output: {exc}")
+        return None
 
     def play(self, item: NoteSequence | Any, loop: bool = False) -> None:
-        """Play a sequence (rendered in the worker) or an ``Audio`` through the main window's
-        audio engine."""
+        """Play a sequence (rendered in the worker) or an ``Audio`` on the audio engine's clip
+        bus (what the window plays stops first)."""
         from app.jobs import prepare_audio_job
 
-        host = self.host()
-        engine = host.audio_engine() if host is not None else None
+        engine = self.audio_engine()
         if engine is None:
-            if host is None:
-                self.say("No audio output")
             return
         if self._play_job is not None:
             self._play_job.cancel()
-        if hasattr(host, "stop"):
-            host.stop()  # whatever the window plays
+        self.playback_stop_requested.emit()  # whatever the window plays
         rate = int(engine.sample_rate)
 
         def start(audio: Any) -> None:
@@ -252,26 +267,28 @@ class Workspace(QWidget):
                                             on_failure=failed, label="prepare playback")
 
     def stop_playback(self) -> None:
-        host = self.host()
         if self._play_job is not None:
             self._play_job.cancel()
             self._play_job = None
-        if host is not None and getattr(host, "_engine", None) is not None:
-            host.stop()
+        engine = self.devices.engine if self.devices is not None else None
+        if engine is not None:
+            engine.stop()
+        self.playback_stop_requested.emit()
 
     def send_to_midi(self, seq: NoteSequence) -> bool:
         """Play ``seq`` on the configured MIDI output (Settings ▸ MIDI out) in real time."""
+        if self.devices is None:
+            self.say("No MIDI system")
+            return False
         try:
-            from app.midi_ports import MidiSystem, play_sequence
+            from app.midi_ports import play_sequence
 
-            midi = MidiSystem()
+            midi = self.devices.midi()
             if not midi.available:
                 self.say(f"No MIDI system: {midi.reason}")
                 return False
             self._stop_midi()
-            host = self.host()
-            name = getattr(getattr(host, "settings", None), "midi_out", "") or None
-            out = midi.open_output(name)
+            out = self.devices.open_midi_output()
         except CadenzaError as exc:
             self.say(f"Could not send to MIDI out: {exc}")
             return False
@@ -281,8 +298,7 @@ class Workspace(QWidget):
             return False
         self._midi_out, self._midi_stop = out, threading.Event()
         play_sequence(out, seq, self._midi_stop)
-        self.say(f"Sending to MIDI out {out.name}" if hasattr(out, "name") else
-                 "Sending to MIDI out")
+        self.say(f"Sending to MIDI out {out.name}")
         return True
 
     def _stop_midi(self) -> None:
@@ -294,6 +310,13 @@ class Workspace(QWidget):
             except Exception:  # noqa: BLE001
                 log.debug("closing MIDI out", exc_info=True)
         self._midi_out = self._midi_stop = None
+
+    def shutdown(self) -> None:
+        """The window is closing: the playback job is cancelled, the MIDI output closed."""
+        if self._play_job is not None:
+            self._play_job.cancel()
+            self._play_job = None
+        self._stop_midi()
 
     def export_midi(self, seq: NoteSequence, path: str | Path) -> Path | None:
         from app.jobs import write_midi

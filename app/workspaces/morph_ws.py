@@ -491,14 +491,14 @@ class MorphWorkspace(Workspace):
         if self.instrument is None:
             self.say(f"{self.title}: make an instrument first")
             return False
-        host = self.host()
-        engine = host.audio_engine() if host is not None else None
+        engine = self.audio_engine()
         if engine is None:
             return False
         from models.audio_io import Audio
 
         try:
             x = self.instrument.note(pitch, velocity, seconds, sample_rate=engine.sample_rate)
+            self.playback_stop_requested.emit()  # the note takes the clip bus
             engine.play(Audio(np.asarray(x, np.float32)[:, None], int(engine.sample_rate)))
         except CadenzaError as exc:
             self.say(f"Could not play the note: {exc}")

@@ -1,4 +1,5 @@
-"""The audio engine on a real JACK dummy server, captured back through JACK."""
+"""The audio engine on a real JACK dummy server, captured back through JACK: one stream, a mix of
+buses (clips, live blocks, live voices), each with its own queue."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from app.audio_engine import AudioEngine, list_audio_outputs
+from app.audio_engine import AudioEngine
+from app.devices import Devices
 from models.audio_io import Audio
 from models.errors import CadenzaError
 from models.render import Renderer
@@ -24,19 +26,23 @@ def _jack_ports(flags: list[str]) -> list[str]:
 
 
 @pytest.fixture()
-def engine(jack_server):
-    eng = AudioEngine(device="system", blocksize=1024, queue_blocks=8)
-    eng.start()
-    yield eng
-    eng.close()
+def devices(jack_server):
+    owner = Devices(audio_device="system")
+    yield owner
+    owner.close()
 
 
-def test_jack_output_is_listed(jack_server):
-    outputs = list_audio_outputs()
+@pytest.fixture()
+def engine(devices):
+    return devices.audio()
+
+
+def test_jack_output_is_listed(devices):
+    outputs = devices.audio_outputs()
     jack = [o for o in outputs if o["hostapi"] == "JACK Audio Connection Kit"]
     assert jack, outputs
     assert jack[0]["default_samplerate"] == 48000
-    ok, reason = AudioEngine.available()
+    ok, reason = devices.audio_available()
     assert ok, reason
 
 
@@ -79,17 +85,18 @@ def test_plays_a_rendered_clip_into_jack(engine):
 
 
 def test_underruns_when_the_queue_starves(engine):
+    live = engine.live
     block = np.full((engine.blocksize, 2), 0.1, dtype=np.float32)
-    assert engine.push_block(block, timeout=1)
-    time.sleep(0.3)  # the dummy driver pulls ~47 blocks/s and gets none after the first
-    assert engine.is_playing
-    assert engine.underruns >= 5
-    assert engine.frames_played == engine.blocksize
+    assert engine.push_block(block, timeout=1)  # the live bus
+    time.sleep(0.3)  # the stream pulls ~190 blocks/s and gets none after the first
+    assert live.is_playing and not engine.is_playing  # the clip bus is idle
+    assert live.underruns >= 5 and engine.underruns == 0
+    assert live.frames_played == engine.blocksize
     engine.end_stream()
-    assert engine.wait(timeout=2)
-    counted = engine.underruns
+    assert live.wait(timeout=2)
+    counted = live.underruns
     time.sleep(0.1)
-    assert engine.underruns == counted  # silence while not playing is no underrun
+    assert live.underruns == counted  # silence while not playing is no underrun
 
 
 def test_live_stream_and_loop(engine):
@@ -124,27 +131,110 @@ def test_stop_is_quick_and_leaves_no_thread(engine):
 
 
 def test_no_device_gives_one_line_error(jack_server):
-    with pytest.raises(CadenzaError, match="no-such-sound-card"):
-        AudioEngine(device="no-such-sound-card").start()
-    eng = AudioEngine()
-    with pytest.raises(CadenzaError, match="not started"):
-        eng.play(Audio(np.zeros((10, 2), dtype=np.float32), 48000))
+    with Devices(audio_device="no-such-sound-card") as devices:
+        with pytest.raises(CadenzaError, match="no-such-sound-card"):
+            devices.audio()
+        eng = AudioEngine(devices.portaudio)
+        with pytest.raises(CadenzaError, match="not started"):
+            eng.play(Audio(np.zeros((10, 2), dtype=np.float32), 48000))
 
 
 def test_no_sound_server_at_all(jack_server, monkeypatch):
     import sounddevice as sd
 
     monkeypatch.setenv("JACK_DEFAULT_SERVER", "cadenza-no-such-server")
+    devices = Devices()
     try:
         # No ALSA cards on this machine and no reachable JACK server: no outputs at all.
-        if any(o["hostapi"] != "JACK Audio Connection Kit" for o in list_audio_outputs()):
+        if any(o["hostapi"] != "JACK Audio Connection Kit" for o in devices.audio_outputs()):
             pytest.skip("this machine has non-JACK audio outputs")
-        assert list_audio_outputs() == []
-        ok, reason = AudioEngine.available()
+        assert devices.audio_outputs() == []
+        ok, reason = devices.audio_available()
         assert not ok and "no audio output device" in reason and "\n" not in reason
         with pytest.raises(CadenzaError, match="no audio output device"):
-            AudioEngine().start()
+            devices.audio()
     finally:
+        devices.close()
         monkeypatch.setenv("JACK_DEFAULT_SERVER", jack_server)
         sd._terminate()
         sd._initialize()
+
+
+def _peaks(x: np.ndarray, rate: int, n: int = 2) -> list[float]:
+    """The ``n`` strongest frequencies of ``x`` (Hz), lowest first, at least 50 Hz apart."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    freqs = np.fft.rfftfreq(len(x), 1 / rate)
+    found: list[float] = []
+    for i in np.argsort(spec)[::-1]:
+        if all(abs(freqs[i] - f) > 50 for f in found):
+            found.append(float(freqs[i]))
+        if len(found) == n:
+            break
+    return sorted(found)
+
+
+def test_buses_mix_into_one_stream(engine):
+    """A clip on the clip bus and live blocks on a bus of their own sound together."""
+    from tests.app.test_live_transport import Capture
+
+    cap = Capture(engine)
+    rate, n = engine.sample_rate, engine.blocksize
+    try:
+        t = np.arange(2 * rate) / rate
+        engine.play(Audio((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[:, None], rate))
+        bus = engine.open_bus("test tone")
+        assert bus in engine.buses and bus.queue_blocks == engine.live_queue_blocks
+        pushed = 0
+        while pushed < rate:  # one second, paced by the bus's short queue
+            k = np.arange(pushed, pushed + n)
+            assert bus.push_block((0.3 * np.sin(2 * np.pi * 660 * k / rate))
+                                  .astype(np.float32)[:, None], timeout=1)
+            pushed += n
+        assert engine.is_playing and bus.is_playing
+        bus.close()
+        assert bus not in engine.buses and bus.closed
+        with pytest.raises(CadenzaError, match="closed"):
+            bus.push_block(np.zeros((n, 2), np.float32))
+        assert engine.wait(timeout=5)
+        rec = cap.audio()[:, 0]
+    finally:
+        cap.close()
+    loud = np.flatnonzero(np.abs(rec) > 0.05)
+    part = rec[loud[0] + 4800: loud[0] + 4800 + 24000]  # 0.1 s in, half a second
+    assert [round(f) for f in _peaks(part, rate)] == pytest.approx([440, 660], abs=5)
+    assert np.abs(rec).max() <= 1.0
+
+
+def test_a_live_block_is_not_queued_behind_a_clip(engine):
+    """The clip bus keeps ~170 ms queued; a live block still goes out at the next callback."""
+    long_clip = Audio(np.zeros((48000 * 20, 2), dtype=np.float32), 48000)
+    engine.play(long_clip)
+    time.sleep(0.4)
+    assert engine.is_playing
+    bus = engine.open_bus("latency")
+    block = np.full((engine.blocksize, 2), 0.01, dtype=np.float32)
+    delays = []
+    try:
+        for _ in range(25):
+            before = bus.frames_played
+            sent = time.perf_counter()
+            assert bus.push_block(block, timeout=1)
+            while bus.frames_played == before:
+                assert time.perf_counter() - sent < 1.0
+                time.sleep(0.0002)
+            delays.append(time.perf_counter() - sent)
+            time.sleep(0.015)
+    finally:
+        bus.close()
+        engine.stop()
+    # the JACK period here is 512 frames (10.7 ms): a block waits at most about one period
+    assert float(np.percentile(delays, 50)) < 0.015, delays
+    assert float(np.percentile(delays, 95)) < 0.030, delays
+
+
+def test_heartbeat_moves_while_the_device_asks_for_sound(engine):
+    beat = engine.heartbeat
+    time.sleep(0.2)
+    assert engine.heartbeat > beat + 10  # ~190 callbacks a second
+    assert engine.lost_reason() == ""
+    assert engine.started and engine.channels == 2

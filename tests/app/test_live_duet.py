@@ -280,10 +280,10 @@ def test_keyboard_unplugged_mid_phrase(midi, tiny_model):
 
 
 def test_duet_answers_in_audio(midi, tiny_model):
-    from app.audio_engine import AudioEngine
+    from app.devices import Devices
 
-    engine = AudioEngine(device="system", blocksize=256, queue_blocks=3)
-    engine.start()
+    devices = Devices(audio_device="system")
+    engine = devices.audio()
     cap = Capture(engine)
     synth = LiveSynth(engine)
     rig = Rig(midi, tiny_model, DuetSettings(silence_ms=200, seconds=1.5, seed=3), "Audio",
@@ -300,7 +300,7 @@ def test_duet_answers_in_audio(midi, tiny_model):
         rig.close()
         synth.close()
         cap.close()
-        engine.close()
+        devices.close()
     assert synth.held_notes == set()
     assert np.abs(rec).max() > 0.01, np.abs(rec).max()
     assert float(np.sqrt(np.mean(rec ** 2))) > 1e-3

@@ -179,3 +179,34 @@ def test_keyboard_plays_the_morph_instrument_and_clips_sound_with_it(
     assert np.abs(got - want).max() < 2 / 32768  # 16-bit WAV of the same render
     window.transport.sound.setCurrentIndex(0)  # back to General MIDI
     assert not window.transport.use_instrument
+
+
+def test_a_chosen_output_that_goes_away_is_noticed(rig, qtbot):
+    """The synthesizer's own client closes its port: the panel says so and falls back to
+    built-in audio; a port going away is not a lost MIDI system."""
+    window, panel, kb, ear = rig
+    synth = Listener(panel.midi, "GoneSynth")
+    try:
+        qtbot.waitUntil(lambda: panel.output_combo.findData("GoneSynth client:GoneSynth") >= 0,
+                        timeout=3000)
+        assert panel.choose_input("PanelKeys") and panel.choose_output("GoneSynth")
+        panel.count_in_spin.setValue(0)
+        panel.metronome_check.setChecked(True)
+        panel.set_recording(True)  # the metronome opens the chosen output
+        assert panel.output is not None and panel.output.name.endswith("GoneSynth")
+        panel.set_recording(False)
+    finally:
+        synth.close()
+    qtbot.waitUntil(lambda: "went away" in panel.status_label.text(), timeout=3000)
+    assert "GoneSynth" in panel.status_label.text()
+    assert panel.output_combo.findData("GoneSynth client:GoneSynth") < 0
+    # the keyboard is heard on built-in audio now: voices on a bus of the window's one engine
+    from app.transport import LiveSynth
+
+    assert panel.output_combo.currentData() == AUDIO_OUT
+    assert isinstance(panel.output, LiveSynth) and panel.engine is window.devices.engine
+    assert panel.output.bus in window.devices.engine.buses
+    assert window.check_devices() == [] and window.midi_label.text() == "MIDI: ready"
+    kb.close()  # the keyboard goes too
+    qtbot.waitUntil(lambda: panel.input is None, timeout=3000)
+    assert "PanelKeys" in panel.status_label.text() and "went away" in panel.status_label.text()

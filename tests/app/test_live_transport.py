@@ -14,12 +14,11 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from app.devices import Devices
 from app.midi_ports import (
     MidiSystem,
     PortWatcher,
     normal_thread,
-    open_outputs,
-    panic_all,
 )
 from app.recorder import CLICK_BEAT, CLICK_DOWNBEAT, Recorder, events_to_sequence
 from app.transport import (
@@ -50,7 +49,7 @@ class Listener:
         self.name = name
         self.events: list[tuple[float, list[int]]] = []
         self.lock = threading.Lock()
-        self.port = rtmidi.MidiIn(system._api, name=f"{name} client", queue_size_limit=4096)
+        self.port = rtmidi.MidiIn(system.api, name=f"{name} client", queue_size_limit=4096)
         self.port.ignore_types(sysex=True, timing=True, active_sense=True)
         self.port.open_virtual_port(name)
         self._stop = threading.Event()
@@ -100,7 +99,7 @@ class Keyboard:
         import rtmidi
 
         self.name = name
-        self.port = rtmidi.MidiOut(system._api, name=f"{name} client")
+        self.port = rtmidi.MidiOut(system.api, name=f"{name} client")
         self.port.open_virtual_port(name)
         self.closed = False
 
@@ -167,11 +166,10 @@ def _server_up(name: str) -> bool:
 
 
 def _reinit_portaudio() -> None:
-    # Through the engine, so that its exit hook (PortAudio aborts at exit when the JACK server it
-    # last saw is gone) is in place too.
-    from app.audio_engine import list_audio_outputs
-
-    list_audio_outputs(rescan=True)
+    # Through the devices, so that PortAudio's exit guard (it aborts at exit when the JACK server
+    # it last saw is gone) is in place too.
+    with Devices() as devices:
+        devices.audio_outputs(rescan=True)
 
 
 @pytest.fixture(scope="module")
@@ -218,10 +216,12 @@ def live_jack(jack_server: str) -> Iterator[str]:
 
 
 @pytest.fixture()
-def midi(live_jack) -> MidiSystem:  # noqa: ANN001
-    system = MidiSystem()
+def midi(live_jack) -> Iterator[MidiSystem]:  # noqa: ANN001
+    devices = Devices()
+    system = devices.midi()
     assert system.available, system.reason
-    return system
+    yield system
+    devices.close()
 
 
 @pytest.fixture()
@@ -295,23 +295,23 @@ def test_midi_thru_forwards_every_message(midi, listener):
 def test_outputs_are_panicked_at_exit(midi, listener):
     out = open_connected(midi, "LiveEar")
     try:
-        assert out in open_outputs()
+        assert out in midi.open_outputs()
         out.note_on(0, 64, 100)
-        panic_all()  # what atexit runs
+        midi.panic_all()  # what atexit runs
         assert listener.wait_for(lambda ear: [0x80, 64, 0] in ear.messages()), \
             listener.messages()
         assert listener.wait_for(lambda ear: [0xB0, 123, 0] in ear.messages())
         assert out.held_notes == set()
     finally:
         out.close()
-    assert out not in open_outputs()
+    assert out not in midi.open_outputs()
     out.send([0x90, 60, 1])  # a closed output ignores messages instead of crashing
 
 
 def test_exit_of_a_process_panics_its_outputs(midi, listener):
     code = (
-        "from app.midi_ports import MidiSystem\n"
-        "o = MidiSystem().open_output('LiveEar')\n"
+        "from app.devices import Devices\n"
+        "o = Devices().midi().open_output('LiveEar')\n"
         "o.note_on(2, 70, 100)\n"
         "import time; time.sleep(0.1)\n"
     )
@@ -474,12 +474,10 @@ class Capture:
 
 @pytest.fixture()
 def live_engine(live_jack):  # noqa: ANN001, ANN201
-    from app.audio_engine import AudioEngine
-
-    engine = AudioEngine(device="system", blocksize=256, queue_blocks=3)
-    engine.start()
-    yield engine
-    engine.close()
+    """The one engine of a Devices: live voices get a bus of their own in its mix."""
+    devices = Devices(audio_device="system")
+    yield devices.audio()
+    devices.close()
 
 
 def test_live_synth_plays_into_jack(live_engine):

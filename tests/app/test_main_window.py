@@ -121,7 +121,7 @@ def test_play_and_stop_through_jack(window, short_piano_clip, jack_server, qtbot
     window.add_clip(short_piano_clip)
     window.play()
     qtbot.waitUntil(lambda: window.is_playing, timeout=30000)  # rendered in the worker
-    engine = window._engine
+    engine = window.devices.engine
     assert engine is not None and engine.is_playing
     first = engine.position_seconds
     qtbot.wait(600)
@@ -147,7 +147,7 @@ def test_audio_clips_play_directly_and_end_by_themselves(window, wav_file, jack_
     qtbot.waitUntil(lambda: window.is_playing, timeout=10000)
     qtbot.waitUntil(lambda: window.waveform.view.playhead is not None, timeout=3000)
     qtbot.waitUntil(lambda: not window.is_playing, timeout=8000)  # 1.5 s clip ends
-    assert not window._engine.is_playing
+    assert not window.devices.engine.is_playing
 
 
 @pytest.mark.jack

@@ -9,7 +9,8 @@ import time
 import mido
 import pytest
 
-from app.midi_ports import MidiSystem, describe_midi, play_sequence
+from app.devices import Devices
+from app.midi_ports import play_sequence
 from models.errors import CadenzaError
 from models.sequence import Note, NoteSequence
 
@@ -37,8 +38,15 @@ class Collector:
 
 
 @pytest.fixture()
-def midi(jack_server):
-    system = MidiSystem()
+def devices(jack_server):
+    owner = Devices()
+    yield owner
+    owner.close()
+
+
+@pytest.fixture()
+def midi(devices):
+    system = devices.midi()
     assert system.available, system.reason
     return system
 
@@ -65,13 +73,18 @@ def test_no_midi_system_without_a_server(jack_server, monkeypatch):
     if os.path.exists("/dev/snd/seq"):
         pytest.skip("this machine has an ALSA sequencer")
     monkeypatch.setenv("JACK_DEFAULT_SERVER", "cadenza-no-such-server")
-    system = MidiSystem()
+    devices = Devices()
+    system = devices.midi()
     assert not system.available and system.api_name == "none"
     assert "no ALSA sequencer" in system.reason and "no JACK server" in system.reason
     assert system.list_outputs() == [] and system.list_inputs() == []
     with pytest.raises(CadenzaError, match="no MIDI system"):
         system.open_output(None)
-    assert describe_midi() == [system.reason]
+    with pytest.raises(CadenzaError, match="no MIDI system"):
+        devices.open_midi_output()
+    assert system.describe() == [system.reason]
+    assert devices.describe()[0] == ("MIDI", [system.reason])
+    devices.close()
 
 
 def test_virtual_output_sends_exact_bytes(loopback, midi):
@@ -145,10 +158,12 @@ def test_substring_matching_errors(midi):
         b.close()
 
 
-def test_describe_lists_ports(midi):
+def test_describe_lists_ports(midi, devices):
     out = midi.open_virtual_output("Cadenza")
     try:
-        lines = describe_midi()
+        ((title, lines), (audio_title, outputs)) = devices.describe()
+        assert title == "MIDI" and audio_title == "Audio outputs"
+        assert any("system" in line and "48000 Hz" in line for line in outputs)
         assert lines[0] == "API: JACK" or lines[0] == "API: ALSA"
         assert any("Cadenza" in line for line in lines)
     finally:
