@@ -111,7 +111,7 @@ class LiveRig:
 
 
 def run_duet(args: argparse.Namespace) -> int:
-    from app.duet import Duet, DuetSettings, Round, load_performance_model
+    from app.duet import Duet, DuetSettings, Round
     from app.midi_ports import MidiSystem, PortWatcher
 
     if not 1 <= args.channel <= 16:
@@ -169,7 +169,9 @@ def run_duet(args: argparse.Namespace) -> int:
     try:
         _say(f"loading the model {args.model or '(installed default)'}…")
         t0 = time.perf_counter()
-        model = load_performance_model(args.model)
+        from models.registry import ModelRegistry
+
+        model = ModelRegistry().load(args.model, "performance")
         _say(f"model ready in {time.perf_counter() - t0:.1f} s")
         sinks: list[Any] = []
         if to_audio:

@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.duet import Duet, DuetSettings, LiveEncoder, StreamingContinuer
+from app.duet import Duet, DuetSettings
 from app.midi_ports import MidiSystem, PortWatcher
 from app.transport import LiveSynth, percentile
 from models.errors import CadenzaError
+from models.performance_rnn.live import LiveEncoder, StreamingContinuer
 from models.sequence import Note, NoteSequence
 from tests.app.test_live_transport import (  # noqa: F401 - fixtures
     Capture,
@@ -119,7 +120,7 @@ def test_live_encoder_matches_the_batch_encoding(tiny_model):
              Note(60, 80, 2.3, 2.4)]
     seq = NoteSequence(notes=notes)
     batch = enc.encode(seq).tolist()
-    live = LiveEncoder(enc, t0=10.0)
+    live = LiveEncoder(t0=10.0)
     marks = sorted([(n.start, 1, n) for n in notes] + [(n.end, 0, n) for n in notes],
                    key=lambda m: (m[0], m[1]))
     events: list[int] = []
@@ -148,7 +149,7 @@ def test_live_encoder_matches_the_batch_encoding(tiny_model):
 def test_live_encoder_applies_the_pedal():
     from models.performance_rnn import encoding as enc
 
-    live = LiveEncoder(enc, t0=0.0)
+    live = LiveEncoder(t0=0.0)
     ev = live.note_on(60, 80, 0.0)
     assert live.sustain(127, 0.1) == []
     assert live.note_off(60, 0.2) == []  # held by the pedal
