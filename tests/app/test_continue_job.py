@@ -147,3 +147,12 @@ def test_cancel_stops_the_workspace_job_within_a_few_dozen_events(qtbot, worker)
     qtbot.waitUntil(lambda: handle.done, timeout=5_000)  # 600 s x 8 would take minutes
     assert cancelled == [True]
     assert max(f or 0.0 for f in progress) < 0.5
+
+
+def test_the_app_leaves_encoding_sampling_and_decoding_to_the_model():
+    for name in ("duet.py", "jobs.py"):
+        text = (ROOT / "app" / name).read_text()
+        for forbidden in ("performance_rnn.encoding", "performance_rnn import encoding",
+                          "make_engine", "generate import sample", "enc.decode",
+                          "load_from_dir", "load_performance_model"):
+            assert forbidden not in text, (name, forbidden)
