@@ -67,10 +67,10 @@ def tiny_model_dir(datasets_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(datasets_dir: Path):  # noqa: ANN201 - the model folder goes at exit
-    from models.performance_rnn import load_from_dir
+    from models.registry import ModelRegistry
 
     model_dir = tiny_model_dir(datasets_dir)
-    return load_from_dir(model_dir)
+    return ModelRegistry([model_dir.parent]).load(str(model_dir), "performance")
 
 
 class Rig:
@@ -140,6 +140,16 @@ def test_live_encoder_matches_the_batch_encoding(tiny_model):
     for (h, c), (h2, c2) in zip(stream.state, state, strict=True):
         np.testing.assert_allclose(h, h2, atol=1e-5)
         np.testing.assert_allclose(c, c2, atol=1e-5)
+    # The player's notes handed to the stream as they are played: the same events and state
+    played = tiny_model.stream()
+    played.start_phrase(10.0)
+    for t, is_on, n in marks:
+        if is_on:
+            played.note_on(n.pitch, n.velocity, 10.0 + t)
+        else:
+            played.note_off(n.pitch, 10.0 + t)
+    np.testing.assert_allclose(played.logits, stream.logits, atol=1e-6)
+    assert played.keys_down == frozenset() and played.velocity == 77  # the last note's bin
     # Continuer primed on the sequence encodes the same events
     session = Continuer(tiny_model)
     session.prime(seq)
