@@ -7,18 +7,20 @@ Threads:
 * the MIDI callback thread only calls :meth:`Duet.feed`, which stamps the message with
   ``perf_counter()`` and puts it on a queue;
 * one *model thread* runs :meth:`Duet.run` (headless: :meth:`Duet.start` makes it; in the app it
-  is the worker's thread, as a long job). It owns the model: it encodes the player's notes into
-  performance events as they arrive and steps the LSTM on them at once (the state is warm when
-  the pause comes), detects the pause (``silence_ms`` without notes and no key down) or the end
-  of the longest phrase, and then samples the answer event by event from that state, handing
-  each note to the scheduler as soon as it is sampled: the first note goes out while the rest is
-  still being generated. Leading time shifts before the answer's first note are dropped
-  (``lead_seconds`` caps them), so the answer starts at once;
+  is the worker's thread, as a long job). It owns the model's live stream
+  (:class:`models.performance_rnn.live.StreamingContinuer`): it hands it the player's notes as
+  they arrive (the stream encodes them and steps the LSTM at once, so the state is warm when the
+  pause comes), detects the pause (``silence_ms`` without notes and no key down) or the end of
+  the longest phrase, and then pulls the answer from the stream event by event, scheduling each
+  note-on and note-off the stream decodes (by the batch generator's rules: the 5 s cap, offs
+  only for sounding notes, the phrase's velocity) as soon as it is sampled: the first note goes
+  out while the rest is still being generated. Leading silence before the answer's first note
+  is dropped (``lead_seconds`` caps it), so the answer starts at once;
 * the :class:`app.transport.Scheduler` thread sends the answer's messages on time.
 
 When the player starts again the answer is cut (note-offs for what sounds), unless ``layer``.
-:class:`StreamingContinuer` is the adapter over ``models.performance_rnn.generate`` that the
-live use needs (incremental feeding, one event at a time sampling).
+This module keeps the threads, the pause detection, the MIDI scheduling and the rounds; the
+encoding, sampling and decoding are the model's (``models.performance_rnn.live``).
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,10 +40,12 @@ from app.transport import Scheduler, Sink, normal_thread, percentile, realtime_t
 from models.errors import CadenzaError
 from models.sequence import SUSTAIN_CC, ControlChange, Note, NoteSequence
 
+if TYPE_CHECKING:
+    from models.performance_rnn.live import AnswerStream, NoteEvent, StreamingContinuer
+
 log = logging.getLogger(__name__)
 
 LOOKAHEAD_SECONDS = 0.5  # generate at most this far ahead of the answer's playback
-MIN_NOTE_SECONDS = 0.01
 _LOST = "lost"
 
 
@@ -99,130 +103,15 @@ class Round:
         return None if self.first_note_at is None else self.first_note_at - self.detected_at
 
 
-# ---------------------------------------------------------------------------- model adapter
-class StreamingContinuer:
-    """PerformanceRNN for live use, over ``models.performance_rnn.generate``'s step engines.
-
-    ``Continuer`` primes on a whole sequence and returns finished continuations; live playing
-    needs (a) feeding events one by one as the player plays them and (b) sampling one event at a
-    time so the answer can start before it is complete. Conditioning is off (as ``Continuer``
-    with no density or histogram).
-    """
-
-    def __init__(self, model: Any, engine: str = "numpy") -> None:
-        from models.performance_rnn import encoding as enc
-        from models.performance_rnn.generate import EMPTY_PRIMER, make_engine, sample
-
-        self.enc = enc
-        self._sample = sample
-        self.engine = make_engine(model, engine)
-        control = enc.control_vector(None, None)
-        self.bias0 = self.engine.first_bias(control[None])
-        controls = np.repeat(control[None], EMPTY_PRIMER.size, axis=0)
-        state, logits = self.engine.prime(EMPTY_PRIMER, controls)
-        self._empty = (self._copy(state), np.array(logits, np.float32))
-        self.state: Any = None
-        self.logits: np.ndarray = self._empty[1]
-        self.reset()
-
-    @staticmethod
-    def _copy(state: Any) -> Any:
-        return [(np.array(h, copy=True), np.array(c, copy=True)) for h, c in state]
-
-    def reset(self) -> None:
-        """Back to the state after an empty primer (a fresh phrase)."""
-        self.state = self._copy(self._empty[0])
-        self.logits = self._empty[1].copy()
-
-    def feed(self, events: Iterable[int]) -> None:
-        """Advance the state over the player's events."""
-        for ev in events:
-            self.logits = np.array(self.engine.step(np.asarray([int(ev)]), self.state,
-                                                    self.bias0), np.float32)
-
-    def fork(self) -> tuple[Any, np.ndarray]:
-        """A copy of (state, logits) to generate from while the phrase state moves on."""
-        return self._copy(self.state), self.logits.copy()
-
-    def next_event(self, gen: tuple[Any, np.ndarray], rng: np.random.Generator,
-                   temperature: float, top_p: float | None) -> tuple[int, tuple[Any, np.ndarray]]:
-        state, logits = gen
-        ev, _ = self._sample(logits, rng, temperature, top_p)
-        logits = np.array(self.engine.step(ev, state, self.bias0), np.float32)
-        return int(ev[0]), (state, logits)
-
-
-class LiveEncoder:
-    """The player's messages to performance events, as they arrive (10 ms steps from the start
-    of the phrase, velocity events when the bin changes, notes held by the pedal released when
-    it comes up, like ``NoteSequence.apply_sustain``)."""
-
-    def __init__(self, enc: Any, t0: float) -> None:
-        self.enc = enc
-        self.t0 = t0
-        self.step = 0
-        self.velocity_bin = 0
-        self.pedal = False
-        self.deferred: set[int] = set()
-        self.down: set[int] = set()  # keys held
-
-    def _shifts(self, t: float) -> list[int]:
-        enc = self.enc
-        target = enc.quantize(max(0.0, t - self.t0))
-        out = []
-        while target > self.step:
-            n = min(enc.MAX_SHIFT_STEPS, target - self.step)
-            out.append(enc.TIME_SHIFT + n - 1)
-            self.step += n
-        return out
-
-    def note_on(self, pitch: int, velocity: int, t: float) -> list[int]:
-        enc = self.enc
-        out = self._shifts(t)
-        if pitch in self.deferred:  # re-struck under the pedal: the old one ends here
-            self.deferred.discard(pitch)
-            out.append(enc.NOTE_OFF + pitch)
-        vbin = enc.velocity_to_bin(max(1, velocity))
-        if vbin != self.velocity_bin:
-            self.velocity_bin = vbin
-            out.append(enc.VELOCITY + vbin - 1)
-        out.append(enc.NOTE_ON + pitch)
-        self.down.add(pitch)
-        return out
-
-    def note_off(self, pitch: int, t: float) -> list[int]:
-        if pitch not in self.down:
-            return []
-        self.down.discard(pitch)
-        if self.pedal:
-            self.deferred.add(pitch)
-            return []
-        return self._shifts(t) + [self.enc.NOTE_OFF + pitch]
-
-    def sustain(self, value: int, t: float) -> list[int]:
-        down = value >= 64
-        if down == self.pedal:
-            return []
-        self.pedal = down
-        if down or not self.deferred:
-            return []
-        out = self._shifts(t) + [self.enc.NOTE_OFF + p for p in sorted(self.deferred)]
-        self.deferred.clear()
-        return out
-
-
 class _Phrase:
-    def __init__(self, enc: Any, t0: float) -> None:
-        self.encoder = LiveEncoder(enc, t0)
+    """The call being played: its notes (for the round) and when it began and last moved."""
+
+    def __init__(self, t0: float) -> None:
         self.t0 = t0
         self.last_event = t0
         self.notes: list[Note] = []
         self.open: dict[int, list[Note]] = {}
         self.ccs: list[ControlChange] = []
-
-    @property
-    def held(self) -> bool:
-        return bool(self.encoder.down)
 
     def sequence(self, end: float) -> NoteSequence:
         notes = [Note(n.pitch, n.velocity, n.start, n.end if n.end >= 0 else end - self.t0)
@@ -232,25 +121,24 @@ class _Phrase:
 
 
 class _Answer:
-    def __init__(self, rnd: Round, gen: tuple[Any, np.ndarray], target_steps: int,
-                 limit: int, velocity: int) -> None:
+    """An answer being played: the model's stream and the MIDI notes scheduled from it."""
+
+    def __init__(self, rnd: Round, stream: AnswerStream) -> None:
         self.round = rnd
-        self.gen = gen
-        self.target = target_steps
-        self.limit = limit
-        self.velocity = velocity
-        self.clock = 0  # steps since the first note
-        self.lead = 0  # leading steps kept
-        self.t0: float | None = None  # perf_counter time of step 0 (the first note)
-        self.open: dict[int, float] = {}  # pitch -> due time of its note-on
-        self.events = 0
-        self.generating = True
+        self.stream = stream
+        self.t0: float | None = None  # perf_counter time of the answer's time 0
+        # pitch -> (the model's note number, due time of its note-on, the played Note)
+        self.sounding: dict[int, tuple[int, float, Note]] = {}
         self.notes: list[Note] = []
-        self.open_notes: dict[int, Note] = {}
+
+    @property
+    def generating(self) -> bool:
+        return not self.stream.done
 
     def due(self) -> float:
+        """When the answer's clock (how far it has been sampled) is played."""
         assert self.t0 is not None
-        return self.t0 + self.clock / 100.0
+        return self.t0 + self.stream.time
 
 
 class Duet:
@@ -340,8 +228,9 @@ class Duet:
     # ------------------------------------------------------------------ model thread
     def run(self, model: Any, should_stop: Callable[[], bool] | None = None,
             engine: str = "numpy") -> None:
-        """The model thread's loop, until :meth:`stop` (or ``should_stop()``)."""
-        stream = StreamingContinuer(model, engine)
+        """The model thread's loop, until :meth:`stop` (or ``should_stop()``). ``model`` is the
+        registry's PerformanceRNN (``ModelRegistry().load(name, "performance")``)."""
+        stream = model.stream(engine)
         self.scheduler = Scheduler(self.sinks, on_sent=self._sent)
         # The answer's first note waits for this thread: on a busy machine it must not queue
         # behind other programs (real-time, below the scheduler's priority; its bursts are
@@ -358,7 +247,7 @@ class Duet:
                 timeout = 0.1
                 if phrase is not None and phrase.notes:
                     deadline = phrase.t0 + s.max_phrase_seconds
-                    if not phrase.held:
+                    if not stream.keys_down:
                         deadline = min(deadline, phrase.last_event + s.silence_ms / 1000.0)
                     timeout = min(timeout, deadline - now)
                 if answer is not None:
@@ -376,16 +265,17 @@ class Duet:
                     reason = ""
                     if now >= phrase.t0 + s.max_phrase_seconds:
                         reason = "max-phrase"
-                    elif not phrase.held and now >= phrase.last_event + s.silence_ms / 1000.0:
+                    elif (not stream.keys_down
+                          and now >= phrase.last_event + s.silence_ms / 1000.0):
                         reason = "pause"
                     if reason:
                         if answer is not None:
                             self._cut(answer)
-                        answer = self._begin_answer(stream, phrase, now, reason)
+                        answer = self._begin_answer(stream, phrase, now, reason, rng)
                         phrase = None
                 if answer is not None:
                     if answer.generating:
-                        self._generate(stream, answer, rng)
+                        self._generate(answer)
                     elif self.scheduler.pending(answer.round.tag) == 0:
                         self._finish(answer, "done")
                         answer = None
@@ -413,7 +303,7 @@ class Duet:
                 ) -> tuple[_Phrase | None, _Answer | None]:
         if msg == _LOST:
             if phrase is not None:
-                for pitch in sorted(phrase.encoder.down):
+                for pitch in sorted(stream.keys_down):
                     phrase = self._note_off(stream, phrase, pitch, t)
             return phrase, answer
         if not msg or len(msg) < 3:
@@ -424,9 +314,9 @@ class Duet:
                 self._cut(answer)
                 answer = None
             if phrase is None:
-                stream.reset()
-                phrase = _Phrase(stream.enc, t)
-            stream.feed(phrase.encoder.note_on(msg[1], msg[2], t))
+                stream.start_phrase(t)
+                phrase = _Phrase(t)
+            stream.note_on(msg[1], msg[2], t)
             note = Note(msg[1], msg[2], t - phrase.t0, -1.0)
             phrase.notes.append(note)
             phrase.open.setdefault(msg[1], []).append(note)
@@ -435,14 +325,13 @@ class Duet:
             if phrase is not None:
                 phrase = self._note_off(stream, phrase, msg[1], t)
         elif status == 0xB0 and msg[1] == SUSTAIN_CC and phrase is not None:
-            stream.feed(phrase.encoder.sustain(msg[2], t))
+            stream.sustain(msg[2], t)
             phrase.ccs.append(ControlChange(t - phrase.t0, SUSTAIN_CC, msg[2]))
         return phrase, answer
 
     @staticmethod
     def _note_off(stream: StreamingContinuer, phrase: _Phrase, pitch: int, t: float) -> _Phrase:
-        events = phrase.encoder.note_off(pitch, t)
-        stream.feed(events)
+        stream.note_off(pitch, t)
         pending = phrase.open.get(pitch)
         if pending:
             pending.pop(0).end = max(t - phrase.t0, 0.0)
@@ -450,82 +339,76 @@ class Duet:
         return phrase
 
     def _begin_answer(self, stream: StreamingContinuer, phrase: _Phrase, now: float,
-                      reason: str) -> _Answer:
+                      reason: str, rng: np.random.Generator) -> _Answer:
         s = self.settings
         index = self._next_index
         self._next_index += 1
         rnd = Round(index, reason, phrase.sequence(now), phrase.t0, now)
         self._by_tag[rnd.tag] = rnd
         self.rounds.append(rnd)
-        target = int(round(s.seconds * 100))
-        velocity = max((n.velocity for n in phrase.notes[-4:]), default=64)
-        answer = _Answer(rnd, stream.fork(), target, max(64, target * 4), velocity)
+        answer = _Answer(rnd, stream.answer(s.seconds, temperature=s.temperature, top_p=s.top_p,
+                                            rng=rng, lead_seconds=s.lead_seconds))
         self._notify(rnd, "call")
         return answer
 
-    def _generate(self, stream: StreamingContinuer, answer: _Answer,
-                  rng: np.random.Generator) -> None:
-        """Sample until the answer is LOOKAHEAD_SECONDS ahead of real time (or complete)."""
-        enc = stream.enc
-        s = self.settings
-        sched = self.scheduler
-        assert sched is not None
-        tag = answer.round.tag
-        ch = s.channel
-        lead_cap = int(round(s.lead_seconds * 100))
-        while answer.generating:
+    def _generate(self, answer: _Answer) -> None:
+        """Sample until the answer is LOOKAHEAD_SECONDS ahead of real time (or complete),
+        scheduling each note-on and note-off as the stream decodes it."""
+        stream = answer.stream
+        while not stream.done:
             if answer.t0 is not None and answer.due() - time.perf_counter() > LOOKAHEAD_SECONDS:
                 return
             if not self._queue.empty() and answer.t0 is not None:
                 return  # the player plays: handle that first
-            ev, answer.gen = stream.next_event(answer.gen, rng, s.temperature, s.top_p)
-            answer.events += 1
-            answer.round.events_sampled += 1
-            if enc.TIME_SHIFT <= ev < enc.VELOCITY:
-                steps = ev - enc.TIME_SHIFT + 1
-                if answer.t0 is None:
-                    answer.lead = min(lead_cap, answer.lead + steps)
-                else:  # a last shift past the answer's length is shortened to fit
-                    answer.clock = min(answer.target, answer.clock + steps)
-            elif ev >= enc.VELOCITY:
-                answer.velocity = enc.bin_to_velocity(ev - enc.VELOCITY + 1)
-            elif ev < enc.NOTE_OFF:
-                if answer.t0 is None:
-                    answer.t0 = time.perf_counter() + answer.lead / 100.0
-                due = answer.due()
-                if ev in answer.open:  # re-struck: end the sounding one first
-                    self._schedule_off(answer, ev, due)
-                sched.schedule(due, [0x90 | ch, ev, max(1, answer.velocity)], tag)
-                answer.open[ev] = due
-                note = Note(ev, answer.velocity, due - answer.t0, -1.0)
-                answer.open_notes[ev] = note
-                answer.notes.append(note)
-            else:
-                pitch = ev - enc.NOTE_OFF
-                if pitch in answer.open and answer.t0 is not None:
-                    self._schedule_off(answer, pitch, answer.due())
-            if answer.clock >= answer.target or answer.events >= answer.limit:
-                end = answer.due() if answer.t0 is not None else time.perf_counter()
-                for pitch in list(answer.open):
-                    self._schedule_off(answer, pitch, end)
-                answer.generating = False
-                answer.round.answer = NoteSequence(
-                    notes=sorted(answer.notes, key=lambda n: (n.start, n.pitch)))
+            for event in stream.next():
+                if answer.t0 is None:  # the first note: the answer's time 0 is now
+                    answer.t0 = time.perf_counter()
+                if event.is_on:
+                    self._schedule_on(answer, event)
+                else:
+                    self._schedule_off(answer, event)
+            answer.round.events_sampled = len(stream.events)
+        answer.round.answer = NoteSequence(
+            notes=sorted(answer.notes, key=lambda n: (n.start, n.pitch)))
 
-    def _schedule_off(self, answer: _Answer, pitch: int, due: float) -> None:
-        assert self.scheduler is not None
-        on_due = answer.open.pop(pitch)
-        due = max(due, on_due + MIN_NOTE_SECONDS)
+    def _schedule_on(self, answer: _Answer, event: NoteEvent) -> None:
+        """A note-on of the answer. MIDI has one note per key and channel: a note of a pitch
+        that still sounds ends the sounding one (a re-strike), or, begun at the same moment,
+        goes on as that one."""
+        assert self.scheduler is not None and answer.t0 is not None
+        due = answer.t0 + event.time
+        sounding = answer.sounding.get(event.pitch)
+        if sounding is not None:
+            _, on_due, note = sounding
+            if due <= on_due:
+                answer.sounding[event.pitch] = (event.note, on_due, note)
+                return
+            self._send_off(answer, event.pitch, due)
+        ch = self.settings.channel
+        self.scheduler.schedule(due, [0x90 | ch, event.pitch, max(1, event.velocity)],
+                                answer.round.tag)
+        note = Note(event.pitch, event.velocity, due - answer.t0, -1.0)
+        answer.notes.append(note)
+        answer.sounding[event.pitch] = (event.note, due, note)
+
+    def _schedule_off(self, answer: _Answer, event: NoteEvent) -> None:
+        sounding = answer.sounding.get(event.pitch)
+        if sounding is None or sounding[0] != event.note:
+            return  # that note was already ended by a re-strike of its key
+        assert answer.t0 is not None
+        self._send_off(answer, event.pitch, answer.t0 + event.time)
+
+    def _send_off(self, answer: _Answer, pitch: int, due: float) -> None:
+        assert self.scheduler is not None and answer.t0 is not None
+        _, on_due, note = answer.sounding.pop(pitch)
         self.scheduler.schedule(due, [0x80 | self.settings.channel, pitch, 0], answer.round.tag)
-        note = answer.open_notes.pop(pitch, None)
-        if note is not None and answer.t0 is not None:
-            note.end = due - answer.t0
+        note.end = due - answer.t0
 
     def _cut(self, answer: _Answer) -> None:
         """The player plays again (or a new answer starts): stop this answer now."""
         assert self.scheduler is not None
         self.scheduler.cancel(answer.round.tag)
-        answer.generating = False
+        answer.stream.finish()
         if not answer.round.answer.notes:
             answer.round.answer = NoteSequence(
                 notes=[n for n in answer.notes if n.end >= 0])
@@ -564,19 +447,3 @@ class Duet:
                 self.on_answer_message(message, sent_at)
             except Exception:  # noqa: BLE001
                 log.exception("duet listener")
-
-
-def load_performance_model(name_or_path: str | None = None) -> Any:
-    """The PerformanceRNN to answer with: by name or folder through the registry, or the
-    installed default. Imports Keras: call on the model thread (or before starting)."""
-    from models.registry import ModelRegistry
-
-    registry = ModelRegistry()
-    if name_or_path is None:
-        entry = registry.default("performance")
-        return registry.load(entry.name)
-    entry = registry.get(name_or_path)
-    if entry.family != "performance":
-        raise CadenzaError(f"model '{entry.name}' is a {entry.family} model; the duet needs a "
-                           f"performance (PerformanceRNN) model")
-    return registry.load(str(entry.path))

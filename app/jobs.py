@@ -1,10 +1,11 @@
 """The worker jobs that call the models: Continue, Interpolate, Morph, rendering and export.
 
 Each public function here takes plain values (sequences, ``Audio``, numbers, model names) and
-returns a job ``fn(ctx) -> result`` for :meth:`app.worker.Worker.submit`. A job loads its model
-with :func:`load_model` (once; the worker keeps it), reports progress, stops when cancelled and
-returns plain data (dataclasses of ``NoteSequence``/``Audio``/numpy arrays). No Qt in here, and
-no Keras import at module level: the ``models`` code imports it on the worker thread.
+returns a job ``fn(ctx) -> result`` for :meth:`app.worker.Worker.submit`. A job gets its model
+with ``ctx.model(name, family)`` (loaded once through the worker's registry, kept by folder),
+calls the model's own operations with ``progress``/``cancel`` callbacks, and returns plain data
+(dataclasses of ``NoteSequence``/``Audio``/numpy arrays). No generation loop in here, no Qt,
+and no Keras import at module level: the ``models`` code imports it on the worker thread.
 """
 
 from __future__ import annotations
@@ -12,31 +13,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from app.worker import Job, JobCancelled, JobContext
-from models.errors import CadenzaError
+from models.errors import CadenzaError, Cancelled
 from models.sequence import NoteSequence
+
+if TYPE_CHECKING:
+    from models.performance_rnn.generate import Continuation
 
 # The 24 keys offered for PerformanceRNN's pitch control, as the encoding module spells them.
 MAJOR_KEYS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MINOR_KEYS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
 KEY_NAMES = tuple(f"{k} major" for k in MAJOR_KEYS) + tuple(f"{k} minor" for k in MINOR_KEYS)
-
-CHUNK_SECONDS = 1.0  # Continue generates (and reports progress) one second at a time
-
-
-def load_model(ctx: JobContext, name: str) -> Any:
-    """The model called ``name`` from the registry, loaded once and kept by the worker."""
-
-    def make() -> Any:
-        from models.registry import ModelRegistry
-
-        return ctx.resource("registry", ModelRegistry).load(name)
-
-    return ctx.resource(("model", name), make)
 
 
 def _seeds(seed: int | None) -> np.random.Generator:
@@ -45,16 +36,11 @@ def _seeds(seed: int | None) -> np.random.Generator:
 
 # ---------------------------------------------------------------------- Continue
 @dataclass
-class Continuation:
-    """One variation: the primer followed by its continuation (which starts at ``boundary``)."""
-
-    sequence: NoteSequence
-    continuation: NoteSequence
-    boundary: float
-
-
-@dataclass
 class ContinueResult:
+    """The primer and its variations (``models.performance_rnn.generate.Continuation``: the
+    continuation, its events, log-likelihood, and ``joined``, the primer followed by it, which
+    starts at ``boundary``)."""
+
     primer: NoteSequence
     boundary: float
     variations: list[Continuation] = field(default_factory=list)
@@ -75,9 +61,10 @@ def continue_job(
 ) -> Job:
     """A job: ``variations`` continuations of ``primer`` by the PerformanceRNN ``model_name``.
 
-    Generates one variation after another, :data:`CHUNK_SECONDS` at a time (each chunk is fed
-    back into the warm LSTM state), so progress arrives every generated second and a cancel
-    stops within a second of generation. ``key`` is a name like "C major" (pitch control).
+    Calls the model's :meth:`~models.performance_rnn.facade.PerformanceRNN.generate`, as
+    ``cadenza continue`` does (the same settings give the same notes); progress arrives as the
+    continuations grow and a cancel stops generation within a few dozen events. ``key`` is a
+    name like "C major" (pitch control).
     """
     if primer is None or not primer.notes:
         raise CadenzaError("the primer has no notes")
@@ -85,52 +72,28 @@ def continue_job(
         raise CadenzaError("the continuation length must be positive")
     if variations < 1:
         raise CadenzaError("at least one variation")
+    takes = "1 variation" if variations == 1 else f"{variations} variations"
 
     def job(ctx: JobContext) -> ContinueResult:
         ctx.progress(0.0, "Loading the model…")
-        from models.performance_rnn import encoding as enc
-        from models.performance_rnn.generate import Continuer
+        model = ctx.model(model_name, "performance")
+        ctx.raise_if_cancelled()
 
-        model = load_model(ctx, model_name)
-        session = Continuer(model)
-        rng = _seeds(seed)
-        chunks = max(1, int(np.ceil(seconds / CHUNK_SECONDS - 1e-9)))
-        total = variations * chunks
-        out: list[Continuation] = []
-        boundary = 0.0
-        for v in range(variations):
-            ctx.raise_if_cancelled()
-            session.prime(primer, density=density, pitch_histogram=key)
-            boundary = session.primer_end
-            velocity_events = session.primer_events
-            events: list[np.ndarray] = []
-            left = float(seconds)
-            for c in range(chunks):
-                ctx.raise_if_cancelled()
-                step = min(CHUNK_SECONDS, left)
-                (take,) = session.generate_detailed(
-                    step, temperature=temperature, variations=1,
-                    seed=int(rng.integers(2**31 - 1)), top_p=top_p, density=density,
-                    pitch_histogram=key, beam_size=beam_size, branch_factor=branch_factor)
-                events.append(take.events)
-                session.feed(take.events)
-                left -= step
-                done = v * chunks + c + 1
-                ctx.progress(done / total, f"Variation {v + 1} of {variations}: "
-                             f"{seconds - left:.0f} of {seconds:g} s")
-            joined = np.concatenate(events) if events else np.zeros(0, np.int16)
-            cont = enc.decode(joined, velocity=_last_velocity(velocity_events, enc))
-            full = primer.copy()
-            full.notes = list(primer.notes) + cont.shift(boundary).notes
-            out.append(Continuation(full.sorted(), cont, boundary))
-        return ContinueResult(primer, boundary, out)
+        def progress(fraction: float) -> None:
+            ctx.progress(fraction, f"Generating {takes}: {fraction * seconds:.0f} of "
+                                   f"{seconds:g} s")
+
+        try:
+            out = model.generate(
+                primer, seconds, temperature=temperature, variations=variations, seed=seed,
+                top_p=top_p, density=density, pitch_histogram=key, beam_size=beam_size,
+                branch_factor=branch_factor, progress=progress,
+                cancel=lambda: ctx.cancelled)
+        except Cancelled as exc:
+            raise JobCancelled() from exc
+        return ContinueResult(primer, out[0].boundary, out)
 
     return job
-
-
-def _last_velocity(events: np.ndarray, enc: Any) -> int:
-    vel = np.asarray(events)[np.asarray(events) >= enc.VELOCITY]
-    return enc.bin_to_velocity(int(vel[-1]) - enc.VELOCITY + 1) if vel.size else 64
 
 
 # ---------------------------------------------------------------------- Interpolate
@@ -168,7 +131,7 @@ def interpolate_job(model_name: str, a: NoteSequence | None, b: NoteSequence | N
 
     def job(ctx: JobContext) -> InterpolateResult:
         ctx.progress(None, "Loading the model…")
-        model = load_model(ctx, model_name)
+        model = ctx.model(model_name, "music_vae")
         ctx.raise_if_cancelled()
         ctx.progress(0.3, "Encoding the endpoints…")
         rng = _seeds(seed)
@@ -190,7 +153,7 @@ def sample_job(model_name: str, n: int = 5, temperature: float = 0.5,
 
     def job(ctx: JobContext) -> InterpolateResult:
         ctx.progress(None, "Loading the model…")
-        model = load_model(ctx, model_name)
+        model = ctx.model(model_name, "music_vae")
         ctx.raise_if_cancelled()
         ctx.progress(0.5, f"Sampling {n}…")
         seqs = model.sample(n, temperature=temperature, seed=seed, qpm=qpm)
@@ -207,7 +170,7 @@ def corners_job(model_name: str, corners: Sequence[NoteSequence | None],
 
     def job(ctx: JobContext) -> np.ndarray:
         ctx.progress(None, "Encoding the corners…")
-        model = load_model(ctx, model_name)
+        model = ctx.model(model_name, "music_vae")
         return _corner_latents(model, list(corners), _seeds(seed))
 
     return job
@@ -218,7 +181,7 @@ def blend_job(model_name: str, latents: np.ndarray, x: float, y: float,
     """A job: the bilinear blend of the four corner latents at (x, y), decoded."""
 
     def job(ctx: JobContext) -> InterpolateResult:
-        model = load_model(ctx, model_name)
+        model = ctx.model(model_name, "music_vae")
         ctx.raise_if_cancelled()
         seq = model.blend4(list(np.asarray(latents)), x, y, temperature=temperature, seed=seed,
                            qpm=qpm)
@@ -296,10 +259,9 @@ def morph_job(model_name: str, sources: Sequence[MorphSource], x: float, y: floa
 
     def job(ctx: JobContext) -> MorphResult:
         from models.audio_io import Audio
-        from models.nsynth.fastgen import Cancelled
 
         ctx.progress(None, "Loading the model…")
-        morpher = load_model(ctx, model_name)
+        morpher = ctx.model(model_name, "nsynth")
         prepared = []
         for i, s in enumerate(sources):
             ctx.raise_if_cancelled()
@@ -333,11 +295,10 @@ def instrument_job(model_name: str, sources: Sequence[MorphSource], x: float, y:
         raise CadenzaError(f"Morph takes 2 to 4 sounds, not {len(sources)}")
 
     def job(ctx: JobContext) -> Any:
-        from models.nsynth.fastgen import Cancelled
         from models.nsynth.instrument import DEFAULT_PITCHES, build_instrument
 
         ctx.progress(None, "Loading the model…")
-        morpher = load_model(ctx, model_name)
+        morpher = ctx.model(model_name, "nsynth")
         specs = [s.spec() for s in sources]
         if len(specs) == 3:
             specs.append(specs[2])

@@ -10,9 +10,12 @@ A job is ``fn(ctx) -> result``. ``ctx`` is a :class:`JobContext`:
   unknown); it arrives on the GUI thread as ``on_progress(fraction, text)``;
 * ``ctx.cancelled`` is true once the handle's ``cancel()`` was called; a long job checks it (or
   calls ``ctx.raise_if_cancelled()``) and stops;
-* ``ctx.resource(key, factory)`` gives a long-lived object owned by the worker thread (a loaded
-  model, the FluidSynth renderer), created by ``factory()`` the first time and kept;
-  ``ctx.renderer()`` is the shared :class:`models.render.Renderer`.
+* ``ctx.resource(key, factory)`` gives a long-lived object owned by the worker thread (the
+  model registry, the FluidSynth renderer), created by ``factory()`` the first time and kept;
+  ``ctx.renderer()`` is the shared :class:`models.render.Renderer`;
+* ``ctx.model(name_or_path, family)`` is a model loaded through the worker's one
+  :class:`models.registry.ModelRegistry`, which keeps each model by its resolved folder: asked
+  for by name (a workspace) or by path (the live panel's duet), a model is loaded once.
 
 Jobs never touch widgets. TensorFlow/Keras are imported only inside jobs (by the code in
 ``models/`` that they call); the first job the app submits is :func:`probe_compute`.
@@ -68,6 +71,23 @@ class JobContext:
 
     def drop_resource(self, key: Any) -> None:
         self._worker._drop_resource(key)
+
+    def model(self, name_or_path: str | None, family: str | None = None) -> Any:
+        """The model (the family's façade) by name or folder, loaded once and kept by the worker
+        (one entry per resolved folder, whichever way it was named). ``family`` makes a model of
+        another family a one-line ``CadenzaError``; ``None`` is that family's installed default.
+        """
+        return self.registry().load(name_or_path, family)
+
+    def registry(self) -> Any:
+        """The worker's :class:`models.registry.ModelRegistry` (lists, loads and keeps models)."""
+
+        def make() -> Any:
+            from models.registry import ModelRegistry
+
+            return ModelRegistry()
+
+        return self.resource("registry", make)
 
     def renderer(self) -> Any:
         """The worker's one persistent FluidSynth renderer (``models.render.Renderer``)."""
@@ -299,10 +319,7 @@ def probe_compute(preference: str = "auto") -> Job:
 
 def list_models(ctx: JobContext) -> list[Any]:
     """A job: the installed models (``models.registry.ModelEntry``), listed on the worker."""
-    from models.registry import ModelRegistry
-
-    registry = ctx.resource("registry", ModelRegistry)
-    return [e for e in registry.list() if e.has_weights]
+    return [e for e in ctx.registry().list() if e.has_weights]
 
 
 def render_sequence(seq: Any, tail: float = 1.0) -> Job:

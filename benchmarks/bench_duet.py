@@ -105,15 +105,14 @@ def rss_mb() -> float:
 
 
 def load_model(name: str | None) -> tuple[object, str]:
-    from app.duet import load_performance_model
     from models.errors import CadenzaError
+    from models.registry import ModelRegistry
 
     try:
-        return load_performance_model(name), name or "installed default"
+        return ModelRegistry().load(name, "performance"), name or "installed default"
     except CadenzaError:
         if name:
             raise
-    from models.performance_rnn import load_from_dir
     from models.performance_rnn.train import train
 
     work = Path(tempfile.mkdtemp(prefix="cadenza-bench-perf-"))
@@ -125,7 +124,8 @@ def load_model(name: str | None) -> tuple[object, str]:
         shutil.copy(f, data / f"{i}.mid")
     train(data, work / "tiny", config_name="tiny", steps=300, checkpoint_steps=300,
           learning_rate=0.01, val_windows=2, verbose=0, log=lambda s: None)
-    return load_from_dir(work / "tiny"), "tiny (1 x 32, trained 300 steps here)"
+    tiny = ModelRegistry([work]).load(str(work / "tiny"), "performance")
+    return tiny, "tiny (1 x 32, trained 300 steps here)"
 
 
 def pct(values: list[float], q: float) -> float:

@@ -42,8 +42,9 @@ def main() -> None:
 
     from models.nsynth.fastgen import FastGenerator
     from models.nsynth.morph import Morpher, mix, mix_weights
+    from models.registry import ModelRegistry
 
-    morpher = Morpher.load(args.model)
+    morpher = ModelRegistry().load(args.model, "nsynth")
     config = morpher.config
     import keras
 

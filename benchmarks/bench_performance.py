@@ -67,11 +67,9 @@ def main() -> None:
     from models.performance_rnn.generate import Continuer
     from models.registry import ModelRegistry
 
-    registry = ModelRegistry()
-    entry = registry.get(args.model) if args.model else registry.default("performance")
-    model = registry.load(str(entry.path))
+    model = ModelRegistry().load(args.model, "performance")
     primer = primer_events(500)
-    results: dict[str, object] = {"model": entry.name, "layers": list(model.config.layers)}
+    results: dict[str, object] = {"model": model.name, "layers": list(model.config.layers)}
 
     from models.performance_rnn.generate import single_blas_thread
 

@@ -17,3 +17,7 @@ class CadenzaError(Exception):
     @property
     def message(self) -> str:
         return str(self)
+
+
+class Cancelled(CadenzaError):
+    """Work (generation, synthesis) stopped because its caller's ``cancel()`` said so."""

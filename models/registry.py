@@ -2,6 +2,20 @@
 
 Each is a folder (see :mod:`models.checkpoint`). Listing reads only the small ``config.json`` and
 the model card; the weights are loaded on demand, by the model family's own code, and kept.
+
+:meth:`ModelRegistry.load` is the one way a model is loaded (the CLI, the worker's jobs and the
+duet all go through it): it checks the folder, the config, the family and the weights in one
+place, each problem a one-line :class:`CadenzaError`, and returns the family's façade, which
+has the same shape for every family (:class:`LoadedModel`: ``name``, ``family``, ``path``,
+``config``, ``close()``, plus the family's operations):
+
+* ``performance``: :class:`models.performance_rnn.facade.PerformanceRNN` (Continue: generation
+  with progress and cancel, sessions, the live stream);
+* ``music_vae``: :class:`models.music_vae.generate.MusicVAE` (Interpolate);
+* ``nsynth``: :class:`models.nsynth.morph.Morpher` (Morph).
+
+Loaded models are kept by their resolved folder, so a name and a path of the same folder are
+one model.
 """
 
 from __future__ import annotations
@@ -11,19 +25,40 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from models.checkpoint import CARD_FILE, WEIGHTS_FILE, read_model_dir
+from models.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_model_dir, short_reason
 from models.errors import CadenzaError
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
-# family name -> module that provides ``load_from_dir(directory) -> model``
+# family name -> module that provides ``load_from_dir(directory, name) -> LoadedModel``
 FAMILIES: dict[str, str] = {
     "performance": "models.performance_rnn",
     "music_vae": "models.music_vae",
     "nsynth": "models.nsynth",
 }
+# How messages name each family.
+FAMILY_LABELS: dict[str, str] = {
+    "performance": "PerformanceRNN (performance)",
+    "music_vae": "MusicVAE",
+    "nsynth": "NSynth",
+}
+
+
+def family_label(family: str) -> str:
+    return FAMILY_LABELS.get(family, family)
+
+
+class LoadedModel(Protocol):
+    """What :meth:`ModelRegistry.load` returns for every family (plus the family's operations)."""
+
+    name: str
+    family: str
+    path: Path | None
+    config: Any
+
+    def close(self) -> None: ...
 
 
 def user_models_dir() -> Path:
@@ -100,22 +135,35 @@ class ModelRegistry:
         return [e for e in found if family is None or e.family == family]
 
     def get(self, name_or_path: str) -> ModelEntry:
-        """A model by name, or by the path of a model folder."""
-        path = Path(name_or_path)
-        if (path / "config.json").is_file():
-            payload = read_model_dir(path)
-            return ModelEntry(
-                name=str(payload.get("name") or path.name),
-                family=str(payload["family"]),
-                path=path,
-                config=dict(payload["config"]),
-                shipped=False,
-            )
-        for entry in self.list():
+        """A model by name, or by the path of a model folder.
+
+        A name that is no installed model but looks like a path (it has a ``/`` or names an
+        existing folder) is read as a folder, so a missing or broken folder says so.
+        """
+        path = Path(name_or_path).expanduser()
+        if (path / CONFIG_FILE).is_file():
+            return self._entry_at(path)
+        entries = self.list()
+        for entry in entries:
             if entry.name == name_or_path:
                 return entry
-        names = ", ".join(e.name for e in self.list()) or "none installed"
+        if "/" in name_or_path or os.sep in name_or_path or path.exists():
+            return self._entry_at(path)  # raises: missing folder, no config.json, ...
+        names = ", ".join(e.name for e in entries) or "none installed"
         raise CadenzaError(f"no model named '{name_or_path}' (available: {names})")
+
+    @staticmethod
+    def _entry_at(path: Path) -> ModelEntry:
+        payload = read_model_dir(path)
+        extra = {k: v for k, v in payload.items() if k not in ("name", "family", "config")}
+        return ModelEntry(
+            name=str(payload.get("name") or path.name),
+            family=payload["family"],
+            path=path,
+            config=dict(payload["config"]),
+            shipped=False,
+            extra=extra,
+        )
 
     def default(self, family: str) -> ModelEntry:
         entries = [e for e in self.list(family) if e.has_weights]
@@ -127,20 +175,62 @@ class ModelRegistry:
         shipped = [e for e in entries if e.shipped]
         return (shipped or entries)[0]
 
-    def load(self, name_or_path: str) -> Any:
-        """The model object, built by its family from config and weights; cached."""
-        entry = self.get(name_or_path)
+    def entry(self, name_or_path: str | None = None, family: str | None = None) -> ModelEntry:
+        """The entry :meth:`load` would load, checked: found, a known family (``family`` when
+        given) and weights present. ``None`` is the installed default of ``family``."""
+        if name_or_path is None:
+            if family is None:
+                raise CadenzaError("which model? (a name or a folder)")
+            entry = self.default(family)
+        else:
+            entry = self.get(str(name_or_path))
+        if entry.family not in FAMILIES:
+            raise CadenzaError(f"model '{entry.name}' has unknown family '{entry.family}'")
+        if family is not None and entry.family != family:
+            raise CadenzaError(f"model '{entry.name}' is a {family_label(entry.family)} model, "
+                               f"not a {family_label(family)} model")
+        if not entry.has_weights:
+            raise CadenzaError(f"model '{entry.name}' has no weights ({WEIGHTS_FILE} is missing "
+                               f"in {entry.path}): train it with 'cadenza train' first")
+        return entry
+
+    def load(self, name_or_path: str | None = None, family: str | None = None) -> Any:
+        """The family's façade (see the module docstring) of a model, by name or folder (the
+        installed default of ``family`` for ``None``); built from config and weights the first
+        time, then kept by its resolved folder. With ``family``, a model of another family is a
+        one-line error."""
+        entry = self.entry(name_or_path, family)
         key = str(entry.path.resolve())
         if key not in self._loaded:
-            module_name = FAMILIES.get(entry.family)
-            if module_name is None:
-                raise CadenzaError(f"model '{entry.name}' has unknown family '{entry.family}'")
-            module = importlib.import_module(module_name)
-            self._loaded[key] = module.load_from_dir(entry.path)
+            module = importlib.import_module(FAMILIES[entry.family])
+            try:
+                model = module.load_from_dir(entry.path, entry.name)
+            except CadenzaError:
+                raise
+            except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
+                # A config whose values have the right types but make no network (no layers,
+                # a size of 0, ...): the family's code fails while building it.
+                raise CadenzaError(f"model '{entry.name}' in {entry.path} cannot be built from "
+                                   f"its config: {short_reason(exc)}") from exc
+            self._loaded[key] = model
         return self._loaded[key]
 
+    def loaded(self) -> list[Path]:
+        """The folders of the models loaded so far (resolved)."""
+        return [Path(k) for k in self._loaded]
+
     def unload(self, name_or_path: str | None = None) -> None:
+        """Forget (and close) one loaded model, or all of them."""
         if name_or_path is None:
-            self._loaded.clear()
+            keys = list(self._loaded)
         else:
-            self._loaded.pop(str(self.get(name_or_path).path.resolve()), None)
+            keys = [str(self.get(name_or_path).path.resolve())]
+        for key in keys:
+            model = self._loaded.pop(key, None)
+            close = getattr(model, "close", None)
+            if callable(close):
+                close()
+
+    def close(self) -> None:
+        """Close every loaded model (the worker calls this when it stops)."""
+        self.unload()

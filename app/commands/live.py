@@ -117,7 +117,7 @@ class LiveRig:
 
 def run_duet(args: argparse.Namespace) -> int:
     from app.devices import Devices, describe_losses
-    from app.duet import Duet, DuetSettings, Round, load_performance_model
+    from app.duet import Duet, DuetSettings, Round
 
     if not 1 <= args.channel <= 16:
         raise CadenzaError("--channel must be 1..16")
@@ -176,7 +176,9 @@ def run_duet(args: argparse.Namespace) -> int:
     try:
         _say(f"loading the model {args.model or '(installed default)'}…")
         t0 = time.perf_counter()
-        model = load_performance_model(args.model)
+        from models.registry import ModelRegistry
+
+        model = ModelRegistry().load(args.model, "performance")
         _say(f"model ready in {time.perf_counter() - t0:.1f} s")
         sinks: list[Any] = []
         if to_audio:

@@ -94,16 +94,10 @@ def register_evaluate(eval_sub: Any) -> None:
 
 # ----------------------------------------------------------------------------- handlers
 def _load(name_or_path: str) -> Any:
+    """The MusicVAE façade, by name or folder."""
     from models.registry import ModelRegistry
 
-    registry = ModelRegistry()
-    entry = registry.get(name_or_path)
-    if entry.family != "music_vae":
-        raise CadenzaError(f"'{name_or_path}' is a {entry.family} model, not a MusicVAE model")
-    if not entry.has_weights:
-        raise CadenzaError(f"model '{entry.name}' has no weights: train it with "
-                           f"'cadenza train {entry.config.get('name', entry.name)}'")
-    return registry.load(name_or_path)
+    return ModelRegistry().load(name_or_path, "music_vae")
 
 
 def _read(path: str) -> Any:

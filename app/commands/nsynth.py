@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from app.commands import cli_command
 from models.errors import CadenzaError
@@ -113,14 +114,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(handler=run_morph_instrument)
 
 
-def _load_morpher(name: str | None):  # noqa: ANN202
+def _load_morpher(name: str | None) -> Any:
+    """The NSynth ``Morpher``, by name or folder (None: the installed default)."""
     from models.registry import ModelRegistry
 
-    registry = ModelRegistry()
-    entry = registry.get(name) if name else registry.default("nsynth")
-    if entry.family != "nsynth":
-        raise CadenzaError(f"model '{entry.name}' is a {entry.family} model, not nsynth")
-    return registry.load(str(entry.path))
+    return ModelRegistry().load(name, "nsynth")
 
 
 def _check_sources(args: argparse.Namespace) -> None:

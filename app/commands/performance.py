@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from app.commands import cli_command
 from models.errors import CadenzaError
@@ -112,14 +113,11 @@ def register_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 # ------------------------------------------------------------------------------ handlers
-def _load(name: str | None):  # noqa: ANN202 - a PerformanceModel
+def _load(name: str | None) -> Any:
+    """The PerformanceRNN façade, by name or folder (None: the installed default)."""
     from models.registry import ModelRegistry
 
-    registry = ModelRegistry()
-    entry = registry.get(name) if name else registry.default("performance")
-    if entry.family != "performance":
-        raise CadenzaError(f"model '{entry.name}' is a {entry.family} model, not performance")
-    return registry.load(str(entry.path))
+    return ModelRegistry().load(name, "performance")
 
 
 def parse_histogram(text: str | None) -> list[float] | str | None:
@@ -156,25 +154,15 @@ def run_continue(args: argparse.Namespace) -> int:
         raise CadenzaError(f"{args.primer.name}: the primer has no (non-drum) notes")
     histogram = parse_histogram(args.pitch_histogram)
     model = _load(args.model)
-    from models.performance_rnn.generate import Continuer
-
-    session = Continuer(model, engine=args.engine)
-    session.prime(primer, args.density, histogram)
-    takes = session.generate(
-        args.seconds, temperature=args.temperature, variations=args.variations, seed=args.seed,
-        top_p=args.top_p, density=args.density, pitch_histogram=histogram,
+    takes = model.generate(
+        primer, args.seconds, temperature=args.temperature, variations=args.variations,
+        seed=args.seed, top_p=args.top_p, density=args.density, pitch_histogram=histogram,
         beam_size=args.beam_size, branch_factor=args.branch_factor,
-        steps_per_iteration=args.steps_per_iteration,
+        steps_per_iteration=args.steps_per_iteration, engine=args.engine,
     )
     for path, take in zip(variation_paths(args.output, len(takes)), takes, strict=True):
-        if args.continuation_only:
-            out = take
-        else:
-            out = primer.copy()
-            out.notes += take.shift(session.primer_end).notes
-            out = out.sorted()
-        write_midi(out, path)
-        print(f"{path}: {len(take.notes)} new notes, {args.seconds:g} s")
+        write_midi(take.continuation if args.continuation_only else take.joined, path)
+        print(f"{path}: {len(take.continuation.notes)} new notes, {args.seconds:g} s")
     return 0
 
 
@@ -194,8 +182,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from models.performance_rnn.evaluate import evaluate_dir
-
     model = _load(args.model)
-    print(json.dumps(evaluate_dir(model, args.data)))
+    print(json.dumps(model.evaluate(args.data)))
     return 0

@@ -534,7 +534,7 @@ class LivePanel(QWidget):
         self.duet_button.blockSignals(False)
 
     def _start_duet(self) -> None:
-        from app.duet import Duet, load_performance_model
+        from app.duet import Duet
 
         path = self.model_combo.currentData()
         if self.worker is None or not path:
@@ -554,7 +554,8 @@ class LivePanel(QWidget):
 
         def job(ctx: Any) -> None:
             ctx.progress(None, "Loading the duet model…")
-            model = ctx.resource(("performance", path), lambda: load_performance_model(path))
+            # The worker's one model cache: the Continue workspace's model is the same object.
+            model = ctx.model(path, "performance")
             duet.run(model, should_stop=lambda: ctx.cancelled)
 
         self.duet = duet

@@ -157,7 +157,7 @@ class ContinueWorkspace(Workspace):
 
     def show_result(self, result: ContinueResult) -> None:
         self.result = result
-        self.show_variations([v.sequence for v in result.variations], result.boundary)
+        self.show_variations([v.joined for v in result.variations], result.boundary)
 
     def show_variations(self, sequences: list[NoteSequence], boundary: float | None = None
                         ) -> None:

@@ -12,8 +12,10 @@ from typing import Any
 MODEL_NAMES = ("melody-2bar", "melody-16bar", "drums-2bar")
 
 
-def load_from_dir(directory: str | Path) -> Any:
-    """The MusicVAE model object of a model folder (config.json + model.weights.h5)."""
+def load_from_dir(directory: str | Path, name: str | None = None) -> Any:
+    """The :class:`~models.music_vae.generate.MusicVAE` of a model folder (config.json +
+    model.weights.h5); the registry calls this after its checks (use
+    :meth:`models.registry.ModelRegistry.load`)."""
     from models.music_vae.generate import load
 
-    return load(directory)
+    return load(directory, name)

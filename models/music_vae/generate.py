@@ -273,7 +273,11 @@ class MusicVAE:
 
     Sequences in and out are :class:`NoteSequence`; melodies come out as one instrument, drums
     as ``is_drum`` notes on channel 10. Every decode is greedy unless a temperature > 0 is given.
+    The registry's façade for the "music_vae" family (``name``, ``family``, ``path``, ``config``,
+    ``close()``).
     """
+
+    family = "music_vae"
 
     def __init__(self, net: MusicVAENet, name: str = "", path: Path | None = None) -> None:
         self.net = net
@@ -296,6 +300,9 @@ class MusicVAE:
     @property
     def z_size(self) -> int:
         return self.config.z_size
+
+    def close(self) -> None:
+        """Nothing to release (the weights go with the object)."""
 
     def window_seconds(self, qpm: float = 120.0) -> float:
         return self.num_steps * 60.0 / qpm / self.converter.steps_per_quarter
@@ -451,6 +458,6 @@ def concatenate(seqs: Sequence[NoteSequence], seconds_each: float) -> NoteSequen
     return out
 
 
-def load(directory: str | Path) -> MusicVAE:
+def load(directory: str | Path, name: str | None = None) -> MusicVAE:
     path = Path(directory)
-    return MusicVAE(load_model(path), path.name, path)
+    return MusicVAE(load_model(path), name or path.name, path)

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 
-def load_from_dir(directory: str | Path) -> Any:
-    """The :class:`models.nsynth.morph.Morpher` of a model folder (for the registry)."""
+def load_from_dir(directory: str | Path, name: str | None = None) -> Any:
+    """The :class:`models.nsynth.morph.Morpher` of a model folder; the registry calls this after
+    its checks (use :meth:`models.registry.ModelRegistry.load`)."""
     from models.nsynth.morph import Morpher
 
-    return Morpher.load(directory)
+    return Morpher.load(directory, name=name)

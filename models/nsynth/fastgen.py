@@ -32,17 +32,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.errors import CadenzaError
+from models.errors import CadenzaError, Cancelled
 from models.nsynth.model import NSynthAutoencoder, NSynthConfig, lag_split
 from models.nsynth.mulaw import mu_law_decode
 
 ProgressFn = Callable[[float], None]
 HISTORY = 1024  # output samples kept per voice for the pitch lag (> 16 kHz / 30 Hz + taps)
 CancelFn = Callable[[], bool]
-
-
-class Cancelled(CadenzaError):
-    """Generation was cancelled by the caller."""
 
 
 @dataclass

@@ -119,19 +119,24 @@ def prepare_audio(source: Audio | np.ndarray | str | Path, sample_rate: int = ds
 
 
 class Morpher:
-    """A trained WaveNet autoencoder with the Morph operations."""
+    """A trained WaveNet autoencoder with the Morph operations: the registry's façade for the
+    "nsynth" family (``name``, ``family``, ``path``, ``config``, ``close()``)."""
+
+    family = FAMILY
 
     def __init__(self, model: NSynthAutoencoder, name: str = "nsynth",
-                 engine: str = "auto") -> None:
+                 engine: str = "auto", path: str | Path | None = None) -> None:
         self.model = model
         self.config: NSynthConfig = model.config
         self.name = name
+        self.path = None if path is None else Path(path)
         self.engine = engine
         self._generator: FastGenerator | None = None
         self._renderer: Any = None
 
     @classmethod
-    def load(cls, directory: str | Path, engine: str = "auto") -> Morpher:
+    def load(cls, directory: str | Path, engine: str = "auto", name: str | None = None
+             ) -> Morpher:
         from models.checkpoint import config_from_dict, load_weights, read_model_dir
 
         payload = read_model_dir(directory)
@@ -140,7 +145,8 @@ class Morpher:
         config = config_from_dict(NSynthConfig, payload["config"])
         model = build_model(config)
         load_weights(model, directory)
-        return cls(model, name=str(payload.get("name") or Path(directory).name), engine=engine)
+        return cls(model, name=name or str(payload.get("name") or Path(directory).name),
+                   engine=engine, path=directory)
 
     @property
     def generator(self) -> FastGenerator:

@@ -65,9 +65,11 @@ def evaluate_events(model: PerformanceModel, sequences: Sequence[np.ndarray],
     return {"nll_sum": total_nll, "correct": correct, "events": count}
 
 
-def evaluate_dir(model: PerformanceModel, data_dir: str | Path, chunk: int = 1024,
+def evaluate_dir(model: Any, data_dir: str | Path, chunk: int = 1024,
                  batch: int = 32) -> dict[str, Any]:
-    """``{"nll_per_event", "accuracy", "events", "files"}`` over every MIDI file in the folder."""
+    """``{"nll_per_event", "accuracy", "events", "files"}`` over every MIDI file in the folder
+    (``model``: the registry's PerformanceRNN façade or its network)."""
+    model = getattr(model, "network", model)
     files = data_lib.find_midi_files(data_dir)
     if not files:
         raise CadenzaError(f"no MIDI files in {data_dir}")

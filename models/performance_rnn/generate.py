@@ -16,20 +16,28 @@ For a model that reads the note state (:mod:`notes`), the engine's state list en
 :class:`notes.NoteTracker` pair after the LSTM layers' (h, c) pairs; every step reads it and
 masks note-offs of silent pitches, so callers sample from the model's own distribution.
 
-:class:`Continuer` is the session object the app and the live duet use: ``prime(seq)`` once,
-then ``generate(seconds)`` as often as wanted; each call starts from the warm primer state.
+:class:`Continuer` is the session object: ``prime(seq)`` once, then ``generate_detailed(seconds)``
+as often as wanted; each call starts from the warm primer state and returns
+:class:`Continuation` objects (the events, the decoded notes, their log-likelihood and the
+primer joined with them, by :func:`join`). The sampling and beam-search loops report
+``progress(fraction)`` and stop with :class:`models.errors.Cancelled` when ``cancel()`` says so.
+Generated notes are cut at :data:`MAX_NOTE_SECONDS`, as Magenta's generator does. The Continue
+workspace's job and ``cadenza continue`` both call
+:meth:`models.performance_rnn.facade.PerformanceRNN.generate`, which runs one session; the live
+duet's streaming form (:mod:`models.performance_rnn.live`) uses the same engines, sampling and
+decoding rules one event at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from models.errors import CadenzaError
+from models.errors import CadenzaError, Cancelled
 from models.performance_rnn import encoding as enc
 from models.performance_rnn import notes as notes_lib
 from models.performance_rnn.model import PerformanceModel
@@ -39,6 +47,19 @@ from models.sequence import NoteSequence
 MAX_NOTE_SECONDS = 5.0
 # A primer of nothing starts from a 10 ms time shift (Magenta starts empty primers this way).
 EMPTY_PRIMER = np.asarray([enc.TIME_SHIFT], dtype=np.int16)
+# The sampling and beam loops ask ``cancel()`` every this many events.
+CANCEL_EVERY = 16
+# ... and report progress when it grew by this much (and at the end).
+PROGRESS_STEP = 0.01
+
+Progress = Callable[[float], None]
+Cancel = Callable[[], bool]
+
+
+def as_network(model: Any) -> PerformanceModel:
+    """The Keras network of a :class:`~models.performance_rnn.facade.PerformanceRNN` façade
+    (what the registry loads), or ``model`` itself when it is the network already."""
+    return getattr(model, "network", model)
 
 
 def _fold_gates(kernel: np.ndarray, units: int) -> np.ndarray:
@@ -334,7 +355,9 @@ class KerasEngine(_NoteSlot):
         return out
 
 
-def make_engine(model: PerformanceModel, backend: str = "numpy") -> NumpyEngine | KerasEngine:
+def make_engine(model: Any, backend: str = "numpy") -> NumpyEngine | KerasEngine:
+    """The step engine for a network (or the façade that holds it)."""
+    model = as_network(model)
     if backend == "numpy":
         return NumpyEngine(model)
     if backend == "keras":
@@ -372,34 +395,89 @@ def sample(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.
 
 @dataclass
 class Continuation:
-    """One generated continuation: its events and the notes (times from the primer's end)."""
+    """One generated continuation.
+
+    ``events``: the sampled events; ``continuation``: their notes (decoded with the 5 s cap;
+    times from the primer's end); ``log_likelihood`` of the events; ``boundary``: where the
+    primer ends (seconds); ``joined``: the primer followed by the continuation (:func:`join`).
+    """
 
     events: np.ndarray
-    sequence: NoteSequence
+    continuation: NoteSequence
     log_likelihood: float
+    boundary: float
+    joined: NoteSequence
 
 
-def _last_velocity(events: np.ndarray) -> int:
+def join(primer: NoteSequence, continuation: NoteSequence, boundary: float) -> NoteSequence:
+    """The primer followed by a continuation that starts ``boundary`` seconds in (the primer's
+    tempo, time signatures and controls are kept)."""
+    out = primer.copy()
+    out.notes = list(primer.notes) + continuation.shift(boundary).notes
+    return out.sorted()
+
+
+class _Ticker:
+    """Progress and cancel inside a generation loop: ``cancel()`` every :data:`CANCEL_EVERY`
+    events, ``progress(fraction)`` when the fraction grew by :data:`PROGRESS_STEP`."""
+
+    def __init__(self, progress: Progress | None, cancel: Cancel | None) -> None:
+        self.progress = progress
+        self.cancel = cancel
+        self.count = 0
+        self.reported = 0.0
+
+    def __call__(self, fraction: Callable[[np.ndarray], float], steps: np.ndarray) -> None:
+        """One event generated; ``fraction(steps)`` is how far the rows' ``steps`` have got."""
+        self.count += 1
+        if self.cancel is not None and self.count % CANCEL_EVERY == 0 and self.cancel():
+            raise Cancelled("generation cancelled")
+        if self.progress is not None:
+            value = min(1.0, fraction(steps))
+            if value >= self.reported + PROGRESS_STEP:
+                self.reported = value
+                self.progress(value)
+
+    def done(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise Cancelled("generation cancelled")
+        if self.progress is not None:
+            self.progress(1.0)
+
+
+def last_velocity(events: np.ndarray) -> int:
+    """The velocity the next note-on has after ``events``: their last velocity event's, or 64
+    (where a continuation's decoding starts)."""
     vel = np.asarray(events)[np.asarray(events) >= enc.VELOCITY]
     return enc.bin_to_velocity(int(vel[-1]) - enc.VELOCITY + 1) if vel.size else 64
 
 
+def decode(events: np.ndarray | Sequence[int], velocity: int = 64) -> NoteSequence:
+    """Generated events to notes: Magenta's decoding with its 5 s cap on a note
+    (:data:`MAX_NOTE_SECONDS`). :class:`models.performance_rnn.live.StreamDecoder` decodes the
+    same way one event at a time."""
+    return enc.decode(events, velocity=velocity, max_note_duration=MAX_NOTE_SECONDS)
+
+
 class Continuer:
-    """A session that keeps the LSTM warm after a primer, for the app and the live duet.
+    """A session that keeps the LSTM warm after a primer.
 
     >>> session = Continuer(model)               # numpy engine by default
     >>> session.prime(primer_sequence)           # one batched pass over the primer
-    >>> takes = session.generate(10.0, variations=3, seed=1)   # list[NoteSequence]
+    >>> takes = session.generate_detailed(10.0, variations=3, seed=1)   # list[Continuation]
 
-    ``generate`` returns continuations only (times start at 0 = the end of the primer);
-    :meth:`continue_sequence` returns primer + continuation.
+    ``model`` is the registry's :class:`~models.performance_rnn.facade.PerformanceRNN` or its
+    network. :meth:`generate` returns the continuations' notes only (times start at 0 = the
+    end of the primer); :meth:`continue_sequence` returns primer + continuation.
     """
 
-    def __init__(self, model: PerformanceModel, engine: str = "numpy") -> None:
-        self.model = model
-        self.engine = make_engine(model, engine)
+    def __init__(self, model: Any, engine: str = "numpy") -> None:
+        self.model = as_network(model)
+        self.engine = make_engine(self.model, engine)
         self.primer_events: np.ndarray = EMPTY_PRIMER
         self.primer_end = 0.0
+        # What continuations are joined to: the primed sequence (None: the decoded events).
+        self.primer: NoteSequence | None = NoteSequence()
         self._state: Any = None
         self._last_logits: np.ndarray | None = None
         self._controls_key: bytes | None = None
@@ -428,6 +506,7 @@ class Continuer:
                 events = EMPTY_PRIMER
         self.primer_events = events
         self.primer_end = end
+        self.primer = primer.copy() if primer is not None else NoteSequence()
         self._prime_with(self._controls(density, pitch_histogram))
 
     def feed(self, events: np.ndarray | Sequence[int]) -> None:
@@ -446,6 +525,7 @@ class Continuer:
             self._state, self._last_logits = self.engine.prime(new, controls, self._state)
         self.primer_events = np.concatenate([self.primer_events, new])
         self.primer_end += enc.events_duration_steps(new) / enc.STEPS_PER_SECOND
+        self.primer = None  # joined to the decoded events from now on
 
     def _controls(self, density: float | None,
                   pitch_histogram: Sequence[float] | str | None) -> np.ndarray:
@@ -480,7 +560,7 @@ class Continuer:
         max_events: int | None = None,
     ) -> list[NoteSequence]:
         """``variations`` continuations of ``seconds`` each (times from the primer's end)."""
-        return [c.sequence for c in self.generate_detailed(
+        return [c.continuation for c in self.generate_detailed(
             seconds, temperature, variations, seed, top_p, density, pitch_histogram, beam_size,
             branch_factor, steps_per_iteration, max_events)]
 
@@ -497,7 +577,12 @@ class Continuer:
         branch_factor: int = 1,
         steps_per_iteration: int = 1,
         max_events: int | None = None,
+        progress: Progress | None = None,
+        cancel: Cancel | None = None,
     ) -> list[Continuation]:
+        """``variations`` continuations of ``seconds`` each, generated as one batch (beam
+        search: one search per variation). ``progress(fraction)`` is called as they grow and
+        ``cancel()`` is asked every few dozen events (true: :class:`Cancelled` is raised)."""
         if seconds <= 0:
             raise CadenzaError("the continuation length must be positive")
         if variations < 1 or beam_size < 1 or branch_factor < 1 or steps_per_iteration < 1:
@@ -515,23 +600,28 @@ class Continuer:
         target = int(round(seconds * enc.STEPS_PER_SECOND))
         limit = max_events or max(64, target * 4)
         rng = np.random.default_rng(seed)
+        tick = _Ticker(progress, cancel)
         with single_blas_thread():
             if beam_size > 1 or branch_factor > 1:
                 rows = self._beam_search(target, limit, temperature, top_p, variations,
                                          beam_size, branch_factor, steps_per_iteration, control,
-                                         rng)
+                                         rng, tick)
             else:
-                rows = self._sample(target, limit, temperature, top_p, variations, control, rng)
-        velocity = _last_velocity(self.primer_events)
+                rows = self._sample(target, limit, temperature, top_p, variations, control, rng,
+                                    tick)
+        tick.done()
+        velocity = last_velocity(self.primer_events)
+        primer = self.primer if self.primer is not None else enc.decode(self.primer_events)
         out = []
         for events, loglik in rows:
-            seq = enc.decode(events, velocity=velocity, max_note_duration=MAX_NOTE_SECONDS)
-            out.append(Continuation(np.asarray(events, np.int16), seq, float(loglik)))
+            seq = decode(events, velocity)
+            out.append(Continuation(np.asarray(events, np.int16), seq, float(loglik),
+                                    self.primer_end, join(primer, seq, self.primer_end)))
         return out
 
     def _sample(self, target: int, limit: int, temperature: float, top_p: float | None,
-                batch: int, control: np.ndarray, rng: np.random.Generator
-                ) -> list[tuple[list[int], float]]:
+                batch: int, control: np.ndarray, rng: np.random.Generator,
+                tick: _Ticker) -> list[tuple[list[int], float]]:
         engine = self.engine
         state = engine.tile(self._state, batch)
         bias0 = engine.first_bias(np.repeat(control[None], batch, axis=0))
@@ -540,6 +630,10 @@ class Continuer:
         steps = np.zeros(batch, np.int64)
         loglik = np.zeros(batch)
         done = np.zeros(batch, bool)
+
+        def fraction(steps: np.ndarray) -> float:  # the rows' mean share of the length
+            return float(np.minimum(steps, target).sum()) / (target * batch)
+
         for _ in range(limit):
             ev, lp = sample(logits, rng, temperature, top_p)
             for b in np.nonzero(~done)[0]:
@@ -549,13 +643,14 @@ class Continuer:
             done |= steps >= target
             if done.all():
                 break
+            tick(fraction, steps)
             logits = engine.step(ev, state, bias0)
         return [(_trim_to(e, target), float(ll)) for e, ll in zip(events, loglik, strict=True)]
 
     def _beam_search(self, target: int, limit: int, temperature: float, top_p: float | None,
                      variations: int, beam_size: int, branch_factor: int,
-                     steps_per_iteration: int, control: np.ndarray, rng: np.random.Generator
-                     ) -> list[tuple[list[int], float]]:
+                     steps_per_iteration: int, control: np.ndarray, rng: np.random.Generator,
+                     tick: _Ticker) -> list[tuple[list[int], float]]:
         """Magenta's ``_beam_search``: grow every beam by ``branch_factor`` sampled branches of
         ``steps_per_iteration`` events, keep the ``beam_size`` most likely, repeat; here until the
         best beam reaches the requested length. Variations are independent searches."""
@@ -569,6 +664,11 @@ class Continuer:
         steps = np.zeros(variations * width, np.int64)
         first = True
         produced = 0
+
+        def fraction(steps: np.ndarray) -> float:  # the variations' longest beams, on average
+            return float(np.minimum(steps, target).reshape(variations, -1).max(axis=1).mean()
+                         ) / target
+
         while True:
             # Branch: each beam row becomes branch_factor rows (the first iteration starts from
             # beam_size copies of the primer, like Magenta, without branching).
@@ -580,15 +680,15 @@ class Continuer:
             scores = scores[rows]
             steps = steps[rows]
             bias0 = engine.first_bias(np.repeat(control[None], len(rows), axis=0))
-            for k in range(steps_per_iteration):
+            for _ in range(steps_per_iteration):
                 ev, lp = sample(logits, rng, temperature, top_p)
                 active = steps < target
                 for b in np.nonzero(active)[0]:
                     seqs[b].append(int(ev[b]))
                 scores += np.where(active, lp, 0.0)
                 steps += np.where(active, enc.shift_steps(ev), 0)
-                if k < steps_per_iteration - 1 or True:
-                    logits = engine.step(ev, state, bias0).copy()
+                tick(fraction, steps)
+                logits = engine.step(ev, state, bias0).copy()
             produced += steps_per_iteration
             first = False
             # Prune: keep the best beam_size of each variation's rows.
@@ -615,12 +715,7 @@ class Continuer:
                           **kwargs: Any) -> list[NoteSequence]:
         """Prime on ``primer`` and return primer + continuation for each variation."""
         self.prime(primer, kwargs.get("density"), kwargs.get("pitch_histogram"))
-        out = []
-        for cont in self.generate(seconds, **kwargs):
-            joined = primer.copy()
-            joined.notes += cont.shift(self.primer_end).notes
-            out.append(joined.sorted())
-        return out
+        return [c.joined for c in self.generate_detailed(seconds, **kwargs)]
 
 
 def single_blas_thread() -> contextlib.AbstractContextManager:

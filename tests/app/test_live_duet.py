@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.duet import Duet, DuetSettings, LiveEncoder, StreamingContinuer
+from app.duet import Duet, DuetSettings
 from app.midi_ports import MidiSystem, PortWatcher
 from app.transport import LiveSynth, percentile
 from models.errors import CadenzaError
+from models.performance_rnn.live import LiveEncoder, StreamingContinuer
 from models.sequence import Note, NoteSequence
 from tests.app.test_live_transport import (  # noqa: F401 - fixtures
     Capture,
@@ -66,10 +67,10 @@ def tiny_model_dir(datasets_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(datasets_dir: Path):  # noqa: ANN201 - the model folder goes at exit
-    from models.performance_rnn import load_from_dir
+    from models.registry import ModelRegistry
 
     model_dir = tiny_model_dir(datasets_dir)
-    return load_from_dir(model_dir)
+    return ModelRegistry([model_dir.parent]).load(str(model_dir), "performance")
 
 
 class Rig:
@@ -119,7 +120,7 @@ def test_live_encoder_matches_the_batch_encoding(tiny_model):
              Note(60, 80, 2.3, 2.4)]
     seq = NoteSequence(notes=notes)
     batch = enc.encode(seq).tolist()
-    live = LiveEncoder(enc, t0=10.0)
+    live = LiveEncoder(t0=10.0)
     marks = sorted([(n.start, 1, n) for n in notes] + [(n.end, 0, n) for n in notes],
                    key=lambda m: (m[0], m[1]))
     events: list[int] = []
@@ -139,6 +140,16 @@ def test_live_encoder_matches_the_batch_encoding(tiny_model):
     for (h, c), (h2, c2) in zip(stream.state, state, strict=True):
         np.testing.assert_allclose(h, h2, atol=1e-5)
         np.testing.assert_allclose(c, c2, atol=1e-5)
+    # The player's notes handed to the stream as they are played: the same events and state
+    played = tiny_model.stream()
+    played.start_phrase(10.0)
+    for t, is_on, n in marks:
+        if is_on:
+            played.note_on(n.pitch, n.velocity, 10.0 + t)
+        else:
+            played.note_off(n.pitch, 10.0 + t)
+    np.testing.assert_allclose(played.logits, stream.logits, atol=1e-6)
+    assert played.keys_down == frozenset() and played.velocity == 77  # the last note's bin
     # Continuer primed on the sequence encodes the same events
     session = Continuer(tiny_model)
     session.prime(seq)
@@ -148,7 +159,7 @@ def test_live_encoder_matches_the_batch_encoding(tiny_model):
 def test_live_encoder_applies_the_pedal():
     from models.performance_rnn import encoding as enc
 
-    live = LiveEncoder(enc, t0=0.0)
+    live = LiveEncoder(t0=0.0)
     ev = live.note_on(60, 80, 0.0)
     assert live.sustain(127, 0.1) == []
     assert live.note_off(60, 0.2) == []  # held by the pedal

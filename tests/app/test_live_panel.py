@@ -104,6 +104,13 @@ def test_duet_in_the_window(rig, qtbot, datasets_dir, artifacts_dir: Path):
     assert panel.duet is None and panel.duet_button.text() == "Start duet"
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=5000)
     assert ear.wait_for(lambda e: unbalanced(e.messages()) == {}, timeout=2)
+    # The duet's model is in the worker's one model cache, where the workspaces' jobs find it.
+    found: list = []
+    window.worker.submit(lambda ctx: (ctx.registry().loaded(), ctx.model(str(entry.path))),
+                         on_success=found.append)
+    qtbot.waitUntil(lambda: bool(found), timeout=5000)
+    loaded, model = found[0]
+    assert loaded == [entry.path.resolve()] and model.path == entry.path
 
 
 def test_record_a_take_into_the_library(rig, qtbot):

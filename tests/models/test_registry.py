@@ -119,3 +119,107 @@ def test_unknown_family_and_broken_folders_give_clean_errors(tmp_path: Path) -> 
         registry.load("odd")
     with pytest.raises(CadenzaError, match="not a model folder"):
         read_model_dir(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------------- loading: one path, guards
+def _shipped_copy(tmp_path: Path, name: str = "performance-small") -> Path:
+    """A copy of a shipped model folder (config, weights, card) to break."""
+    import shutil
+
+    from models.registry import SHIPPED_DIR
+
+    return Path(shutil.copytree(SHIPPED_DIR / name, tmp_path / "models" / "copy"))
+
+
+def _load_error(registry: ModelRegistry, name: str, family: str | None = "performance") -> str:
+    with pytest.raises(CadenzaError) as info:
+        registry.load(name, family)
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert len(message) < 400
+    return message
+
+
+def test_every_broken_model_folder_is_a_one_line_error(tmp_path: Path) -> None:
+    folder = _shipped_copy(tmp_path)
+    registry = ModelRegistry([tmp_path / "models"])
+    assert registry.load(str(folder), "performance").family == "performance"  # the copy loads
+    registry.unload()
+    config = folder / "config.json"
+    good = json.loads(config.read_text())
+
+    assert "no such folder" in _load_error(registry, str(tmp_path / "nowhere"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no config.json" in _load_error(registry, str(empty))
+    cases = {
+        "{not json": "unreadable model config",
+        "[1, 2]": "is not a JSON object",
+        json.dumps({"family": "performance"}): "lacks 'family' or 'config'",
+        json.dumps({**good, "config": [256, 256]}): "'config' must be a JSON object",
+        json.dumps({**good, "family": 3}): "'family' must be a string",
+        json.dumps({**good, "config": {**good["config"], "layers": "big"}}):
+            "field 'layers' must be a list",
+        json.dumps({**good, "config": {**good["config"], "layers": [256, "x"]}}):
+            "field 'layers' must be a list of integers",
+        json.dumps({**good, "config": {**good["config"], "dropout": "none"}}):
+            "field 'dropout' must be a number",
+        json.dumps({**good, "config": {**good["config"], "note_features": 6.5}}):
+            "field 'note_features' must be an integer",
+        json.dumps({**good, "config": {**good["config"], "layers": [128, 128]}}):
+            "do not fit the config",  # weights of 2 x 256 into 2 x 128
+        json.dumps({**good, "config": {**good["config"], "layers": [0, 256]}}):
+            "cannot be built from its config",
+        json.dumps({**good, "config": {**good["config"], "layers": [256]}}):
+            "do not fit the config",
+    }
+    for text, expected in cases.items():
+        config.write_text(text)
+        assert expected in _load_error(registry, str(folder)), text
+    config.write_text(json.dumps(good))
+    (folder / "model.weights.h5").write_bytes(b"not hdf5")
+    assert "do not fit the config" in _load_error(registry, str(folder))
+    (folder / "model.weights.h5").unlink()
+    message = _load_error(registry, "performance-small")  # by name: the same checks
+    assert message.startswith("model 'performance-small' has no weights")
+    assert registry.loaded() == []
+
+
+def test_asking_for_one_family_and_finding_another_is_one_line(tmp_path: Path) -> None:
+    from models.registry import SHIPPED_DIR
+
+    registry = ModelRegistry([SHIPPED_DIR])
+    assert _load_error(registry, "melody-2bar") == (
+        "model 'melody-2bar' is a MusicVAE model, not a PerformanceRNN (performance) model")
+    assert _load_error(registry, "performance-small", "nsynth") == (
+        "model 'performance-small' is a PerformanceRNN (performance) model, not a NSynth model")
+    assert registry.loaded() == []  # nothing was built for a wrong family
+    assert "no model named 'nope'" in _load_error(registry, "nope")
+    assert "no nsynth model is installed" in _load_error(ModelRegistry([tmp_path]), None, "nsynth")
+
+
+def test_every_family_loads_as_a_facade_of_the_same_shape() -> None:
+    import dataclasses
+
+    from models.registry import SHIPPED_DIR
+
+    registry = ModelRegistry([SHIPPED_DIR])
+    operations = {"performance": ("generate", "session", "stream", "evaluate"),
+                  "music_vae": ("encode", "decode", "sample", "interpolate", "blend4"),
+                  "nsynth": ("encode_batch", "decode", "source_audio", "guide")}
+    for name, family in (("performance-small", "performance"), ("melody-2bar", "music_vae"),
+                         ("nsynth-small", "nsynth")):
+        model = registry.load(name, family)
+        assert (model.name, model.family, model.path) == (name, family, SHIPPED_DIR / name)
+        assert dataclasses.is_dataclass(model.config)
+        assert callable(model.close)
+        assert all(callable(getattr(model, op)) for op in operations[family])
+        # by path (relative or absolute) or by name: the one model, loaded once
+        assert registry.load(str(SHIPPED_DIR / name)) is model
+        assert registry.load(str(SHIPPED_DIR / ".." / "shipped" / name), family) is model
+        if registry.default(family).name == name:
+            assert registry.load(None, family) is model  # the installed default
+    assert sorted(p.name for p in registry.loaded()) == ["melody-2bar", "nsynth-small",
+                                                         "performance-small"]
+    registry.close()
+    assert registry.loaded() == []

@@ -413,11 +413,12 @@ def test_save_load_through_the_registry_gives_identical_logits(trained: dict) ->
     from models.performance_rnn.model import build_model, load_model
     from models.registry import ModelRegistry
 
-    model = ModelRegistry([trained["root"]]).load("tiny-perf")
+    model = ModelRegistry([trained["root"]]).load("tiny-perf", "performance")
+    assert (model.name, model.family, model.path) == ("tiny-perf", "performance", trained["out"])
     again = load_model(trained["out"])
     events = np.asarray([[356 + 20, 60, 270, 188, 300, 64]], np.int32)
     controls = enc.controls_from_events(events[0])[None]
-    a, b = model.logits(events, controls), again.logits(events, controls)
+    a, b = model.network.logits(events, controls), again.logits(events, controls)
     assert np.array_equal(a, b)
     fresh = build_model(model.config)
     assert not np.allclose(fresh.logits(events, controls), a)
@@ -440,9 +441,10 @@ def test_numpy_and_keras_paths_agree(model, primer: NoteSequence) -> None:
 
     events = enc.encode(primer)[:80]
     controls = enc.controls_from_events(events)
-    reference = model.logits(events[None], controls[None])[0]
-    assert np.abs(NumpyEngine(model).sequence_logits(events, controls) - reference).max() < 1e-4
-    assert np.abs(KerasEngine(model).sequence_logits(events, controls) - reference).max() < 1e-4
+    reference = model.network.logits(events[None], controls[None])[0]
+    network = model.network
+    assert np.abs(NumpyEngine(network).sequence_logits(events, controls) - reference).max() < 1e-4
+    assert np.abs(KerasEngine(network).sequence_logits(events, controls) - reference).max() < 1e-4
     fast, portable = Continuer(model, "numpy"), Continuer(model, "keras")
     fast.prime(primer)
     portable.prime(primer)
@@ -484,7 +486,7 @@ def test_beam_search_returns_a_valid_sequence(model, primer: NoteSequence) -> No
                                      steps_per_iteration=4)[0]
     assert enc.events_duration_steps(beam.events) == 100
     assert ((beam.events >= 0) & (beam.events < enc.NUM_CLASSES)).all()
-    assert all(0 <= n.start < n.end <= 1.0 + 1e-9 for n in beam.sequence.notes)
+    assert all(0 <= n.start < n.end <= 1.0 + 1e-9 for n in beam.continuation.notes)
     assert beam.log_likelihood / len(beam.events) >= plain.log_likelihood / len(plain.events) - 1
 
 
@@ -544,7 +546,7 @@ def test_shipped_model_continues_with_musical_density(piano: Path, artifacts_dir
     session = Continuer(model)
     session.prime(primer)
     detailed = session.generate_detailed(10.0, seed=1, temperature=1.0)[0]
-    take = detailed.sequence
+    take = detailed.continuation
     raw = enc.decode(detailed.events)  # before Magenta's 5 s cap on generated notes
     onsets = sorted(n.start for n in take.notes)
     notes_per_second = len(onsets) / 10.0

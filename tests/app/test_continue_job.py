@@ -1,0 +1,158 @@
+"""The Continue workspace's job on the real worker against ``cadenza continue`` in a subprocess,
+both with the shipped performance-small model: one generator, the same notes, the 5 s cap."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.jobs import ContinueResult, continue_job
+from app.worker import Worker
+from models.midi_io import read_midi, write_midi
+from models.performance_rnn import encoding as enc
+from models.registry import SHIPPED_DIR
+
+ROOT = Path(__file__).resolve().parents[2]
+PHRASE = ROOT / "assets" / "examples" / "piano-phrase.mid"
+MODEL = "performance-small"
+
+
+@pytest.fixture()
+def worker(qtbot):  # noqa: ANN001, ANN201
+    w = Worker()
+    w.start()
+    yield w
+    assert w.shutdown(timeout=30)
+
+
+def _run(qtbot, worker: Worker, job, timeout: int = 120_000):  # noqa: ANN001, ANN202
+    out: list = []
+    progress: list[float | None] = []
+    handle = worker.submit(job, on_success=out.append, on_failure=out.append,
+                           on_progress=lambda f, _text: progress.append(f))
+    qtbot.waitUntil(lambda: handle.done, timeout=timeout)
+    assert out and not isinstance(out[0], Exception), out
+    return out[0], progress
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ))
+
+
+def _notes(seq) -> list[tuple]:  # noqa: ANN001
+    return [(n.pitch, n.velocity, n.start, n.end, n.instrument, n.program, n.is_drum)
+            for n in seq.sorted().notes]
+
+
+def _steps(notes) -> list[tuple[int, int, int, int]]:  # noqa: ANN001
+    return sorted((n.pitch, n.velocity, round(n.start * 100), round(n.end * 100)) for n in notes)
+
+
+@pytest.mark.parametrize("settings", [
+    {"seconds": 6.0, "variations": 2, "seed": 11, "temperature": 0.9, "key": "D minor",
+     "density": 6.0, "top_p": 0.95},
+    {"seconds": 2.0, "variations": 1, "seed": 5, "beam_size": 2, "branch_factor": 2},
+], ids=["sampling", "beam"])
+def test_the_workspace_job_and_the_cli_make_the_same_notes(qtbot, worker, tmp_path, settings):
+    primer = read_midi(PHRASE)
+    result, progress = _run(qtbot, worker, continue_job(MODEL, primer, **settings))
+    assert isinstance(result, ContinueResult) and len(result.variations) == settings["variations"]
+    assert progress[-1] == 1.0 and len(progress) >= 5
+
+    args = ["continue", str(PHRASE), "-o", str(tmp_path / "cli.mid"), "--model", MODEL,
+            "--seconds", str(settings["seconds"]), "--variations", str(settings["variations"]),
+            "--seed", str(settings["seed"])]
+    for key, flag in (("temperature", "--temperature"), ("key", "--pitch-histogram"),
+                      ("density", "--density"), ("top_p", "--top-p"),
+                      ("beam_size", "--beam-size"), ("branch_factor", "--branch-factor")):
+        if key in settings:
+            args += [flag, str(settings[key])]
+    done = _cli(*args)
+    assert done.returncode == 0, done.stderr
+    n = settings["variations"]
+    paths = [tmp_path / "cli.mid"] if n == 1 else [tmp_path / f"cli-{i}.mid" for i in
+                                                   range(1, n + 1)]
+    for i, (path, take) in enumerate(zip(paths, result.variations, strict=True)):
+        written = read_midi(path)
+        # The job's joined take, written the way the CLI writes it, is the CLI's file exactly.
+        mine = tmp_path / f"job-{i}.mid"
+        write_midi(take.joined, mine)
+        assert _notes(read_midi(mine)) == _notes(written)
+        assert take.continuation.notes, "a continuation with notes"
+        assert f"{len(take.continuation.notes)} new notes" in done.stdout.splitlines()[i]
+        # and the continuation, in 10 ms steps, is the notes the CLI put after the primer
+        after = [n for n in written.notes if n.start >= take.boundary - 1e-6]
+        assert len(after) == len(written.notes) - len(primer.notes)
+        assert _steps(after) == _steps(take.continuation.shift(take.boundary).notes)
+    assert result.boundary == pytest.approx(primer.total_time, abs=0.011)
+
+
+def test_no_note_of_the_workspace_job_is_longer_than_5_seconds(qtbot, worker):
+    """Before the job called the model's generator it decoded its own 1 s chunks without the cap:
+    this primer and seed gave 6 of its 1,260 notes longer than 5 s."""
+    primer = read_midi(PHRASE)
+    result, _ = _run(qtbot, worker, continue_job(MODEL, primer, seconds=20.0, variations=4,
+                                                 seed=5))
+    lengths = [n.end - n.start for v in result.variations for n in v.continuation.notes]
+    assert len(lengths) > 200
+    assert max(lengths) <= 5.0 + 1e-9
+    # the cap is what keeps them there: the same events decoded without it hold longer notes
+    uncapped = [n.end - n.start for v in result.variations
+                for n in enc.decode(v.events).notes]
+    assert max(uncapped) > 5.0
+    for v in result.variations:  # the joined take: the primer as it was, then the new notes
+        assert len(v.joined.notes) == len(primer.notes) + len(v.continuation.notes)
+        assert _notes(primer) == _notes(type(primer)(
+            notes=[n for n in v.joined.notes if n.start < v.boundary - 1e-9]))
+
+
+def test_a_model_asked_for_by_name_and_by_path_is_loaded_once(qtbot, worker):
+    def job(ctx):  # noqa: ANN001, ANN202
+        by_name = ctx.model(MODEL, "performance")
+        by_path = ctx.model(str(SHIPPED_DIR / MODEL), "performance")
+        by_other_path = ctx.model(str(SHIPPED_DIR / ".." / "shipped" / MODEL))
+        return by_name, by_path, by_other_path, ctx.registry().loaded()
+
+    (a, b, c, loaded), _ = _run(qtbot, worker, job)
+    assert a is b is c
+    assert loaded == [(SHIPPED_DIR / MODEL).resolve()]
+    failed: list = []
+    handle = worker.submit(lambda ctx: ctx.model("melody-2bar", "performance"),
+                           on_failure=failed.append)
+    qtbot.waitUntil(lambda: handle.done, timeout=60_000)
+    assert str(failed[0]) == ("model 'melody-2bar' is a MusicVAE model, not a PerformanceRNN "
+                              "(performance) model")
+    # a Continue job by name after a load by path: still the one model
+    result, _ = _run(qtbot, worker, continue_job(MODEL, read_midi(PHRASE), seconds=1.0,
+                                                 variations=1, seed=0))
+    (_, _, _, after), _ = _run(qtbot, worker, job)
+    assert after == loaded and result.variations
+
+
+def test_cancel_stops_the_workspace_job_within_a_few_dozen_events(qtbot, worker):
+    primer = read_midi(PHRASE)
+    cancelled: list[bool] = []
+    progress: list[float | None] = []
+    handle = worker.submit(
+        continue_job(MODEL, primer, seconds=600.0, variations=8, seed=0),
+        on_progress=lambda f, _t: progress.append(f), on_cancelled=lambda: cancelled.append(True),
+        on_success=lambda r: cancelled.append(False))
+    qtbot.waitUntil(lambda: any(f and f > 0.001 for f in progress), timeout=120_000)
+    handle.cancel()
+    qtbot.waitUntil(lambda: handle.done, timeout=5_000)  # 600 s x 8 would take minutes
+    assert cancelled == [True]
+    assert max(f or 0.0 for f in progress) < 0.5
+
+
+def test_the_app_leaves_encoding_sampling_and_decoding_to_the_model():
+    for name in ("duet.py", "jobs.py"):
+        text = (ROOT / "app" / name).read_text()
+        for forbidden in ("performance_rnn.encoding", "performance_rnn import encoding",
+                          "make_engine", "generate import sample", "enc.decode",
+                          "load_from_dir", "load_performance_model"):
+            assert forbidden not in text, (name, forbidden)
