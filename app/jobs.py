@@ -24,11 +24,6 @@ from models.sequence import NoteSequence
 if TYPE_CHECKING:
     from models.performance_rnn.generate import Continuation
 
-# The 24 keys offered for PerformanceRNN's pitch control, as the encoding module spells them.
-MAJOR_KEYS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-MINOR_KEYS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
-KEY_NAMES = tuple(f"{k} major" for k in MAJOR_KEYS) + tuple(f"{k} minor" for k in MINOR_KEYS)
-
 
 def _seeds(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(seed)

@@ -16,6 +16,30 @@ SUSTAIN_CC = 64
 DRUM_CHANNEL = 9  # channel 10 in musicians' numbering
 DEFAULT_QPM = 120.0
 
+# The one table of pitch names: pitch classes spelled with sharps, C first; flats and the rare
+# enharmonic spellings are read too. Keys are spelled as musicians usually write them.
+PITCH_CLASS_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_OTHER_SPELLINGS = {"Db": 1, "Eb": 3, "Gb": 6, "Ab": 8, "Bb": 10, "Cb": 11, "Fb": 4, "E#": 5,
+                    "B#": 0}
+MAJOR_KEY_TONICS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MINOR_KEY_TONICS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
+KEY_NAMES = (tuple(f"{k} major" for k in MAJOR_KEY_TONICS)
+             + tuple(f"{k} minor" for k in MINOR_KEY_TONICS))
+
+
+def pitch_name(pitch: int, sharp: str = "#") -> str:
+    """``C4`` for MIDI pitch 60 (middle C is C4); ``sharp`` spells the accidental (e.g. "♯")."""
+    return f"{PITCH_CLASS_NAMES[pitch % 12].replace('#', sharp)}{pitch // 12 - 1}"
+
+
+def pitch_class(name: str) -> int:
+    """0..11 for a pitch-class name such as "C", "F#" or "Bb" (ValueError for anything else)."""
+    if name in PITCH_CLASS_NAMES:
+        return PITCH_CLASS_NAMES.index(name)
+    if name in _OTHER_SPELLINGS:
+        return _OTHER_SPELLINGS[name]
+    raise ValueError(f"not a pitch class: {name!r}")
+
 
 @dataclass
 class Note:

@@ -15,18 +15,13 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPolygonF, QWheelEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollBar, QToolButton, QVBoxLayout, QWidget
 
-from models.sequence import Note, NoteSequence
+from models.sequence import Note, NoteSequence, pitch_name
 
 KEYS_WIDTH = 46
 RULER_HEIGHT = 22
-NOTE_NAMES = ("C", "C♯", "D", "D♯", "E", "F", "F♯", "G", "G♯", "A", "A♯", "B")
 BLACK = {1, 3, 6, 8, 10}
 MIN_PPS, MAX_PPS = 2.0, 2000.0
 MIN_KEY, MAX_KEY = 3.0, 40.0
-
-
-def pitch_name(pitch: int) -> str:
-    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 def velocity_colour(velocity: int, drum: bool = False) -> QColor:
@@ -336,7 +331,7 @@ class PianoRoll(QWidget):
                 p.setPen(QColor(30, 30, 34))
                 rect = QRectF(0, y + self.key_height - 14, KEYS_WIDTH - 3, 14)
                 p.drawText(rect, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignRight,
-                           pitch_name(pitch))
+                           pitch_name(pitch, sharp="♯"))
         p.setClipping(False)
         p.setPen(QColor(80, 82, 90))
         p.drawLine(QPointF(KEYS_WIDTH - 0.5, RULER_HEIGHT), QPointF(KEYS_WIDTH - 0.5,

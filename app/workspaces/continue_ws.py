@@ -14,9 +14,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.clips import Clip
-from app.jobs import KEY_NAMES, ContinueResult, continue_job
+from app.jobs import ContinueResult, continue_job
 from app.workspaces.base import SequenceCard, Workspace, fill_clip_combo, placeholder
-from models.sequence import NoteSequence
+from models.sequence import KEY_NAMES, NoteSequence
 
 SAMPLING = ("Temperature", "Top-p (nucleus)", "Beam search")
 

@@ -32,6 +32,7 @@ from app.widgets.waveform import WaveformView
 from app.widgets.xy_pad import XYPad
 from app.workspaces.base import Workspace, fill_clip_combo
 from models.errors import CadenzaError
+from models.sequence import pitch_name
 
 if TYPE_CHECKING:
     from models.audio_io import Audio
@@ -63,13 +64,6 @@ GM_NAMES = (
     "Reverse Cymbal", "Guitar Fret Noise", "Breath Noise", "Seashore", "Bird Tweet",
     "Telephone Ring", "Helicopter", "Applause", "Gunshot",
 )
-
-
-PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
-
-def note_name(pitch: int) -> str:
-    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 class SourceSlot(QFrame):
@@ -160,7 +154,7 @@ class SourceSlot(QFrame):
         if self.is_gm:
             program = int(self.program.currentData())
             return MorphSource(program=program, pitch=self.pitch.value(),
-                               label=f"{GM_NAMES[program]} {note_name(self.pitch.value())}")
+                               label=f"{GM_NAMES[program]} {pitch_name(self.pitch.value())}")
         clip = self.clip()
         if clip is None or clip.audio is None:
             return None
@@ -473,8 +467,8 @@ class MorphWorkspace(Workspace):
             pitches = instrument.pitches
             self.instrument_label.setText(
                 f"Ready: {len(pitches)} note{'s' if len(pitches) != 1 else ''} from "
-                f"{note_name(pitches[0])} to "
-                f"{note_name(pitches[-1])}. Play it from the MIDI keyboard, or export it.")
+                f"{pitch_name(pitches[0])} to "
+                f"{pitch_name(pitches[-1])}. Play it from the MIDI keyboard, or export it.")
             self._update_buttons()
             self.say(f"{self.title}: the morph instrument is ready")
             self.instrument_ready.emit(instrument)

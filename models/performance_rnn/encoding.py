@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from models.sequence import Note, NoteSequence
+from models.sequence import Note, NoteSequence, pitch_class
 
 ENCODING_VERSION = 1
 
@@ -55,8 +55,6 @@ CONTROL_SIZE = 1 + NUM_DENSITY_BINS + NOTES_PER_OCTAVE
 
 _VELOCITY_BIN_SIZE = int(math.ceil(127 / NUM_VELOCITY_BINS))  # 4, as note_seq
 
-PITCH_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
-_FLAT_NAMES = {"Db": 1, "Eb": 3, "Gb": 6, "Ab": 8, "Bb": 10, "Cb": 11, "Fb": 4, "E#": 5, "B#": 0}
 
 
 # ------------------------------------------------------------------------------ events
@@ -360,12 +358,11 @@ def key_histogram(name: str) -> np.ndarray:
         raise ValueError("empty key name")
     tonic_name = parts[0][0].upper() + parts[0][1:]
     mode = parts[1].lower() if len(parts) > 1 else "major"
-    if tonic_name in PITCH_NAMES:
-        tonic = PITCH_NAMES.index(tonic_name)
-    elif tonic_name in _FLAT_NAMES:
-        tonic = _FLAT_NAMES[tonic_name]
-    else:
-        raise ValueError(f"unknown key '{name}' (e.g. 'C major', 'F# minor', 'Bb major')")
+    try:
+        tonic = pitch_class(tonic_name)
+    except ValueError:
+        raise ValueError(f"unknown key '{name}' (e.g. 'C major', 'F# minor', 'Bb major')"
+                         ) from None
     if mode in ("major", "maj", "ionian"):
         degrees = [0, 2, 4, 5, 7, 9, 11]
     elif mode in ("minor", "min", "aeolian"):

@@ -222,8 +222,8 @@ def test_continue_without_a_primer_says_so_in_one_line(win):
 
 
 def test_key_names_are_what_the_encoding_accepts():
-    from app.jobs import KEY_NAMES
     from models.performance_rnn import encoding as enc
+    from models.sequence import KEY_NAMES
 
     assert len(KEY_NAMES) == 24
     tonics = {int(np.argmax(enc.key_histogram(k))) for k in KEY_NAMES}

@@ -136,3 +136,14 @@ def test_apply_sustain_without_pedal_changes_nothing() -> None:
     seq.control_changes.append(ControlChange(0.0, 64, 0))
     seq.control_changes.append(ControlChange(3.6, 64, 127))
     assert spans(seq.apply_sustain()) == spans(seq)
+
+
+def test_one_table_of_pitch_names() -> None:
+    from models.sequence import KEY_NAMES, pitch_class, pitch_name
+
+    assert pitch_name(60) == "C4" and pitch_name(61) == "C#4" and pitch_name(21) == "A0"
+    assert pitch_name(70, sharp="♯") == "A♯4"
+    assert [pitch_class(n) for n in ("C", "C#", "Db", "Bb", "B#", "Cb")] == [0, 1, 1, 10, 0, 11]
+    assert len(KEY_NAMES) == 24 and KEY_NAMES[1] == "Db major" and KEY_NAMES[13] == "C# minor"
+    with pytest.raises(ValueError):
+        pitch_class("H")
