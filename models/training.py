@@ -34,6 +34,7 @@ import shlex
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -416,7 +417,9 @@ def load_state(folder: Path, graph: Any, optimizer: Any) -> int:
     except (OSError, ValueError) as exc:
         raise CadenzaError(f"unreadable training state {path}: {exc}") from exc
     if weights is None:
-        load_weights(graph, folder)
+        with warnings.catch_warnings():  # the optimizer's variables come below, not from there
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            load_weights(graph, folder)
     else:
         try:
             graph.set_weights(weights)
