@@ -176,24 +176,12 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    # 1. The run: the one in the folder (resumed), a warm start from another folder, or new.
-    resuming = holds_run(out) and not start.fresh
-    source_architecture = None
-    if resuming:
-        history = read_history(out)
-        architecture, settings = _resumed_configs(recipe, out, start, history, say)
-        source: Path | None = out
-    elif start.init is not None:
-        history = new_history()
-        source = Path(start.init)
-        source_architecture = recipe.read_architecture(source)
-        architecture, settings = _warm_configs(recipe, start, source, source_architecture)
-    else:
-        history, source = new_history(), None
-        architecture, settings = start.architecture, start.settings
-    recipe.check(architecture, settings, source)
+    # 1. What to train: the run in the folder (resumed), a warm start, or a new run.
+    plan = _plan(recipe, out, start, say)
+    architecture, settings, history = plan.architecture, plan.settings, plan.history
+    recipe.check(architecture, settings, plan.source)
 
-    # 2. Data, model, optimizer, and where the run starts.
+    # 2. Data, model, optimizer, and the step the run starts at.
     data = recipe.load_data(architecture, settings, out, say)
     distribution = setup_distribution()
     if distribution:
@@ -203,24 +191,17 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
     graph = recipe.saved_graph(model)
     run: dict[str, Any] = {"command": command or " ".join(shlex.quote(a) for a in sys.argv),
                            "backend": keras.backend.backend()}
-    if source_architecture is not None:  # before compiling: no optimizer comes with it
-        run["init_from"] = str(start.init)
-        if architecture == source_architecture:
-            load_weights(graph, source)
-            run["init"] = "weights"
-        else:
-            recipe.transfer(model, Path(source), source_architecture, say)
-            run["init"] = "layers"
-        history["lineage"] = lineage(Path(source))
-        say(f"warm start from {start.init}: {run['init']}, fresh optimizer, step 0")
+    if plan.warm_from is not None:  # before compiling: no optimizer state comes with it
+        run.update(_warm_start(recipe, model, plan, say))
+        history["lineage"] = lineage(plan.warm_from)
     trainer = recipe.compile(model, settings, budget.steps)
     step = 0
-    if resuming:
+    if plan.resuming:
         step = load_state(out, graph, trainer.optimizer)
         trim_history(history, step)
         say(f"resuming {out} at step {step}")
     run.update(start_step=step, settings=config_to_dict(settings))
-    if step < budget.steps or not resuming:  # a rerun with nothing to do is not a run
+    if step < budget.steps or not plan.resuming:  # a rerun with nothing to do is not a run
         history["runs"].append(run)
     else:
         say(f"already trained for {step} steps (asked for {budget.steps})")
@@ -231,12 +212,18 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
     info = {**data, "params": int(graph.count_params()), "backend": keras.backend.backend(),
             "device": preferred_device(), "devices": distribution or "one device"}
 
+    def minutes() -> float:
+        return prior_minutes + (time.monotonic() - t0) / 60
+
     def checkpoint() -> None:
-        minutes = prior_minutes + (time.monotonic() - t0) / 60
-        history["checkpoints"].append({"step": step, **metrics, "minutes": round(minutes, 2),
-                                       "time": round(time.time(), 1)})
+        entry = {"step": step, **metrics, "minutes": round(minutes(), 2),
+                 "time": round(time.time(), 1)}
+        if history["checkpoints"] and history["checkpoints"][-1]["step"] == step:
+            history["checkpoints"][-1] = entry  # written again (after an interruption)
+        else:
+            history["checkpoints"].append(entry)
         card = recipe.card(architecture, settings, {
-            **info, "step": step, "minutes": minutes, "metrics": dict(metrics),
+            **info, "step": step, "minutes": minutes(), "metrics": dict(metrics),
             "commands": command_lines(history)})
         weights = graph.get_weights()
         export.set_weights(weights)
@@ -244,7 +231,7 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
                          export, card, history, weights, trainer.optimizer, step)
 
     # 3. Train: periods of steps, each ending with its mean metrics, validation and, when due,
-    # a checkpoint; the last step ends with a checkpoint whatever stopped the run.
+    # a checkpoint; the run ends with a checkpoint whatever stopped it (Ctrl-C included).
     progress = _Progress(budget.steps, enabled=bool(verbose) and sys.stderr.isatty())
     saved_at, saved_time, validated_at, out_of_time = step, time.monotonic(), -1, False
     batches = _Prefetch(recipe.batch, step, budget.steps)
@@ -268,12 +255,10 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
                 period.update(recipe.validate(model))
                 validated_at = step
             metrics.update(period)
-            seconds_per_step = (time.monotonic() - t_period) / (step - first)
-            history["log"].append({"step": step, **period, "minutes": round(
-                prior_minutes + (time.monotonic() - t0) / 60, 2)})
+            history["log"].append({"step": step, **period, "minutes": round(minutes(), 2)})
             progress.clear()
             say(f"step {step}/{budget.steps}: {_format(period)} "
-                f"({seconds_per_step:.2f} s/step)")
+                f"({(time.monotonic() - t_period) / (step - first):.2f} s/step)")
             due = ((budget.checkpoint_steps and step - saved_at >= budget.checkpoint_steps)
                    or (budget.checkpoint_minutes is not None
                        and time.monotonic() - saved_time >= budget.checkpoint_minutes * 60))
@@ -281,6 +266,12 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
                 checkpoint()
                 saved_at, saved_time = step, time.monotonic()
                 say(f"checkpoint at step {step}")
+    except KeyboardInterrupt:
+        progress.clear()
+        if step > saved_at:
+            checkpoint()
+        say(f"interrupted at step {step}" + (", checkpoint written" if step > saved_at else ""))
+        raise
     finally:
         batches.close()
     if out_of_time:
@@ -290,6 +281,44 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
     checkpoint()
     say(f"checkpoint at step {step}: {_format(metrics)}")
     return RunResult(out, step, metrics, data, time.monotonic() - t0)
+
+
+@dataclass
+class _Plan:
+    architecture: Any
+    settings: Any
+    history: dict[str, Any]
+    resuming: bool = False
+    source: Path | None = None  # where the architecture comes from (None: a new one)
+    warm_from: Path | None = None
+    warm_architecture: Any = None  # the warm start's own
+
+
+def _plan(recipe: Recipe, out: Path, start: Start, say: Log) -> _Plan:
+    if holds_run(out) and not start.fresh:
+        history = read_history(out)
+        architecture, settings = _resumed_configs(recipe, out, start, history, say)
+        return _Plan(architecture, settings, history, resuming=True, source=out)
+    if start.init is not None:
+        source = Path(start.init)
+        source_architecture = recipe.read_architecture(source)
+        architecture, settings = _warm_configs(recipe, start, source, source_architecture)
+        return _Plan(architecture, settings, new_history(), source=source, warm_from=source,
+                     warm_architecture=source_architecture)
+    return _Plan(start.architecture, start.settings, new_history())
+
+
+def _warm_start(recipe: Recipe, model: Any, plan: _Plan, say: Log) -> dict[str, Any]:
+    """The weights of the folder a warm start begins from: all of them for the same
+    architecture, else those the recipe's ``transfer`` copies. Returns the run's record."""
+    if plan.architecture == plan.warm_architecture:
+        load_weights(recipe.saved_graph(model), plan.warm_from)
+        init, what = "weights", "its weights"
+    else:
+        recipe.transfer(model, plan.warm_from, plan.warm_architecture, say)
+        init, what = "layers", "the layers that fit"
+    say(f"warm start from {plan.warm_from} ({what}), fresh optimizer, step 0")
+    return {"init_from": str(plan.warm_from), "init": init}
 
 
 def _resumed_configs(recipe: Recipe, out: Path, start: Start, history: dict[str, Any],

@@ -138,6 +138,13 @@ def test_the_time_budget_stops_with_a_checkpoint(piano: Path, tmp_path: Path) ->
         assert int(state["step"]) == 1
 
 
+def _state_step(out: Path) -> int:
+    if not (out / "train_state.npz").is_file():
+        return -1
+    with np.load(out / "train_state.npz") as state:
+        return int(state["step"])
+
+
 def _check_whole(out: Path) -> int:
     """Every file of a model folder reads, whatever moment the run was killed at; returns the
     step of the state a rerun resumes from."""
@@ -155,7 +162,7 @@ def _check_whole(out: Path) -> int:
 def test_a_killed_run_resumes_from_its_last_whole_checkpoint(piano: Path, tmp_path: Path) -> None:
     """``cadenza train`` killed (SIGKILL) at a random moment, twice, while it writes a
     checkpoint after every step: the folder always loads, and rerunning the command resumes
-    from the last checkpoint whose state was written."""
+    from the last checkpoint whose state was written. Stopped with Ctrl-C, it saves one."""
     out = tmp_path / "run"
     args = ["train", "performance", "--data", str(piano), "--out", str(out), "--config", "tiny",
             "--steps", "100000", "--checkpoint-steps", "1", "--val-windows", "2",
@@ -169,12 +176,8 @@ def test_a_killed_run_resumes_from_its_last_whole_checkpoint(piano: Path, tmp_pa
         deadline = time.monotonic() + 240
         before = stopped_at[-1] if stopped_at else 0
         try:
-            while time.monotonic() < deadline and proc.poll() is None:
-                state = out / "train_state.npz"
-                if state.is_file():
-                    with np.load(state) as saved:
-                        if int(saved["step"]) >= before + 3:
-                            break
+            while (time.monotonic() < deadline and proc.poll() is None
+                   and _state_step(out) < before + 3):
                 time.sleep(0.2)
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             time.sleep(rng.uniform(0.0, 0.6))
@@ -187,6 +190,21 @@ def test_a_killed_run_resumes_from_its_last_whole_checkpoint(piano: Path, tmp_pa
         on_disk = [c["step"] for c in history(out)["checkpoints"]]
         assert step <= on_disk[-1] <= step + 1  # the history may be a checkpoint ahead
         stopped_at.append(step)
+    # Ctrl-C: a checkpoint at the step it stopped at, then the CLI's exit code for it.
+    proc = subprocess.Popen(cadenza(*args), env=cadenza_env(), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while proc.poll() is None and _state_step(out) < stopped_at[-1] + 3:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    step = _check_whole(out)
+    assert f"interrupted at step {step}" in err  # with a checkpoint, or just after one
+    assert history(out)["checkpoints"][-1]["step"] == step
+    stopped_at.append(step)
     said: list[str] = []
     result = train_tiny(piano, out, stopped_at[-1] + 2, checkpoint_steps=1, log=said.append,
                         command="cadenza train performance again")
@@ -195,9 +213,9 @@ def test_a_killed_run_resumes_from_its_last_whole_checkpoint(piano: Path, tmp_pa
     steps = [c["step"] for c in saved["checkpoints"]]
     assert steps == sorted(set(steps)) and steps[-1] == stopped_at[-1] + 2
     runs = saved["runs"]
-    assert [r["start_step"] for r in runs] == [0, stopped_at[0], stopped_at[1]]
-    assert all(r["command"].startswith("cadenza train performance --data") for r in runs[:2])
-    assert runs[2]["command"] == "cadenza train performance again"
+    assert [r["start_step"] for r in runs] == [0, *stopped_at]
+    assert all(r["command"].startswith("cadenza train performance --data") for r in runs[:3])
+    assert runs[3]["command"] == "cadenza train performance again"
 
 
 def test_history_keeps_every_command_and_the_backend_it_ran_on(piano: Path,
