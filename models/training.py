@@ -171,6 +171,8 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
 
     from models.compute import preferred_device
 
+    if budget.period < 1:
+        raise CadenzaError(f"steps between reports must be positive, not {budget.period}")
     t0 = time.monotonic()
     say = log or (_print_line if verbose else _quiet)
     out = Path(out_dir)

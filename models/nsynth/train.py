@@ -212,6 +212,8 @@ def train(
     training settings ``settings`` or ``preset``'s. What is given must match a run that ``out``
     holds (``fresh`` starts over instead); with none of the three, a run is resumed as it is.
     """
+    if eval_every < 1:
+        raise CadenzaError(f"--eval-every must be positive, not {eval_every}")
     if preset is not None and preset not in CONFIGS:
         raise CadenzaError(f"unknown nsynth config '{preset}' (one of {', '.join(CONFIGS)})")
     given = config is not None or settings is not None or preset is not None
