@@ -51,13 +51,14 @@ def windows(batch: int, seq_len: int, note_state: bool
 def measure(config_name: str, steps: int, batch: int | None, seq_len: int | None) -> dict:
     import keras
 
-    from models.performance_rnn.model import build_model, get_config
+    from models.performance_rnn.model import build_model, get_config, get_training
     from models.performance_rnn.train import compile_model
 
-    config = get_config(config_name, batch_size=batch, seq_len=seq_len)
+    config = get_config(config_name)
+    settings = get_training(config_name, batch_size=batch, seq_len=seq_len)
     model = build_model(config)
-    compile_model(model)
-    x, y = windows(config.batch_size, config.seq_len, model.uses_notes)
+    compile_model(model, settings)
+    x, y = windows(settings.batch_size, settings.seq_len, model.uses_notes)
     t0 = time.perf_counter()
     model.keras_model.train_on_batch(x, y)
     first = time.perf_counter() - t0
@@ -72,10 +73,10 @@ def measure(config_name: str, steps: int, batch: int | None, seq_len: int | None
         "backend": keras.backend.backend(),
         "config": config.name,
         "layers": list(config.layers),
-        "batch": config.batch_size,
-        "seq_len": config.seq_len,
+        "batch": settings.batch_size,
+        "seq_len": settings.seq_len,
         "s_per_step_median": round(step, 3),
-        "train_events_per_s": round(config.batch_size * config.seq_len / step),
+        "train_events_per_s": round(settings.batch_size * settings.seq_len / step),
         "first_step_s": round(first, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

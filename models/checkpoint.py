@@ -118,7 +118,8 @@ def save_model_dir(
     name: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write config (and weights and card, when given) into ``directory``."""
+    """Write config (and weights and card, when given) into ``directory``, each file beside its
+    name and then renamed, so a reader never sees half a file."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {
@@ -136,7 +137,9 @@ def save_model_dir(
         keras_model.save_weights(str(tmp_w))
         tmp_w.replace(out / WEIGHTS_FILE)
     if card is not None:
-        (out / CARD_FILE).write_text(wrap_card(card))
+        tmp_c = out / (CARD_FILE + ".tmp")
+        tmp_c.write_text(wrap_card(card))
+        tmp_c.replace(out / CARD_FILE)
     return out
 
 

@@ -46,28 +46,28 @@ def register_train(train_sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from models.nsynth.model import CONFIGS
+    from models.nsynth.model import CONFIGS, TRAINING
     from models.nsynth.train import train
 
     if args.steps < 1:
         raise CadenzaError(f"--steps must be positive, not {args.steps}")
-    config = CONFIGS[args.config]()
     changes = {k: v for k, v in (("batch_size", args.batch_size), ("crop", args.crop),
                                  ("learning_rate", args.learning_rate)) if v is not None}
-    config = replace(config, **changes)
-    command = cli_command() or ""
     result = train(
-        args.data, args.out, config=config, steps=args.steps,
+        args.data, args.out, config=CONFIGS[args.config](),
+        settings=replace(TRAINING[args.config], **changes), steps=args.steps,
         checkpoint_seconds=60 * args.checkpoint_minutes, eval_every=args.eval_every,
-        seed=args.seed, fresh=args.fresh, log=_log, command=command,
+        seed=args.seed, fresh=args.fresh, log=_line, command=cli_command() or "",
         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
     )
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
     print(json.dumps({"step": result.step, "loss": round(result.loss, 4),
                       "val_loss": round(result.val_loss, 4),
                       "seconds": round(result.seconds, 1), "out": str(args.out)}))
     return 0
+
+
+def _line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------- morph

@@ -90,7 +90,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="steps between checkpoints and validation (200)")
     p.add_argument("--val-windows", type=int, default=64, help="validation windows (64)")
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="stop at the first checkpoint after this many minutes")
+                   help="stop (with a checkpoint) at the first step after this many minutes")
     p.add_argument("--workers", type=int, default=1, help="processes encoding MIDI (1)")
     p.add_argument("--seed", type=int, default=0,
                    help="random seed for the initial weights and the training windows (0)")

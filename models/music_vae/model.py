@@ -18,8 +18,9 @@ As in Magenta's ``music_vae`` (``lstm_models`` and ``base_model``):
   zeros, emits one embedding per bar; each embedding starts (``tanh(Dense(e))``) and conditions
   (concatenated to each input) the bottom decoder for that bar's 16 steps, whose first input is
   zeros. As bars do not feed each other, all bars decode in parallel.
-* **Loss**: per-sequence sum over steps of the cross entropy, plus
-  ``beta * max(KL - free_bits * ln 2, 0)`` with ``beta = (1 - beta_rate**step) * max_beta``.
+* **Loss** (training's, :mod:`models.music_vae.train`): per-sequence sum over steps of the
+  cross entropy, plus ``beta * max(KL - free_bits * ln 2, 0)`` with
+  ``beta = (1 - beta_rate**step) * max_beta``.
 
 * **Decoder input dropout** (training only, ``input_dropout``; Bowman et al. 2016, "word
   dropout"): a share of the decoder's previous-symbol inputs is replaced by zeros, so the decoder
@@ -51,7 +52,8 @@ CONVERTER_VERSION = 1
 
 @dataclass
 class MusicVAEConfig:
-    """Architecture, data and training settings; saved as ``config.json`` beside the weights."""
+    """The architecture (and the data it reads): all that rebuilding the networks needs; saved
+    as ``config.json`` beside the weights."""
 
     name: str = "melody-2bar"
     kind: str = "melody"  # "melody" or "drums"
@@ -64,6 +66,31 @@ class MusicVAEConfig:
     dec_rnn_size: tuple[int, ...] = (256, 256)
     conductor_rnn_size: tuple[int, ...] = (256,)
     z_size: int = 128
+    converter_version: int = CONVERTER_VERSION
+
+    @property
+    def num_steps(self) -> int:
+        return self.slice_bars * self.bar_steps
+
+    @property
+    def num_classes(self) -> int:
+        return conv.MELODY_CLASSES if self.kind == "melody" else conv.DRUM_CLASSES
+
+    def converter(self) -> conv.Converter:
+        return conv.Converter(self.kind, slice_bars=self.slice_bars)
+
+    def input_table(self) -> np.ndarray:
+        """[classes, input depth]: a symbol's input vector (one-hot; drums: the 9+1 roll)."""
+        if self.kind == "drums":
+            return conv.drum_roll_table()
+        return np.eye(self.num_classes, dtype=np.float32)
+
+
+@dataclass
+class MusicVAETraining:
+    """The loss, optimizer, schedules and data settings of training; saved with each run in
+    ``history.json`` (see :mod:`models.training`)."""
+
     free_bits: float = 0.0
     max_beta: float = 0.2
     beta_rate: float = 0.99999
@@ -85,91 +112,84 @@ class MusicVAEConfig:
     # the same material.
     train_hop: int = 0
     validation_fraction: float = 0.1
-    converter_version: int = CONVERTER_VERSION
-
-    @property
-    def num_steps(self) -> int:
-        return self.slice_bars * self.bar_steps
-
-    @property
-    def num_classes(self) -> int:
-        return conv.MELODY_CLASSES if self.kind == "melody" else conv.DRUM_CLASSES
-
-    def converter(self) -> conv.Converter:
-        return conv.Converter(self.kind, slice_bars=self.slice_bars)
-
-    def input_table(self) -> np.ndarray:
-        """[classes, input depth]: a symbol's input vector (one-hot; drums: the 9+1 roll)."""
-        if self.kind == "drums":
-            return conv.drum_roll_table()
-        return np.eye(self.num_classes, dtype=np.float32)
 
 
+A, T = MusicVAEConfig, MusicVAETraining
 # Magenta's configs (full) and CPU-sized ones (small) that train in about half an hour on two
-# cores; tiny ones for tests.
-CONFIGS: dict[str, dict[str, MusicVAEConfig]] = {
+# cores; tiny ones for tests. Each is an architecture and its training settings.
+CONFIGS: dict[str, dict[str, tuple[MusicVAEConfig, MusicVAETraining]]] = {
     "melody-2bar": {
         # cat-mel_2bar_big
-        "full": MusicVAEConfig(
-            name="melody-2bar", enc_rnn_size=(2048,), dec_rnn_size=(2048, 2048, 2048),
-            z_size=512, free_bits=0.0, max_beta=0.5, beta_rate=0.99999, batch_size=512),
-        "small": MusicVAEConfig(
-            name="melody-2bar", enc_rnn_size=(128,), dec_rnn_size=(128, 128), z_size=64,
-            free_bits=32.0, max_beta=0.2, beta_rate=0.9995, batch_size=64,
-            learning_rate=2e-3, decay_rate=0.9997),
-        "tiny": MusicVAEConfig(
-            name="melody-2bar", enc_rnn_size=(32,), dec_rnn_size=(32,), z_size=8,
-            free_bits=0.0, max_beta=0.2, beta_rate=0.99, batch_size=16, learning_rate=3e-3),
+        "full": (A(name="melody-2bar", enc_rnn_size=(2048,), dec_rnn_size=(2048, 2048, 2048),
+                   z_size=512),
+                 T(free_bits=0.0, max_beta=0.5, beta_rate=0.99999, batch_size=512)),
+        "small": (A(name="melody-2bar", enc_rnn_size=(128,), dec_rnn_size=(128, 128), z_size=64),
+                  T(free_bits=32.0, max_beta=0.2, beta_rate=0.9995, batch_size=64,
+                    learning_rate=2e-3, decay_rate=0.9997)),
+        "tiny": (A(name="melody-2bar", enc_rnn_size=(32,), dec_rnn_size=(32,), z_size=8),
+                 T(free_bits=0.0, max_beta=0.2, beta_rate=0.99, batch_size=16,
+                   learning_rate=3e-3)),
     },
     "drums-2bar": {
         # cat-drums_2bar_big sizes, free bits as in cat-drums_2bar_small
-        "full": MusicVAEConfig(
-            name="drums-2bar", kind="drums", enc_rnn_size=(2048,),
-            dec_rnn_size=(2048, 2048, 2048), z_size=512, free_bits=48.0, max_beta=0.2,
-            beta_rate=0.99999, batch_size=512),
-        "small": MusicVAEConfig(
-            name="drums-2bar", kind="drums", enc_rnn_size=(128,), dec_rnn_size=(128, 128),
-            z_size=64, free_bits=48.0, max_beta=0.2, beta_rate=0.9995, batch_size=64,
-            transpose_range=0, learning_rate=2e-3, decay_rate=0.9997),
-        "tiny": MusicVAEConfig(
-            name="drums-2bar", kind="drums", enc_rnn_size=(32,), dec_rnn_size=(32,),
-            z_size=8, free_bits=0.0, max_beta=0.2, beta_rate=0.99, batch_size=16,
-            transpose_range=0, learning_rate=3e-3),
+        "full": (A(name="drums-2bar", kind="drums", enc_rnn_size=(2048,),
+                   dec_rnn_size=(2048, 2048, 2048), z_size=512),
+                 T(free_bits=48.0, max_beta=0.2, beta_rate=0.99999, batch_size=512)),
+        "small": (A(name="drums-2bar", kind="drums", enc_rnn_size=(128,),
+                    dec_rnn_size=(128, 128), z_size=64),
+                  T(free_bits=48.0, max_beta=0.2, beta_rate=0.9995, batch_size=64,
+                    transpose_range=0, learning_rate=2e-3, decay_rate=0.9997)),
+        "tiny": (A(name="drums-2bar", kind="drums", enc_rnn_size=(32,), dec_rnn_size=(32,),
+                   z_size=8),
+                 T(free_bits=0.0, max_beta=0.2, beta_rate=0.99, batch_size=16,
+                   transpose_range=0, learning_rate=3e-3)),
     },
     "melody-16bar": {
         # hierdec-mel_16bar
-        "full": MusicVAEConfig(
-            name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(2048,),
-            conductor_rnn_size=(1024, 1024), dec_rnn_size=(1024, 1024, 1024), z_size=512,
-            free_bits=256.0, max_beta=0.2, beta_rate=0.0, batch_size=512),
+        "full": (A(name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(2048,),
+                   conductor_rnn_size=(1024, 1024), dec_rnn_size=(1024, 1024, 1024),
+                   z_size=512),
+                 T(free_bits=256.0, max_beta=0.2, beta_rate=0.0, batch_size=512)),
         # The hierarchical encoder (bars, then the bar sequence) in place of Magenta's flat
         # one: a flat [128] encoder read 256 steps too poorly (0.69 after 13,500 steps).
-        "small": MusicVAEConfig(
-            name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(128,),
-            enc_top_rnn_size=(128,), conductor_rnn_size=(128,), dec_rnn_size=(128,),
-            z_size=96, free_bits=256.0,
-            max_beta=0.2, beta_rate=0.9995, batch_size=64, learning_rate=2e-3,
-            decay_rate=0.9997),
-        "tiny": MusicVAEConfig(
-            name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(24,),
-            conductor_rnn_size=(24,), dec_rnn_size=(24,), z_size=8, free_bits=0.0,
-            max_beta=0.2, beta_rate=0.99, batch_size=8, learning_rate=3e-3),
+        "small": (A(name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(128,),
+                    enc_top_rnn_size=(128,), conductor_rnn_size=(128,), dec_rnn_size=(128,),
+                    z_size=96),
+                  T(free_bits=256.0, max_beta=0.2, beta_rate=0.9995, batch_size=64,
+                    learning_rate=2e-3, decay_rate=0.9997)),
+        "tiny": (A(name="melody-16bar", slice_bars=16, hierarchical=True, enc_rnn_size=(24,),
+                   conductor_rnn_size=(24,), dec_rnn_size=(24,), z_size=8),
+                 T(free_bits=0.0, max_beta=0.2, beta_rate=0.99, batch_size=8,
+                   learning_rate=3e-3)),
     },
 }
+del A, T
 
 
-def get_config(name: str, size: str = "small", **overrides: Any) -> MusicVAEConfig:
+def _preset(name: str, size: str) -> tuple[MusicVAEConfig, MusicVAETraining]:
     if name not in CONFIGS:
         raise CadenzaError(f"unknown MusicVAE model '{name}' (one of {', '.join(CONFIGS)})")
     if size not in CONFIGS[name]:
         raise CadenzaError(f"unknown config '{size}' for {name} "
                            f"(one of {', '.join(CONFIGS[name])})")
-    return replace(CONFIGS[name][size], **{k: v for k, v in overrides.items() if v is not None})
+    return CONFIGS[name][size]
 
 
-def beta_at(config: MusicVAEConfig, step: int) -> float:
+def get_config(name: str, size: str = "small", **overrides: Any) -> MusicVAEConfig:
+    """The architecture of model ``name`` in ``size``, with ``overrides`` (None: not given)."""
+    return replace(_preset(name, size)[0],
+                   **{k: v for k, v in overrides.items() if v is not None})
+
+
+def get_training(name: str, size: str = "small", **overrides: Any) -> MusicVAETraining:
+    """The training settings of model ``name`` in ``size``, with ``overrides``."""
+    return replace(_preset(name, size)[1],
+                   **{k: v for k, v in overrides.items() if v is not None})
+
+
+def beta_at(settings: MusicVAETraining, step: int) -> float:
     """Magenta's KL weight: ``(1 - beta_rate ** step) * max_beta``."""
-    return float((1.0 - config.beta_rate ** step) * config.max_beta)
+    return float((1.0 - settings.beta_rate ** step) * settings.max_beta)
 
 
 SAMPLING_SCHEDULES = ("constant", "inverse_sigmoid", "exponential")
@@ -181,9 +201,9 @@ def check_sampling_schedule(kind: str) -> None:
                            f"(one of {', '.join(SAMPLING_SCHEDULES)})")
 
 
-def sampling_probability(config: MusicVAEConfig, step: int) -> float:
+def sampling_probability(settings: MusicVAETraining, step: int) -> float:
     """Probability that a decoder input is the model's own choice at training ``step``."""
-    rate, kind = float(config.sampling_rate), config.sampling_schedule
+    rate, kind = float(settings.sampling_rate), settings.sampling_schedule
     check_sampling_schedule(kind)
     if rate <= 0.0:
         return 0.0
@@ -194,20 +214,22 @@ def sampling_probability(config: MusicVAEConfig, step: int) -> float:
     return float(1.0 - rate ** step)  # exponential
 
 
-def learning_rate_at(config: MusicVAEConfig, step: int) -> float:
-    return float((config.learning_rate - config.min_learning_rate) * config.decay_rate ** step
-                 + config.min_learning_rate)
+def learning_rate_at(settings: MusicVAETraining, step: int) -> float:
+    return float((settings.learning_rate - settings.min_learning_rate)
+                 * settings.decay_rate ** step + settings.min_learning_rate)
 
 
 class MusicVAENet:
     """The Keras layers and two graphs over them.
 
     ``keras_model``: (labels [B, T] int, eps [B, z], beta [B, 1], keep [B, T]) ->
-    {"logits": [B, T, C], "kl": [B, 2] (KL in nats, weighted KL cost)}, teacher forced; saved.
-    ``train_model``: what training fits. Without scheduled sampling it is ``keras_model``; with
-    it, a graph over the same layers (so the same variables) that takes a fifth input, ``own``
-    [B, T] (1 where the step's input is the decoder's own greedy choice at the step before),
-    and steps the decoder cells one symbol at a time. ``encoder_model``:
+    {"logits": [B, T, C], "kl": [B, 2] (KL in nats, and the KL weight beta for the loss)},
+    teacher forced; saved, and trained without scheduled sampling. ``scheduled_model``: what
+    training with scheduled sampling fits, a graph over the same layers (so the same variables)
+    that takes a fifth input, ``own`` [B, T] (1 where the step's input is the decoder's own
+    greedy choice at the step before), and steps the decoder cells one symbol at a time.
+    The free-bits KL cost is the training loss's (:mod:`models.music_vae.train`), so the graphs
+    depend on the architecture alone. ``encoder_model``:
     labels -> (mu, sigma). The decoder layers are also stepped one symbol at a time by
     :mod:`models.music_vae.generate` (keras.ops path and numpy fast path).
     """
@@ -244,7 +266,7 @@ class MusicVAENet:
         self.out_dense = L.Dense(c.num_classes, name="logits")
 
         self.keras_model, (labels, mu, sigma) = self._training_graph(scheduled=False)
-        self._train_model: Any = None
+        self._scheduled_model: Any = None
         self.encoder_model = keras.Model(labels, [mu, sigma], name="music_vae_encoder")
 
     def _training_graph(self, scheduled: bool) -> tuple[Any, tuple[Any, Any, Any]]:
@@ -267,21 +289,18 @@ class MusicVAENet:
         else:
             logits = self.decode_teacher_forced(x * keras.ops.expand_dims(keep, -1), z)
         kl = self.kl_divergence(mu, sigma)
-        free_nats = c.free_bits * math.log(2.0)
-        kl_cost = beta[:, 0] * keras.ops.maximum(kl - free_nats, 0.0)
-        kl_out = keras.ops.stack([kl, kl_cost], axis=-1)
+        kl_out = keras.ops.stack([kl, beta[:, 0]], axis=-1)
         model = keras.Model(inputs, {"logits": logits, "kl": kl_out},
                             name="music_vae_scheduled" if scheduled else "music_vae")
         return model, (labels, mu, sigma)
 
     @property
-    def train_model(self) -> Any:
-        """The graph training fits, built on first use (loading a model for the app never
-        builds the stepped graph)."""
-        if self._train_model is None:
-            self._train_model = (self._training_graph(scheduled=True)[0]
-                                 if self.config.sampling_rate > 0.0 else self.keras_model)
-        return self._train_model
+    def scheduled_model(self) -> Any:
+        """The stepped graph scheduled sampling trains, built on first use (loading a model for
+        the app never builds it)."""
+        if self._scheduled_model is None:
+            self._scheduled_model = self._training_graph(scheduled=True)[0]
+        return self._scheduled_model
 
     # ------------------------------------------------------------------ graph pieces
     def embed(self, labels: Any) -> Any:
@@ -417,7 +436,6 @@ class MusicVAENet:
 
 
 def build_model(config: MusicVAEConfig) -> MusicVAENet:
-    check_sampling_schedule(config.sampling_schedule)
     if config.kind not in ("melody", "drums"):
         raise CadenzaError(f"unknown MusicVAE data kind '{config.kind}'")
     if config.hierarchical and config.kind != "melody":

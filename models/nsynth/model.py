@@ -37,7 +37,7 @@ FAMILY = "nsynth"
 
 @dataclass
 class NSynthConfig:
-    """Every size of the model; saved with the weights (``config.json``)."""
+    """The architecture: every size of the model; saved with the weights (``config.json``)."""
 
     sample_rate: int = 16000
     hop: int = 512
@@ -55,11 +55,7 @@ class NSynthConfig:
     dec_cycle: int = 5
     dec_kernel: int = 3
     dec_base: int = 3
-    # training defaults
-    crop: int = 4096
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    note_seconds: float = 4.0
+    note_seconds: float = 4.0  # the length of a note the model encodes and generates
     # the decoder's pitch input (see the module docstring); taps are offsets around t - P
     pitch_lag: bool = False
     lag_taps: tuple[int, ...] = (-1, 0, 1)
@@ -103,8 +99,7 @@ def tiny_config() -> NSynthConfig:
     """For tests only: trains in seconds."""
     return NSynthConfig(
         enc_channels=8, enc_layers=4, enc_cycle=4, dec_channels=8, skip_channels=16,
-        dec_layers=4, dec_cycle=4, dec_kernel=2, dec_base=2, crop=1024, batch_size=4,
-        learning_rate=1e-2, pitch_lag=True,
+        dec_layers=4, dec_cycle=4, dec_kernel=2, dec_base=2, pitch_lag=True,
     )
 
 
@@ -114,11 +109,26 @@ def full_config() -> NSynthConfig:
         enc_channels=128, enc_layers=30, enc_cycle=10, enc_kernel=3,
         dec_channels=512, skip_channels=256, dec_layers=30, dec_cycle=10, dec_kernel=3,
         dec_base=2,
-        crop=6144, batch_size=32, learning_rate=2e-4,
     )
 
 
 CONFIGS = {"small": small_config, "full": full_config, "tiny": tiny_config}
+
+
+@dataclass
+class NSynthTraining:
+    """Training settings; saved with each run in ``history.json`` (see :mod:`models.training`)."""
+
+    crop: int = 4096  # samples per training crop, a multiple of the hop
+    batch_size: int = 8
+    learning_rate: float = 1e-3  # the peak of the warm-up and cosine decay
+
+
+TRAINING = {
+    "small": NSynthTraining(),
+    "full": NSynthTraining(crop=6144, batch_size=32, learning_rate=2e-4),
+    "tiny": NSynthTraining(crop=1024, batch_size=4, learning_rate=1e-2),
+}
 
 
 MAX_LAG_F0 = 30.0  # Hz: the lowest fundamental the pitch lag reaches back for

@@ -1,36 +1,38 @@
-"""Training the WaveNet autoencoder: random crops, teacher forcing, resumable.
+"""Training the WaveNet autoencoder: what the family gives the shared loop (:mod:`models.training`).
 
 Every step draws ``batch_size`` random crops of ``crop`` samples (a multiple of the hop) from the
 training notes, mostly from the held part, and minimises the cross-entropy of the 256-way mu-law
-prediction of every sample given the samples before it and the crop's own embedding. Validation
-loss is measured on a fixed set of crops from the validation split (unseen instruments).
-
-The output folder is a model folder (``config.json``, ``model.weights.h5``, ``MODEL_CARD.md``)
-plus ``train_state.npz`` (optimizer variables, step, random state, loss history): running the
-same command again resumes where it stopped. Checkpoints are written every
-``checkpoint_seconds`` and at the end. Works on any Keras backend; with several devices (JAX)
-it uses ``keras.distribution.DataParallel``.
+prediction of every sample given the samples before it and the crop's own embedding; the
+learning rate warms up, then follows a cosine to a tenth over the run's steps. Validation loss
+is measured every ``eval_every`` steps on a fixed set of crops from the validation split (unseen
+instruments). Resuming (``--fresh`` starts over instead; a run resumed with other settings is
+refused), checkpoints every ``checkpoint_seconds``, the time and step budget, history and the
+card's commands are the loop's.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from models.checkpoint import config_from_dict, read_model_dir, save_model_dir
+from models import training
 from models.errors import CadenzaError
 from models.nsynth.dataset import load_split, note_f0s, read_manifest
-from models.nsynth.model import FAMILY, NSynthConfig, lag_features, lag_period
+from models.nsynth.model import (
+    CONFIGS,
+    FAMILY,
+    TRAINING,
+    NSynthConfig,
+    NSynthTraining,
+    lag_features,
+    lag_period,
+)
 from models.nsynth.mulaw import mu_law_encode, scale_codes
-
-STATE_FILE = "train_state.npz"
 
 
 @dataclass
@@ -49,10 +51,9 @@ class _Notes:
     codes: np.ndarray
     periods: np.ndarray
 
-    def crops(self, rng: np.random.Generator, batch: int, config: NSynthConfig,
+    def crops(self, rng: np.random.Generator, batch: int, crop: int, config: NSynthConfig,
               max_start: int) -> tuple[object, np.ndarray]:
         """Random crops as the model's input (with their pitch lag) and the target codes."""
-        crop = config.crop
         idx = rng.integers(0, self.codes.shape[0], size=batch)
         hi = max(1, min(max_start, self.codes.shape[1] - crop) + 1)
         starts = rng.integers(0, hi, size=batch)
@@ -65,38 +66,127 @@ class _Notes:
         return (x, lag), codes
 
 
-def _batches(inputs: object, targets: np.ndarray, size: int) -> list[tuple[object, np.ndarray]]:
-    out = []
-    for i in range(0, len(targets), size):
-        part = (tuple(a[i:i + size] for a in inputs) if isinstance(inputs, tuple)
-                else inputs[i:i + size])  # type: ignore[index]
-        out.append((part, targets[i:i + size]))
-    return out
+def warmup_cosine(peak: float, steps: int) -> Any:
+    """The learning rate at a step: a linear warm-up over the first tenth of ``steps`` (at most
+    100), then a cosine from ``peak`` down to a tenth of it at ``steps``."""
+    import keras
+    from keras import ops
+
+    warm_steps = max(1, min(100, steps // 10))
+
+    class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step: Any) -> Any:
+            s = ops.cast(step, "float32")
+            frac = ops.minimum(1.0, s / max(1, steps))
+            warm = ops.minimum(1.0, (s + 1.0) / warm_steps)
+            return peak * warm * (0.1 + 0.9 * 0.5 * (1.0 + ops.cos(math.pi * frac)))
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+    return WarmupCosine()
 
 
-def _save_state(out: Path, optimizer: object, step: int, rng: np.random.Generator,
-                history: list[dict]) -> None:
-    arrays = {f"opt_{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)}  # type: ignore[attr-defined]
-    tmp = out / ("tmp-" + STATE_FILE)
-    with open(tmp, "wb") as f:
-        np.savez(f, step=np.int64(step), rng=np.array(json.dumps(rng.bit_generator.state)),
-                 history=np.array(json.dumps(history)), **arrays)
-    tmp.replace(out / STATE_FILE)
-
-
-def _card(config: NSynthConfig, data: Path, manifest: dict, step: int, loss: float,
-          val_loss: float, command: str) -> str:
-    notes = manifest.get("notes", [])
-    train = sum(1 for n in notes if n["split"] == "train")
+def _card(config: NSynthConfig, settings: NSynthTraining, info: dict[str, Any]) -> str:
+    metrics = info.get("metrics", {})
+    loss, val = metrics.get("loss", float("nan")), metrics.get("val_loss", float("nan"))
+    commands = "\n".join("    " + line for line in info.get("commands") or ["?"])
     return (
         "# NSynth WaveNet autoencoder\n\n"
-        f"Morph model (WaveNet autoencoder, 16-dim embedding every {config.hop} samples at "
-        f"{config.sample_rate} Hz), trained {step} steps.\n\n"
-        f"- data: {data} ({train} training / {len(notes) - train} validation notes; "
-        f"validation programs {manifest.get('valid_programs')})\n"
-        f"- training loss {loss:.4f}, validation loss {val_loss:.4f} (nats per sample)\n"
-        f"- command: `{command}`\n"
+        f"Morph model (WaveNet autoencoder, {config.latent_dim}-dim embedding every "
+        f"{config.hop} samples at {config.sample_rate} Hz), trained {info.get('step')} steps.\n\n"
+        f"- data: {info.get('data')} ({info.get('train_notes')} training / "
+        f"{info.get('val_notes')} validation notes; validation programs "
+        f"{info.get('valid_programs')})\n"
+        f"- batches of {settings.batch_size} crops of {settings.crop} samples; Adam, learning "
+        f"rate {settings.learning_rate:g} (warm-up, cosine decay), clip norm 1\n"
+        f"- training loss {loss:.4f}, validation loss {val:.4f} (nats per sample)\n"
+        f"- {info.get('minutes', 0):.1f} min on {info.get('device')} "
+        f"({info.get('backend')} backend)\n\n"
+        f"## Training\n\n{commands}\n"
     )
+
+
+class NSynthRecipe(training.Recipe):
+    """The WaveNet autoencoder's part of a training run (see :class:`models.training.Recipe`)."""
+
+    family = FAMILY
+    architecture_type = NSynthConfig
+    settings_type = NSynthTraining
+    strict_resume = True
+
+    def __init__(self, data: Path, val_crops: int = 16, seed: int = 0) -> None:
+        self.data, self.val_crops, self.seed = data, val_crops, seed
+
+    def check(self, architecture: NSynthConfig, settings: NSynthTraining,
+              source: Path | None) -> None:
+        if settings.crop % architecture.hop or settings.crop < architecture.hop:
+            raise CadenzaError(f"crop {settings.crop} must be a positive multiple of hop "
+                               f"{architecture.hop}")
+
+    def load_data(self, architecture: NSynthConfig, settings: NSynthTraining, out: Path,
+                  log: training.Log) -> dict[str, Any]:
+        manifest = read_manifest(self.data)
+
+        def notes(split: str) -> _Notes:
+            audio, records = load_split(self.data, split)
+            periods = np.zeros(len(records))
+            if architecture.pitch_lag and records:
+                log(f"pitch of the {split} notes (cached in {self.data})")
+                f0s = note_f0s(self.data, records, audio)
+                periods = np.array([lag_period(f, architecture.sample_rate) for f in f0s])
+            return _Notes(mu_law_encode(audio.astype(np.float32) / 32768.0), periods)
+
+        self.notes = notes("train")
+        if self.notes.codes.shape[0] == 0:
+            raise CadenzaError(f"{self.data} has no training notes")
+        valid = notes("valid")
+        self.architecture, self.settings = architecture, settings
+        # the held part and the start of the release: the quiet tail teaches little
+        self.max_start = int(architecture.sample_rate * 3.5) - settings.crop
+        inputs, codes = (valid if valid.codes.shape[0] else self.notes).crops(
+            np.random.default_rng(12345), self.val_crops, settings.crop, architecture,
+            self.max_start)
+        self.val = (inputs, codes.astype(np.int32))
+        records = manifest.get("notes", [])
+        train_notes = sum(1 for n in records if n["split"] == "train")
+        return {"data": str(self.data), "train_notes": train_notes,
+                "val_notes": len(records) - train_notes,
+                "valid_programs": manifest.get("valid_programs")}
+
+    def build(self, architecture: NSynthConfig, settings: NSynthTraining) -> Any:
+        from models.nsynth.model import build_model
+
+        return build_model(architecture)
+
+    def saved_graph(self, model: Any) -> Any:
+        return model
+
+    def compile(self, model: Any, settings: NSynthTraining, steps: int) -> Any:
+        import keras
+
+        optimizer = keras.optimizers.Adam(learning_rate=warmup_cosine(settings.learning_rate,
+                                                                      steps), clipnorm=1.0)
+        model.compile(optimizer=optimizer,
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        optimizer.build(model.trainable_variables)
+        return model
+
+    def batch(self, step: int) -> tuple[Any, Any]:
+        inputs, codes = self.notes.crops(np.random.default_rng((self.seed, step)),
+                                         self.settings.batch_size, self.settings.crop,
+                                         self.architecture, self.max_start)
+        return inputs, codes.astype(np.int32)
+
+    def validate(self, model: Any) -> dict[str, Any]:
+        inputs, codes = self.val
+        logs = model.evaluate(inputs, codes, batch_size=self.settings.batch_size, verbose=0,
+                              return_dict=True)
+        return {"val_loss": float(logs["loss"])}
+
+    def card(self, architecture: NSynthConfig, settings: NSynthTraining,
+             info: dict[str, Any]) -> str:
+        return _card(architecture, settings, info)
 
 
 def train(
@@ -112,141 +202,31 @@ def train(
     log: Callable[[str], None] | None = None,
     command: str = "",
     max_seconds: float | None = None,
+    settings: NSynthTraining | None = None,
+    preset: str | None = None,
+    verbose: int = 1,
 ) -> TrainResult:
-    """Train (or resume) into ``out``; returns the final step and losses."""
-    import keras
+    """Train (or resume) into ``out``; returns the final step and losses.
 
-    data, out = Path(data), Path(out)
-    manifest = read_manifest(data)
-    out.mkdir(parents=True, exist_ok=True)
-    state_path = out / STATE_FILE
-    resuming = state_path.is_file() and (out / "config.json").is_file() and not fresh
-    if resuming:
-        saved = config_from_dict(NSynthConfig, read_model_dir(out)["config"])
-        if config is not None and asdict(config) != asdict(saved):
-            raise CadenzaError(
-                f"{out} holds a run with a different config; pass --fresh to start over "
-                "or use another --out"
-            )
-        config = saved
-    config = config or NSynthConfig()
-    if config.crop % config.hop or config.crop < config.hop:
-        raise CadenzaError(f"crop {config.crop} must be a positive multiple of hop {config.hop}")
-
-    def notes(split: str) -> _Notes:
-        audio, records = load_split(data, split)
-        periods = np.zeros(len(records))
-        if config.pitch_lag and records:
-            if log:
-                log(f"pitch of the {split} notes (cached in {data})")
-            f0s = note_f0s(data, records, audio)
-            periods = np.array([lag_period(f, config.sample_rate) for f in f0s])
-        return _Notes(mu_law_encode(audio.astype(np.float32) / 32768.0), periods)
-
-    train_notes = notes("train")
-    if train_notes.codes.shape[0] == 0:
-        raise CadenzaError(f"{data} has no training notes")
-    valid_notes = notes("valid")
-    # the held part and the start of the release: the quiet tail teaches little
-    max_start = int(config.sample_rate * 3.5) - config.crop
-    val_rng = np.random.default_rng(12345)
-    val_inputs, val_codes = (valid_notes if valid_notes.codes.shape[0] else train_notes).crops(
-        val_rng, val_crops, config, max_start)
-    val_batches = _batches(val_inputs, val_codes.astype(np.int32), config.batch_size)
-
-    from models.training import setup_distribution
-
-    setup_distribution()
-
-    from models.nsynth.model import build_model
-
-    keras.utils.set_random_seed(seed)  # the same seed, the same initial weights
-    model = build_model(config)
-    if resuming:
-        from models.checkpoint import load_weights
-
-        load_weights(model, out)  # before compile: the file holds no optimizer
-    optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=1.0)
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    rng = np.random.default_rng(seed)
-    history: list[dict] = []
-    step = 0
-    if resuming:
-        optimizer.build(model.trainable_variables)
-        with np.load(state_path, allow_pickle=False) as st:
-            step = int(st["step"])
-            rng.bit_generator.state = json.loads(str(st["rng"]))
-            history = json.loads(str(st["history"]))
-            variables = optimizer.variables
-            saved_vars = [st[f"opt_{i}"] for i in range(len(variables)) if f"opt_{i}" in st]
-            if len(saved_vars) != len(variables):
-                raise CadenzaError(f"{state_path} does not fit this optimizer; use --fresh")
-            for var, value in zip(variables, saved_vars, strict=True):
-                var.assign(value)
-        if log:
-            log(f"resuming {out} at step {step}")
-
-    def lr_at(s: int) -> float:
-        frac = min(1.0, s / max(1, steps))
-        warm = min(1.0, (s + 1) / max(1, min(100, steps // 10)))
-        return config.learning_rate * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-
-    def val_loss_now() -> float:
-        return float(np.mean([float(model.test_on_batch(x, y)) for x, y in val_batches]))
-
-    started = time.perf_counter()
-    last_ckpt = started
-    loss_avg = float(history[-1]["loss"]) if history else float("nan")
-    val = float(history[-1]["val_loss"]) if history else float("nan")
-    tty = sys.stderr.isatty()
-
-    export = build_model(config)  # uncompiled: its weights file holds no optimizer state
-
-    def checkpoint() -> None:
-        export.set_weights(model.get_weights())
-        save_model_dir(out, FAMILY, config, export,
-                       card=_card(config, data, manifest, step, loss_avg, val, command))
-        _save_state(out, optimizer, step, rng, history)
-
-    step_times: list[float] = []
-    recent: list[float] = []
-    try:
-        while step < steps:
-            if max_seconds is not None and time.perf_counter() - started > max_seconds:
-                break
-            t0 = time.perf_counter()
-            optimizer.learning_rate = lr_at(step)
-            inputs, codes = train_notes.crops(rng, config.batch_size, config, max_start)
-            loss = float(model.train_on_batch(inputs, codes.astype(np.int32)))
-            if not math.isfinite(loss):
-                raise CadenzaError(f"training diverged at step {step} (loss {loss})")
-            step += 1
-            recent.append(loss)
-            loss_avg = float(np.mean(recent[-eval_every:]))
-            step_times.append(time.perf_counter() - t0)
-            if step % eval_every == 0 or step == steps:
-                val = val_loss_now()
-                history.append({"step": step, "loss": round(loss_avg, 4),
-                                "val_loss": round(val, 4),
-                                "seconds": round(time.perf_counter() - started, 1)})
-            if log and (tty or step % 10 == 0 or step == steps):
-                sec = float(np.mean(step_times[-20:]))
-                eta = (steps - step) * sec
-                bar = "#" * int(20 * step / steps)
-                log(f"step {step}/{steps} [{bar:<20}] loss {loss_avg:.3f} val {val:.3f} "
-                    f"{sec:.2f} s/step ETA {eta / 60:.0f} min")
-            if time.perf_counter() - last_ckpt > checkpoint_seconds:
-                checkpoint()
-                last_ckpt = time.perf_counter()
-    finally:
-        if step > 0:
-            if not history or history[-1]["step"] != step:
-                val = val_loss_now()
-                history.append({"step": step, "loss": round(loss_avg, 4),
-                                "val_loss": round(val, 4),
-                                "seconds": round(time.perf_counter() - started, 1)})
-            checkpoint()
-    return TrainResult(step, loss_avg, val, time.perf_counter() - started, history)
+    The architecture is ``config`` or ``preset``'s (small, full, tiny; default small), the
+    training settings ``settings`` or ``preset``'s. What is given must match a run that ``out``
+    holds (``fresh`` starts over instead); with none of the three, a run is resumed as it is.
+    """
+    if eval_every < 1:
+        raise CadenzaError(f"--eval-every must be positive, not {eval_every}")
+    if preset is not None and preset not in CONFIGS:
+        raise CadenzaError(f"unknown nsynth config '{preset}' (one of {', '.join(CONFIGS)})")
+    given = config is not None or settings is not None or preset is not None
+    architecture = config or CONFIGS[preset or "small"]()
+    settings = settings or TRAINING[preset or "small"]
+    asked = {**asdict(architecture), **asdict(settings)} if given else {}
+    start = training.Start(architecture, settings, asked, fresh=fresh)
+    budget = training.Budget(steps=steps, period=eval_every,
+                             checkpoint_minutes=checkpoint_seconds / 60,
+                             max_minutes=None if max_seconds is None else max_seconds / 60)
+    run = training.train(NSynthRecipe(Path(data), val_crops, seed), out, start, budget,
+                         seed=seed, command=command or None, log=log or (lambda s: None),
+                         verbose=verbose)
+    return TrainResult(run.step, float(run.metrics.get("loss", math.nan)),
+                       float(run.metrics.get("val_loss", math.nan)), run.seconds,
+                       training.read_history(Path(out))["log"])

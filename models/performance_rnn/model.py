@@ -26,44 +26,61 @@ FAMILY = "performance"
 
 @dataclass
 class PerformanceConfig:
-    """Architecture and training defaults; saved as ``config.json`` beside the weights."""
+    """The architecture: all that rebuilding the network needs; saved as ``config.json``."""
 
     name: str = "full"
     layers: tuple[int, ...] = (512, 512, 512)
     num_classes: int = enc.NUM_CLASSES
     control_size: int = enc.CONTROL_SIZE
     encoding_version: int = enc.ENCODING_VERSION
-    dropout: float = 0.0
+    # Width of the note-state projection (0: none, Magenta's inputs only); see ``notes``.
+    note_features: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PerformanceTraining:
+    """Training settings; saved with each run in ``history.json`` (see :mod:`models.training`)."""
+
+    batch_size: int = 64
+    seq_len: int = 512
     learning_rate: float = 1e-3
     lr_decay: float = 1.0  # the learning rate is multiplied by this every step (1.0: constant)
     clip_norm: float = 3.0
-    batch_size: int = 64
-    seq_len: int = 512
+    dropout: float = 0.0  # the LSTMs' input dropout
     cond_drop: float = 0.5  # fraction of training windows with conditioning switched off
     transpose: int = 3
     stretch: float = 0.05
     validation_fraction: float = 0.1
-    # Width of the note-state projection (0: none, Magenta's inputs only); see ``notes``.
-    note_features: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 CONFIGS: dict[str, PerformanceConfig] = {
     # Magenta's multiconditioned_performance_with_dynamics: 3 x 512, batch 64, 512 events.
     "full": PerformanceConfig(note_features=64),
     # Sized for a laptop CPU: trains in an hour, generates thousands of events/s at batch 1.
-    "small": PerformanceConfig(name="small", layers=(256, 256), batch_size=32, seq_len=256,
-                               learning_rate=2e-3, note_features=64),
+    "small": PerformanceConfig(name="small", layers=(256, 256), note_features=64),
     # For tests only.
-    "tiny": PerformanceConfig(name="tiny", layers=(32,), batch_size=8, seq_len=64,
-                              note_features=8),
+    "tiny": PerformanceConfig(name="tiny", layers=(32,), note_features=8),
+}
+TRAINING: dict[str, PerformanceTraining] = {
+    "full": PerformanceTraining(),
+    "small": PerformanceTraining(batch_size=32, seq_len=256, learning_rate=2e-3),
+    "tiny": PerformanceTraining(batch_size=8, seq_len=64),
 }
 
 
 def get_config(name: str, **overrides: Any) -> PerformanceConfig:
+    """The architecture ``name`` (full, small, tiny), with ``overrides`` (None: not given)."""
     if name not in CONFIGS:
         raise CadenzaError(f"unknown performance config '{name}' (one of {', '.join(CONFIGS)})")
     return replace(CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def get_training(name: str, **overrides: Any) -> PerformanceTraining:
+    """The training settings of config ``name``, with ``overrides`` (None: not given)."""
+    if name not in TRAINING:
+        raise CadenzaError(f"unknown performance config '{name}' (one of {', '.join(TRAINING)})")
+    return replace(TRAINING[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
 class PerformanceModel:
@@ -76,13 +93,13 @@ class PerformanceModel:
     when ``config.note_features > 0``.
     """
 
-    def __init__(self, config: PerformanceConfig) -> None:
+    def __init__(self, config: PerformanceConfig, dropout: float = 0.0) -> None:
         import keras
 
         self.config = config
         self.lstms = [
             keras.layers.LSTM(units, return_sequences=True, return_state=True,
-                              dropout=config.dropout, name=f"lstm_{i}")
+                              dropout=dropout, name=f"lstm_{i}")
             for i, units in enumerate(config.layers)
         ]
         self.dense = keras.layers.Dense(config.num_classes, name="logits")
@@ -202,12 +219,15 @@ class PerformanceModel:
         return int(self.keras_model.count_params())
 
 
-def build_model(config: PerformanceConfig) -> PerformanceModel:
-    return PerformanceModel(config)
+def build_model(config: PerformanceConfig, dropout: float = 0.0) -> PerformanceModel:
+    """A network of the architecture ``config`` with fresh weights (``dropout``: the LSTMs'
+    input dropout, a training setting)."""
+    return PerformanceModel(config, dropout)
 
 
 def read_config(directory: str | Path) -> PerformanceConfig:
-    """The config of a performance model folder (CadenzaError for another family or encoding)."""
+    """The architecture of a performance model folder (CadenzaError for another family or
+    encoding); an older config.json's training settings are left out."""
     payload = read_model_dir(directory)
     if payload["family"] != FAMILY:
         raise CadenzaError(f"{directory} holds a '{payload['family']}' model, not '{FAMILY}'")

@@ -1,50 +1,39 @@
-"""Training: ``keras.Model.fit`` on streamed windows, resumable, on any Keras backend.
+"""Training a PerformanceRNN: what the family gives the shared loop (:mod:`models.training`).
 
-The output folder is a model folder (config.json, model.weights.h5, MODEL_CARD.md, see
-:mod:`models.checkpoint`) plus ``train_state.npz`` (optimizer variables, including the step
-counter) and ``history.json``; the encoded-event cache lives in ``OUT/cache``. Rerunning with
-the same output folder continues from the last checkpoint, which is written every
-``checkpoint_steps`` steps (and when a time limit stops the run).
+Windows of ``seq_len`` events are drawn from the training files (augmented: transposed,
+stretched, conditioning dropped for some), and the loss is the cross entropy of each next event;
+validation is the NLL of fixed windows of the held-out pieces. The encoded-event cache lives in
+``OUT/cache``. Resuming, checkpoints, the time and step budget, history and the card's commands
+are the loop's; ``--init`` warm starts, and with another ``--note-features`` copies the layers
+(:func:`copy_weights`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import shlex
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from models.checkpoint import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    config_from_dict,
-    load_weights,
-    save_model_dir,
-)
+import numpy as np
+
+from models import training
+from models.checkpoint import load_weights
 from models.errors import CadenzaError
 from models.performance_rnn import data as data_lib
 from models.performance_rnn.model import (
     FAMILY,
     PerformanceConfig,
     PerformanceModel,
+    PerformanceTraining,
     build_model,
     get_config,
+    get_training,
     read_config,
 )
-from models.training import (
-    load_optimizer_state,
-    save_optimizer_state,
-    setup_distribution,
-)
-
-STATE_FILE = "train_state.npz"
-HISTORY_FILE = "history.json"
 
 
 @dataclass
@@ -60,35 +49,22 @@ class TrainResult:
     seconds: float
 
 
-def compile_model(model: PerformanceModel) -> None:
+def compile_model(model: PerformanceModel, settings: PerformanceTraining) -> None:
+    """Adam (clipped; with ``lr_decay`` < 1 the rate decays every step) on the next event's
+    cross entropy; the optimizer is built, so its state can be restored."""
     import keras
 
-    config = model.config
-    rate: Any = config.learning_rate
-    if config.lr_decay < 1.0:
+    rate: Any = settings.learning_rate
+    if settings.lr_decay < 1.0:
         rate = keras.optimizers.schedules.ExponentialDecay(
-            config.learning_rate, decay_steps=1, decay_rate=config.lr_decay)
-    optimizer = keras.optimizers.Adam(learning_rate=rate, clipnorm=config.clip_norm)
+            settings.learning_rate, decay_steps=1, decay_rate=settings.lr_decay)
+    optimizer = keras.optimizers.Adam(learning_rate=rate, clipnorm=settings.clip_norm)
     model.keras_model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
     )
     optimizer.build(model.keras_model.trainable_variables)
-
-
-def save_state(model: PerformanceModel, out_dir: Path) -> None:
-    save_optimizer_state(model.keras_model.optimizer, out_dir / STATE_FILE)
-
-
-def load_state(model: PerformanceModel, out_dir: Path) -> None:
-    load_optimizer_state(model.keras_model.optimizer, out_dir / STATE_FILE)
-
-
-def current_step(model: PerformanceModel) -> int:
-    from keras import ops
-
-    return int(ops.convert_to_numpy(model.keras_model.optimizer.iterations))
 
 
 def copy_weights(source: PerformanceModel, target: PerformanceModel) -> None:
@@ -110,6 +86,84 @@ def copy_weights(source: PerformanceModel, target: PerformanceModel) -> None:
     target.dense.set_weights(source.dense.get_weights())
 
 
+class PerformanceRecipe(training.Recipe):
+    """PerformanceRNN's part of a training run (see :class:`models.training.Recipe`)."""
+
+    family = FAMILY
+    architecture_type = PerformanceConfig
+    settings_type = PerformanceTraining
+
+    def __init__(self, data_dir: str | Path, val_windows: int = 64, workers: int = 1,
+                 seed: int = 0) -> None:
+        self.data_dir, self.val_windows, self.workers, self.seed = (
+            data_dir, val_windows, workers, seed)
+
+    def read_architecture(self, folder: Path) -> PerformanceConfig:
+        return read_config(folder)
+
+    def check(self, architecture: PerformanceConfig, settings: PerformanceTraining,
+              source: Path | None) -> None:
+        if not 0.0 < settings.lr_decay <= 1.0:
+            raise CadenzaError(f"--lr-decay must be above 0 and at most 1, not {settings.lr_decay}")
+        if architecture.note_features < 0:
+            raise CadenzaError(f"--note-features must be 0 or more, not "
+                               f"{architecture.note_features}")
+
+    def load_data(self, architecture: PerformanceConfig, settings: PerformanceTraining,
+                  out: Path, log: training.Log) -> dict[str, Any]:
+        files = data_lib.find_midi_files(self.data_dir)
+        if len(files) < 2:
+            raise CadenzaError(f"need at least two MIDI files in {self.data_dir}, "
+                               f"found {len(files)}")
+        train_files, val_files = data_lib.split_by_piece(files, self.data_dir,
+                                                         settings.validation_fraction)
+        val_set, t_val = data_lib.timed_load(val_files, out / "cache", self.workers)
+        train_set, t_train = data_lib.timed_load(train_files, out / "cache", self.workers)
+        log(f"data: {len(train_set.names)} train files ({train_set.total_events} events), "
+            f"{len(val_set.names)} validation files ({val_set.total_events} events), "
+            f"loaded in {t_val + t_train:.1f} s")
+        notes = architecture.note_features > 0
+        self.batch_size = settings.batch_size
+        self.sampler = data_lib.WindowSampler(
+            train_set, settings.seq_len, data_lib.Augment(settings.transpose, settings.stretch),
+            cond_drop=settings.cond_drop, seed=self.seed, note_state=notes)
+        self.val = data_lib.fixed_windows(val_set, settings.seq_len, self.val_windows,
+                                          note_state=notes)
+        return {"data": str(self.data_dir), "train_files": len(train_set.names),
+                "val_files": len(val_set.names), "train_events": train_set.total_events,
+                "val_events": val_set.total_events, "val_windows": self.val_windows}
+
+    def build(self, architecture: PerformanceConfig,
+              settings: PerformanceTraining) -> PerformanceModel:
+        return build_model(architecture, settings.dropout)
+
+    def transfer(self, model: PerformanceModel, source: Path,
+                 source_architecture: PerformanceConfig, log: training.Log) -> None:
+        start = build_model(source_architecture)
+        load_weights(start.keras_model, source)
+        copy_weights(start, model)
+        log(f"note-state input {source_architecture.note_features} -> "
+            f"{model.config.note_features}: new inputs start at zero weight, so the warm start "
+            "begins as the old model")
+
+    def compile(self, model: PerformanceModel, settings: PerformanceTraining, steps: int) -> Any:
+        compile_model(model, settings)
+        return model.keras_model
+
+    def batch(self, step: int) -> tuple[Any, Any]:
+        return self.sampler.batch(self.batch_size, np.random.default_rng((self.seed, step)))
+
+    def validate(self, model: PerformanceModel) -> dict[str, Any]:
+        x, y = self.val
+        logs = model.keras_model.evaluate(x, y, batch_size=self.batch_size, verbose=0,
+                                          return_dict=True)
+        return {"val_nll": float(logs["loss"]), "val_acc": float(logs["acc"])}
+
+    def card(self, architecture: PerformanceConfig, settings: PerformanceTraining,
+             info: dict[str, Any]) -> str:
+        return model_card(architecture, settings, info)
+
+
 def note_state_text(config: PerformanceConfig) -> str:
     if not config.note_features:
         return ""
@@ -118,8 +172,10 @@ def note_state_text(config: PerformanceConfig) -> str:
             f"only to sounding pitches (`models/performance_rnn/notes.py`).")
 
 
-def model_card(config: PerformanceConfig, info: dict[str, Any]) -> str:
-    val = info.get("val_nll")
+def model_card(config: PerformanceConfig, settings: PerformanceTraining,
+               info: dict[str, Any]) -> str:
+    metrics = info.get("metrics", {})
+    val, loss = metrics.get("val_nll"), metrics.get("loss")
     val_text = f"{val:.3f}" if isinstance(val, float) else "not measured yet"
     return f"""# PerformanceRNN ({config.name}): Continue
 
@@ -145,25 +201,25 @@ performances of a piece on one side).
 Because of the ASAP part this model and its outputs inherit CC BY-NC-SA 4.0: non-commercial,
 share-alike.
 
-Augmentation: transposition by up to +-{config.transpose} semitones and time stretch by
-{1 - config.stretch:.2f}..{1 + config.stretch:.2f}; conditioning switched off for
-{config.cond_drop:.0%} of training windows (Magenta's optional conditioning).
+Augmentation: transposition by up to +-{settings.transpose} semitones and time stretch by
+{1 - settings.stretch:.2f}..{1 + settings.stretch:.2f}; conditioning switched off for
+{settings.cond_drop:.0%} of training windows (Magenta's optional conditioning).
 
 ## Training
 
 {chr(10).join('    ' + line for line in info.get('commands') or ['?'])}
 
 Backend {info.get('backend', '?')}, {info.get('devices', '?')}. Steps: {info.get('step', '?')}
-(batch {config.batch_size} x {config.seq_len} events), Adam lr {config.learning_rate}{
-    f' x {config.lr_decay} per step' if config.lr_decay < 1.0 else ''},
-gradient clip norm {config.clip_norm}; wall time {info.get('minutes', '?')} min.
+(batch {settings.batch_size} x {settings.seq_len} events), Adam lr {settings.learning_rate}{
+    f' x {settings.lr_decay} per step' if settings.lr_decay < 1.0 else ''},
+gradient clip norm {settings.clip_norm}; wall time {info.get('minutes', 0):.1f} min.
 
 ## Metrics
 
 - Validation NLL: **{val_text} nats/event** (teacher forcing on {info.get('val_windows', '?')}
-  windows of {config.seq_len} events from the held-out pieces, each from a zero state,
+  windows of {settings.seq_len} events from the held-out pieces, each from a zero state,
   conditioning off). Magenta's 3 x 512 model reaches about 1.97 on its (larger) data.
-- Final training loss: {info.get('train_loss', '?')}.
+- Final training loss: {f'{loss:.4f}' if isinstance(loss, float) else '?'}.
 
 `cadenza evaluate performance --data DIR --model PATH` measures whole files (state carried
 across each file, conditioning off, since Magenta's controls describe the upcoming window).
@@ -174,23 +230,6 @@ Piano only (one instrument, no pedal events: pedal is baked into note lengths). 
 for a limited time, so it is weaker than Magenta's released model; it can drift or repeat over
 long continuations.
 """
-
-
-def command_lines(history: dict[str, Any]) -> list[str]:
-    """The commands that made a model folder, in order: those of the folder a warm start began
-    from (``lineage``), then this folder's runs, each resumed or warm-started one marked; a run
-    on another backend than TensorFlow (the default) is prefixed with its ``KERAS_BACKEND``."""
-    lines = []
-    for run in [*history.get("lineage", []), *history.get("runs", [])]:
-        backend = run.get("backend", "tensorflow")
-        env = "" if backend == "tensorflow" else f"KERAS_BACKEND={backend} "
-        note = ""
-        if run.get("init_from"):
-            note = f"  # warm start from {run['init_from']} (fresh optimizer, step 0)"
-        elif run.get("start_step"):
-            note = f"  # resumed at step {run['start_step']}"
-        lines.append(f"{env}{run.get('command', '?')}{note}")
-    return lines
 
 
 def train(
@@ -213,7 +252,8 @@ def train(
     init_from: str | Path | None = None,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> TrainResult:
-    """Train (or continue training) a PerformanceRNN; see the module notes.
+    """Train (or continue training) a PerformanceRNN into ``out_dir``: a checkpoint and
+    validation every ``checkpoint_steps`` steps; see :func:`models.training.train`.
 
     ``init_from``: a performance model folder whose architecture and weights a new run starts
     from (a warm start: fresh optimizer, step 0, so a decaying learning rate starts again from
@@ -222,150 +262,25 @@ def train(
     folder's, the layers are copied and the new note-state inputs start at zero weight
     (:func:`copy_weights`).
     """
-    import keras
-
-    if lr_decay is not None and not 0.0 < lr_decay <= 1.0:
-        raise CadenzaError(f"--lr-decay must be above 0 and at most 1, not {lr_decay}")
-    if note_features is not None and note_features < 0:
-        raise CadenzaError(f"--note-features must be 0 or more, not {note_features}")
-    t_start = time.monotonic()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    resuming = (out / CONFIG_FILE).is_file() and (out / WEIGHTS_FILE).is_file() and (
-        out / STATE_FILE).is_file()
-    if resuming:
-        saved = json.loads((out / CONFIG_FILE).read_text())
-        config = config_from_dict(PerformanceConfig, saved["config"])
-        log(f"resuming from {out} ({config.name}: {config.layers})")
-        if init_from is not None:
-            log(f"{out} holds a run: resuming it (--init {init_from} is not used)")
-        asked = {"batch_size": batch_size, "seq_len": seq_len, "learning_rate": learning_rate,
-                 "lr_decay": lr_decay, "note_features": note_features}
-        for key, value in asked.items():
-            if value is not None and value != getattr(config, key):
-                log(f"resuming keeps the run's {key} {getattr(config, key)} "
-                    f"(--{key.replace('_', '-')} {value} is not used)")
-    elif init_from is not None:
-        init_config = read_config(init_from)
-        config = replace(init_config, **{
-            k: v for k, v in {"batch_size": batch_size, "seq_len": seq_len,
-                              "learning_rate": learning_rate, "lr_decay": lr_decay,
-                              "note_features": note_features}.items()
-            if v is not None})
-        log(f"warm start from {init_from} ({config.name}: {config.layers}), fresh optimizer")
-    else:
-        config = get_config(config_name, batch_size=batch_size, seq_len=seq_len,
-                            learning_rate=learning_rate, lr_decay=lr_decay,
-                            note_features=note_features)
-
-    files = data_lib.find_midi_files(data_dir)
-    if len(files) < 2:
-        raise CadenzaError(f"need at least two MIDI files in {data_dir}, found {len(files)}")
-    train_files, val_files = data_lib.split_by_piece(files, data_dir, config.validation_fraction)
-    cache = out / "cache"
-    val_set, t_val = data_lib.timed_load(val_files, cache, workers)
-    train_set, t_train = data_lib.timed_load(train_files, cache, workers)
-    log(f"data: {len(train_set.names)} train files ({train_set.total_events} events), "
-        f"{len(val_set.names)} validation files ({val_set.total_events} events), "
-        f"loaded in {t_val + t_train:.1f} s")
-
-    distribution = setup_distribution()
-    if distribution:
-        log(distribution)
-    keras.utils.set_random_seed(seed)  # the same seed, the same initial weights and windows
-    model = build_model(config)
-    if init_from is not None and not resuming:
-        # Before compiling: a weights file saved from a compiled model also holds optimizer
-        # variables, and a warm start keeps none of them (its step counter included).
-        if init_config.note_features == config.note_features:
-            load_weights(model.keras_model, init_from)
-        else:
-            start = build_model(init_config)
-            load_weights(start.keras_model, init_from)
-            copy_weights(start, model)
-            log(f"note-state input {init_config.note_features} -> {config.note_features}: "
-                "new inputs start at zero weight, so the warm start begins as the old model")
-    compile_model(model)
-    if resuming:
-        load_weights(model.keras_model, out)
-        load_state(model, out)
-    step0 = current_step(model)
-    history = json.loads((out / HISTORY_FILE).read_text()) if (out / HISTORY_FILE).is_file() \
-        else {"runs": [], "checkpoints": []}
-    command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    run_info: dict[str, Any] = {"command": command, "start_step": step0,
-                                "backend": keras.backend.backend()}
-    if init_from is not None and not resuming:
-        run_info["init_from"] = str(init_from)
-        # The starting folder's own commands come first in this folder's card.
-        started = Path(init_from) / HISTORY_FILE
-        try:
-            before = json.loads(started.read_text()) if started.is_file() else {}
-        except (OSError, ValueError):  # an unreadable history: the card lists this run only
-            before = {}
-        history["lineage"] = [*before.get("lineage", []), *before.get("runs", [])]
-    history["runs"].append(run_info)
-    if step0 >= steps:
-        log(f"already trained for {step0} steps (asked for {steps})")
-
-    sampler = data_lib.WindowSampler(
-        train_set, config.seq_len, data_lib.Augment(config.transpose, config.stretch),
-        cond_drop=config.cond_drop, seed=seed, note_state=model.uses_notes)
-    val_x, val_y = data_lib.fixed_windows(val_set, config.seq_len, val_windows,
-                                          note_state=model.uses_notes)
-    remaining = max(0, steps - step0)
-    epochs = math.ceil(remaining / checkpoint_steps)
-    info: dict[str, Any] = {
-        "data": str(data_dir), "train_files": len(train_set.names),
-        "val_files": len(val_set.names), "train_events": train_set.total_events,
-        "val_events": val_set.total_events, "params": model.count_params(),
-        "backend": keras.backend.backend(), "val_windows": val_windows,
-        "devices": distribution or "one device",
-        "commands": command_lines(history),
-    }
-    last = {"val_nll": history["checkpoints"][-1]["val_nll"] if history["checkpoints"] else None,
-            "train_loss": None}
-    prior_minutes = sum(c.get("minutes", 0.0) for c in history["checkpoints"][-1:])
-
-    def checkpoint(logs: dict[str, Any] | None) -> None:
-        step = current_step(model)
-        logs = logs or {}
-        if "val_loss" in logs:
-            last["val_nll"] = float(logs["val_loss"])
-        if "loss" in logs:
-            last["train_loss"] = round(float(logs["loss"]), 4)
-        minutes = prior_minutes + (time.monotonic() - t_start) / 60
-        info.update(step=step, val_nll=last["val_nll"], train_loss=last["train_loss"],
-                    minutes=round(minutes, 1))
-        save_model_dir(out, FAMILY, config, model.keras_model, card=model_card(config, info),
-                       name=out.name)
-        save_state(model, out)
-        history["checkpoints"].append({"step": step, "val_nll": last["val_nll"],
-                                       "loss": last["train_loss"], "minutes": minutes,
-                                       "time": time.time()})
-        (out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
-        log(f"checkpoint: step {step}, validation NLL {last['val_nll']}")
-
-    class Checkpoint(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            checkpoint(logs)
-            if max_minutes is not None and time.monotonic() - t_start > max_minutes * 60:
-                log(f"time limit of {max_minutes} min reached")
-                self.model.stop_training = True
-
-    if epochs > 0:
-        dataset = data_lib.make_window_dataset(sampler, config.batch_size, checkpoint_steps,
-                                               start_step=step0)
-        model.keras_model.fit(
-            dataset, epochs=epochs, validation_data=(val_x, val_y),
-            validation_batch_size=config.batch_size, callbacks=[Checkpoint()],
-            verbose=verbose,
-        )
-    else:
-        checkpoint(None)
-    return TrainResult(out, current_step(model), last["val_nll"], last["train_loss"],
-                       len(train_set.names), len(val_set.names), train_set.total_events,
-                       val_set.total_events, time.monotonic() - t_start)
+    if checkpoint_steps < 1:
+        raise CadenzaError(f"--checkpoint-steps must be positive, not {checkpoint_steps}")
+    asked = {k: v for k, v in {"batch_size": batch_size, "seq_len": seq_len,
+                               "learning_rate": learning_rate, "lr_decay": lr_decay,
+                               "note_features": note_features}.items() if v is not None}
+    architecture, settings = training.split_values(asked, PerformanceConfig, PerformanceTraining)
+    start = training.Start(get_config(config_name, **architecture),
+                           get_training(config_name, **settings), asked,
+                           init=Path(init_from) if init_from is not None else None)
+    budget = training.Budget(steps=steps, period=checkpoint_steps,
+                             checkpoint_steps=checkpoint_steps, max_minutes=max_minutes)
+    recipe = PerformanceRecipe(data_dir, val_windows, workers, seed)
+    run = training.train(recipe, out_dir, start, budget, seed=seed, command=command, log=log,
+                         verbose=verbose)
+    loss = run.metrics.get("loss")
+    d = run.data
+    return TrainResult(run.out_dir, run.step, run.metrics.get("val_nll"),
+                       round(loss, 4) if isinstance(loss, float) else None, d["train_files"],
+                       d["val_files"], d["train_events"], d["val_events"], run.seconds)
 
 
 def describe(result: TrainResult) -> str:

@@ -51,7 +51,6 @@ def models_root(datasets_dir: Path, nottingham: list[Path],
     """tiny-perf, tiny-melody and tiny-nsynth, trained for a few steps each."""
     from models.music_vae.train import train as train_vae
     from models.nsynth.dataset import build_dataset
-    from models.nsynth.model import tiny_config
     from models.nsynth.train import train as train_nsynth
     from models.performance_rnn.train import train as train_perf
 
@@ -65,7 +64,7 @@ def models_root(datasets_dir: Path, nottingham: list[Path],
               size="tiny", steps=2, cache_dir=tmp / "cache", steps_per_epoch=2,
               val_examples=16, verbose=0, overrides={"validation_fraction": 0.25})
     build_dataset(tmp / "nsynth-data", programs=[0, 73], pitches=[60], velocities=[100])
-    train_nsynth(tmp / "nsynth-data", root / "tiny-nsynth", config=tiny_config(), steps=2,
+    train_nsynth(tmp / "nsynth-data", root / "tiny-nsynth", preset="tiny", steps=2,
                  eval_every=2, seed=1)
     for folder in root.iterdir():  # named after their folders (not the shipped names)
         config = folder / "config.json"

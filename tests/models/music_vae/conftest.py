@@ -58,4 +58,5 @@ def tiny_drums(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def history(out: Path) -> list[dict]:
-    return json.loads((out / "history.json").read_text())["epochs"]
+    """The training metrics every period (``steps_per_epoch`` steps)."""
+    return json.loads((out / "history.json").read_text())["log"]

@@ -143,10 +143,12 @@ def test_resume_continues_from_the_saved_step(tiny_melody, nottingham_subset, tm
     assert result.step == 60
     after = [e for e in history(out) if "loss" in e]
     assert len(after) == len(before) + 1 and after[-1]["step"] == 60
-    saved = json.loads((out / "config.json").read_text())["config"]
+    # The settings live in the run's history; config.json holds the architecture alone.
+    saved = json.loads((out / "history.json").read_text())["runs"][-1]["settings"]
     assert saved["input_dropout"] == 0.25 and saved["learning_rate"] == 1e-3
-    assert saved["z_size"] == json.loads((tiny_melody / "config.json").read_text())[
-        "config"]["z_size"]
+    arch = json.loads((out / "config.json").read_text())["config"]
+    assert arch == json.loads((tiny_melody / "config.json").read_text())["config"]
+    assert "learning_rate" not in arch and arch["z_size"] == 8
     assert "Decoder input dropout in training: 0.25" in card_text(out)
 
 
@@ -188,13 +190,13 @@ def test_scheduled_sampling_feeds_the_decoders_own_greedy_choices(tiny_melody, m
 
     labels = model.to_labels(clips[:3]).astype(np.int32)
     if layers == 1:  # the trained tiny model
-        net = build_model(replace(model.config, sampling_rate=0.5))
+        net = build_model(model.config)
         load_weights(net.keras_model, tiny_melody)
     else:  # a stacked decoder (as the shipped models have), random weights
-        net = build_model(replace(model.config, dec_rnn_size=(16, 16), sampling_rate=0.5))
+        net = build_model(replace(model.config, dec_rnn_size=(16, 16)))
     vae = MusicVAE(net)
-    assert net.train_model is not net.keras_model
-    assert ({id(v) for v in net.train_model.trainable_variables}
+    assert net.scheduled_model is not net.keras_model
+    assert ({id(v) for v in net.scheduled_model.trainable_variables}
             == {id(v) for v in net.keras_model.trainable_variables})
     n = len(labels)
     z = np.zeros((n, model.z_size), np.float32)
@@ -202,33 +204,33 @@ def test_scheduled_sampling_feeds_the_decoders_own_greedy_choices(tiny_melody, m
     ones = np.ones(labels.shape, np.float32)
     teacher = np.asarray(net.keras_model([labels, z, beta, ones])["logits"])
     # No own choices: the stepped graph is teacher forcing.
-    stepped = np.asarray(net.train_model([labels, z, beta, ones, 0 * ones])["logits"])
+    stepped = np.asarray(net.scheduled_model([labels, z, beta, ones, 0 * ones])["logits"])
     np.testing.assert_allclose(stepped, teacher, atol=1e-4)
     # Only own choices: it is the greedy free-running decode from the posterior mean.
-    free = np.asarray(net.train_model([labels, z, beta, ones, ones])["logits"])
+    free = np.asarray(net.scheduled_model([labels, z, beta, ones, ones])["logits"])
     mu, _ = vae.encode(labels)
     assert np.array_equal(np.argmax(free, -1), vae.decode_labels(mu, 0.0))
     # Own choices from step 10 on change step 11 and later, never the steps before.
     own = 0 * ones
     own[:, 10:] = 1.0
-    half = np.asarray(net.train_model([labels, z, beta, ones, own])["logits"])
+    half = np.asarray(net.scheduled_model([labels, z, beta, ones, own])["logits"])
     np.testing.assert_allclose(half[:, :11], teacher[:, :11], atol=1e-4)
 
 
 def test_sampling_schedules_follow_magenta():
-    from models.music_vae.model import get_config, sampling_probability
+    from models.music_vae.model import get_training, sampling_probability
 
-    off = get_config("melody-2bar", "tiny")
+    off = get_training("melody-2bar", "tiny")
     assert sampling_probability(off, 10_000) == 0.0
-    const = get_config("melody-2bar", "tiny", sampling_rate=0.3)
+    const = get_training("melody-2bar", "tiny", sampling_rate=0.3)
     assert sampling_probability(const, 0) == sampling_probability(const, 9999) == 0.3
-    inv = get_config("melody-2bar", "tiny", sampling_schedule="inverse_sigmoid",
-                     sampling_rate=1000.0)
+    inv = get_training("melody-2bar", "tiny", sampling_schedule="inverse_sigmoid",
+                       sampling_rate=1000.0)
     assert sampling_probability(inv, 0) == pytest.approx(1 - 1000 / 1001)
     assert sampling_probability(inv, 7000) == pytest.approx(1 - 1000 / (1000 + np.exp(7)))
     assert sampling_probability(inv, 10**7) == pytest.approx(1.0)
-    exp = get_config("melody-2bar", "tiny", sampling_schedule="exponential",
-                     sampling_rate=0.999)
+    exp = get_training("melody-2bar", "tiny", sampling_schedule="exponential",
+                       sampling_rate=0.999)
     assert sampling_probability(exp, 1000) == pytest.approx(1 - 0.999 ** 1000)
 
 
@@ -253,12 +255,16 @@ def test_warm_start_begins_from_another_models_weights(tiny_melody, nottingham_s
                    overrides={"sampling_rate": 0.5, "learning_rate": 1e-3})
     assert result.step == 20
     saved = json.loads((out / "history.json").read_text())
-    assert saved["config"]["sampling_rate"] == 0.5
-    assert f"from the weights of {tiny_melody}" in saved["commands"][-1]
-    # The commands behind the starting point come first.
-    before = json.loads((tiny_melody / "history.json").read_text())["commands"]
-    assert saved["commands"][:len(before)] == before
-    epochs = [e for e in saved["epochs"] if "loss" in e]
+    run = saved["runs"][-1]
+    assert run["settings"]["sampling_rate"] == 0.5
+    assert run["init_from"] == str(tiny_melody) and run["init"] == "weights"
+    assert run["start_step"] == 0
+    # The runs behind the starting point come first, on the card too.
+    before = json.loads((tiny_melody / "history.json").read_text())["runs"]
+    assert saved["lineage"] == before
+    assert f"# warm start from {tiny_melody} (fresh optimizer, step 0)" in card_text(out)
+    assert before[0]["command"] in card_text(out)
+    epochs = [e for e in saved["log"] if "loss" in e]
     assert len(epochs) == 2 and all(np.isfinite(e["loss"]) for e in epochs)
     assert "Scheduled sampling: 0.5 of the decoder's inputs" in card_text(out)
     # The stepped graph resumes too: its optimizer state has the saved graph's layout.
@@ -334,7 +340,8 @@ def test_warm_start_into_another_architecture_copies_the_layers_that_fit(
             for a, b in zip(weights, old[layer.name], strict=True):
                 np.testing.assert_array_equal(a, b)
     history_file = json.loads((out / "history.json").read_text())
-    assert f"from the matching layers of {flat}" in history_file["commands"][-1]
+    assert history_file["runs"][-1]["init"] == "layers"
+    assert f"# warm start from the matching layers of {flat}" in card_text(out)
     assert "a bidirectional [24] LSTM reads the bars" in card_text(out)
 
 

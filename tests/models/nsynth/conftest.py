@@ -19,11 +19,10 @@ def nsynth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(nsynth_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.nsynth.model import tiny_config
     from models.nsynth.train import train
 
     out = tmp_path_factory.mktemp("models") / "tiny-nsynth"
-    result = train(nsynth_data, out, config=tiny_config(), steps=40, eval_every=10, seed=1)
+    result = train(nsynth_data, out, preset="tiny", steps=40, eval_every=10, seed=1)
     assert result.step == 40
     return out
 

@@ -294,7 +294,9 @@ def test_training_lowers_the_loss_and_resumes(trained: dict) -> None:
     assert losses[-1] < math.log(388) - 0.5
     config = json.loads((trained["out"] / "config.json").read_text())
     assert config["family"] == "performance" and config["config"]["layers"] == [32]
-    assert config["config"]["learning_rate"] == pytest.approx(1e-2)  # kept from the first run
+    assert "learning_rate" not in config["config"]  # the architecture alone
+    # Training settings are the run's, kept from the first run.
+    assert [r["settings"]["learning_rate"] for r in history["runs"]] == [1e-2, 1e-2]
     card = card_text(trained["out"])
     assert "CC BY-NC-SA 4.0" in card and "MIT" in card and "Steps: 40" in card
 
@@ -305,8 +307,9 @@ def test_warm_start_keeps_the_weights_and_restarts_a_decaying_rate(trained: dict
     given training settings; the per-step decay is resumed with the optimizer state."""
     from keras import ops
 
-    from models.performance_rnn.model import load_model
-    from models.performance_rnn.train import compile_model, load_state, train
+    from models.performance_rnn.model import get_training, load_model
+    from models.performance_rnn.train import compile_model, train
+    from models.training import load_state
 
     out = tmp_path / "warm"
     first = train(trained["data"], out, steps=4, checkpoint_steps=4, batch_size=4,
@@ -315,10 +318,11 @@ def test_warm_start_keeps_the_weights_and_restarts_a_decaying_rate(trained: dict
     assert first.step == 4
     # The warm model starts where the tiny run ended, far below a fresh model's log(388).
     assert first.val_nll < trained["second"].val_nll + 0.2 < math.log(388) - 0.3
-    saved = json.loads((out / "config.json").read_text())["config"]
-    assert saved["layers"] == [32] and saved["batch_size"] == 4
-    assert saved["learning_rate"] == pytest.approx(5e-3) and saved["lr_decay"] == 0.5
+    assert json.loads((out / "config.json").read_text())["config"]["layers"] == [32]
     history = json.loads((out / "history.json").read_text())
+    saved = history["runs"][0]["settings"]
+    assert saved["batch_size"] == 4 and saved["seq_len"] == 64  # the rest from the folder
+    assert saved["learning_rate"] == pytest.approx(5e-3) and saved["lr_decay"] == 0.5
     assert history["runs"][0]["start_step"] == 0
     assert history["runs"][0]["init_from"] == str(trained["out"])
     assert "x 0.5 per step" in card_text(out)
@@ -340,9 +344,9 @@ def test_warm_start_keeps_the_weights_and_restarts_a_decaying_rate(trained: dict
                for line in said)
     assert not any("--lr-decay" in line for line in said)  # the same as the run's: nothing to say
     model = load_model(out)
-    compile_model(model)
-    load_state(model, out)
+    compile_model(model, get_training("tiny", learning_rate=5e-3, lr_decay=0.5))
     optimizer = model.keras_model.optimizer
+    assert load_state(out, model.keras_model, optimizer) == 6
     assert int(ops.convert_to_numpy(optimizer.iterations)) == 6
     assert float(ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(5e-3 * 0.5 ** 6)
 
@@ -355,7 +359,7 @@ def test_warm_start_keeps_the_weights_and_restarts_a_decaying_rate(trained: dict
 
 def test_card_commands_name_a_run_s_backend_when_not_tensorflow() -> None:
     """A run resumed on JAX is shown with the environment variable that makes it reproducible."""
-    from models.performance_rnn.train import command_lines
+    from models.training import command_lines
 
     cmd = "cadenza train performance --data D --out O"
     history = {"lineage": [{"command": "cadenza train performance --data D --out P",
