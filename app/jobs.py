@@ -185,17 +185,6 @@ def blend_job(model_name: str, latents: np.ndarray, x: float, y: float,
     return job
 
 
-def join_steps(sequences: Sequence[NoteSequence], seconds_each: float) -> NoteSequence:
-    """The steps one after another, ``seconds_each`` apart (bar-exact, rests kept)."""
-    if not sequences:
-        return NoteSequence()
-    out = sequences[0].copy()
-    out.notes = []
-    for i, s in enumerate(sequences):
-        out.notes += s.shift(i * seconds_each).notes
-    return out.sorted()
-
-
 # ---------------------------------------------------------------------- Morph
 @dataclass
 class MorphSource:

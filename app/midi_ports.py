@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -764,8 +764,3 @@ def play_sequence(
     thread = threading.Thread(target=run, name="cadenza-midi-play", daemon=True)
     thread.start()
     return thread
-
-
-def send_all(output: MidiOutput, messages: Iterable[Message]) -> None:
-    for m in messages:
-        output.send(m)

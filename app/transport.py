@@ -476,12 +476,6 @@ class Scheduler:
                 return set(self._sounding.get(tag, set()))
             return set().union(*self._sounding.values()) if self._sounding else set()
 
-    def last_due(self, tag: str) -> float | None:
-        """The latest due time still pending for ``tag`` (None when nothing is pending)."""
-        with self._cond:
-            times = [e[0] for e in self._heap if e[2] == tag]
-        return max(times) if times else None
-
     def cancel(self, tag: str) -> None:
         with self._cond:
             self._gen[tag] = self._gen.get(tag, 0) + 1

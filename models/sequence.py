@@ -9,7 +9,7 @@ without protobuf.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 SUSTAIN_CC = 64
@@ -326,22 +326,13 @@ def _pedal_intervals(changes: list[ControlChange]) -> list[tuple[float, float]]:
     return intervals
 
 
-def _extend_by_pedal(notes: list[Note], intervals: list[tuple[float, float]]) -> None:
-    """Extend, in place, each note released under the pedal to the pedal's release."""
-    if not intervals:
-        return
-    for i, note in enumerate(notes):
-        for down, up in intervals:
-            if down <= note.end < up:
-                new_end = up
-                # A re-strike of the same pitch cuts the sustained note.
-                for later in notes[i + 1:]:
-                    if later.start >= new_end:
-                        break
-                    if later.pitch == note.pitch and later.start >= note.end:
-                        new_end = later.start
-                        break
-                if new_end == float("inf"):
-                    new_end = max(note.end, max((n.end for n in notes), default=note.end))
-                note.end = max(note.end, new_end)
-                break
+def join_windows(sequences: Sequence[NoteSequence], seconds_each: float) -> NoteSequence:
+    """Windows one after another, ``seconds_each`` apart (bar-exact, rests kept): the steps of
+    an interpolation or a set of samples as one sequence."""
+    if not sequences:
+        return NoteSequence()
+    out = sequences[0].copy()
+    out.notes = []
+    for i, s in enumerate(sequences):
+        out.notes += s.shift(i * seconds_each).notes
+    return out.sorted()

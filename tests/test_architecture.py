@@ -93,3 +93,21 @@ def test_the_app_never_imports_the_backend_itself() -> None:
         bad = {t for t in _imports(path, known)
                if t.split(".")[0] in ("keras", "tensorflow", "jax", "torch")}
         assert not bad, f"{name} imports {sorted(bad)}"
+
+
+def test_gui_code_reaches_into_no_other_objects_private_attributes() -> None:
+    """Windows, widgets and workspaces use each other's public API only: ``x._name`` is
+    allowed on ``self`` and ``cls`` alone."""
+    gui = [ROOT / "app" / "main_window.py", *sorted((ROOT / "app" / "widgets").glob("*.py")),
+           *sorted((ROOT / "app" / "workspaces").glob("*.py"))]
+    found = []
+    for path in gui:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                    and not node.attr.startswith("__")):
+                continue
+            owner = node.value
+            if isinstance(owner, ast.Name) and owner.id in ("self", "cls", "atexit", "os"):
+                continue
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
+    assert found == []

@@ -110,12 +110,12 @@ def _read(path: str) -> Any:
 
 def _write(seqs: list, seconds_each: float, output: str) -> None:
     from models.midi_io import write_midi
-    from models.music_vae.generate import concatenate
+    from models.sequence import join_windows
 
     out = Path(output)
     if out.parent and not out.parent.exists():
         raise CadenzaError(f"output folder does not exist: {out.parent}")
-    write_midi(concatenate(seqs, seconds_each), out)
+    write_midi(join_windows(seqs, seconds_each), out)
 
 
 def _sample(args: argparse.Namespace) -> int:

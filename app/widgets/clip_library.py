@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.clips import AUDIO_SUFFIXES, MIDI_SUFFIXES, Clip, write_clip
+from app.clips import Clip, write_clip
 from models.errors import CadenzaError
 
 
@@ -239,6 +239,3 @@ class ClipLibrary(QWidget):
 
     def _update_buttons(self) -> None:
         self.remove_button.setEnabled(self.list.currentItem() is not None)
-
-
-SUPPORTED_SUFFIXES = MIDI_SUFFIXES + AUDIO_SUFFIXES

@@ -65,7 +65,7 @@ class LiveRoll(PianoRoll):
     def paintEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802, ANN001
         super().paintEvent(event)
         p = QPainter(self)
-        p.setClipRect(self._area())
+        p.setClipRect(self.note_area())
         h = max(1.0, self.key_height - 1)
         for note in self.visible_notes():
             if note.instrument != ANSWER:

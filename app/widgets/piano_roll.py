@@ -93,7 +93,7 @@ class PianoRoll(QWidget):
         if self.time_window is None:
             return
         t0, t1 = self.time_window
-        self.pixels_per_second = max(MIN_PPS, min(MAX_PPS, self._area().width() / (t1 - t0)))
+        self.pixels_per_second = max(MIN_PPS, min(MAX_PPS, self.note_area().width() / (t1 - t0)))
         limit = max(0.0, self._total - self.visible_seconds() * 0.5)
         self.x_offset = max(0.0, min(limit, t0))
         self.view_changed.emit()
@@ -109,18 +109,19 @@ class PianoRoll(QWidget):
         return self._total
 
     # ------------------------------------------------------------------ geometry
-    def _area(self) -> QRectF:
+    def note_area(self) -> QRectF:
+        """Where notes are drawn: right of the keys, below the ruler."""
         return QRectF(KEYS_WIDTH, RULER_HEIGHT, max(1, self.width() - KEYS_WIDTH),
                       max(1, self.height() - RULER_HEIGHT))
 
     def visible_seconds(self) -> float:
-        return self._area().width() / self.pixels_per_second
+        return self.note_area().width() / self.pixels_per_second
 
     def visible_time_range(self) -> tuple[float, float]:
         return (self.x_offset, self.x_offset + self.visible_seconds())
 
     def visible_pitch_range(self) -> tuple[int, int]:
-        rows = self._area().height() / self.key_height
+        rows = self.note_area().height() / self.key_height
         return (max(0, math.floor(self.top_pitch - rows)), min(127, math.ceil(self.top_pitch)))
 
     def visible_note_indices(self) -> range:
@@ -150,7 +151,7 @@ class PianoRoll(QWidget):
             hi = max(n.pitch for n in self._notes) + 3
         else:
             lo, hi = 48, 84
-        height = self._area().height()
+        height = self.note_area().height()
         # Fitting may go below MIN_KEY (the manual zoom limit) so a wide piece still fits.
         self.key_height = max(1.0, min(MAX_KEY, height / max(12, hi - lo)))
         rows = height / self.key_height
@@ -160,7 +161,7 @@ class PianoRoll(QWidget):
 
     def zoom_time(self, factor: float, anchor_x: float | None = None) -> None:
         self.time_window = None
-        area = self._area()
+        area = self.note_area()
         anchor_x = area.center().x() if anchor_x is None else anchor_x
         anchor_t = self.x_offset + (anchor_x - KEYS_WIDTH) / self.pixels_per_second
         self.pixels_per_second = max(MIN_PPS, min(MAX_PPS, self.pixels_per_second * factor))
@@ -168,7 +169,7 @@ class PianoRoll(QWidget):
 
     def zoom_pitch(self, factor: float) -> None:
         self._auto_fit = False
-        area = self._area()
+        area = self.note_area()
         centre = self.top_pitch - area.height() / self.key_height / 2
         self.key_height = max(MIN_KEY, min(MAX_KEY, self.key_height * factor))
         rows = area.height() / self.key_height
@@ -190,7 +191,7 @@ class PianoRoll(QWidget):
         self.update()
 
     def scroll_pitch(self, semitones: float) -> None:
-        rows = self._area().height() / self.key_height
+        rows = self.note_area().height() / self.key_height
         self.top_pitch = max(rows, min(128.0, self.top_pitch + semitones))
         self.update()
 
@@ -222,7 +223,7 @@ class PianoRoll(QWidget):
         if self._auto_fit:
             self.fit_pitches()
         self._apply_time_window()
-        rows = self._area().height() / self.key_height
+        rows = self.note_area().height() / self.key_height
         self.top_pitch = max(rows, min(128.0, self.top_pitch))
         self.view_changed.emit()
 
@@ -235,7 +236,7 @@ class PianoRoll(QWidget):
         lane_black = QColor(24, 25, 29) if dark else QColor(236, 238, 242)
         grid = QColor(58, 61, 68) if dark else QColor(210, 213, 220)
         text = pal.windowText().color()
-        area = self._area()
+        area = self.note_area()
         p.fillRect(self.rect(), bg)
         p0, p1 = self.visible_pitch_range()
 
@@ -426,7 +427,7 @@ class PianoRollPanel(QWidget):
 
     def fit(self) -> None:
         total = max(1.0, self.roll.total_time)
-        self.roll.pixels_per_second = max(MIN_PPS, self.roll._area().width() / total)
+        self.roll.pixels_per_second = max(MIN_PPS, self.roll.note_area().width() / total)
         self.roll.set_x_offset(0.0)
         self.roll.fit_pitches()
 

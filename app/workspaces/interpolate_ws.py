@@ -24,12 +24,11 @@ from app.jobs import (
     blend_job,
     corners_job,
     interpolate_job,
-    join_steps,
     sample_job,
 )
 from app.widgets.xy_pad import XYPad
 from app.workspaces.base import SequenceCard, Workspace, fill_clip_combo, placeholder
-from models.sequence import NoteSequence
+from models.sequence import NoteSequence, join_windows
 
 MODES = ("Two endpoints, in steps", "Four corners, with the XY pad")
 SAMPLE = "(sample: a new random one)"
@@ -250,7 +249,7 @@ class InterpolateWorkspace(Workspace):
         """The steps one after another (what Play row, Export row and MIDI out use)."""
         if self.result is None:
             return NoteSequence()
-        return join_steps(self.result.sequences, self.result.seconds_each)
+        return join_windows(self.result.sequences, self.result.seconds_each)
 
     def show_result(self, result: InterpolateResult, kind: str = "interpolation") -> None:
         self.result = result

@@ -353,9 +353,6 @@ class MorphWorkspace(Workspace):
     def sources(self) -> list[MorphSource | None]:
         return [slot.source() for slot in self.slots]
 
-    def source_clips(self) -> list[Clip]:
-        return [c for slot in self.slots if (c := slot.clip()) is not None]
-
     def _sources_changed(self) -> None:
         count = sum(s is not None for s in self.sources())
         two = count <= 2

@@ -59,10 +59,6 @@ DRUM_TYPE_PITCHES: list[list[int]] = [
     [49, 52, 55, 57, 58],  # crash
     [51, 53, 59, 82],  # ride
 ]
-DRUM_CLASS_NAMES = [
-    "kick", "snare", "closed hi-hat", "open hi-hat", "low tom", "mid tom", "high tom", "crash",
-    "ride",
-]
 NUM_DRUM_TYPES = len(DRUM_TYPE_PITCHES)
 DRUM_CLASSES = 2**NUM_DRUM_TYPES  # 512
 DRUM_PITCH_TO_CLASS: dict[int, int] = {
@@ -419,10 +415,6 @@ class Converter:
     def num_classes(self) -> int:
         return MELODY_CLASSES if self.kind == "melody" else DRUM_CLASSES
 
-    @property
-    def silent_class(self) -> int:
-        return 0
-
     # -------------------------------------------------------------- to tensors
     def event_lists(
         self, seq: NoteSequence, meter: str = "file", instruments: list[int] | None = None
@@ -525,18 +517,6 @@ class Converter:
             time_signatures=[TimeSignature(0.0, 4, 4)],
             instrument_names={DRUM_CHANNEL: "Drums"} if self.kind == "drums" else {0: "Melody"},
         )
-
-    def first_window(self, seq: NoteSequence, meter: str = "file") -> np.ndarray:
-        """The first window of ``seq`` in time (for encoding a user's clip)."""
-        for events in self.event_lists(seq, meter):
-            labels = self.encode_events(events)
-            if labels is None:
-                continue
-            for end in range(self.num_steps, len(labels) + 1, self.steps_per_bar):
-                window = np.array(labels[end - self.num_steps:end], np.int16)
-                if self.has_onset(window):
-                    return window
-        raise ValueError("no window")
 
 
 def melody_converter(slice_bars: int = 2) -> Converter:

@@ -536,24 +536,3 @@ class BatchSampler:
             own = (rng.random(labels.shape) < self.sampling_fn(step)).astype(np.float32)
             inputs = (*inputs, own)
         return inputs, {"logits": labels, "kl": np.zeros((self.batch_size, 2), np.float32)}
-
-
-def make_dataset(sampler: BatchSampler, steps_per_epoch: int, start_step: int = 0):  # noqa: ANN201
-    """A ``keras.utils.PyDataset``; batch ``k`` of the run is drawn from seed (seed, k)."""
-    import keras
-
-    class WindowBatches(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__(workers=1, use_multiprocessing=False)
-            self.epoch = 0
-
-        def __len__(self) -> int:
-            return steps_per_epoch
-
-        def __getitem__(self, idx: int):  # noqa: ANN204
-            return sampler.batch(start_step + self.epoch * steps_per_epoch + idx + 1)
-
-        def on_epoch_end(self) -> None:
-            self.epoch += 1
-
-    return WindowBatches()

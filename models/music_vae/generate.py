@@ -447,17 +447,6 @@ class MusicVAE:
         return [seqs[r * n:(r + 1) * n] for r in range(n)]
 
 
-def concatenate(seqs: Sequence[NoteSequence], seconds_each: float) -> NoteSequence:
-    """The windows one after another, ``seconds_each`` apart (bar-exact, rests kept)."""
-    if not seqs:
-        return NoteSequence()
-    out = seqs[0].copy()
-    out.notes = []
-    for i, s in enumerate(seqs):
-        out.notes += s.shift(i * seconds_each).notes
-    return out
-
-
 def load(directory: str | Path, name: str | None = None) -> MusicVAE:
     path = Path(directory)
     return MusicVAE(load_model(path), name or path.name, path)

@@ -214,11 +214,6 @@ def sampling_probability(settings: MusicVAETraining, step: int) -> float:
     return float(1.0 - rate ** step)  # exponential
 
 
-def learning_rate_at(settings: MusicVAETraining, step: int) -> float:
-    return float((settings.learning_rate - settings.min_learning_rate)
-                 * settings.decay_rate ** step + settings.min_learning_rate)
-
-
 class MusicVAENet:
     """The Keras layers and two graphs over them.
 

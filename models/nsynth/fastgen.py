@@ -26,7 +26,6 @@ samples per voice and reads its lag taps from them, one period back, exactly as
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -581,16 +580,3 @@ class FastGenerator:
             if progress is not None:
                 progress(t / total)
         return mu_law_decode(codes)
-
-
-def samples_per_second(model: NSynthAutoencoder, batch: int, samples: int = 16384,
-                       engine: str = "auto") -> float:
-    """Measured generation speed per voice (after one warm-up run that compiles)."""
-    gen = FastGenerator(model, engine=engine)
-    frames = max(1, samples // model.config.hop)
-    emb = np.zeros((batch, frames, model.config.latent_dim), np.float32)
-    periods = np.full(batch, model.config.sample_rate / 261.63)  # middle C
-    gen.generate(emb[:, :1], samples=model.config.hop, periods=periods)
-    started = time.perf_counter()
-    gen.generate(emb, periods=periods)
-    return frames * model.config.hop / (time.perf_counter() - started)

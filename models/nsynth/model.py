@@ -69,12 +69,6 @@ class NSynthConfig:
         return [self.dec_base ** (i % self.dec_cycle) for i in range(self.dec_layers)]
 
     @property
-    def receptive_field(self) -> int:
-        """Samples of past input the decoder sees for one output."""
-        k = self.dec_kernel - 1
-        return 1 + k + sum(k * d for d in self.dec_dilations)
-
-    @property
     def lag_channels(self) -> int:
         """Width of the pitch-lag input: one value per tap plus the voiced flag."""
         return len(self.lag_taps) + 1 if self.pitch_lag else 0
@@ -82,10 +76,6 @@ class NSynthConfig:
     @property
     def note_samples(self) -> int:
         return int(round(self.note_seconds * self.sample_rate))
-
-    @property
-    def frames_per_note(self) -> int:
-        return self.note_samples // self.hop
 
 
 def small_config() -> NSynthConfig:

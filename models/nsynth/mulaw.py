@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 MU = 255
-LEVELS = 256
 
 
 def mu_law_encode(audio: np.ndarray, mu: int = MU) -> np.ndarray:

@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -326,34 +325,6 @@ def fixed_windows(data: EncodedSet, seq_len: int, count: int, conditioned: bool 
     if note_state:
         inputs.append(np.stack(columns[3]))
     return tuple(inputs), np.stack(columns[2])
-
-
-def make_window_dataset(sampler: WindowSampler, batch_size: int, steps_per_epoch: int,
-                        start_step: int = 0) -> Any:
-    """A ``keras.utils.PyDataset`` of ``steps_per_epoch`` random batches per epoch.
-
-    Batch ``k`` of the whole run is drawn from a generator seeded by (seed, k), so a resumed run
-    continues with new data and a rerun is reproducible.
-    """
-    base = _keras_pydataset()
-
-    class WindowDataset(base):  # type: ignore[misc, valid-type]
-        def __init__(self) -> None:
-            super().__init__(workers=1, use_multiprocessing=False)
-            self.epoch = 0
-
-        def __len__(self) -> int:
-            return steps_per_epoch
-
-        def __getitem__(self, idx: int):  # noqa: ANN204
-            k = start_step + self.epoch * steps_per_epoch + idx
-            rng = np.random.default_rng((sampler.seed, k))
-            return sampler.batch(batch_size, rng)
-
-        def on_epoch_end(self) -> None:
-            self.epoch += 1
-
-    return WindowDataset()
 
 
 def timed_load(files: Sequence[Path], cache_dir: str | Path | None, workers: int = 1

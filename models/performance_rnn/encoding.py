@@ -56,7 +56,6 @@ CONTROL_SIZE = 1 + NUM_DENSITY_BINS + NOTES_PER_OCTAVE
 _VELOCITY_BIN_SIZE = int(math.ceil(127 / NUM_VELOCITY_BINS))  # 4, as note_seq
 
 
-
 # ------------------------------------------------------------------------------ events
 def velocity_to_bin(velocity: int) -> int:
     return (int(velocity) - 1) // _VELOCITY_BIN_SIZE + 1
@@ -175,16 +174,6 @@ def decode(
 
 def events_duration_steps(events: np.ndarray) -> int:
     return int(shift_steps(events).sum())
-
-
-def event_name(ev: int) -> str:
-    if ev < NOTE_OFF:
-        return f"on {ev}"
-    if ev < TIME_SHIFT:
-        return f"off {ev - NOTE_OFF}"
-    if ev < VELOCITY:
-        return f"shift {ev - TIME_SHIFT + 1}"
-    return f"velocity {ev - VELOCITY + 1}"
 
 
 # ------------------------------------------------------------------------------ augmentation

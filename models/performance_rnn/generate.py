@@ -365,12 +365,6 @@ def make_engine(model: Any, backend: str = "numpy") -> NumpyEngine | KerasEngine
     raise CadenzaError(f"unknown generation engine '{backend}' (numpy or keras)")
 
 
-# ------------------------------------------------------------------------------ sampling
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
 def sample(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
            top_p: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One event per row; returns (events [B], log-probabilities of them [B])."""

@@ -11,7 +11,6 @@ are the loop's; ``--init`` warm starts, and with another ``--note-features`` cop
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -287,7 +286,3 @@ def describe(result: TrainResult) -> str:
     d = asdict(result)
     d["out_dir"] = str(result.out_dir)
     return json.dumps(d)
-
-
-def default_workers() -> int:
-    return max(1, min(4, (os.cpu_count() or 1)))
