@@ -50,11 +50,9 @@ def main() -> None:
     ap.add_argument("--modes", default="off,primer,density,histogram")
     args = ap.parse_args()
 
-    from models.performance_rnn.generate import Continuer
     from models.registry import ModelRegistry
 
-    model = ModelRegistry().load(args.model)
-    session = Continuer(model)
+    session = ModelRegistry().load(args.model, "performance").session()
     seconds = REAL[1] - REAL[0]
     modes = args.modes.split(",")
     rows: dict[str, list[dict[str, float]]] = {"real": [], **{m: [] for m in modes}}

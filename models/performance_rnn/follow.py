@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.errors import CadenzaError
-from models.sequence import Note, NoteSequence
+from models.sequence import PITCH_CLASS_NAMES, Note, NoteSequence
 
 HALF_LIFE_SECONDS = 4.0  # how fast older playing counts less when following it
 KEY_CLASSES = 7
@@ -42,10 +42,9 @@ class ReferenceControls:
     histogram: np.ndarray  # 12 weights (seconds sounding), C first
 
     def describe(self) -> str:
-        names = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
         top = np.argsort(-self.histogram, kind="stable")[:3]
         return (f"{self.density:.1f} notes/s, mostly "
-                + ", ".join(names[i] for i in top if self.histogram[i] > 0))
+                + ", ".join(PITCH_CLASS_NAMES[i] for i in top if self.histogram[i] > 0))
 
 
 def _pitched(seq: NoteSequence) -> list[Note]:
