@@ -88,6 +88,29 @@ def reference_controls(seq: NoteSequence | None, half_life: float = HALF_LIFE_SE
     return ReferenceControls(density, histogram)
 
 
+def resolve_controls(reference: NoteSequence | None,
+                     density: float | str | None,
+                     histogram: Sequence[float] | np.ndarray | str | None
+                     ) -> tuple[float | None, Sequence[float] | np.ndarray | str | None]:
+    """The conditioning to generate with: ``"primer"`` (:data:`PRIMER`) takes the density or
+    the histogram from ``reference`` (nothing when it has no pitched notes), ``"off"`` or None
+    leaves it out, anything else (a density, 12 weights, a key name) is kept as given."""
+    ref = None
+    if PRIMER in (density, histogram):
+        ref = reference_controls(reference)
+    if isinstance(density, str):
+        if density == PRIMER:
+            density = None if ref is None else ref.density
+        elif density == OFF:
+            density = None
+        else:
+            raise CadenzaError(f"density: a number of notes per second, '{PRIMER}' or '{OFF}', "
+                               f"not '{density}'")
+    if isinstance(histogram, str) and histogram in (PRIMER, OFF):
+        histogram = None if histogram == OFF or ref is None else ref.histogram
+    return density, histogram
+
+
 # ---------------------------------------------------------------------------- measures
 def pitch_class_counts(seq: NoteSequence) -> np.ndarray:
     counts = np.zeros(12)
