@@ -113,6 +113,12 @@ def register_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", type=Path, required=True, help="folder of MIDI files (recursive)")
     p.add_argument("--model", default=None, help="model name or folder (default: shipped)")
+    p.add_argument("--continuations", type=int, default=0, metavar="N",
+                   help="also continue N pieces (seconds 10-18 as primer, 10 s, following the "
+                        "primer) and report how the continuations follow them against the real "
+                        "seconds 18-28: in-key share, pitch-class divergence, notes per second, "
+                        "median note length")
+    p.add_argument("--seed", type=int, default=0, help="seed of the continuations (0)")
     p.set_defaults(handler=run_evaluate)
 
 
@@ -205,6 +211,17 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if not 0 <= args.continuations <= 10_000:
+        raise CadenzaError("--continuations must be 0..10000")
+    if not args.data.is_dir():
+        raise CadenzaError(f"not a folder: {args.data}")
     model = _load(args.model)
-    print(json.dumps(model.evaluate(args.data)))
+    result = model.evaluate(args.data)
+    if args.continuations:
+        from models.performance_rnn import data as data_lib
+        from models.performance_rnn.follow import continuation_figures
+
+        result["continuations"] = continuation_figures(
+            model, data_lib.find_midi_files(args.data), args.continuations, seed=args.seed)
+    print(json.dumps(result))
     return 0

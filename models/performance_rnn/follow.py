@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -171,3 +173,48 @@ def summarize(rows: Sequence[dict[str, float]]) -> dict[str, float]:
         values = values[np.isfinite(values)]
         out[k] = round(float(np.median(values)), 4) if values.size else float("nan")
     return out
+
+
+PRIMER_SPAN = (10.0, 18.0)  # seconds of a piece used as the primer ...
+REAL_SPAN = (18.0, 28.0)  # ... and the real continuation it is compared with
+
+
+def continuation_figures(model: Any, files: Sequence[Path], count: int, seed: int = 0,
+                         temperature: float = 1.0, density: float | str | None = PRIMER,
+                         pitch_histogram: Sequence[float] | str | None = PRIMER
+                         ) -> dict[str, Any]:
+    """How ``model`` (the registry's PerformanceRNN) follows primers of real pieces.
+
+    For up to ``count`` of ``files`` long enough (evenly spread over the list), the primer is
+    seconds 10-18 of the piece and one continuation of 10 s is generated with the given
+    conditioning (default: from the primer); the real seconds 18-28 are measured the same way.
+    Returns the medians (:func:`summarize`) for ``real`` and ``generated`` continuations and for
+    the ``primer`` itself (its own density and note length), and the number of ``pieces``.
+    """
+    from models.midi_io import read_midi
+
+    if count < 1:
+        raise CadenzaError("--continuations must be at least 1")
+    seconds = REAL_SPAN[1] - REAL_SPAN[0]
+    rows: dict[str, list[dict[str, float]]] = {"real": [], "generated": [], "primer": []}
+    order = sorted(range(len(files)), key=lambda i: (i * 7919) % max(len(files), 1))
+    for index in order:
+        try:
+            seq = read_midi(files[index]).apply_sustain()
+        except CadenzaError:
+            continue
+        if seq.total_time < REAL_SPAN[1] + 1.0:
+            continue
+        primer = seq.trim(*PRIMER_SPAN)
+        if len([n for n in primer.notes if not n.is_drum]) < 8:
+            continue
+        (take,) = model.generate(primer, seconds, temperature=temperature, seed=seed,
+                                 density=density, pitch_histogram=pitch_histogram)
+        rows["generated"].append(follow_figures(primer, take.continuation, seconds))
+        rows["real"].append(follow_figures(primer, seq.trim(*REAL_SPAN), seconds))
+        rows["primer"].append(follow_figures(primer, primer, PRIMER_SPAN[1] - PRIMER_SPAN[0]))
+        if len(rows["real"]) >= count:
+            break
+    if not rows["real"]:
+        raise CadenzaError(f"no file is long enough ({REAL_SPAN[1] + 1:g} s) to continue")
+    return {"pieces": len(rows["real"]), **{k: summarize(v) for k, v in rows.items()}}

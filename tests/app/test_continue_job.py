@@ -182,3 +182,29 @@ def test_bad_conditioning_is_one_line(tmp_path, flag, value):
     assert done.returncode == 2
     assert done.stderr.startswith("cadenza: error: ") and done.stderr.count("\n") == 1
     assert not (tmp_path / "x.mid").exists()
+
+
+def test_evaluate_reports_how_continuations_follow(tmp_path, datasets_dir):
+    """``cadenza evaluate performance --continuations N``: the likelihood and, for N pieces,
+    how continuations follow their primers next to the real continuation, in one command."""
+    import json
+    import shutil
+
+    folder = tmp_path / "pieces"
+    folder.mkdir()
+    for name in ("001.mid", "002.mid", "003.mid"):
+        shutil.copy(datasets_dir / "piano" / "pop909" / name, folder / name)
+    done = _cli("evaluate", "performance", "--data", str(folder), "--model", MODEL,
+                "--continuations", "2")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["files"] == 3 and result["nll_per_event"] > 0
+    follow = result["continuations"]
+    assert follow["pieces"] == 2
+    for side in ("real", "generated", "primer"):
+        figures = follow[side]
+        assert 0 <= figures["in_key"] <= 1 and figures["notes_per_second"] > 0
+        assert 0 < figures["median_note_seconds"] < 5
+    assert follow["primer"]["pc_divergence"] == 0.0
+    bad = _cli("evaluate", "performance", "--data", str(folder), "--continuations", "-3")
+    assert bad.returncode == 2 and bad.stderr.startswith("cadenza: error: --continuations")
