@@ -48,8 +48,8 @@ def continue_job(
     temperature: float = 1.0,
     variations: int = 3,
     seed: int | None = None,
-    density: float | None = None,
-    key: str | None = None,
+    density: float | str | None = "primer",
+    key: str | None = "primer",
     top_p: float | None = None,
     beam_size: int = 1,
     branch_factor: int = 1,
@@ -58,7 +58,8 @@ def continue_job(
 
     Calls the model's :meth:`~models.performance_rnn.facade.PerformanceRNN.generate`, as
     ``cadenza continue`` does (the same settings give the same notes); progress arrives as the
-    continuations grow and a cancel stops generation within a few dozen events. ``key`` is a
+    continuations grow and a cancel stops generation within a few dozen events. ``density``
+    and ``key`` follow the primer by default ("primer"); None switches them off. ``key`` is a
     name like "C major" (pitch control).
     """
     if primer is None or not primer.notes:

@@ -21,9 +21,12 @@ output files:
   take-2.mid and take-3.mid).
 
 conditioning:
-  --density and --pitch-histogram steer the model (Magenta's multiconditioned
-  PerformanceRNN); without either, conditioning is off. --pitch-histogram takes 12
-  comma-separated weights starting at C, or a key name such as "C major" or "F# minor".
+  By default the continuation follows the primer: --density and --pitch-histogram
+  are taken from the primer itself (its last bars weigh most), which keeps the
+  continuation in the primer's key and near its pace (Magenta's multiconditioned
+  PerformanceRNN controls). "off" leaves a control out (both off: conditioning is
+  off); --density also takes notes per second, --pitch-histogram 12 comma-separated
+  weights starting at C, or a key name such as "C major" or "F# minor".
 """
 
 
@@ -42,10 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass, e.g. 0.95")
     p.add_argument("--variations", type=int, default=1, help="takes, generated in one batch (1)")
     p.add_argument("--seed", type=int, default=None, help="random seed for reproducible output")
-    p.add_argument("--density", type=float, default=None, metavar="NOTES_PER_S",
-                   help="desired note density, notes per second")
-    p.add_argument("--pitch-histogram", default=None, metavar="WEIGHTS|KEY",
-                   help='12 weights "2,0,1,0,1,1,0,1,0,1,0,1" or a key like "C major"')
+    p.add_argument("--density", default="primer", metavar="primer|off|NOTES_PER_S",
+                   help="note density: from the primer (default), off, or notes per second")
+    p.add_argument("--pitch-histogram", default="primer", metavar="primer|off|WEIGHTS|KEY",
+                   help='pitch classes: from the primer (default), off, 12 weights '
+                        '"2,0,1,0,1,1,0,1,0,1,0,1" or a key like "C major"')
     p.add_argument("--model", default=None, help="model name or folder (default: shipped)")
     p.add_argument("--beam-size", type=int, default=1, help="beam search width (1 = sampling)")
     p.add_argument("--branch-factor", type=int, default=1, help="beam search branches per beam")
@@ -109,6 +113,12 @@ def register_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", type=Path, required=True, help="folder of MIDI files (recursive)")
     p.add_argument("--model", default=None, help="model name or folder (default: shipped)")
+    p.add_argument("--continuations", type=int, default=0, metavar="N",
+                   help="also continue N pieces (seconds 10-18 as primer, 10 s, following the "
+                        "primer) and report how the continuations follow them against the real "
+                        "seconds 18-28: in-key share, pitch-class divergence, notes per second, "
+                        "median note length")
+    p.add_argument("--seed", type=int, default=0, help="seed of the continuations (0)")
     p.set_defaults(handler=run_evaluate)
 
 
@@ -120,9 +130,27 @@ def _load(name: str | None) -> Any:
     return ModelRegistry().load(name, "performance")
 
 
-def parse_histogram(text: str | None) -> list[float] | str | None:
-    if text is None:
+def parse_density(text: str | None) -> float | str | None:
+    """``--density``: "primer", "off" (None) or notes per second (finite, 0..1000)."""
+    if text is None or text.strip().lower() == "off":
         return None
+    if text.strip().lower() == "primer":
+        return "primer"
+    try:
+        value = float(text)
+    except ValueError:
+        raise CadenzaError(f"--density: notes per second, 'primer' or 'off', not '{text}'"
+                           ) from None
+    if not 0 <= value <= 1000:  # also refuses NaN
+        raise CadenzaError(f"--density must be 0..1000 notes per second, not {text}")
+    return value
+
+
+def parse_histogram(text: str | None) -> list[float] | str | None:
+    if text is None or text.strip().lower() == "off":
+        return None
+    if text.strip().lower() == "primer":
+        return "primer"
     parts = [p for p in text.replace(";", ",").split(",") if p.strip()]
     if len(parts) == 1 and not parts[0].strip().replace(".", "", 1).isdigit():
         return parts[0].strip()
@@ -152,11 +180,12 @@ def run_continue(args: argparse.Namespace) -> int:
     primer = read_midi(args.primer)
     if not [n for n in primer.notes if not n.is_drum]:
         raise CadenzaError(f"{args.primer.name}: the primer has no (non-drum) notes")
+    density = parse_density(args.density)
     histogram = parse_histogram(args.pitch_histogram)
     model = _load(args.model)
     takes = model.generate(
         primer, args.seconds, temperature=args.temperature, variations=args.variations,
-        seed=args.seed, top_p=args.top_p, density=args.density, pitch_histogram=histogram,
+        seed=args.seed, top_p=args.top_p, density=density, pitch_histogram=histogram,
         beam_size=args.beam_size, branch_factor=args.branch_factor,
         steps_per_iteration=args.steps_per_iteration, engine=args.engine,
     )
@@ -182,6 +211,17 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if not 0 <= args.continuations <= 10_000:
+        raise CadenzaError("--continuations must be 0..10000")
+    if not args.data.is_dir():
+        raise CadenzaError(f"not a folder: {args.data}")
     model = _load(args.model)
-    print(json.dumps(model.evaluate(args.data)))
+    result = model.evaluate(args.data)
+    if args.continuations:
+        from models.performance_rnn import data as data_lib
+        from models.performance_rnn.follow import continuation_figures
+
+        result["continuations"] = continuation_figures(
+            model, data_lib.find_midi_files(args.data), args.continuations, seed=args.seed)
+    print(json.dumps(result))
     return 0

@@ -57,18 +57,35 @@ class ContinueWorkspace(Workspace):
         self.seed.setSpecialValueText("random")
         self.seed.setValue(-1)
         self.seed.setToolTip("The same seed and settings give the same continuations")
+        # Density and key follow the primer by default (its last bars weigh most); either can
+        # be set by hand or switched off.
+        self.density_mode = QComboBox()
+        for label, data in (("from primer", "primer"), ("set", "set"), ("off", None)):
+            self.density_mode.addItem(label, data)
+        self.density_mode.setToolTip("Notes per second: as in the primer, as set here, or as "
+                                     "the model likes (off)")
         self.density = QDoubleSpinBox()
-        self.density.setRange(0.0, 40.0)
+        self.density.setRange(0.5, 40.0)
         self.density.setSingleStep(1.0)
-        self.density.setSpecialValueText("auto")
         self.density.setSuffix(" notes/s")
-        self.density.setValue(0.0)
-        self.density.setToolTip("Ask for this many notes per second (auto: as the model likes)")
+        self.density.setValue(4.0)
+        self.density.setToolTip("Ask for this many notes per second")
+        density_row = QHBoxLayout()
+        density_row.setContentsMargins(0, 0, 0, 0)
+        density_row.addWidget(self.density_mode)
+        density_row.addWidget(self.density)
+        self.density_box = QWidget()
+        self.density_box.setLayout(density_row)
+        self.density_mode.currentIndexChanged.connect(
+            lambda _i: self.density.setVisible(self.density_mode.currentData() == "set"))
+        self.density.setVisible(False)
         self.key = QComboBox()
+        self.key.addItem("from primer", "primer")
         self.key.addItem("any", None)
         for name in KEY_NAMES:
             self.key.addItem(name, name)
-        self.key.setToolTip("Steer the pitches towards a key (any: no pitch control)")
+        self.key.setToolTip("Steer the pitches: towards the primer's own pitch classes (from "
+                            "primer), a key, or not at all (any)")
         self.sampling = QComboBox()
         self.sampling.addItems(SAMPLING)
         self.sampling.setToolTip("How each next event is chosen")
@@ -91,7 +108,7 @@ class ContinueWorkspace(Workspace):
         self.form.addRow("Sampling:", self.sampling)
         self.form.addRow("Top-p:", self.top_p)
         self.form.addRow("Beam size:", self.beam_size)
-        self.form.addRow("Density:", self.density)
+        self.form.addRow("Density:", self.density_box)
         self.form.addRow("Key:", self.key)
         self.form.addRow("Seed:", self.seed)
         controls = QVBoxLayout()
@@ -126,6 +143,11 @@ class ContinueWorkspace(Workspace):
     def clips_changed(self) -> None:
         fill_clip_combo(self.primer, self.midi_clips(), "(no MIDI clip)", default_index=0)
 
+    def density_setting(self) -> float | str | None:
+        """"primer", notes per second, or None (off)."""
+        mode = self.density_mode.currentData()
+        return self.density.value() if mode == "set" else mode
+
     def primer_clip(self) -> Clip | None:
         clip_id = self.primer.currentData()
         return next((c for c in self.clips if c.id == clip_id), None)
@@ -146,7 +168,7 @@ class ContinueWorkspace(Workspace):
                 model, clip.sequence, seconds=self.length.value(),
                 temperature=self.temperature.value(), variations=self.variations.value(),
                 seed=None if self.seed.value() < 0 else self.seed.value(),
-                density=self.density.value() or None, key=self.key.currentData(),
+                density=self.density_setting(), key=self.key.currentData(),
                 top_p=self.top_p.value() if method == 1 else None,
                 beam_size=self.beam_size.value() if method == 2 else 1)
         except Exception as exc:  # noqa: BLE001 - CadenzaError from bad settings

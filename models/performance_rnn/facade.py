@@ -55,7 +55,7 @@ class PerformanceRNN:
         variations: int = 1,
         seed: int | None = None,
         top_p: float | None = None,
-        density: float | None = None,
+        density: float | str | None = None,
         pitch_histogram: Sequence[float] | str | None = None,
         beam_size: int = 1,
         branch_factor: int = 1,
@@ -69,7 +69,12 @@ class PerformanceRNN:
 
         ``progress(fraction)`` is called as generation advances; ``cancel()`` is asked every
         few dozen events and, when true, stops it with :class:`models.errors.Cancelled`.
+        ``density`` and ``pitch_histogram`` may be ``"primer"``: taken from the primer itself,
+        its last bars weighing most (:mod:`models.performance_rnn.follow`).
         """
+        from models.performance_rnn.follow import resolve_controls
+
+        density, pitch_histogram = resolve_controls(primer, density, pitch_histogram)
         session = self.session(engine)
         session.prime(primer, density, pitch_histogram)
         return session.generate_detailed(

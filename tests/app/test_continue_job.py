@@ -57,7 +57,8 @@ def _steps(notes) -> list[tuple[int, int, int, int]]:  # noqa: ANN001
     {"seconds": 6.0, "variations": 2, "seed": 11, "temperature": 0.9, "key": "D minor",
      "density": 6.0, "top_p": 0.95},
     {"seconds": 2.0, "variations": 1, "seed": 5, "beam_size": 2, "branch_factor": 2},
-], ids=["sampling", "beam"])
+    {"seconds": 3.0, "variations": 1, "seed": 2, "key": "off", "density": "off"},
+], ids=["sampling", "beam", "unconditioned"])
 def test_the_workspace_job_and_the_cli_make_the_same_notes(qtbot, worker, tmp_path, settings):
     primer = read_midi(PHRASE)
     result, progress = _run(qtbot, worker, continue_job(MODEL, primer, **settings))
@@ -156,3 +157,54 @@ def test_the_app_leaves_encoding_sampling_and_decoding_to_the_model():
                           "make_engine", "generate import sample", "enc.decode",
                           "load_from_dir", "load_performance_model"):
             assert forbidden not in text, (name, forbidden)
+
+
+def test_continuations_follow_the_primer_by_default(qtbot, worker):
+    """By default density and key come from the primer: the same notes as asking for the
+    primer's own figures by hand, and other notes than with conditioning off."""
+    from models.performance_rnn.follow import reference_controls
+
+    primer = read_midi(PHRASE)
+    ref = reference_controls(primer)
+    common = {"seconds": 3.0, "variations": 1, "seed": 4}
+    default, _ = _run(qtbot, worker, continue_job(MODEL, primer, **common))
+    by_hand, _ = _run(qtbot, worker, continue_job(MODEL, primer, density=ref.density,
+                                                  key=list(ref.histogram), **common))
+    off, _ = _run(qtbot, worker, continue_job(MODEL, primer, density=None, key=None, **common))
+    notes = [_steps(r.variations[0].continuation.notes) for r in (default, by_hand, off)]
+    assert notes[0] == notes[1] and notes[0] != notes[2]
+
+
+@pytest.mark.parametrize("flag, value", [("--density", "nan"), ("--density", "-1"),
+                                         ("--density", "lots"), ("--pitch-histogram", "1,2")])
+def test_bad_conditioning_is_one_line(tmp_path, flag, value):
+    done = _cli("continue", str(PHRASE), "-o", str(tmp_path / "x.mid"), flag, value)
+    assert done.returncode == 2
+    assert done.stderr.startswith("cadenza: error: ") and done.stderr.count("\n") == 1
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_evaluate_reports_how_continuations_follow(tmp_path, datasets_dir):
+    """``cadenza evaluate performance --continuations N``: the likelihood and, for N pieces,
+    how continuations follow their primers next to the real continuation, in one command."""
+    import json
+    import shutil
+
+    folder = tmp_path / "pieces"
+    folder.mkdir()
+    for name in ("001.mid", "002.mid", "003.mid"):
+        shutil.copy(datasets_dir / "piano" / "pop909" / name, folder / name)
+    done = _cli("evaluate", "performance", "--data", str(folder), "--model", MODEL,
+                "--continuations", "2")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["files"] == 3 and result["nll_per_event"] > 0
+    follow = result["continuations"]
+    assert follow["pieces"] == 2
+    for side in ("real", "generated", "primer"):
+        figures = follow[side]
+        assert 0 <= figures["in_key"] <= 1 and figures["notes_per_second"] > 0
+        assert 0 < figures["median_note_seconds"] < 5
+    assert follow["primer"]["pc_divergence"] == 0.0
+    bad = _cli("evaluate", "performance", "--data", str(folder), "--continuations", "-3")
+    assert bad.returncode == 2 and bad.stderr.startswith("cadenza: error: --continuations")

@@ -188,7 +188,12 @@ def test_continue_same_seed_same_music_and_beam_search(win, short_piano_clip, qt
     ws.sampling.setCurrentIndex(2)  # beam search
     assert ws.beam_size.isVisibleTo(ws) and not ws.top_p.isVisibleTo(ws)
     ws.beam_size.setValue(3)
+    assert ws.key.currentData() == "primer" and ws.density_setting() == "primer"  # defaults
+    assert not ws.density.isVisibleTo(ws)
+    ws.density_mode.setCurrentIndex(ws.density_mode.findData("set"))
+    assert ws.density.isVisibleTo(ws)
     ws.density.setValue(6.0)
+    assert ws.density_setting() == 6.0
     ws.generate.click()
     _wait_idle(qtbot, ws)
     assert len(ws.cards) == 1 and ws.result.variations[0].boundary == ws.result.boundary
