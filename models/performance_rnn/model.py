@@ -159,15 +159,8 @@ class PerformanceModel:
 
     def inputs(self, events: np.ndarray, controls: np.ndarray,
                notes: np.ndarray | None = None) -> list[np.ndarray]:
-        """The network's inputs for [B, T] events: the note state is computed from ``events``
-        (from silence) when the model reads it and ``notes`` is not given."""
-        ev = np.asarray(events, np.int32)
-        out = [ev, np.asarray(controls, np.float32)]
-        if self.uses_notes:
-            if notes is None:
-                notes = np.stack([notes_lib.note_features(row)[0] for row in ev])
-            out.append(np.asarray(notes, np.float32))
-        return out
+        """The network's inputs for [B, T] events (see :func:`network_inputs`)."""
+        return network_inputs(events, controls, notes, self.uses_notes)
 
     def logits(self, events: np.ndarray, controls: np.ndarray,
                notes: np.ndarray | None = None) -> np.ndarray:
@@ -217,6 +210,20 @@ class PerformanceModel:
 
     def count_params(self) -> int:
         return int(self.keras_model.count_params())
+
+
+def network_inputs(events: np.ndarray, controls: np.ndarray, notes: np.ndarray | None,
+                   uses_notes: bool) -> list[np.ndarray]:
+    """The inputs of a performance network for [B, T] events: events, controls and, for a
+    network that reads it, the note state (computed from ``events``, from silence, when
+    ``notes`` is not given)."""
+    ev = np.asarray(events, np.int32)
+    out = [ev, np.asarray(controls, np.float32)]
+    if uses_notes:
+        if notes is None:
+            notes = np.stack([notes_lib.note_features(row)[0] for row in ev])
+        out.append(np.asarray(notes, np.float32))
+    return out
 
 
 def build_model(config: PerformanceConfig, dropout: float = 0.0) -> PerformanceModel:

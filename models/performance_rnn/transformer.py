@@ -27,6 +27,7 @@ import numpy as np
 
 from models.performance_rnn import encoding as enc
 from models.performance_rnn import notes as notes_lib
+from models.performance_rnn.model import network_inputs
 
 LN_EPSILON = 1e-5
 
@@ -187,13 +188,7 @@ class PerformanceTransformer:
 
     def inputs(self, events: np.ndarray, controls: np.ndarray,
                notes: np.ndarray | None = None) -> list[np.ndarray]:
-        ev = np.asarray(events, np.int32)
-        out = [ev, np.asarray(controls, np.float32)]
-        if self.uses_notes:
-            if notes is None:
-                notes = np.stack([notes_lib.note_features(row)[0] for row in ev])
-            out.append(np.asarray(notes, np.float32))
-        return out
+        return network_inputs(events, controls, notes, self.uses_notes)
 
     def logits(self, events: np.ndarray, controls: np.ndarray,
                notes: np.ndarray | None = None) -> np.ndarray:
