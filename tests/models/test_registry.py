@@ -162,8 +162,8 @@ def test_every_broken_model_folder_is_a_one_line_error(tmp_path: Path) -> None:
             "field 'layers' must be a list",
         json.dumps({**good, "config": {**good["config"], "layers": [256, "x"]}}):
             "field 'layers' must be a list of integers",
-        json.dumps({**good, "config": {**good["config"], "dropout": "none"}}):
-            "field 'dropout' must be a number",
+        json.dumps({**good, "config": {**good["config"], "name": 5}}):
+            "field 'name' must be a string",
         json.dumps({**good, "config": {**good["config"], "note_features": 6.5}}):
             "field 'note_features' must be an integer",
         json.dumps({**good, "config": {**good["config"], "layers": [128, 128]}}):
