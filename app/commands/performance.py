@@ -182,6 +182,9 @@ def run_continue(args: argparse.Namespace) -> int:
         raise CadenzaError(f"{args.primer.name}: the primer has no (non-drum) notes")
     density = parse_density(args.density)
     histogram = parse_histogram(args.pitch_histogram)
+    folder = args.output.parent
+    if not folder.is_dir():
+        raise CadenzaError(f"output folder does not exist: {folder}")
     model = _load(args.model)
     takes = model.generate(
         primer, args.seconds, temperature=args.temperature, variations=args.variations,

@@ -176,9 +176,15 @@ def test_continuations_follow_the_primer_by_default(qtbot, worker):
 
 
 @pytest.mark.parametrize("flag, value", [("--density", "nan"), ("--density", "-1"),
-                                         ("--density", "lots"), ("--pitch-histogram", "1,2")])
-def test_bad_conditioning_is_one_line(tmp_path, flag, value):
+                                         ("--density", "lots"), ("--pitch-histogram", "1,2"),
+                                         ("-o", "no/such/folder/x.mid")])
+def test_bad_conditioning_or_output_is_one_line_at_once(tmp_path, flag, value):
+    """Refused in one line before the model loads (well under the seconds a load takes)."""
+    import time
+
+    started = time.monotonic()
     done = _cli("continue", str(PHRASE), "-o", str(tmp_path / "x.mid"), flag, value)
+    assert time.monotonic() - started < 4.0  # a model load alone takes longer
     assert done.returncode == 2
     assert done.stderr.startswith("cadenza: error: ") and done.stderr.count("\n") == 1
     assert not (tmp_path / "x.mid").exists()
