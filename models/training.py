@@ -25,17 +25,19 @@ resume and warm start (:func:`read_history`, :func:`recorded_settings`, :func:`l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import queue
 import re
 import shlex
+import signal
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -218,6 +220,10 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
         return prior_minutes + (time.monotonic() - t0) / 60
 
     def checkpoint() -> None:
+        with _interrupt_after():  # Ctrl-C while the files are written: after they are
+            write()
+
+    def write() -> None:
         entry = {"step": step, **metrics, "minutes": round(minutes(), 2),
                  "time": round(time.time(), 1)}
         if history["checkpoints"] and history["checkpoints"][-1]["step"] == step:
@@ -283,6 +289,24 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
     checkpoint()
     say(f"checkpoint at step {step}: {_format(metrics)}")
     return RunResult(out, step, metrics, data, time.monotonic() - t0)
+
+
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back while the block runs, then raise it: a checkpoint interrupted
+    half-way would leave a weights file open, and the checkpoint written on the way out would
+    then fail. Elsewhere than on the main thread, signals never reach the block anyway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 @dataclass
