@@ -18,6 +18,10 @@ Threads:
   is dropped (``lead_seconds`` caps it), so the answer starts at once;
 * the :class:`app.transport.Scheduler` thread sends the answer's messages on time.
 
+The answers follow the player (``follow``, on by default): the note density and pitch classes of
+what was played in the last :data:`FOLLOW_SECONDS` (the latest bars weighing most) condition
+the model, so an answer stays in the player's key and near their pace.
+
 When the player starts again the answer is cut (note-offs for what sounds), unless ``layer``.
 This module keeps the threads, the pause detection, the MIDI scheduling and the rounds; the
 encoding, sampling and decoding are the model's (``models.performance_rnn.live``).
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOOKAHEAD_SECONDS = 0.5  # generate at most this far ahead of the answer's playback
+FOLLOW_SECONDS = 30.0  # the answers follow the player's notes of this long before the pause
 _LOST = "lost"
 
 
@@ -60,6 +65,7 @@ class DuetSettings:
     channel: int = 0  # MIDI channel of the answer
     top_p: float | None = None
     seed: int | None = None
+    follow: bool = True  # condition the answers on the player's recent phrases
 
     def check(self) -> DuetSettings:
         if not 50 <= self.silence_ms <= 10000:
@@ -92,6 +98,7 @@ class Round:
     interrupted: bool = False
     notes_sent: int = 0
     events_sampled: int = 0
+    followed: NoteSequence | None = None  # the player's recent notes the answer followed
 
     @property
     def tag(self) -> str:
@@ -171,6 +178,7 @@ class Duet:
         self._running = threading.Event()
         self._by_tag: dict[str, Round] = {}
         self._next_index = 1
+        self._heard: collections.deque[Note] = collections.deque(maxlen=4096)  # model thread
 
     # ------------------------------------------------------------------ any thread
     def feed(self, message: list[int], t: float | None = None) -> None:
@@ -314,7 +322,7 @@ class Duet:
                 self._cut(answer)
                 answer = None
             if phrase is None:
-                stream.start_phrase(t)
+                stream.start_phrase(t, self._reference(t))
                 phrase = _Phrase(t)
             stream.note_on(msg[1], msg[2], t)
             note = Note(msg[1], msg[2], t - phrase.t0, -1.0)
@@ -346,10 +354,25 @@ class Duet:
         rnd = Round(index, reason, phrase.sequence(now), phrase.t0, now)
         self._by_tag[rnd.tag] = rnd
         self.rounds.append(rnd)
+        self._heard.extend(Note(n.pitch, n.velocity, phrase.t0 + n.start,
+                                phrase.t0 + (n.end if n.end >= 0 else now - phrase.t0))
+                           for n in phrase.notes)
+        rnd.followed = self._reference(now)
         answer = _Answer(rnd, stream.answer(s.seconds, temperature=s.temperature, top_p=s.top_p,
-                                            rng=rng, lead_seconds=s.lead_seconds))
+                                            rng=rng, lead_seconds=s.lead_seconds,
+                                            reference=rnd.followed))
         self._notify(rnd, "call")
         return answer
+
+    def _reference(self, now: float) -> NoteSequence | None:
+        """The player's notes of the last FOLLOW_SECONDS before ``now`` (None when not
+        following): what the answers follow."""
+        if not self.settings.follow:
+            return None
+        origin = now - FOLLOW_SECONDS
+        notes = [Note(n.pitch, n.velocity, max(n.start - origin, 0.0), n.end - origin)
+                 for n in self._heard if n.end > origin and n.start < now]
+        return NoteSequence(notes=notes) if notes else None
 
     def _generate(self, answer: _Answer) -> None:
         """Sample until the answer is LOOKAHEAD_SECONDS ahead of real time (or complete),

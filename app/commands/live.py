@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="performance model name or folder (default: the installed one)")
     p.add_argument("--max-phrase-seconds", type=float, default=8.0,
                    help="answer after this long even without a pause (8)")
+    p.add_argument("--no-follow", dest="follow", action="store_false",
+                   help="answer without following the player (by default the answers take the "
+                        "note density and pitch classes of your last 30 s of playing)")
     p.add_argument("--layer", action="store_true",
                    help="keep the answer playing when you play again (default: it stops)")
     p.add_argument("--thru", action="store_true",
@@ -124,7 +127,7 @@ def run_duet(args: argparse.Namespace) -> int:
     settings = DuetSettings(
         silence_ms=args.silence_ms, seconds=args.seconds, temperature=args.temperature,
         max_phrase_seconds=args.max_phrase_seconds, layer=args.layer, channel=args.channel - 1,
-        seed=args.seed,
+        seed=args.seed, follow=args.follow,
     ).check()
     to_audio = args.output.strip().lower() == AUDIO
     instrument: MorphInstrument | None = None

@@ -178,6 +178,10 @@ class LivePanel(QWidget):
         self.temperature_spin.setRange(0.1, 3.0)
         self.temperature_spin.setSingleStep(0.1)
         self.temperature_spin.setValue(1.0)
+        self.follow_check = QCheckBox("Follow my playing (key and pace)")
+        self.follow_check.setChecked(True)
+        self.follow_check.setToolTip("The answers take the note density and pitch classes of "
+                                     "your last 30 seconds of playing")
         self.layer_check = QCheckBox("Keep answering when I play (layer)")
         self.latency_label = QLabel("Latency: –")
         form = QFormLayout(duet_box)
@@ -185,12 +189,14 @@ class LivePanel(QWidget):
         form.addRow("Pause:", self.silence_spin)
         form.addRow("Answer:", self.seconds_spin)
         form.addRow("Temperature:", self.temperature_spin)
+        form.addRow(self.follow_check)
         form.addRow(self.layer_check)
         form.addRow(self.duet_button)
         form.addRow(self.latency_label)
         for spin in (self.silence_spin, self.seconds_spin, self.temperature_spin):
             spin.valueChanged.connect(self._settings_changed)
         self.layer_check.toggled.connect(self._settings_changed)
+        self.follow_check.toggled.connect(self._settings_changed)
 
         rec_box = QGroupBox("Record")
         self.record_button = QPushButton("● Record")
@@ -511,14 +517,15 @@ class LivePanel(QWidget):
         return DuetSettings(silence_ms=float(self.silence_spin.value()),
                             seconds=float(self.seconds_spin.value()),
                             temperature=float(self.temperature_spin.value()),
-                            layer=self.layer_check.isChecked())
+                            layer=self.layer_check.isChecked(),
+                            follow=self.follow_check.isChecked())
 
     def _settings_changed(self, *_: object) -> None:
         if self.duet is not None:
             try:
                 s = self._duet_settings()
                 self.duet.update(silence_ms=s.silence_ms, seconds=s.seconds,
-                                 temperature=s.temperature, layer=s.layer)
+                                 temperature=s.temperature, layer=s.layer, follow=s.follow)
             except CadenzaError as exc:
                 self._say(str(exc))
 

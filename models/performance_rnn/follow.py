@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from models.errors import CadenzaError
+from models.performance_rnn.encoding import control_vector
 from models.sequence import PITCH_CLASS_NAMES, Note, NoteSequence
 
 HALF_LIFE_SECONDS = 4.0  # how fast older playing counts less when following it
@@ -88,6 +89,15 @@ def reference_controls(seq: NoteSequence | None, half_life: float = HALF_LIFE_SE
         np.add.at(histogram, np.array([n.pitch % 12 for n in notes]), 1.0)
     histogram = (1.0 - flatten) * histogram / histogram.sum() + flatten / 12.0
     return ReferenceControls(density, histogram)
+
+
+def follow_control(reference: NoteSequence | None, half_life: float = HALF_LIFE_SECONDS,
+                   end: float | None = None) -> np.ndarray:
+    """The control vector that follows ``reference`` (:func:`reference_controls`); the
+    "off" vector when there is nothing pitched to follow."""
+    ref = reference_controls(reference, half_life, end)
+    return control_vector(None, None) if ref is None else control_vector(ref.density,
+                                                                         ref.histogram)
 
 
 def resolve_controls(reference: NoteSequence | None,

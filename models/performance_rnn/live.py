@@ -13,8 +13,9 @@ its pitch and means nothing for a silent one, zero-length notes are dropped, a n
 :data:`~models.performance_rnn.generate.MAX_NOTE_SECONDS`, velocity events set the following
 note-ons' velocity, the answer starts at the velocity the phrase left), so a streamed answer
 has the notes the batch decoder would give its events. It uses the same step engines and
-:func:`~models.performance_rnn.generate.sample` as :class:`Continuer`. Conditioning is off (as a
-``Continuer`` with no density or histogram).
+:func:`~models.performance_rnn.generate.sample` as :class:`Continuer`. Conditioning follows a
+reference when one is given (:func:`models.performance_rnn.follow.follow_control`: in the duet,
+the player's recent phrases), and is off otherwise.
 
 No threads and no clock here: times are seconds from the start of a phrase (the encoder) or of
 the answer (the decoder); :mod:`app.duet` runs this on its model thread and schedules the notes.
@@ -29,7 +30,9 @@ from typing import Any
 import numpy as np
 
 from models.performance_rnn import encoding as enc
+from models.performance_rnn.follow import follow_control
 from models.performance_rnn.generate import EMPTY_PRIMER, MAX_NOTE_SECONDS, make_engine, sample
+from models.sequence import NoteSequence
 
 
 @dataclass(frozen=True)
@@ -298,28 +301,41 @@ class StreamingContinuer:
 
     def __init__(self, model: Any, engine: str = "numpy") -> None:
         self.engine = make_engine(model, engine)
-        control = enc.control_vector(None, None)
-        self.bias0 = self.engine.first_bias(control[None])
-        controls = np.repeat(control[None], EMPTY_PRIMER.size, axis=0)
-        state, logits = self.engine.prime(EMPTY_PRIMER, controls)
-        self._empty = (_copy(state), np.array(logits, np.float32))
+        self._off = enc.control_vector(None, None)
+        self._off_bias, self._empty = self._conditioned(self._off)
+        self.bias0: Any = self._off_bias
         self.state: Any = None
         self.logits: np.ndarray = self._empty[1]
         self.encoder = LiveEncoder(0.0)
         self.velocity = 64
         self.reset()
 
+    def _conditioned(self, control: np.ndarray) -> tuple[Any, tuple[Any, np.ndarray]]:
+        """The first layer's bias for ``control`` and the state after an empty primer under it."""
+        bias = self.engine.first_bias(control[None])
+        controls = np.repeat(control[None], EMPTY_PRIMER.size, axis=0)
+        state, logits = self.engine.prime(EMPTY_PRIMER, controls)
+        return bias, (_copy(state), np.array(logits, np.float32))
+
     # ------------------------------------------------------------------ the player
-    def reset(self, t0: float = 0.0) -> None:
-        """Back to the state after an empty primer (a fresh phrase starting at ``t0``)."""
-        self.state = _copy(self._empty[0])
-        self.logits = self._empty[1].copy()
+    def reset(self, t0: float = 0.0, reference: NoteSequence | None = None) -> None:
+        """Back to the state after an empty primer (a fresh phrase starting at ``t0``),
+        conditioned on ``reference`` (see :meth:`start_phrase`)."""
+        control = follow_control(reference)
+        if np.array_equal(control, self._off):
+            self.bias0, empty = self._off_bias, self._empty
+        else:
+            self.bias0, empty = self._conditioned(control)
+        self.state = _copy(empty[0])
+        self.logits = empty[1].copy()
         self.encoder = LiveEncoder(t0)
         self.velocity = 64
 
-    def start_phrase(self, t0: float) -> None:
-        """A new phrase starts at ``t0`` (seconds, the clock of the times passed in)."""
-        self.reset(t0)
+    def start_phrase(self, t0: float, reference: NoteSequence | None = None) -> None:
+        """A new phrase starts at ``t0`` (seconds, the clock of the times passed in).
+        ``reference``: what the player played before it, whose note density and pitch classes
+        condition the phrase's state (None: conditioning off)."""
+        self.reset(t0, reference)
 
     def note_on(self, pitch: int, velocity: int, t: float) -> None:
         self.feed(self.encoder.note_on(pitch, velocity, t))
@@ -352,15 +368,20 @@ class StreamingContinuer:
     # ------------------------------------------------------------------ the answer
     def answer(self, seconds: float, temperature: float = 1.0, top_p: float | None = None,
                rng: np.random.Generator | int | None = None, lead_seconds: float | None = None,
-               max_events: int | None = None) -> AnswerStream:
+               max_events: int | None = None, reference: NoteSequence | None = None
+               ) -> AnswerStream:
         """An answer of ``seconds`` from the state the phrase left (the phrase goes on
         independently). ``lead_seconds``: the longest silence kept before its first note
         (None: all of it, as the batch generator). ``max_events``: the event budget (default
-        as the batch generator's, four per 10 ms step and at least 64)."""
+        as the batch generator's, four per 10 ms step and at least 64). ``reference``: the
+        playing to follow (its density and pitch classes condition the answer; None: the
+        phrase's conditioning)."""
+        bias = self.bias0 if reference is None else self.engine.first_bias(
+            follow_control(reference)[None])
         target = int(round(seconds * enc.STEPS_PER_SECOND))
         lead = None if lead_seconds is None else int(round(lead_seconds * enc.STEPS_PER_SECOND))
         decoder = StreamDecoder(self.velocity, target, lead)
         state, logits = self.fork()
         generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        return AnswerStream(self.engine, self.bias0, state, logits, decoder, generator,
+        return AnswerStream(self.engine, bias, state, logits, decoder, generator,
                             temperature, top_p, max_events or max(64, target * 4))

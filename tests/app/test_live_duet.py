@@ -208,6 +208,11 @@ def test_playing_again_cuts_the_answer_and_layer_keeps_it(midi, tiny_model):
         assert rig.duet.scheduler.sounding() == set()
         assert rig.ear.wait_for(lambda ear: unbalanced(ear.messages()) == {}, timeout=2)
         assert rig.wait_event("first-note", 2, timeout=5)  # the new phrase gets its answer
+        # Each answer follows what the player played in the last 30 s, this phrase included.
+        first, second = list(rig.duet.rounds)[:2]
+        assert [n.pitch for n in first.followed.notes] == [60, 64, 67, 72]
+        assert sorted(n.pitch for n in second.followed.notes) == [50, 60, 64, 67, 72]
+        assert max(n.end for n in second.followed.notes) <= 30.0 + 1e-6
         rig.duet.update(layer=True)
         time.sleep(0.3)
         rig.kb.play([(52, 0.05)])
@@ -220,10 +225,12 @@ def test_playing_again_cuts_the_answer_and_layer_keeps_it(midi, tiny_model):
 
 
 def test_stopping_mid_answer_leaves_no_stuck_notes(midi, tiny_model):
-    rig = Rig(midi, tiny_model, DuetSettings(silence_ms=200, seconds=20.0, seed=11), "Stop")
+    rig = Rig(midi, tiny_model, DuetSettings(silence_ms=200, seconds=20.0, seed=11,
+                                             follow=False), "Stop")
     try:
         rig.kb.play(PHRASE)
         assert rig.wait_event("first-note", timeout=5)
+        assert rig.duet.rounds[-1].followed is None  # following switched off
         time.sleep(0.8)
     finally:
         rig.close()

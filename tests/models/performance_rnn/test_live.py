@@ -156,6 +156,40 @@ def test_a_streamed_answer_decodes_as_its_events(shipped) -> None:  # noqa: ANN0
     assert first.events == again.events
 
 
+def _answers(stream, follow: bool | None, seeds: int, reference) -> list[int]:  # noqa: ANN001
+    pitches: list[int] = []
+    for seed in range(seeds):
+        answer = stream.answer(6.0, rng=seed, reference=reference if follow else None)
+        while not answer.done:
+            pitches += [e.pitch for e in answer.next() if e.is_on]
+    return pitches
+
+
+def test_a_followed_answer_takes_the_players_pace_and_key(shipped) -> None:  # noqa: ANN001
+    # A slow phrase in B major (one note a second): unconditioned, the model plays about 2.6
+    # notes/s after it; following the phrase, about 0.5 (measured, 6 seeds of 6 s).
+    from models.sequence import NoteSequence
+
+    b_major = {11, 1, 3, 4, 6, 8, 10}
+    played = [Note(p, 70, 1.0 * i, 1.0 * i + 0.9)
+              for i, p in enumerate([59, 63, 66, 71, 66, 63, 59, 61])]
+    stream = shipped.stream()
+    stream.start_phrase(0.0)
+    for n in played:
+        stream.note_on(n.pitch, n.velocity, n.start)
+        stream.note_off(n.pitch, n.end)
+    reference = NoteSequence(notes=played)
+    free = _answers(stream, None, 6, reference)
+    followed = _answers(stream, True, 6, reference)
+    assert free and followed
+    assert len(followed) < 0.6 * len(free), (len(followed), len(free))
+    in_key = sum(p % 12 in b_major for p in followed) / len(followed)
+    assert in_key >= sum(p % 12 in b_major for p in free) / len(free) - 0.02
+    # A phrase that starts after a followed one is primed under its controls.
+    stream.start_phrase(20.0, reference)
+    assert not np.array_equal(stream.bias0, shipped.stream().bias0)
+
+
 def test_lead_seconds_caps_the_silence_before_the_first_note() -> None:
     events = [enc.TIME_SHIFT + 99, enc.TIME_SHIFT + 49, enc.NOTE_ON + 60, enc.TIME_SHIFT + 9,
               enc.NOTE_OFF + 60]
