@@ -73,8 +73,12 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", type=Path, required=True, help="folder of MIDI files (recursive)")
     p.add_argument("--out", type=Path, required=True, help="model folder to write/resume")
-    p.add_argument("--config", default="small", choices=["full", "small", "tiny"],
-                   help="full = Magenta's 3 x 512; small = CPU-sized 2 x 256 (default)")
+    p.add_argument("--config", default="small",
+                   choices=["full", "small", "tiny", "wide", "transformer-small",
+                            "transformer-tiny"],
+                   help="full = Magenta's 3 x 512 LSTM; small = CPU-sized 2 x 256 LSTM "
+                        "(default); wide = 1 x 1024 LSTM; transformer-small = a 2-block Music "
+                        "Transformer of width 256")
     p.add_argument("--steps", type=int, default=10_000, help="total training steps (10000)")
     p.add_argument("--batch-size", type=int, default=None, help="default from the config")
     p.add_argument("--seq-len", type=int, default=None, help="events per window (config)")

@@ -358,6 +358,12 @@ class KerasEngine(_NoteSlot):
 def make_engine(model: Any, backend: str = "numpy") -> NumpyEngine | KerasEngine:
     """The step engine for a network (or the façade that holds it)."""
     model = as_network(model)
+    if getattr(model.config, "arch", "lstm") == "transformer":
+        from models.performance_rnn.transformer import TransformerEngine
+
+        if backend != "numpy":
+            raise CadenzaError("a transformer generates with the numpy engine only")
+        return TransformerEngine(model)  # type: ignore[return-value]
     if backend == "numpy":
         return NumpyEngine(model)
     if backend == "keras":

@@ -20,8 +20,10 @@ from models.checkpoint import config_from_dict, load_weights, read_model_dir
 from models.errors import CadenzaError
 from models.performance_rnn import encoding as enc
 from models.performance_rnn import notes as notes_lib
+from models.performance_rnn.notes import network_inputs
 
 FAMILY = "performance"
+ARCHITECTURES = ("lstm", "transformer")
 
 
 @dataclass
@@ -36,6 +38,14 @@ class PerformanceConfig:
     # Width of the note-state projection (0: none, Magenta's inputs only); see ``notes``.
     note_features: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # "lstm": ``layers`` are the LSTMs' units. "transformer": a Music Transformer decoder
+    # (``transformer.py``), one block per entry of ``layers`` (all the same width), with
+    # ``heads`` attention heads, a feed-forward width ``d_ff`` (0: four times the width) and
+    # relative positions up to ``max_len`` events apart.
+    arch: str = "lstm"
+    heads: int = 4
+    d_ff: int = 0
+    max_len: int = 512
 
 
 @dataclass
@@ -61,11 +71,22 @@ CONFIGS: dict[str, PerformanceConfig] = {
     "small": PerformanceConfig(name="small", layers=(256, 256), note_features=64),
     # For tests only.
     "tiny": PerformanceConfig(name="tiny", layers=(32,), note_features=8),
+    # The architecture study's candidates (see the model card of performance-small).
+    "wide": PerformanceConfig(name="wide", layers=(1024,), note_features=64),
+    "transformer-small": PerformanceConfig(name="transformer-small", arch="transformer",
+                                           layers=(256, 256), heads=4, d_ff=512, max_len=256,
+                                           note_features=64),
+    "transformer-tiny": PerformanceConfig(name="transformer-tiny", arch="transformer",
+                                          layers=(32,), heads=2, d_ff=64, max_len=64,
+                                          note_features=8),
 }
 TRAINING: dict[str, PerformanceTraining] = {
     "full": PerformanceTraining(),
     "small": PerformanceTraining(batch_size=32, seq_len=256, learning_rate=2e-3),
     "tiny": PerformanceTraining(batch_size=8, seq_len=64),
+    "wide": PerformanceTraining(batch_size=32, seq_len=256, learning_rate=1e-3),
+    "transformer-small": PerformanceTraining(batch_size=32, seq_len=256, learning_rate=1e-3),
+    "transformer-tiny": PerformanceTraining(batch_size=8, seq_len=64),
 }
 
 
@@ -212,23 +233,34 @@ class PerformanceModel:
         return int(self.keras_model.count_params())
 
 
-def network_inputs(events: np.ndarray, controls: np.ndarray, notes: np.ndarray | None,
-                   uses_notes: bool) -> list[np.ndarray]:
-    """The inputs of a performance network for [B, T] events: events, controls and, for a
-    network that reads it, the note state (computed from ``events``, from silence, when
-    ``notes`` is not given)."""
-    ev = np.asarray(events, np.int32)
-    out = [ev, np.asarray(controls, np.float32)]
-    if uses_notes:
-        if notes is None:
-            notes = np.stack([notes_lib.note_features(row)[0] for row in ev])
-        out.append(np.asarray(notes, np.float32))
-    return out
+def check_architecture(config: PerformanceConfig) -> PerformanceConfig:
+    """``config`` when it describes a network that can be built (CadenzaError otherwise)."""
+    if config.arch not in ARCHITECTURES:
+        raise CadenzaError(f"unknown performance network '{config.arch}' "
+                           f"(one of {', '.join(ARCHITECTURES)})")
+    if not config.layers or any(int(u) < 1 for u in config.layers):
+        raise CadenzaError("a performance network needs at least one layer of positive width")
+    if config.arch == "transformer":
+        width = int(config.layers[0])
+        if any(int(u) != width for u in config.layers):
+            raise CadenzaError("a transformer's blocks all have the same width")
+        if config.heads < 1 or width % config.heads:
+            raise CadenzaError(f"a transformer of width {width} cannot have {config.heads} "
+                               "heads (the width must divide by them)")
+        if config.d_ff < 0 or config.max_len < 2:
+            raise CadenzaError("a transformer needs d_ff >= 0 and max_len >= 2")
+    return config
 
 
-def build_model(config: PerformanceConfig, dropout: float = 0.0) -> PerformanceModel:
-    """A network of the architecture ``config`` with fresh weights (``dropout``: the LSTMs'
-    input dropout, a training setting)."""
+def build_model(config: PerformanceConfig, dropout: float = 0.0) -> Any:
+    """A network of the architecture ``config`` with fresh weights (``dropout``: a training
+    setting): a :class:`PerformanceModel` (LSTM) or a
+    :class:`~models.performance_rnn.transformer.PerformanceTransformer`."""
+    check_architecture(config)
+    if config.arch == "transformer":
+        from models.performance_rnn.transformer import PerformanceTransformer, shape_of
+
+        return PerformanceTransformer(shape_of(config, dropout), config)
     return PerformanceModel(config, dropout)
 
 
@@ -238,14 +270,14 @@ def read_config(directory: str | Path) -> PerformanceConfig:
     payload = read_model_dir(directory)
     if payload["family"] != FAMILY:
         raise CadenzaError(f"{directory} holds a '{payload['family']}' model, not '{FAMILY}'")
-    config = config_from_dict(PerformanceConfig, payload["config"])
+    config = check_architecture(config_from_dict(PerformanceConfig, payload["config"]))
     if config.encoding_version != enc.ENCODING_VERSION:
         raise CadenzaError(f"{directory} uses event encoding v{config.encoding_version}; "
                            f"this Cadenza speaks v{enc.ENCODING_VERSION}")
     return config
 
 
-def load_model(directory: str | Path) -> PerformanceModel:
+def load_model(directory: str | Path) -> Any:
     model = build_model(read_config(directory))
     load_weights(model.keras_model, directory)
     return model

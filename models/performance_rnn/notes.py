@@ -190,3 +190,17 @@ class NoteTracker:
         out[:, :NUM_PITCHES] = sounding
         out[:, NUM_PITCHES:] = np.where(sounding, np.exp(onsets / AGE_SCALE_STEPS), 0.0)
         return out
+
+
+def network_inputs(events: np.ndarray, controls: np.ndarray, notes: np.ndarray | None,
+                   uses_notes: bool) -> list[np.ndarray]:
+    """The inputs of a performance network for [B, T] events: events, controls and, for a
+    network that reads it, the note state (computed from ``events``, from silence, when
+    ``notes`` is not given)."""
+    ev = np.asarray(events, np.int32)
+    out = [ev, np.asarray(controls, np.float32)]
+    if uses_notes:
+        if notes is None:
+            notes = np.stack([note_features(row)[0] for row in ev])
+        out.append(np.asarray(notes, np.float32))
+    return out

@@ -29,6 +29,7 @@ from models.performance_rnn.model import (
     PerformanceModel,
     PerformanceTraining,
     build_model,
+    check_architecture,
     get_config,
     get_training,
     read_config,
@@ -107,6 +108,10 @@ class PerformanceRecipe(training.Recipe):
         if architecture.note_features < 0:
             raise CadenzaError(f"--note-features must be 0 or more, not "
                                f"{architecture.note_features}")
+        check_architecture(architecture)
+        if architecture.arch == "transformer" and settings.seq_len > architecture.max_len:
+            raise CadenzaError(f"--seq-len {settings.seq_len} is longer than the transformer "
+                               f"sees ({architecture.max_len} events)")
 
     def load_data(self, architecture: PerformanceConfig, settings: PerformanceTraining,
                   out: Path, log: training.Log) -> dict[str, Any]:
@@ -138,6 +143,8 @@ class PerformanceRecipe(training.Recipe):
 
     def transfer(self, model: PerformanceModel, source: Path,
                  source_architecture: PerformanceConfig, log: training.Log) -> None:
+        if "transformer" in (source_architecture.arch, model.config.arch):
+            raise CadenzaError("a transformer warm-starts only from a model of its own shape")
         start = build_model(source_architecture)
         load_weights(start.keras_model, source)
         copy_weights(start, model)
@@ -176,11 +183,16 @@ def model_card(config: PerformanceConfig, settings: PerformanceTraining,
     metrics = info.get("metrics", {})
     val, loss = metrics.get("val_nll"), metrics.get("loss")
     val_text = f"{val:.3f}" if isinstance(val, float) else "not measured yet"
+    network = (f"{len(config.layers)} x {config.layers[0]} LSTM" if config.arch == "lstm" else
+               f"a Music Transformer decoder (relative attention, Huang et al. 2019) of "
+               f"{len(config.layers)} blocks of width {config.layers[0]}, {config.heads} heads, "
+               f"feed-forward {config.d_ff or 4 * config.layers[0]}, attention over the last "
+               f"{config.max_len} events")
     return f"""# PerformanceRNN ({config.name}): Continue
 
 A Keras 3 re-implementation of Magenta's PerformanceRNN with dynamics and multi-conditioning
-(note density and pitch-class histogram, optional): {len(config.layers)} x
-{config.layers[0]} LSTM, {info.get('params', '?')} parameters. It continues expressive piano
+(note density and pitch-class histogram, optional): {network},
+{info.get('params', '?')} parameters. It continues expressive piano
 performances (MIDI) event by event: 128 note-on, 128 note-off, 100 time shifts of 10 ms and
 32 velocity bins.{note_state_text(config)}
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from models.performance_rnn import encoding as enc
 from models.performance_rnn import notes as notes_lib
-from models.performance_rnn.model import network_inputs
+from models.performance_rnn.notes import network_inputs
 
 LN_EPSILON = 1e-5
 
@@ -49,6 +49,15 @@ class TransformerShape:
     @property
     def head_size(self) -> int:
         return self.d_model // self.heads
+
+
+def shape_of(config: Any, dropout: float = 0.0) -> TransformerShape:
+    """The shape of a transformer :class:`~models.performance_rnn.model.PerformanceConfig`."""
+    width = int(config.layers[0])
+    return TransformerShape(d_model=width, layers=len(config.layers), heads=config.heads,
+                            d_ff=config.d_ff or 4 * width, max_len=config.max_len,
+                            dropout=dropout, note_features=config.note_features,
+                            num_classes=config.num_classes, control_size=config.control_size)
 
 
 def _layers() -> Any:
