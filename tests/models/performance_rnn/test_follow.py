@@ -18,7 +18,7 @@ def test_reference_controls_follow_the_last_bars() -> None:
     f_sharp = [66, 68, 70, 71, 73, 75, 77, 78]
     # 8 s of C major at 4 notes/s, then 4 s of F# major at 8 notes/s
     notes = _scale(0.0, c_major * 4) + _scale(8.0, f_sharp * 4, step=0.125)
-    ref = follow.reference_controls(NoteSequence(notes=notes))
+    ref = follow.reference_controls(NoteSequence(notes=notes), half_life=4.0)
     assert ref is not None
     assert ref.histogram.shape == (12,) and ref.histogram.sum() == pytest.approx(1.0)
     # the recent key weighs most: F# (6) over C (0), which is not in F# major
@@ -29,6 +29,7 @@ def test_reference_controls_follow_the_last_bars() -> None:
     # a longer half-life remembers more of the C major part
     slow = follow.reference_controls(NoteSequence(notes=notes), half_life=60.0)
     assert slow.histogram[0] > ref.histogram[0] and slow.density < ref.density
+    assert follow.reference_controls(NoteSequence(notes=notes)).histogram[0] > ref.histogram[0]
     flat = follow.reference_controls(NoteSequence(notes=notes), flatten=1.0)
     np.testing.assert_allclose(flat.histogram, np.full(12, 1 / 12))
     assert follow.reference_controls(NoteSequence()) is None
