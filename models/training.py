@@ -73,6 +73,7 @@ class Budget:
     checkpoint_steps: int | None = None  # a checkpoint every this many steps ...
     checkpoint_minutes: float | None = None  # ... or minutes (at the end of a period)
     max_minutes: float | None = None  # stop, with a checkpoint, at the first step after this
+    max_cpu_minutes: float | None = None  # ... or after this much CPU time of this run
 
 
 @dataclass
@@ -211,13 +212,21 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
         say(f"already trained for {step} steps (asked for {budget.steps})")
     export = recipe.saved_graph(recipe.build(architecture, settings))  # never compiled
     last = history["checkpoints"][-1] if history["checkpoints"] else {}
-    metrics = {k: v for k, v in last.items() if k not in ("step", "minutes", "time")}
+    metrics = {k: v for k, v in last.items()
+               if k not in ("step", "minutes", "cpu_minutes", "time")}
     prior_minutes = float(last.get("minutes", 0.0))
+    prior_cpu = float(last.get("cpu_minutes", 0.0))
+    c0 = time.process_time()
     info = {**data, "params": int(graph.count_params()), "backend": keras.backend.backend(),
             "device": preferred_device(), "devices": distribution or "one device"}
 
     def minutes() -> float:
         return prior_minutes + (time.monotonic() - t0) / 60
+
+    def cpu_minutes() -> float:
+        """CPU time of this process (all threads), all runs: on a shared machine a fairer
+        clock than the wall for comparing learning curves."""
+        return prior_cpu + (time.process_time() - c0) / 60
 
     def checkpoint() -> None:
         with _interrupt_after():  # Ctrl-C while the files are written: after they are
@@ -225,7 +234,7 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
 
     def write() -> None:
         entry = {"step": step, **metrics, "minutes": round(minutes(), 2),
-                 "time": round(time.time(), 1)}
+                 "cpu_minutes": round(cpu_minutes(), 2), "time": round(time.time(), 1)}
         if history["checkpoints"] and history["checkpoints"][-1]["step"] == step:
             history["checkpoints"][-1] = entry  # written again (after an interruption)
         else:
@@ -256,14 +265,17 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
                     sums[key] = sums.get(key, 0.0) + float(value)
                 step += 1
                 progress.update(step)
-                out_of_time = (budget.max_minutes is not None
-                               and time.monotonic() - t0 >= budget.max_minutes * 60)
+                out_of_time = ((budget.max_minutes is not None
+                                and time.monotonic() - t0 >= budget.max_minutes * 60)
+                               or (budget.max_cpu_minutes is not None
+                                   and time.process_time() - c0 >= budget.max_cpu_minutes * 60))
             period = {key: total / (step - first) for key, total in sums.items()}
             if recipe.validate_every_period:
                 period.update(recipe.validate(model))
                 validated_at = step
             metrics.update(period)
-            history["log"].append({"step": step, **period, "minutes": round(minutes(), 2)})
+            history["log"].append({"step": step, **period, "minutes": round(minutes(), 2),
+                                   "cpu_minutes": round(cpu_minutes(), 2)})
             progress.clear()
             say(f"step {step}/{budget.steps}: {_format(period)} "
                 f"({(time.monotonic() - t_period) / (step - first):.2f} s/step)")
@@ -283,7 +295,8 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
     finally:
         batches.close()
     if out_of_time:
-        say(f"time limit of {budget.max_minutes:g} min reached at step {step}")
+        say(f"time limit reached at step {step} ({minutes():.1f} min, "
+            f"{cpu_minutes():.1f} CPU min in all)")
     if validated_at != step:
         metrics.update(recipe.validate(model))
     checkpoint()

@@ -256,6 +256,7 @@ def train(
     checkpoint_steps: int = 200,
     val_windows: int = 64,
     max_minutes: float | None = None,
+    max_cpu_minutes: float | None = None,
     workers: int = 1,
     verbose: int = 1,
     command: str | None = None,
@@ -283,7 +284,8 @@ def train(
                            get_training(config_name, **settings), asked,
                            init=Path(init_from) if init_from is not None else None)
     budget = training.Budget(steps=steps, period=checkpoint_steps,
-                             checkpoint_steps=checkpoint_steps, max_minutes=max_minutes)
+                             checkpoint_steps=checkpoint_steps, max_minutes=max_minutes,
+                             max_cpu_minutes=max_cpu_minutes)
     recipe = PerformanceRecipe(data_dir, val_windows, workers, seed)
     run = training.train(recipe, out_dir, start, budget, seed=seed, command=command, log=log,
                          verbose=verbose)
