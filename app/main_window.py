@@ -992,6 +992,16 @@ class MainWindow(QMainWindow):
             "PerformanceRNN, MusicVAE and NSynth, re-implemented in Keras 3.</p>"
             f"<p>Compute: {self.compute_device or 'starting…'}</p>")
 
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if hasattr(self, "_autosave_timer"):
+            self.schedule_autosave()  # the layout is part of the session
+
+    def moveEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().moveEvent(event)
+        if hasattr(self, "_autosave_timer"):
+            self.schedule_autosave()
+
     # ------------------------------------------------------------------ shutdown
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         # Nothing is ever unsaved: the last state is written now (no question asked).

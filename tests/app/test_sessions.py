@@ -137,6 +137,12 @@ def test_relaunch_restores_clips_results_settings_and_layout(qtbot, tmp_path, sh
     cont.show_variations([seq, seq.trim(0.0, 3.0)], boundary=3.0)
     inter = win.workspaces["Interpolate"]
     inter.steps.setValue(7)
+    from app.jobs import InterpolateResult
+
+    inter.show_result(InterpolateResult([seq.trim(0.0, 2.0), seq.trim(2.0, 4.0)], 2.0), "sample")
+    morph = win.workspaces["Morph"]
+    tone = win.library.clips()[1]
+    morph.show_result(tone.audio)
     win.live_panel.tempo_spin.setValue(88)
     win.show_workspace("Interpolate")
     win.library.select(short_piano_clip)
@@ -151,7 +157,14 @@ def test_relaunch_restores_clips_results_settings_and_layout(qtbot, tmp_path, sh
     assert [len(c.sequence.notes) for c in ws.cards] == [len(seq.notes),
                                                          len(seq.trim(0.0, 3.0).notes)]
     assert ws.length.value() == 12.5
-    assert again.workspaces["Interpolate"].steps.value() == 7
+    inter2 = again.workspaces["Interpolate"]
+    assert inter2.steps.value() == 7
+    assert [c.name for c in inter2.cards] == ["sample 1/2", "sample 2/2"]
+    assert inter2.result is not None and inter2.result.seconds_each == 2.0
+    assert inter2.joined().total_time > 2.0
+    morph2 = again.workspaces["Morph"]
+    assert morph2.has_results() and morph2.keep_button.isEnabled()
+    assert morph2.session_results().audio.samples.shape == tone.audio.samples.shape
     assert again.live_panel.tempo_spin.value() == 88
     assert again.tabs.currentWidget() is again.workspaces["Interpolate"]
     assert ws.primer.currentText() == short_piano_clip.name
