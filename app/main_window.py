@@ -99,7 +99,8 @@ class MainWindow(QMainWindow):
     export_failed = Signal(str)
     playback_started = Signal()
     session_saved = Signal(str)  # path of the session just written (the autosave too)
-    _autosave_failed = Signal(str)
+    _autosave_failed = Signal(str)  # from the saver thread; queued to the GUI thread
+    _autosave_done = Signal(str)
 
     def __init__(
         self,
@@ -231,7 +232,9 @@ class MainWindow(QMainWindow):
         self._autosave_timer.setSingleShot(True)
         self._autosave_timer.setInterval(AUTOSAVE_MS)
         self._autosave_timer.timeout.connect(self.autosave)
-        self._autosave_failed.connect(lambda text: self.show_message(text))
+        # bound to this window (a QObject of the GUI thread): delivered there, queued
+        self._autosave_failed.connect(self.show_message)
+        self._autosave_done.connect(self.session_saved)
         for ws in self.workspaces.values():
             ws.state_changed.connect(self.schedule_autosave)
         self.live_panel.state_changed.connect(self.schedule_autosave)
@@ -448,7 +451,7 @@ class MainWindow(QMainWindow):
                 log.exception("autosave")
                 self._autosave_failed.emit(f"Could not save the session: {exc}")
                 return
-            self.session_saved.emit(str(path))
+            self._autosave_done.emit(str(path))
 
         try:
             self._pending_save = self._saver.submit(write)

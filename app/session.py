@@ -48,6 +48,7 @@ RECENT_NAME = "recent.json"
 RECENT_MAX = 10
 MAX_MEMBERS = 10_000
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MAX_SESSION_BYTES = 8 * 1024**3  # all members together, uncompressed
 
 
 def state_dir() -> Path:
@@ -152,7 +153,10 @@ def session_bytes(data: SessionData, encoder: Encoder | None = None) -> bytes:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False))
         for name, payload in members:
-            archive.writestr(name, payload)
+            # audio is stored as it is (deflating it costs seconds at every autosave for
+            # little gain); MIDI and the manifest are deflated
+            kind = zipfile.ZIP_STORED if name.endswith(".wav") else zipfile.ZIP_DEFLATED
+            archive.writestr(name, payload, compress_type=kind)
     return buffer.getvalue()
 
 
@@ -187,6 +191,9 @@ def _read(archive: zipfile.ZipFile, label: str) -> SessionData:
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
         raise CadenzaError(f"{label}: broken session file (too many members)")
+    if sum(i.file_size for i in infos) > MAX_SESSION_BYTES:
+        raise CadenzaError(f"{label}: broken session file (more than "
+                           f"{MAX_SESSION_BYTES // 1024**3} GiB unpacked)")
     try:
         info = archive.getinfo("manifest.json")
     except KeyError as exc:
