@@ -14,14 +14,16 @@ Audio/MIDI), which rebuilds them through the devices. Everything else (export) k
 
 from __future__ import annotations
 
+import base64
 import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NoReturn
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QColor, QIcon, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPushButton,
     QSplitter,
@@ -43,7 +46,19 @@ from app.clips import OPEN_FILTER, Clip, load_clip
 from app.devices import Loss, describe_losses
 from app.resources import examples_dir, icon_path
 from app.services import Services
-from app.settings import Settings, load_settings, open_qsettings, save_settings
+from app.session import (
+    AUTOSAVE_NAME,
+    Encoder,
+    SessionData,
+    add_recent,
+    read_recent,
+    read_session,
+    state_dir,
+    write_session,
+)
+from app.session import FILTER as SESSION_FILTER
+from app.session import SUFFIX as SESSION_SUFFIX
+from app.settings import Settings, SettingsStore, load_settings, open_qsettings, save_settings
 from app.widgets.clip_library import ClipLibrary
 from app.widgets.live_panel import LivePanel
 from app.widgets.piano_roll import PianoRollPanel
@@ -68,6 +83,7 @@ RECONNECT = "Reconnect Audio/MIDI"
 DEFAULT_SIZE = (1280, 800)
 PLAYHEAD_MS = 33
 DEVICE_CHECK_MS = 250
+AUTOSAVE_MS = 400  # the session is saved this long after the last change
 
 
 class MainWindow(QMainWindow):
@@ -82,13 +98,18 @@ class MainWindow(QMainWindow):
     exported = Signal(str)  # path of a finished export
     export_failed = Signal(str)
     playback_started = Signal()
+    session_saved = Signal(str)  # path of the session just written (the autosave too)
+    _autosave_failed = Signal(str)  # from the saver thread; queued to the GUI thread
+    _autosave_done = Signal(str)
 
     def __init__(
         self,
-        settings_store: QSettings | None = None,
+        settings_store: SettingsStore | None = None,
         probe_compute: bool = True,
         drag_folder: Path | None = None,
         services: Services | None = None,
+        state_folder: Path | None = None,
+        restore_session: bool = True,
     ) -> None:
         super().__init__()
         self.setWindowTitle("Cadenza")
@@ -100,6 +121,13 @@ class MainWindow(QMainWindow):
         self._probe = probe_compute
         self._owns_services = services is None
         self.services = services or Services.create(self.settings)
+        # the session: autosaved (debounced, written on a thread of its own) to state_folder
+        self.state_folder = Path(state_folder) if state_folder is not None else state_dir()
+        self.autosave_path = self.state_folder / AUTOSAVE_NAME
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cadenza-autosave")
+        self._encoder = Encoder()
+        self._autosave_enabled = False
+        self._pending_save: Future[Any] | None = None
         self.devices = self.services.devices
         self.worker = self.services.worker
         self._audio_reason = ""
@@ -110,7 +138,7 @@ class MainWindow(QMainWindow):
 
         # clip library (left dock)
         self.library = ClipLibrary(drag_folder=drag_folder)
-        dock = QDockWidget("Clips", self)
+        dock = self.clips_dock = QDockWidget("Clips", self)
         dock.setObjectName("clipsDock")
         dock.setWidget(self.library)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
@@ -163,7 +191,7 @@ class MainWindow(QMainWindow):
         clip_layout.addWidget(self.transport)
         clip_layout.addWidget(self.clip_stack, 1)
 
-        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter = self.splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.tabs)
         splitter.addWidget(clip_area)
         splitter.setStretchFactor(0, 5)
@@ -200,6 +228,23 @@ class MainWindow(QMainWindow):
         self._device_timer = QTimer(self)
         self._device_timer.setInterval(DEVICE_CHECK_MS)
         self._device_timer.timeout.connect(self.check_devices)
+        self._autosave_timer = QTimer(self)
+        self._autosave_timer.setSingleShot(True)
+        self._autosave_timer.setInterval(AUTOSAVE_MS)
+        self._autosave_timer.timeout.connect(self.autosave)
+        # bound to this window (a QObject of the GUI thread): delivered there, queued
+        self._autosave_failed.connect(self.show_message)
+        self._autosave_done.connect(self.session_saved)
+        for ws in self.workspaces.values():
+            ws.state_changed.connect(self.schedule_autosave)
+        self.live_panel.state_changed.connect(self.schedule_autosave)
+        self.tabs.currentChanged.connect(lambda _i: self.schedule_autosave())
+        self.splitter.splitterMoved.connect(lambda *_: self.schedule_autosave())
+        self.live_dock.visibilityChanged.connect(lambda _v: self.schedule_autosave())
+        self._startup_message = ""
+        if restore_session:
+            self._restore_autosave()
+        self._autosave_enabled = True
         QTimer.singleShot(0, self._after_show)
 
     # ------------------------------------------------------------------ menus
@@ -207,6 +252,13 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
         self._action(file_menu, "Open &Examples", lambda: self.open_examples())
+        self.recent_menu = QMenu("Open &Recent", self)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
+        self._action(file_menu, "Open Sess&ion…", self.open_session_dialog, "Ctrl+Shift+O")
+        self._action(file_menu, "Save Sessio&n…", self.save_session_dialog,
+                     QKeySequence.StandardKey.Save)
         file_menu.addSeparator()
         self._action(file_menu, "Export &MIDI…", self.export_midi_dialog, "Ctrl+E")
         self._action(file_menu, "Export &WAV…", self.export_wav_dialog, "Ctrl+Shift+E")
@@ -215,6 +267,19 @@ class MainWindow(QMainWindow):
                      QKeySequence.StandardKey.Preferences)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit = self.menuBar().addMenu("&Edit")
+        stack = self.library.undo_stack
+        self.undo_action = stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence("Ctrl+Z"))
+        self.redo_action = stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        edit.addAction(self.undo_action)
+        edit.addAction(self.redo_action)
+        edit.addSeparator()
+        self._action(edit, "&Remove Clip", self.library.remove_current)
+        self._action(edit, "Rena&me Clip", self._rename_current)
+        self._action(edit, "Move Clip U&p", lambda: self.library.move_current(-1))
+        self._action(edit, "Move Clip Do&wn", lambda: self.library.move_current(1))
         view = self.menuBar().addMenu("&View")
         self._action(view, "Zoom &In", self.zoom_in, QKeySequence.StandardKey.ZoomIn)
         self._action(view, "Zoom &Out", self.zoom_out, QKeySequence.StandardKey.ZoomOut)
@@ -236,6 +301,8 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ startup checks
     def _after_show(self) -> None:
+        if self._startup_message:
+            self.show_message(self._startup_message)
         self._check_audio()
         self._check_midi()
         self._device_timer.start()
@@ -262,6 +329,204 @@ class MainWindow(QMainWindow):
         for ws in self.workspaces.values():
             ws.set_models(entries)
         self.live_panel.set_models(entries)
+
+    # ------------------------------------------------------------------ sessions
+    def session_data(self) -> SessionData:
+        """Everything the session keeps, as plain data (clips are copied: a rename while the
+        autosave writes does not race with it)."""
+        clips = self.library.clips()
+        current = self.library.current_clip()
+        copies = [Clip(c.name, sequence=c.sequence, audio=c.audio, source=c.source, id=c.id)
+                  for c in clips]
+        results = {}
+        for title, ws in self.workspaces.items():
+            res = ws.session_results()
+            if res is not None:
+                results[title] = res
+        window = {
+            "geometry": base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii"),
+            "state": base64.b64encode(bytes(self.saveState().data())).decode("ascii"),
+            "splitter": [int(v) for v in self.splitter.sizes()],
+            "tab": self.tabs.tabText(self.tabs.currentIndex()),
+            "live": bool(self.live_dock.isVisible()),
+        }
+        return SessionData(
+            clips=copies,
+            current_clip=clips.index(current) if current in clips else None,
+            results=results,
+            workspaces={t: ws.session_state() for t, ws in self.workspaces.items()},
+            live=self.live_panel.session_state(),
+            window=window)
+
+    def apply_session(self, data: SessionData, layout: bool = True) -> None:
+        """Show a session: its clips replace the library's (the undo history starts again)."""
+        enabled, self._autosave_enabled = self._autosave_enabled, False
+        try:
+            self.library.replace_all(data.clips, data.current_clip)
+            for title, ws in self.workspaces.items():
+                state = data.workspaces.get(title)
+                if isinstance(state, dict):
+                    ws.restore_session_state(state)
+                res = data.results.get(title)
+                if res is not None:
+                    ws.restore_results(res)
+            self.live_panel.restore_session_state(data.live)
+            if layout:
+                self._restore_layout(data.window)
+        finally:
+            self._autosave_enabled = enabled
+        self.schedule_autosave()
+
+    def _restore_layout(self, window: dict[str, Any]) -> None:
+        def decoded(key: str) -> QByteArray | None:
+            value = window.get(key)
+            if not isinstance(value, str):
+                return None
+            try:
+                return QByteArray(base64.b64decode(value.encode("ascii"), validate=True))
+            except ValueError:
+                return None
+
+        geometry, state = decoded("geometry"), decoded("state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+        sizes = window.get("splitter")
+        if isinstance(sizes, list) and len(sizes) == 2 and all(
+                isinstance(v, int) and 0 <= v < 100_000 for v in sizes):
+            self.splitter.setSizes(sizes)
+        tab = window.get("tab")
+        if isinstance(tab, str) and tab in self.workspaces:
+            self.tabs.setCurrentWidget(self.workspaces[tab])
+        if isinstance(window.get("live"), bool):
+            self.live_dock.setVisible(window["live"])
+
+    def _restore_autosave(self) -> None:
+        """The previous run's session, read at start; a broken one is kept aside (renamed) and
+        said in one line, and the app starts empty."""
+        path = self.autosave_path
+        if not path.is_file():
+            return
+        try:
+            data = read_session(path)
+        except CadenzaError as exc:
+            aside = path.with_name(f"{path.stem}.broken-{int(time.time())}{path.suffix}")
+            try:
+                path.replace(aside)
+                kept = f" (kept as {aside.name})"
+            except OSError:
+                kept = ""
+            self._startup_message = f"Could not restore the last session: {exc}{kept}"
+            log.warning("%s", self._startup_message)
+            return
+        except Exception as exc:  # noqa: BLE001 - never fail to start over a session file
+            log.exception("restoring %s", path)
+            self._startup_message = f"Could not restore the last session: {exc}"
+            return
+        self.apply_session(data)
+
+    def schedule_autosave(self) -> None:
+        """Save the session a moment after the last change (debounced)."""
+        if self._autosave_enabled:
+            self._autosave_timer.start()
+
+    def autosave(self) -> Future[Any] | None:
+        """Write the session to the autosave file, on the saver thread (the GUI thread only
+        gathers it); ``session_saved`` when written."""
+        if not self._autosave_enabled:
+            return None
+        data = self.session_data()
+        path, encoder = self.autosave_path, self._encoder
+
+        def write() -> None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_session(path, data, encoder)
+            except (CadenzaError, OSError) as exc:
+                log.warning("autosave: %s", exc)
+                self._autosave_failed.emit(f"Could not save the session: {exc}")
+                return
+            except Exception as exc:  # noqa: BLE001 - a failed autosave is said, not fatal
+                log.exception("autosave")
+                self._autosave_failed.emit(f"Could not save the session: {exc}")
+                return
+            self._autosave_done.emit(str(path))
+
+        try:
+            self._pending_save = self._saver.submit(write)
+        except RuntimeError:  # the saver was shut down (closing)
+            return None
+        return self._pending_save
+
+    def save_session(self, path: str | Path) -> Path | None:
+        """Write the session to ``path`` (``.cadenza``), atomically; None (and a message) when
+        that failed."""
+        path = Path(path)
+        if path.suffix.lower() != SESSION_SUFFIX:
+            path = path.with_name(path.name + SESSION_SUFFIX)
+        try:
+            write_session(path, self.session_data())
+        except CadenzaError as exc:
+            self.show_message(f"Could not save the session: {exc}")
+            return None
+        self._remember("sessions", [path])
+        self.show_message(f"Saved the session to {path}")
+        self.session_saved.emit(str(path))
+        return path
+
+    def open_session(self, path: str | Path) -> bool:
+        """Open a session file: its clips, results, settings and layout replace the current
+        ones (which stay in the autosave until the next change). A broken file: one line."""
+        path = Path(path)
+        try:
+            data = read_session(path)
+        except CadenzaError as exc:
+            self.show_message(f"Could not open the session: {exc}")
+            return False
+        self.apply_session(data)
+        self._remember("sessions", [path])
+        self.show_message(f"Opened the session {path.name}: {len(data.clips)} clips")
+        return True
+
+    def save_session_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save Session", "session" + SESSION_SUFFIX,
+                                              SESSION_FILTER)
+        if path:
+            self.save_session(path)
+
+    def open_session_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open Session", "", SESSION_FILTER)
+        if path:
+            self.open_session(path)
+
+    def recent(self) -> dict[str, list[str]]:
+        """Recently saved or opened sessions and recently opened files, newest first."""
+        return read_recent(self.state_folder)
+
+    def _remember(self, kind: str, paths: list[Path]) -> None:
+        try:
+            add_recent(self.state_folder, kind, paths)
+        except (CadenzaError, OSError) as exc:
+            log.warning("recent %s: %s", kind, exc)
+
+    def _fill_recent_menu(self) -> None:
+        menu = self.recent_menu
+        menu.clear()
+        recent = self.recent()
+        for text in recent["sessions"]:
+            menu.addAction(Path(text).name, lambda p=text: self.open_session(p)).setToolTip(text)
+        if recent["sessions"] and recent["files"]:
+            menu.addSeparator()
+        for text in recent["files"]:
+            menu.addAction(Path(text).name, lambda p=text: self.open_files([p])).setToolTip(text)
+        if menu.isEmpty():
+            menu.addAction("(nothing yet)").setEnabled(False)
+
+    def _rename_current(self) -> None:
+        item = self.library.list.currentItem()
+        if item is not None:
+            self.library.list.editItem(item)
 
     def _check_audio(self) -> None:
         if self.devices.audio_lost:
@@ -354,7 +619,12 @@ class MainWindow(QMainWindow):
         if not files:
             self.show_message(f"No examples found in {folder}")
             return []
-        added = self.open_files(files)  # sorted: drums, melodies, piano, sounds
+        have = {_resolved(c.source) for c in self.library.clips() if c.source is not None}
+        files = [p for p in files if _resolved(p) not in have]
+        if not files:
+            self.show_message("The examples are already in the library")
+            return []
+        added = self.open_files(files, remember=False)  # sorted: drums, melodies, piano, sounds
         piano = next((c for c in added if c.name == "piano-phrase"), None)
         if piano is not None:
             primer = self.workspaces["Continue"].primer
@@ -362,8 +632,9 @@ class MainWindow(QMainWindow):
             self.library.select(piano)
         return added
 
-    def open_files(self, paths: Sequence[str | Path]) -> list[Clip]:
-        """Read each file into a clip; a bad file shows a one-line error and is skipped."""
+    def open_files(self, paths: Sequence[str | Path], remember: bool = True) -> list[Clip]:
+        """Read each file into a clip (one undoable step); a bad file shows a one-line error
+        and is skipped. ``remember``: listed in File ▸ Open Recent."""
         added: list[Clip] = []
         errors: list[str] = []
         for path in paths:
@@ -377,8 +648,11 @@ class MainWindow(QMainWindow):
                 log.exception("reading %s", path)
                 errors.append(f"could not read {path.name}: {exc}")
                 continue
-            self.library.add_clip(clip)
             added.append(clip)
+        if added:
+            self.library.add_clips(added, text=f"Open {', '.join(c.name for c in added)}")
+            if remember:
+                self._remember("files", [c.source for c in added if c.source is not None])
         if errors:
             extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             self.show_message(f"Could not open: {errors[0]}{extra}")
@@ -390,13 +664,14 @@ class MainWindow(QMainWindow):
         self.library.add_clip(clip)
 
     def _add_generated_clip(self, clip: Clip) -> None:
-        self.library.add_clip(clip)
+        self.library.add_clip(clip, text=f"Keep {clip.name}")
         self.show_message(f"Added {clip.name} to the library")
 
     def _clips_changed(self) -> None:
         clips = self.library.clips()
         for ws in self.workspaces.values():
             ws.set_clips(clips)
+        self.schedule_autosave()
 
     def _show_clip(self, clip: Clip | None) -> None:
         if self._playing is not None and clip is not self._playing:
@@ -720,8 +995,24 @@ class MainWindow(QMainWindow):
             "PerformanceRNN, MusicVAE and NSynth, re-implemented in Keras 3.</p>"
             f"<p>Compute: {self.compute_device or 'starting…'}</p>")
 
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if hasattr(self, "_autosave_timer"):
+            self.schedule_autosave()  # the layout is part of the session
+
+    def moveEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().moveEvent(event)
+        if hasattr(self, "_autosave_timer"):
+            self.schedule_autosave()
+
     # ------------------------------------------------------------------ shutdown
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        # Nothing is ever unsaved: the last state is written now (no question asked).
+        self._autosave_timer.stop()
+        if self._autosave_enabled:
+            self.autosave()
+        self._autosave_enabled = False
+        self._saver.shutdown(wait=True)
         self._device_timer.stop()
         self.stop()
         self.live_panel.shutdown()
@@ -770,6 +1061,10 @@ QLabel#workspaceDescription { color: palette(window-text); }
 QLabel#modelNotice {
     border: 1px solid #b8862b; border-radius: 4px; padding: 6px 8px;
     background: rgba(184, 134, 43, 40);
+}
+QLabel#jobError {
+    border: 1px solid #c4473a; border-radius: 4px; padding: 6px 8px;
+    background: rgba(196, 71, 58, 45);
 }
 QLabel#placeholder { color: palette(placeholder-text); font-style: italic; padding: 12px; }
 QLabel#clipTitle { font-weight: 600; }
@@ -848,6 +1143,13 @@ def end_process(code: int) -> NoReturn:
 
 if __name__ == "__main__":
     end_process(run_app(sys.argv[1:]))
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return Path(path).resolve()
+    except OSError:
+        return Path(path)
 
 
 def _render_midi(ctx: Any, seq: Any, instrument: Any) -> Any:

@@ -1,4 +1,10 @@
-"""The clip library: open, drop files in, drag clips out as files, rename, remove."""
+"""The clip library: open, drop files in, drag clips out as files, rename, reorder, remove.
+
+Every change of the library (add, remove, rename, move, a kept result) is a command on its
+``undo_stack`` (a ``QUndoStack``: Edit ▸ Undo/Redo in the window); the raw changes
+(``apply_insert``, ``apply_take``, ``apply_rename``, ``apply_move``) are only called by those
+commands (and ``replace_all``, for an opened session).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,15 @@ import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, Qt, QUrl, Signal
-from PySide6.QtGui import QDrag, QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtGui import (
+    QDrag,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeyEvent,
+    QUndoCommand,
+    QUndoStack,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -41,8 +55,25 @@ class _ClipList(QListWidget):
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
         self.setDefaultDropAction(Qt.DropAction.CopyAction)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # F2, a double click or the menu's Rename edit the name; a click on a selected clip
+        # does not (Delete right after it used to blank the name instead of removing the clip)
         self.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed
-                             | QAbstractItemView.EditTrigger.SelectedClicked)
+                             | QAbstractItemView.EditTrigger.DoubleClicked)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        key, mods = event.key(), event.modifiers()
+        editing = self.state() == QAbstractItemView.State.EditingState
+        if not editing and key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) \
+                and self.currentItem() is not None:
+            self._library.remove_current()
+            event.accept()
+            return
+        if not editing and mods & Qt.KeyboardModifier.ControlModifier \
+                and key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            self._library.move_current(-1 if key == Qt.Key.Key_Up else 1)
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     @staticmethod
     def _local_files(event: QDropEvent | QDragEnterEvent | QDragMoveEvent) -> list[Path]:
@@ -88,6 +119,59 @@ class _ClipList(QListWidget):
         drag.exec(Qt.DropAction.CopyAction, Qt.DropAction.CopyAction)
 
 
+class _Add(QUndoCommand):
+    def __init__(self, library: ClipLibrary, clips: list[Clip], text: str, select: bool) -> None:
+        super().__init__(text)
+        self.library, self.clips, self.select = library, clips, select
+        self.rows: list[int] = []
+
+    def redo(self) -> None:
+        start = self.library.list.count()
+        self.rows = list(range(start, start + len(self.clips)))
+        for row, clip in zip(self.rows, self.clips, strict=True):
+            self.library.apply_insert(clip, row, self.select)
+
+    def undo(self) -> None:
+        for clip in reversed(self.clips):
+            self.library.apply_take(clip)
+
+
+class _Remove(QUndoCommand):
+    def __init__(self, library: ClipLibrary, clip: Clip) -> None:
+        super().__init__(f"Remove {clip.name}")
+        self.library, self.clip, self.row = library, clip, 0
+
+    def redo(self) -> None:
+        self.row = self.library.apply_take(self.clip)
+
+    def undo(self) -> None:
+        self.library.apply_insert(self.clip, self.row, True)
+
+
+class _Rename(QUndoCommand):
+    def __init__(self, library: ClipLibrary, clip: Clip, old: str, new: str) -> None:
+        super().__init__(f"Rename {old} to {new}")
+        self.library, self.clip, self.old, self.new = library, clip, old, new
+
+    def redo(self) -> None:
+        self.library.apply_rename(self.clip, self.new)
+
+    def undo(self) -> None:
+        self.library.apply_rename(self.clip, self.old)
+
+
+class _Move(QUndoCommand):
+    def __init__(self, library: ClipLibrary, clip: Clip, old: int, new: int) -> None:
+        super().__init__(f"Move {clip.name}")
+        self.library, self.clip, self.old, self.new = library, clip, old, new
+
+    def redo(self) -> None:
+        self.library.apply_move(self.clip, self.new)
+
+    def undo(self) -> None:
+        self.library.apply_move(self.clip, self.old)
+
+
 class ClipLibrary(QWidget):
     """The list of clips. Emits ``current_changed(clip or None)``, ``open_requested``,
     ``files_dropped(list[Path])`` and ``error(str)``; the window does the file reading."""
@@ -102,6 +186,7 @@ class ClipLibrary(QWidget):
         super().__init__(parent)
         self.drag_folder = drag_folder or default_drag_folder()
         self._clips: dict[int, Clip] = {}
+        self.undo_stack = QUndoStack(self)
         self.list = _ClipList(self)
         self.list.setToolTip("Drop MIDI or audio files here; drag a clip out to a DAW or folder")
         self.info = QLabel("Open or drop MIDI (.mid) and audio (.wav, .flac) files, "
@@ -132,7 +217,80 @@ class ClipLibrary(QWidget):
         return [self._clips[self.list.item(i).data(Qt.ItemDataRole.UserRole)]
                 for i in range(self.list.count())]
 
-    def add_clip(self, clip: Clip, select: bool = True) -> None:
+    def add_clip(self, clip: Clip, select: bool = True, text: str = "") -> None:
+        """Add a clip at the end (undoable: ``text`` names the step, "Add NAME" by default)."""
+        self.add_clips([clip], select=select, text=text or f"Add {clip.name}")
+
+    def add_clips(self, clips: list[Clip], select: bool = True, text: str = "") -> None:
+        """Add clips at the end as one undoable step."""
+        clips = [c for c in clips if c.id not in self._clips]
+        if clips:
+            self.undo_stack.push(_Add(self, clips, text or f"Add {len(clips)} clips", select))
+
+    def current_clip(self) -> Clip | None:
+        item = self.list.currentItem()
+        return None if item is None else self._clips.get(item.data(Qt.ItemDataRole.UserRole))
+
+    def row_of(self, clip: Clip) -> int:
+        for i in range(self.list.count()):
+            if self.list.item(i).data(Qt.ItemDataRole.UserRole) == clip.id:
+                return i
+        return -1
+
+    def select(self, clip: Clip) -> None:
+        row = self.row_of(clip)
+        if row >= 0:
+            self.list.setCurrentRow(row)
+
+    def rename(self, clip: Clip, name: str) -> None:
+        """Rename a clip (undoable); a blank name is ignored."""
+        name = " ".join(name.split())
+        if not name or clip.id not in self._clips or name == clip.name:
+            return
+        self.undo_stack.push(_Rename(self, clip, clip.name, name))
+
+    def remove(self, clip: Clip) -> None:
+        """Remove a clip (undoable)."""
+        if clip.id in self._clips:
+            self.undo_stack.push(_Remove(self, clip))
+
+    def remove_current(self) -> None:
+        clip = self.current_clip()
+        if clip is not None:
+            self.remove(clip)
+
+    def move(self, clip: Clip, row: int) -> None:
+        """Move a clip to ``row`` (undoable)."""
+        old = self.row_of(clip)
+        row = max(0, min(row, self.list.count() - 1))
+        if old >= 0 and row != old:
+            self.undo_stack.push(_Move(self, clip, old, row))
+
+    def move_current(self, step: int) -> None:
+        clip = self.current_clip()
+        if clip is not None:
+            self.move(clip, self.row_of(clip) + step)
+
+    def replace_all(self, clips: list[Clip], current: int | None = None) -> None:
+        """The library becomes ``clips`` (an opened session): not undoable, the history is
+        cleared."""
+        self.undo_stack.clear()
+        self.list.blockSignals(True)
+        self.list.clear()
+        self._clips.clear()
+        for row, clip in enumerate(clips):
+            self.apply_insert(clip, row, False, emit=False)
+        self.list.blockSignals(False)
+        self.clips_changed.emit()
+        if current is not None and 0 <= current < len(clips):
+            self.list.setCurrentRow(current)
+        else:
+            self.list.setCurrentRow(-1)
+            self._current_item_changed(None, None)
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ raw changes
+    def apply_insert(self, clip: Clip, row: int, select: bool, emit: bool = True) -> None:
         self._clips[clip.id] = clip
         item = QListWidgetItem(clip.name)
         item.setData(Qt.ItemDataRole.UserRole, clip.id)
@@ -141,49 +299,51 @@ class ClipLibrary(QWidget):
             else QStyle.StandardPixmap.SP_FileIcon
         item.setIcon(self.style().standardIcon(icon))
         item.setToolTip(self._tooltip(clip))
-        self.list.blockSignals(True)
-        self.list.addItem(item)
-        self.list.blockSignals(False)
-        self.clips_changed.emit()
+        blocked = self.list.blockSignals(True)
+        self.list.insertItem(row, item)
+        self.list.blockSignals(blocked)
+        if emit:
+            self.clips_changed.emit()
         if select:
             self.list.setCurrentItem(item)
         self._update_buttons()
 
-    def current_clip(self) -> Clip | None:
-        item = self.list.currentItem()
-        return None if item is None else self._clips.get(item.data(Qt.ItemDataRole.UserRole))
-
-    def select(self, clip: Clip) -> None:
-        for i in range(self.list.count()):
-            if self.list.item(i).data(Qt.ItemDataRole.UserRole) == clip.id:
-                self.list.setCurrentRow(i)
-                return
-
-    def rename(self, clip: Clip, name: str) -> None:
-        name = name.strip()
-        if not name:
-            return
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            if item.data(Qt.ItemDataRole.UserRole) == clip.id:
-                item.setText(name)  # _item_edited updates the clip
-                return
-
-    def remove(self, clip: Clip) -> None:
-        for i in range(self.list.count()):
-            if self.list.item(i).data(Qt.ItemDataRole.UserRole) == clip.id:
-                self.list.takeItem(i)
-                self._clips.pop(clip.id, None)
-                self.clips_changed.emit()
-                break
+    def apply_take(self, clip: Clip) -> int:
+        row = self.row_of(clip)
+        if row < 0:
+            return 0
+        self.list.takeItem(row)
+        self._clips.pop(clip.id, None)
+        self.clips_changed.emit()
         if self.list.count() == 0:
             self.current_changed.emit(None)
         self._update_buttons()
+        return row
 
-    def remove_current(self) -> None:
-        clip = self.current_clip()
-        if clip is not None:
-            self.remove(clip)
+    def apply_rename(self, clip: Clip, name: str) -> None:
+        clip.name = name
+        row = self.row_of(clip)
+        if row >= 0:
+            item = self.list.item(row)
+            blocked = self.list.blockSignals(True)
+            item.setText(name)
+            item.setToolTip(self._tooltip(clip))
+            self.list.blockSignals(blocked)
+        self.clips_changed.emit()
+        if self.current_clip() is clip:
+            self.info.setText(clip.summary)
+            self.current_changed.emit(clip)
+
+    def apply_move(self, clip: Clip, row: int) -> None:
+        old = self.row_of(clip)
+        if old < 0:
+            return
+        blocked = self.list.blockSignals(True)
+        item = self.list.takeItem(old)
+        self.list.insertItem(row, item)
+        self.list.blockSignals(blocked)
+        self.list.setCurrentItem(item)
+        self.clips_changed.emit()
 
     # ------------------------------------------------------------------ drag out
     def export_for_drag(self, clip: Clip) -> Path:
@@ -218,15 +378,12 @@ class ClipLibrary(QWidget):
         clip = self._clips.get(item.data(Qt.ItemDataRole.UserRole))
         if clip is None:
             return
-        name = item.text().strip()
-        if name:
-            clip.name = name
-            item.setToolTip(self._tooltip(clip))
-            self.clips_changed.emit()
-        else:
-            self.list.blockSignals(True)
-            item.setText(clip.name)
-            self.list.blockSignals(False)
+        name = " ".join(item.text().split())
+        blocked = self.list.blockSignals(True)
+        item.setText(clip.name)  # the command sets the new name (or a blank one is refused)
+        self.list.blockSignals(blocked)
+        if name and name != clip.name:
+            self.rename(clip, name)
 
     def _menu(self, pos: object) -> None:
         item = self.list.itemAt(pos)  # type: ignore[arg-type]
@@ -234,6 +391,8 @@ class ClipLibrary(QWidget):
             return
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.list.editItem(item))
+        menu.addAction("Move Up", lambda: self.move_current(-1))
+        menu.addAction("Move Down", lambda: self.move_current(1))
         menu.addAction("Remove", self.remove_current)
         menu.exec(self.list.viewport().mapToGlobal(pos))  # type: ignore[arg-type]
 

@@ -95,6 +95,7 @@ class LivePanel(QWidget):
     message = Signal(str)
     duet_changed = Signal(bool)
     reconnect_requested = Signal()
+    state_changed = Signal()  # a choice changed: the session is saved soon
 
     def __init__(self, services: Services | None = None, soundfont: str | None = None,
                  parent: QWidget | None = None) -> None:
@@ -132,6 +133,13 @@ class LivePanel(QWidget):
         self._roll_timer.timeout.connect(self._tick)
         self._roll_timer.start()
         self._midi_started = False
+        self.last_round: Any = None  # the latest duet round with an answer
+        self._wanted_ports: tuple[str | None, str | None] = (None, None)
+        from app.widgets.state import watch
+
+        watch(self.state_controls(), self.state_changed.emit)
+        for combo in (self.input_combo, self.output_combo):
+            combo.currentIndexChanged.connect(lambda *_: self.state_changed.emit())
 
     def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802, ANN001
         """MIDI is opened when the panel is first shown, not when the window starts."""
@@ -192,6 +200,11 @@ class LivePanel(QWidget):
         form.addRow(self.follow_check)
         form.addRow(self.layer_check)
         form.addRow(self.duet_button)
+        self.keep_answer_button = QPushButton("Keep answer")
+        self.keep_answer_button.setToolTip("Add the latest answer to the clip library")
+        self.keep_answer_button.setEnabled(False)
+        self.keep_answer_button.clicked.connect(self.keep_answer)
+        form.addRow(self.keep_answer_button)
         form.addRow(self.latency_label)
         for spin in (self.silence_spin, self.seconds_spin, self.temperature_spin):
             spin.valueChanged.connect(self._settings_changed)
@@ -294,6 +307,12 @@ class LivePanel(QWidget):
 
     def _fill_ports(self, inputs: list[str], outputs: list[str]) -> None:
         cur_in, cur_out = self.input_combo.currentData(), self.output_combo.currentData()
+        want_in, want_out = self._wanted_ports  # a session's ports, chosen once they appear
+        if want_in in inputs:
+            cur_in, want_in = want_in, None
+        if want_out is not None and (want_out in outputs or want_out == AUDIO_OUT):
+            cur_out, want_out = want_out, None
+        self._wanted_ports = (want_in, want_out)
         for combo in (self.input_combo, self.output_combo):
             combo.blockSignals(True)
             combo.clear()
@@ -467,6 +486,9 @@ class LivePanel(QWidget):
         elif event == "call":
             self._say(f"Call {rnd.index}: {len(rnd.call.notes)} notes — answering…")
         elif event in ("done", "interrupted"):
+            if rnd.answer.notes:
+                self.last_round = rnd
+                self.keep_answer_button.setEnabled(True)
             self._say(f"Answer {rnd.index}: {rnd.notes_sent} notes"
                       + (" (cut: you played)" if event == "interrupted" else ""))
 
@@ -504,6 +526,10 @@ class LivePanel(QWidget):
         self.model_combo.clear()
         for entry in self.models:
             self.model_combo.addItem(entry.name, str(entry.path))
+        wanted = getattr(self, "_wanted_model", None)
+        if wanted and self.model_combo.findData(wanted) >= 0:
+            self.model_combo.setCurrentIndex(self.model_combo.findData(wanted))
+            self._wanted_model = None
         ok = bool(self.models) and self.worker is not None
         self.duet_button.setEnabled(ok or self.duet is not None)
         self.duet_button.setToolTip("" if ok else "Install or train a PerformanceRNN model "
@@ -619,6 +645,51 @@ class LivePanel(QWidget):
         self.record_button.setChecked(self.recorder is not None)
         self.record_button.setText("■ Stop" if self.recorder is not None else "● Record")
         self.record_button.blockSignals(False)
+
+    def keep_answer(self) -> Any:
+        """Add the latest duet answer to the clip library (one click); the clip, or None."""
+        from app.clips import Clip
+
+        rnd = self.last_round
+        if rnd is None or not rnd.answer.notes:
+            self._say("No answer to keep yet")
+            return None
+        seq = NoteSequence(notes=[n for n in rnd.answer.notes if n.end >= n.start >= 0])
+        if not seq.notes:
+            self._say("No answer to keep yet")
+            return None
+        clip = Clip(f"Duet answer {rnd.index}", sequence=seq)
+        self.clip_created.emit(clip)
+        self._say(f"{clip.name}: {len(seq.notes)} notes added to the library")
+        return clip
+
+    # ------------------------------------------------------------------ session
+    def state_controls(self) -> dict[str, Any]:
+        return {"model": self.model_combo, "silence_ms": self.silence_spin,
+                "seconds": self.seconds_spin, "temperature": self.temperature_spin,
+                "layer": self.layer_check, "metronome": self.metronome_check,
+                "count_in": self.count_in_spin, "tempo": self.tempo_spin}
+
+    def session_state(self) -> dict[str, Any]:
+        from app.widgets.state import capture
+
+        state = capture(self.state_controls())
+        want_in, want_out = self._wanted_ports
+        state["input"] = self.input_combo.currentData() or want_in
+        state["output"] = self.output_combo.currentData() or want_out
+        return state
+
+    def restore_session_state(self, state: dict[str, Any]) -> None:
+        from app.widgets.state import restore
+
+        restore(self.state_controls(), state)
+        model = state.get("model")
+        if isinstance(model, dict) and isinstance(model.get("data"), str):
+            if self.model_combo.findData(model["data"]) < 0:
+                self._wanted_model = model["data"]
+        ports = [state.get(k) for k in ("input", "output")]
+        self._wanted_ports = tuple(p if isinstance(p, str) and p else None  # type: ignore[assignment]
+                                   for p in ports)
 
     # ------------------------------------------------------------------ devices lost
     def devices_lost(self, losses: Sequence[Loss]) -> None:

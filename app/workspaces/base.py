@@ -62,6 +62,7 @@ class Workspace(QWidget):
 
     clip_created = Signal(object)  # a new Clip for the library (results the user keeps)
     message = Signal(str)  # one line for the status bar
+    state_changed = Signal()  # a control or the results changed: the session is saved soon
     playback_stop_requested = Signal()  # before it plays (or stops): the window stops its clip
 
     def __init__(self, services: Services | None = None, parent: QWidget | None = None) -> None:
@@ -108,6 +109,14 @@ class Workspace(QWidget):
         busy_row.addWidget(self.progress, 1)
         busy_row.addWidget(self.cancel_button)
         self.busy.setVisible(False)
+        # a failed job's message, where the eye is (the status bar cuts long lines off)
+        self.error_label = QLabel()
+        self.error_label.setObjectName("jobError")
+        self.error_label.setWordWrap(True)
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label.setVisible(False)
+        self.results_stale = False
+        self._wanted_model: str | None = None
         self.job: Any = None  # app.worker.JobHandle of the running model job
         self._play_job: Any = None
         self._midi_out: Any = None
@@ -121,6 +130,7 @@ class Workspace(QWidget):
         layout.addWidget(about)
         layout.addWidget(self.notice)
         layout.addWidget(self.busy)
+        layout.addWidget(self.error_label)
         line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
@@ -128,6 +138,10 @@ class Workspace(QWidget):
         layout.addWidget(self.body, 1)
         self.build()
         self.set_models([], listed=False)
+        from app.widgets.state import watch
+
+        watch(self.state_controls(), self.state_changed.emit)
+        self.model_combo.currentIndexChanged.connect(lambda *_: self.state_changed.emit())
 
     # ------------------------------------------------------------------ for subclasses
     def build(self) -> None:
@@ -166,12 +180,15 @@ class Workspace(QWidget):
 
         def done(result: Any) -> None:
             self._job_ended(handle)
+            if not quiet:
+                self.clear_error()
             on_success(result)
 
         def failed(exc: Exception) -> None:
             self._job_ended(handle)
             if on_failure is not None:
                 on_failure(exc)
+            self.show_error(f"{label.capitalize()} failed: {exc}")
             self.say(f"{self.title}: {label} failed: {exc}")
 
         def cancelled() -> None:
@@ -194,12 +211,75 @@ class Workspace(QWidget):
                                     on_cancelled=cancelled, label=label)
         if not quiet:
             self.job = handle
+            self.clear_error()
             self.progress.setRange(0, 1000)
             self.progress.setValue(0)
             self.progress_label.setText(f"{label.capitalize()}…")
             self.busy.setVisible(True)
             self._set_running(True)
         return handle
+
+    def show_error(self, text: str) -> None:
+        """A job failed: its message in full above the results, which are marked as stale
+        (they are what an earlier run made, not what the settings now ask for)."""
+        line = " ".join(str(text).split())
+        self.results_stale = self.has_results()
+        if self.results_stale:
+            line += "  (The results below are from an earlier run.)"
+        self.error_label.setText(line)
+        self.error_label.setVisible(True)
+        self.mark_stale(self.results_stale)
+
+    def clear_error(self) -> None:
+        self.error_label.clear()
+        self.error_label.setVisible(False)
+        if self.results_stale:
+            self.results_stale = False
+            self.mark_stale(False)
+
+    def has_results(self) -> bool:
+        """Whether results are shown (subclasses say)."""
+        return False
+
+    def mark_stale(self, stale: bool) -> None:
+        """Mark the result cards as from an earlier run (their titles say so) or current."""
+        for card in getattr(self, "cards", []):
+            if isinstance(card, SequenceCard):
+                card.set_stale(stale)
+
+    # ------------------------------------------------------------------ session
+    def state_controls(self) -> dict[str, Any]:
+        """The controls whose values a session keeps (by attribute name)."""
+        from app.widgets.state import find_controls
+
+        return find_controls(self, skip=("model_combo",))
+
+    def session_state(self) -> dict[str, Any]:
+        """The workspace's settings as plain JSON values."""
+        from app.widgets.state import capture
+
+        state = capture(self.state_controls())
+        state["model"] = self.current_model() or self._wanted_model
+        return state
+
+    def restore_session_state(self, state: dict[str, Any]) -> None:
+        from app.widgets.state import restore
+
+        restore(self.state_controls(), state)
+        model = state.get("model")
+        if isinstance(model, str) and model:
+            index = self.model_combo.findData(model) if self.models else -1
+            if index >= 0:
+                self.model_combo.setCurrentIndex(index)
+            else:
+                self._wanted_model = model  # chosen when the model list arrives
+
+    def session_results(self) -> Any:
+        """The latest results as ``app.session.Results`` (None when there are none)."""
+        return None
+
+    def restore_results(self, results: Any) -> None:
+        """Show results read from a session (``app.session.Results``)."""
 
     def _job_ended(self, handle: Any) -> None:
         if handle is self.job:
@@ -384,12 +464,16 @@ class Workspace(QWidget):
         self.models = [e for e in entries if getattr(e, "family", None) == self.family]
         # A refreshed list (after a training, or the startup listing arriving late) keeps the
         # model the musician picked.
-        chosen = self.model_combo.currentData() or self.default_model
+        chosen = self._wanted_model or self.model_combo.currentData() or self.default_model
+        if self._wanted_model and any(e.name == self._wanted_model for e in self.models):
+            self._wanted_model = None
+        self.model_combo.blockSignals(True)
         self.model_combo.clear()
         for entry in self.models:
             self.model_combo.addItem(entry.name, entry.name)
         index = self.model_combo.findData(chosen) if chosen else -1
         self.model_combo.setCurrentIndex(max(index, 0))
+        self.model_combo.blockSignals(False)
         self.model_combo.setEnabled(bool(self.models))
         if not self.models and not listed:
             self.model_combo.addItem("looking for models…")
@@ -537,6 +621,14 @@ class SequenceCard(QWidget):
 
     def clip(self) -> Clip:
         return Clip(self.name, sequence=self.sequence)
+
+    def set_stale(self, stale: bool) -> None:
+        """Say in the title that this result is from an earlier run (the last one failed)."""
+        title = self.panel.bar.title
+        title.setText(f"{self.name}  (from an earlier run)" if stale else self.name)
+        title.setProperty("stale", stale)
+        title.setStyleSheet("color: palette(placeholder-text); font-style: italic;" if stale
+                            else "")
 
     def keep(self) -> None:
         self.ws.keep(self.clip())

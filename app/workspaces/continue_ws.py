@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -125,6 +127,8 @@ class ContinueWorkspace(Workspace):
         self.results_layout.addWidget(self.results_placeholder)
         self.cards: list[SequenceCard] = []
         self.result: ContinueResult | None = None
+        self._boundary: float | None = None
+        self._primer_name: str | None = None
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.results)
@@ -177,6 +181,27 @@ class ContinueWorkspace(Workspace):
         self._primer_name = clip.name
         self.submit(job, self.show_result, "generate")
 
+    def has_results(self) -> bool:
+        return bool(self.cards)
+
+    def session_results(self) -> Any:
+        from app.session import Results
+
+        if not self.cards:
+            return None
+        return Results(sequences=[c.sequence for c in self.cards],
+                       names=[c.name for c in self.cards],
+                       meta={"boundary": self._boundary, "primer": self._primer_name})
+
+    def restore_results(self, results: Any) -> None:
+        meta = results.meta
+        boundary = meta.get("boundary")
+        primer = meta.get("primer")
+        if isinstance(primer, str):
+            self._primer_name = primer
+        self.show_variations(list(results.sequences),
+                             float(boundary) if isinstance(boundary, int | float) else None)
+
     def show_result(self, result: ContinueResult) -> None:
         self.result = result
         self.show_variations([v.joined for v in result.variations], result.boundary)
@@ -188,6 +213,7 @@ class ContinueWorkspace(Workspace):
             self.results_layout.removeWidget(card)
             card.deleteLater()
         self.cards = []
+        self._boundary = boundary
         self.results_placeholder.setVisible(not sequences)
         base = getattr(self, "_primer_name", None) or (
             self.primer_clip().name if self.primer_clip() else "continuation")
@@ -199,6 +225,7 @@ class ContinueWorkspace(Workspace):
                 card.panel.roll.show_time_window(max(0.0, boundary - before), end)
             self.results_layout.addWidget(card)
             self.cards.append(card)
+        self.state_changed.emit()
         if sequences:
             self.say(f"{self.title}: {len(sequences)} variation"
                      f"{'s' if len(sequences) != 1 else ''} ready")

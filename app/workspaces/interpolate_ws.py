@@ -141,6 +141,7 @@ class InterpolateWorkspace(Workspace):
         self.results_layout.addWidget(self.results_placeholder)
         self.cards: list[SequenceCard] = []
         self.result: InterpolateResult | None = None
+        self._kind = "interpolation"
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.results)
@@ -253,7 +254,29 @@ class InterpolateWorkspace(Workspace):
 
     def show_result(self, result: InterpolateResult, kind: str = "interpolation") -> None:
         self.result = result
+        self._kind = kind
         self.show_results(result.sequences, kind)
+        self.state_changed.emit()
+
+    def has_results(self) -> bool:
+        return bool(self.cards)
+
+    def session_results(self) -> Any:
+        from app.session import Results
+
+        if self.result is None or not self.cards:
+            return None
+        return Results(sequences=list(self.result.sequences),
+                       names=[c.name for c in self.cards],
+                       meta={"seconds_each": self.result.seconds_each, "kind": self._kind})
+
+    def restore_results(self, results: Any) -> None:
+        seconds = results.meta.get("seconds_each")
+        kind = results.meta.get("kind")
+        if not isinstance(seconds, int | float) or not seconds > 0:
+            seconds = max((s.total_time for s in results.sequences), default=1.0) or 1.0
+        self.show_result(InterpolateResult(list(results.sequences), float(seconds)),
+                         kind if isinstance(kind, str) else "interpolation")
 
     def _show_ready(self, result: InterpolateResult, kind: str, noun: str) -> None:
         """Show what an Interpolate or Sample press made and say so (pad blends stay quiet)."""

@@ -429,6 +429,58 @@ class MorphWorkspace(Workspace):
         self.result_title.setText(f"<b>Result</b> · {self._result_name()}" if audio is not None
                                   else "<b>Result</b>")
         self._update_buttons()
+        self.state_changed.emit()
+
+    def has_results(self) -> bool:
+        return self._result_audio is not None
+
+    def mark_stale(self, stale: bool) -> None:
+        for view in (self.result_wave, self.result_spec):
+            view.setEnabled(not stale)
+        self.result_title.setText(
+            ("<b>Result</b> (from an earlier run)" if stale else
+             f"<b>Result</b> · {self._result_name()}") if self._result_audio is not None
+            else "<b>Result</b>")
+
+    def state_controls(self) -> dict[str, Any]:
+        controls = super().state_controls()
+        for slot in self.slots:
+            for name in ("picker", "program", "pitch"):
+                controls[f"slot{slot.letter}.{name}"] = getattr(slot, name)
+        return controls
+
+    def session_state(self) -> dict[str, Any]:
+        state = super().session_state()
+        state["pad"] = list(self.pad.position)
+        return state
+
+    def restore_session_state(self, state: dict[str, Any]) -> None:
+        super().restore_session_state(state)
+        pad = state.get("pad")
+        if isinstance(pad, list) and len(pad) == 2 and all(
+                isinstance(v, int | float) and 0.0 <= v <= 1.0 for v in pad):
+            self.pad.set_position(float(pad[0]), float(pad[1]))
+
+    def session_results(self) -> Any:
+        from app.session import Results
+
+        if self._result_audio is None:
+            return None
+        return Results(audio=self._result_audio, names=[self._result_name()],
+                       meta={"xy": list(self._result_xy),
+                             "labels": list(getattr(self, "_labels", []))})
+
+    def restore_results(self, results: Any) -> None:
+        if results.audio is None:
+            return
+        xy = results.meta.get("xy")
+        if isinstance(xy, list) and len(xy) == 2 and all(isinstance(v, int | float)
+                                                         for v in xy):
+            self._result_xy = (float(xy[0]), float(xy[1]))
+        labels = results.meta.get("labels")
+        if isinstance(labels, list):
+            self._labels = [str(v) for v in labels]
+        self.show_result(results.audio)
 
     def play_result(self) -> None:
         if self._result_audio is not None:

@@ -18,6 +18,15 @@ QSettings.setDefaultFormat(QSettings.Format.IniFormat)
 
 
 @pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The per-user state folder (the session's autosave, the recent lists) under tmp_path:
+    no test writes into the real home."""
+    folder = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
 def settings_dir(tmp_path: Path) -> Iterator[Path]:
     """A fresh, empty settings folder for each test."""
     folder = tmp_path / "settings"

@@ -1,0 +1,400 @@
+"""Sessions (autosave, restore, Save/Open Session, recent), undo/redo of the clip library,
+inline job errors and settings that cannot construct objects. Real files, the real window."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from app.clips import load_clip
+from app.main_window import MainWindow
+from app.session import (
+    AUTOSAVE_NAME,
+    Results,
+    SessionData,
+    read_recent,
+    read_session,
+    write_session,
+)
+from app.settings import Settings, SettingsStore, load_settings, open_qsettings, save_settings
+from models.errors import CadenzaError
+from models.midi_io import read_midi
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = Path(__file__).with_name("session_app.py")
+
+
+def _window(qtbot, tmp_path: Path, **kwargs) -> MainWindow:  # type: ignore[no-untyped-def]
+    win = MainWindow(probe_compute=False, drag_folder=tmp_path / "drag", **kwargs)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def _saved(win: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the autosave that follows the latest change."""
+    with qtbot.waitSignal(win.session_saved, timeout=20000):
+        win.schedule_autosave()
+
+
+# ---------------------------------------------------------------------- the file format
+def test_a_session_file_is_a_zip_of_midi_wav_and_json(tmp_path, short_piano_clip, wav_file):
+    audio = load_clip(wav_file)
+    half = short_piano_clip.sequence.trim(0.0, 2.5)
+    data = SessionData(clips=[short_piano_clip, audio], current_clip=1,
+                       results={"Continue": Results(sequences=[half], names=["v1"],
+                                                    meta={"boundary": 1.0})},
+                       workspaces={"Continue": {"length": 7.0}}, live={"tempo": 90})
+    path = write_session(tmp_path / "s.cadenza", data)
+    # readable without Cadenza: a zip, a JSON manifest, standard MIDI and WAV files
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        assert manifest["format"] == "cadenza-session" and manifest["version"] == 1
+        assert [c["file"] for c in manifest["clips"]] == ["clips/001.mid", "clips/002.wav"]
+        midi = read_midi(archive.read("clips/001.mid"))
+        assert len(midi.notes) == len(short_piano_clip.sequence.notes)
+        assert archive.read("clips/002.wav")[:4] == b"RIFF"
+        assert manifest["results"]["Continue"]["files"] == ["results/continue-001.mid"]
+    back = read_session(path)
+    assert [c.name for c in back.clips] == [short_piano_clip.name, "tone"]
+    assert back.clips[1].audio.samples.shape == audio.audio.samples.shape
+    assert back.current_clip == 1 and back.workspaces["Continue"]["length"] == 7.0
+    assert len(back.results["Continue"].sequences[0].notes) == len(half.notes)
+    assert back.results["Continue"].meta["boundary"] == 1.0
+    assert back.clips[0].source == short_piano_clip.source
+
+
+@pytest.mark.parametrize("content", [
+    b"",
+    b"not a zip at all",
+    "zip-no-manifest",
+    "zip-manifest-not-json",
+    "zip-other-format",
+    "zip-newer-version",
+    "zip-missing-member",
+    "zip-member-not-midi",
+    "zip-clips-not-a-list",
+])
+def test_a_broken_session_file_is_one_line(tmp_path, content):
+    path = tmp_path / "broken.cadenza"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        manifest = {"format": "cadenza-session", "version": 1, "clips": []}
+        members = {}
+        if content == "zip-manifest-not-json":
+            members["manifest.json"] = b"{nope"
+        elif content == "zip-other-format":
+            members["manifest.json"] = json.dumps({"format": "x", "version": 1}).encode()
+        elif content == "zip-newer-version":
+            members["manifest.json"] = json.dumps({**manifest, "version": 99}).encode()
+        elif content == "zip-missing-member":
+            manifest["clips"] = [{"name": "a", "file": "clips/001.mid"}]
+            members["manifest.json"] = json.dumps(manifest).encode()
+        elif content == "zip-member-not-midi":
+            manifest["clips"] = [{"name": "a", "file": "clips/001.mid"}]
+            members["manifest.json"] = json.dumps(manifest).encode()
+            members["clips/001.mid"] = b"MThd garbage"
+        elif content == "zip-clips-not-a-list":
+            members["manifest.json"] = json.dumps({**manifest, "clips": "x"}).encode()
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, payload in members.items():
+                archive.writestr(name, payload)
+    with pytest.raises(CadenzaError) as info:
+        read_session(path)
+    assert "\n" not in str(info.value) and "broken.cadenza" in str(info.value)
+
+
+def test_a_broken_autosave_starts_empty_with_one_line(qtbot, tmp_path, state_home):
+    folder = state_home / "cadenza"
+    folder.mkdir(parents=True)
+    (folder / AUTOSAVE_NAME).write_bytes(b"PK\x03\x04 truncated by a crash")
+    win = _window(qtbot, tmp_path)
+    qtbot.waitUntil(lambda: "Could not restore the last session" in win.last_message)
+    assert win.library.clips() == [] and "\n" not in win.last_message
+    assert list(folder.glob("autosave.broken-*.cadenza"))  # the broken file is kept aside
+
+
+# ---------------------------------------------------------------------- restore
+def test_relaunch_restores_clips_results_settings_and_layout(qtbot, tmp_path, short_piano_clip,
+                                                             wav_file, state_home):
+    win = _window(qtbot, tmp_path)
+    win.add_clip(short_piano_clip)
+    win.open_files([wav_file])
+    seq = short_piano_clip.sequence
+    cont = win.workspaces["Continue"]
+    cont.length.setValue(12.5)
+    cont.show_variations([seq, seq.trim(0.0, 3.0)], boundary=3.0)
+    inter = win.workspaces["Interpolate"]
+    inter.steps.setValue(7)
+    from app.jobs import InterpolateResult
+
+    inter.show_result(InterpolateResult([seq.trim(0.0, 2.0), seq.trim(2.0, 4.0)], 2.0), "sample")
+    morph = win.workspaces["Morph"]
+    tone = win.library.clips()[1]
+    morph.show_result(tone.audio)
+    win.live_panel.tempo_spin.setValue(88)
+    win.show_workspace("Interpolate")
+    win.library.select(short_piano_clip)
+    _saved(win, qtbot)
+    assert (state_home / "cadenza" / AUTOSAVE_NAME).is_file()
+    win.close()
+
+    again = _window(qtbot, tmp_path)
+    assert [c.name for c in again.library.clips()] == [short_piano_clip.name, "tone"]
+    assert again.library.current_clip().name == short_piano_clip.name
+    ws = again.workspaces["Continue"]
+    assert [len(c.sequence.notes) for c in ws.cards] == [len(seq.notes),
+                                                         len(seq.trim(0.0, 3.0).notes)]
+    assert ws.length.value() == 12.5
+    inter2 = again.workspaces["Interpolate"]
+    assert inter2.steps.value() == 7
+    assert [c.name for c in inter2.cards] == ["sample 1/2", "sample 2/2"]
+    assert inter2.result is not None and inter2.result.seconds_each == 2.0
+    assert inter2.joined().total_time > 2.0
+    morph2 = again.workspaces["Morph"]
+    assert morph2.has_results() and morph2.keep_button.isEnabled()
+    assert morph2.session_results().audio.samples.shape == tone.audio.samples.shape
+    assert again.live_panel.tempo_spin.value() == 88
+    assert again.tabs.currentWidget() is again.workspaces["Interpolate"]
+    assert ws.primer.currentText() == short_piano_clip.name
+    # nothing is ever unsaved: closing asks nothing, and the undo history starts afresh
+    assert not again.library.undo_stack.canUndo()
+
+
+def test_save_and_open_session_and_recent(qtbot, tmp_path, short_piano_clip, wav_file):
+    win = _window(qtbot, tmp_path)
+    win.add_clip(short_piano_clip)
+    win.open_files([wav_file])
+    path = win.save_session(tmp_path / "mine")
+    assert path == tmp_path / "mine.cadenza" and path.is_file()
+    win.library.remove(short_piano_clip)
+    assert [c.name for c in win.library.clips()] == ["tone"]
+    assert win.open_session(path)
+    assert [c.name for c in win.library.clips()] == [short_piano_clip.name, "tone"]
+    recent = read_recent(win.state_folder)
+    assert recent["sessions"] == [str(path.resolve())]
+    assert recent["files"] == [str(wav_file.resolve())]
+    win._fill_recent_menu()  # what File ▸ Open Recent shows
+    names = [a.text() for a in win.recent_menu.actions() if not a.isSeparator()]
+    assert names == ["mine.cadenza", "tone.wav"]
+    bad = tmp_path / "bad.cadenza"
+    bad.write_text("nonsense")
+    assert not win.open_session(bad)
+    assert win.last_message.startswith("Could not open the session: bad.cadenza")
+    assert [c.name for c in win.library.clips()] == [short_piano_clip.name, "tone"]
+
+
+def _run_driver(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(DRIVER), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _line(proc: subprocess.Popen, tag: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith(tag + " "):
+            return json.loads(line[len(tag) + 1:])
+    proc.kill()
+    err = proc.stderr.read() if proc.stderr else ""
+    raise AssertionError(f"no {tag} line; stderr:\n{err[-3000:]}")
+
+
+def test_relaunch_after_sigkill_restores_the_session(tmp_path, piano_file, wav_file,
+                                                     artifacts_dir):
+    """The real app in a process of its own: clips opened, a result shown, then SIGKILL; a
+    second start shows the same clips and results (screenshots before and after)."""
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"),
+           "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    before_png = artifacts_dir / "session-before-kill.png"
+    after_png = artifacts_dir / "session-after-kill.png"
+    first = _run_driver([str(tmp_path / "settings"), str(before_png), str(piano_file),
+                         str(wav_file)], env)
+    try:
+        saved = _line(first, "SAVED", 120)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == -signal.SIGKILL
+    assert saved["clips"] == [piano_file.stem, "tone"] and len(saved["variations"]) == 2
+    second = _run_driver([str(tmp_path / "settings"), str(after_png)], env)
+    try:
+        restored = _line(second, "RESTORED", 120)
+        second.wait(60)
+    finally:
+        if second.poll() is None:
+            second.kill()
+    assert restored == saved
+    assert before_png.stat().st_size > 10_000 and after_png.stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------------- undo and redo
+def test_undo_redo_of_every_library_change(window, qtbot, short_piano_clip, wav_file):
+    lib = window.library
+    window.add_clip(short_piano_clip)
+    (tone,) = window.open_files([wav_file])
+    names = lambda: [c.name for c in lib.clips()]  # noqa: E731
+    lib.rename(short_piano_clip, "Idea")
+    lib.move(tone, 0)
+    assert names() == ["tone", "Idea"]
+    lib.remove(tone)
+    assert names() == ["Idea"]
+    window.undo_action.trigger()  # remove undone: back in its place
+    assert names() == ["tone", "Idea"]
+    window.undo_action.trigger()  # move
+    assert names() == ["Idea", "tone"]
+    window.undo_action.trigger()  # rename
+    assert names() == [short_piano_clip.name, "tone"]
+    assert window.workspaces["Continue"].primer.itemText(1) == short_piano_clip.name
+    window.undo_action.trigger()  # open
+    assert names() == [short_piano_clip.name]
+    window.undo_action.trigger()  # add
+    assert names() == [] and window.clip_stack.currentWidget() is window.empty_view
+    for _ in range(5):
+        window.redo_action.trigger()
+    assert names() == ["Idea"]  # all five again: added, opened, renamed, moved, removed
+    assert not window.redo_action.isEnabled()
+    assert window.undo_action.shortcut().toString() == "Ctrl+Z"
+    assert "Ctrl+Shift+Z" in [s.toString() for s in window.redo_action.shortcuts()]
+
+
+def test_keyboard_undo_delete_and_no_rename_on_click(window, qtbot, short_piano_clip, wav_file):
+    lib = window.library
+    window.add_clip(short_piano_clip)
+    (tone,) = window.open_files([wav_file])
+    lib.select(tone)
+    # a click on the selected clip does not start a rename; Delete then removes the clip
+    rect = lib.list.visualItemRect(lib.list.currentItem())
+    qtbot.mouseClick(lib.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.wait(700)  # past the double-click interval, when a rename used to start
+    assert lib.list.state() != lib.list.State.EditingState
+    lib.list.setFocus()
+    qtbot.keyClick(lib.list, Qt.Key.Key_Delete)
+    assert [c.name for c in lib.clips()] == [short_piano_clip.name]
+    window.activateWindow()
+    qtbot.keyClick(lib.list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert [c.name for c in lib.clips()] == [short_piano_clip.name, "tone"]
+    qtbot.keyClick(lib.list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)
+    assert [c.name for c in lib.clips()] == [short_piano_clip.name]
+    # a blank name (an edit emptied) is refused; the name stays
+    item = lib.list.item(0)
+    item.setText("   ")
+    assert short_piano_clip.name == item.text() != ""
+
+
+def test_keeping_results_is_undoable_and_examples_are_not_duplicated(window, short_piano_clip):
+    window.open_examples()
+    count = len(window.library.clips())
+    assert count == 8
+    assert window.open_examples() == []
+    assert len(window.library.clips()) == 8
+    assert window.last_message == "The examples are already in the library"
+    cont = window.workspaces["Continue"]
+    seq = short_piano_clip.sequence
+    cont.show_variations([seq], boundary=1.0)
+    cont.cards[0].buttons["keep"].click()
+    assert window.library.clips()[-1].name.endswith("variation 1")
+    assert window.library.undo_stack.undoText().startswith("Keep ")
+    window.undo_action.trigger()
+    assert len(window.library.clips()) == 8
+
+
+def test_a_duet_answer_is_kept_with_one_click(window, short_piano_clip):
+    from app.duet import Round
+    from models.sequence import NoteSequence
+
+    panel = window.live_panel
+    assert not panel.keep_answer_button.isEnabled()
+    answer = short_piano_clip.sequence.trim(0.0, 2.0)
+    panel.last_round = Round(index=3, reason="pause", call=NoteSequence(), call_started=0.0,
+                             detected_at=0.0, answer=answer)
+    panel.keep_answer_button.setEnabled(True)
+    panel.keep_answer_button.click()
+    kept = window.library.clips()[-1]
+    assert kept.name == "Duet answer 3" and len(kept.sequence.notes) == len(answer.notes)
+    window.undo_action.trigger()
+    assert window.library.clips() == []
+
+
+# ---------------------------------------------------------------------- inline errors
+def test_a_failed_job_shows_its_message_in_the_workspace(window, qtbot, short_piano_clip,
+                                                         artifacts_dir):
+    ws = window.workspaces["Continue"]
+    ws.show_variations([short_piano_clip.sequence], boundary=1.0)
+    long = "the model could not continue this primer because " + "it is far too long " * 8
+
+    def fails(_ctx):  # type: ignore[no-untyped-def]
+        raise CadenzaError(long.strip())
+
+    ws.submit(fails, lambda _r: None, "generate")
+    qtbot.waitUntil(lambda: ws.error_label.isVisible(), timeout=20000)
+    assert "Generate failed: the model could not continue" in ws.error_label.text()
+    assert ws.error_label.text().rstrip().endswith("(The results below are from an earlier "
+                                                   "run.)")
+    assert ws.results_stale
+    assert ws.cards[0].panel.bar.title.text().endswith("(from an earlier run)")
+    window.show_workspace("Continue")
+    qtbot.wait(50)
+    window.grab().save(str(artifacts_dir / "workspace-inline-error.png"))
+    ws.submit(lambda _ctx: 1, lambda _r: None, "generate")
+    qtbot.waitUntil(lambda: not ws.error_label.isVisible(), timeout=20000)
+    assert not ws.results_stale
+    assert not ws.cards[0].panel.bar.title.text().endswith("(from an earlier run)")
+
+
+# ---------------------------------------------------------------------- settings
+def test_a_pickled_object_in_the_settings_file_is_never_constructed(tmp_path, settings_dir):
+    marker = tmp_path / "constructed"
+    script = f"""
+import os
+from PySide6.QtCore import QSettings
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch {marker}",))
+s = QSettings({str(tmp_path / 'evil.ini')!r}, QSettings.Format.IniFormat)
+s.setValue("prefs/theme", Evil())
+s.setValue("prefs/soundfont", Evil())
+s.setValue("prefs/midi_out", "Synth, the one")
+s.sync()
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)
+    assert "@Variant" in (tmp_path / "evil.ini").read_text(errors="replace")
+    assert not marker.exists()
+    location = Path(open_qsettings().fileName())
+    location.parent.mkdir(parents=True)
+    location.write_bytes((tmp_path / "evil.ini").read_bytes())
+    settings = load_settings()
+    assert not marker.exists()
+    assert settings.theme == "dark" and settings.soundfont == ""
+    assert settings.midi_out == "Synth, the one"  # plain strings QSettings wrote still read
+    save_settings(Settings(theme="light"))  # writing does not read it through Qt either
+    assert not marker.exists()
+    assert load_settings().theme == "light"
+    # and a QSettings-written plain file (quotes, escapes) reads back as the same values
+    qs = QSettings(str(tmp_path / "plain.ini"), QSettings.Format.IniFormat)
+    qs.setValue("prefs/soundfont", '/x/a "b", c; d.sf2')
+    qs.setValue("prefs/audio_device", "@home")
+    qs.sync()
+    store = SettingsStore(tmp_path / "plain.ini")
+    assert store.value("prefs/soundfont") == '/x/a "b", c; d.sf2'
+    assert store.value("prefs/audio_device") == "@home"
+    store.setValue("prefs/audio_device", "@home, again")
+    back = QSettings(str(tmp_path / "plain.ini"), QSettings.Format.IniFormat)
+    assert back.value("prefs/audio_device") == "@home, again"
