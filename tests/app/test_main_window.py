@@ -73,7 +73,7 @@ def test_a_bad_file_shows_one_line_and_loses_nothing(window, piano_file, tmp_pat
     assert "\n" not in message
     assert window.statusBar().currentMessage() == message
     assert window.open_files([junk, tmp_path / "missing.wav"]) == []
-    assert "and 1 more" in window.last_message
+    assert "notes.txt" in window.last_message and "missing.wav" in window.last_message
     assert window.library.clips() == before
     assert window.isVisible()
     assert window.piano_roll.roll.note_count > 0  # the view still shows the good clip
