@@ -87,6 +87,8 @@ class AudioExportDialog(QDialog):
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.note.setObjectName("placeholder")
+        self.note.setMinimumHeight(2 * self.note.fontMetrics().lineSpacing() + 4)
+        self.setMinimumWidth(540)
         form = QFormLayout()
         form.addRow("File:", row)
         form.addRow("Format:", self.format)
@@ -103,6 +105,7 @@ class AudioExportDialog(QDialog):
         layout.addWidget(buttons)
         self.format.currentIndexChanged.connect(self._format_changed)
         self.rate.currentIndexChanged.connect(self._update)
+        self.depth.currentIndexChanged.connect(self._update)
         self.path.textChanged.connect(self._path_edited)
         self._update()
 

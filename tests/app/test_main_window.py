@@ -204,7 +204,7 @@ def test_export_wav_of_an_audio_clip_and_to_a_bad_place(window, wav_file, tmp_pa
     assert read_audio(tmp_path / "copy.wav").samples.shape[0] == int(1.5 * 44100)
     with qtbot.waitSignal(window.export_failed, timeout=20000):
         window.export_wav(tmp_path / "no" / "such" / "dir" / "x.wav")
-    assert window.last_message.startswith("Could not export WAV")
+    assert window.last_message.startswith("Could not export audio")
     assert "\n" not in window.last_message
 
 
