@@ -1,4 +1,6 @@
-"""The ``cadenza`` command: no arguments opens the app; subcommands run headless.
+"""The ``cadenza`` command: no arguments opens the app; ``cadenza FILE...`` opens it with those
+MIDI and audio files in the clip library (what the desktop entry's ``Exec=cadenza %F`` runs);
+subcommands run headless.
 
 Each subcommand lives in ``app/commands/<name>.py`` with ``register(subparsers)``; ``train`` and
 ``evaluate`` take a model family as a sub-subcommand, which a family's command module adds with
@@ -10,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from models.errors import CadenzaError
 
@@ -32,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cadenza",
         description=(
             "Cadenza: continue, interpolate and morph music with generative models. "
-            "Run without arguments to open the app."
+            "Run without arguments to open the app, or as 'cadenza FILE...' to open it with "
+            "those MIDI and audio files in the clip library."
         ),
     )
     parser.add_argument("--version", action="version", version=_version())
@@ -77,10 +82,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Whenever the app's worker or a command gets to TensorFlow, its start-up notes stay out.
     quiet_backend_imports()
     args_list = list(sys.argv[1:] if argv is None else argv)
+    files: list[str] | None = None
     if not args_list or args_list[0].startswith("-psn") or args_list == ["--gui"]:
+        files = []
+    else:
+        files = file_arguments(args_list)
+    if files is not None:
+        problem = display_problem()
+        if problem:
+            print(f"cadenza: error: {problem}", file=sys.stderr)
+            return 2
         from app.main_window import end_process, run_app
 
-        end_process(run_app(args_list))
+        qt_args = [] if files else args_list
+        end_process(run_app(qt_args, files=[Path(f) for f in files]))
     parser = build_parser()
     args = parser.parse_args(args_list)
     handler = getattr(args, "handler", None)
@@ -95,6 +110,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cadenza: interrupted", file=sys.stderr)
         return 130
+
+
+OPENABLE_SUFFIXES = (".mid", ".midi", ".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+"""Files ``cadenza FILE...`` recognizes by name even when missing (``app.clips`` reads them)."""
+
+
+def file_arguments(args: Sequence[str]) -> list[str] | None:
+    """The arguments as files to open (``cadenza FILE...``), or None when they are a command
+    line for a subcommand. They are files when none is an option, the first is not a command's
+    name, and at least one exists or has a MIDI or audio file's extension (so a mistyped
+    command still gets argparse's "invalid choice")."""
+    if not args or any(a.startswith("-") for a in args):
+        return None
+    parser = build_parser()
+    commands: set[str] = set()
+    for action in parser._actions:  # the subcommands' names
+        if isinstance(action, argparse._SubParsersAction):
+            commands.update(action.choices)
+    if args[0] in commands:
+        return None
+    if not any(Path(a).exists() or Path(a).suffix.lower() in OPENABLE_SUFFIXES for a in args):
+        return None
+    return list(args)
+
+
+def display_problem(environ: dict[str, str] | None = None,
+                    platform: str | None = None) -> str | None:
+    """Why the window cannot open here (no display on Linux and no headless Qt platform), or
+    None. Qt itself would abort the process (exit 134) instead of saying so."""
+    env = os.environ if environ is None else environ
+    if not (platform or sys.platform).startswith("linux"):
+        return None
+    qpa = env.get("QT_QPA_PLATFORM", "").strip()
+    plugins = [p.split(":", 1)[0].strip() for p in qpa.split(";") if p.strip()]
+    needs_display = not plugins or all(p in ("xcb", "wayland", "wayland-egl") for p in plugins)
+    if not needs_display or env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return ("cannot open the window: no display (neither DISPLAY nor WAYLAND_DISPLAY is set); "
+            "run it in a desktop session, set QT_QPA_PLATFORM=offscreen, or use a command "
+            "(cadenza --help)")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,8 +17,19 @@ if TYPE_CHECKING:  # audio_io pulls in soundfile; imported when an audio file is
     from models.audio_io import Audio
 
 MIDI_SUFFIXES = (".mid", ".midi")
-AUDIO_SUFFIXES = (".wav", ".flac")
-OPEN_FILTER = "Music files (*.mid *.midi *.wav *.flac);;MIDI (*.mid *.midi);;Audio (*.wav *.flac)"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+"""Audio files the app opens and writes (``models.audio_io.FORMATS``, without importing it)."""
+_MIDI_GLOB = " ".join(f"*{s}" for s in MIDI_SUFFIXES)
+_AUDIO_GLOB = " ".join(f"*{s}" for s in AUDIO_SUFFIXES)
+OPEN_FILTER = (f"Music files ({_MIDI_GLOB} {_AUDIO_GLOB});;MIDI ({_MIDI_GLOB});;"
+               f"Audio ({_AUDIO_GLOB})")
+AUDIO_EXPORTS = (  # (label, extension, container) as offered by the export dialogs
+    ("WAV", ".wav", "WAV"),
+    ("FLAC", ".flac", "FLAC"),
+    ("AIFF", ".aiff", "AIFF"),
+    ("OGG Vorbis", ".ogg", "OGG"),
+    ("MP3", ".mp3", "MP3"),
+)
 
 _ids = itertools.count(1)
 
@@ -86,7 +99,8 @@ def load_clip(path: str | Path) -> Clip:
         if audio.samples.shape[0] == 0:
             raise CadenzaError(f"{path.name} has no audio")
         return Clip(path.stem, audio=audio, source=path)
-    raise CadenzaError(f"{path.name}: not a MIDI (.mid, .midi) or audio (.wav, .flac) file")
+    raise CadenzaError(f"{path.name}: not a MIDI ({', '.join(MIDI_SUFFIXES)}) or audio "
+                       f"({', '.join(AUDIO_SUFFIXES)}) file")
 
 
 def write_clip(clip: Clip, path: str | Path) -> Path:
@@ -102,6 +116,46 @@ def write_clip(clip: Clip, path: str | Path) -> Path:
         assert clip.audio is not None
         write_audio(path, clip.audio)
     return path
+
+
+def exports_dir() -> Path:
+    """The per-user folder that clips dragged out of Cadenza are written to and kept in:
+    ``$XDG_DATA_HOME/cadenza/exports`` (``~/.local/share/cadenza/exports`` by default), so a
+    DAW that references a dropped file still finds it later."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cadenza" / "exports"
+
+
+def reserve_path(folder: Path, file_name: str) -> Path:
+    """A new file in ``folder`` named ``file_name``, or, when that is taken, the same name with a
+    short unique suffix (``name-1a2b3c.mid``); created empty (exclusively), so two writers never
+    get the same name. The folder is made if needed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CadenzaError(f"cannot make the folder {folder}: {exc.strerror or exc}") from exc
+    stem, suffix = os.path.splitext(file_name)
+    candidate = folder / file_name
+    for _ in range(100):
+        try:
+            with open(candidate, "x"):
+                return candidate
+        except FileExistsError:
+            candidate = folder / f"{stem}-{uuid.uuid4().hex[:6]}{suffix}"
+        except OSError as exc:
+            raise CadenzaError(f"cannot write in {folder}: {exc.strerror or exc}") from exc
+    raise CadenzaError(f"cannot find a free name for {file_name} in {folder}")
+
+
+def export_clip(clip: Clip, folder: Path) -> Path:
+    """Write ``clip`` into ``folder`` under its own name (unique: never over another file) and
+    keep it there; the path written."""
+    path = reserve_path(folder, clip.file_name())
+    try:
+        return write_clip(clip, path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def _clock(seconds: float) -> str:

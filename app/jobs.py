@@ -317,9 +317,10 @@ def prepare_audio_job(item: Any, rate: int = 0, tail: float = 1.0) -> Job:
     return job
 
 
-def write_wav_job(item: Any, path: str | Path, rate: int = 0) -> Job:
-    """A job: a ``NoteSequence`` (rendered) or an ``Audio`` written as WAV (resampled to
-    ``rate`` when given); returns the path."""
+def write_wav_job(item: Any, path: str | Path, rate: int = 0, subtype: str = "PCM_16") -> Job:
+    """A job: a ``NoteSequence`` (rendered) or an ``Audio`` written as an audio file (the
+    container from the extension: WAV, FLAC, AIFF, OGG, MP3), resampled to ``rate`` when
+    given, as ``subtype`` (PCM_16, PCM_24, FLOAT); returns the path."""
     path = Path(path)
 
     def job(ctx: JobContext) -> str:
@@ -328,7 +329,7 @@ def write_wav_job(item: Any, path: str | Path, rate: int = 0) -> Job:
         data = prepare_audio_job(item, rate)(ctx)
         ctx.progress(None, f"Writing {path.name}…")
         try:
-            write_audio(path, data)
+            write_audio(path, data, subtype=subtype)
         except OSError as exc:
             raise CadenzaError(f"could not write {path}: {exc.strerror or exc}") from exc
         return str(path)

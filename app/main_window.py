@@ -261,7 +261,8 @@ class MainWindow(QMainWindow):
                      QKeySequence.StandardKey.Save)
         file_menu.addSeparator()
         self._action(file_menu, "Export &MIDI…", self.export_midi_dialog, "Ctrl+E")
-        self._action(file_menu, "Export &WAV…", self.export_wav_dialog, "Ctrl+Shift+E")
+        self._action(file_menu, "Export &Audio (WAV, FLAC, AIFF, OGG, MP3)…",
+                     self.export_wav_dialog, "Ctrl+Shift+E")
         file_menu.addSeparator()
         self._action(file_menu, "&Settings…", self.open_settings,
                      QKeySequence.StandardKey.Preferences)
@@ -653,9 +654,11 @@ class MainWindow(QMainWindow):
             self.library.add_clips(added, text=f"Open {', '.join(c.name for c in added)}")
             if remember:
                 self._remember("files", [c.source for c in added if c.source is not None])
-        if errors:
-            extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            self.show_message(f"Could not open: {errors[0]}{extra}")
+        if errors:  # each file's reason, in one status line
+            for error in errors:
+                log.warning("could not open: %s", error)
+            opened = f"Opened {', '.join(c.name for c in added)}; " if added else ""
+            self.show_message(f"{opened}Could not open: {' · '.join(errors)}")
         elif added:
             self.show_message(f"Opened {', '.join(c.name for c in added)}")
         return added
@@ -882,10 +885,13 @@ class MainWindow(QMainWindow):
         if clip is None:
             self.show_message("Select a clip to export")
             return
-        name = Path(clip.file_name()).with_suffix(".wav").name
-        path, _ = QFileDialog.getSaveFileName(self, "Export WAV", name, "WAV (*.wav)")
-        if path:
-            self.export_wav(Path(path))
+        from app.widgets.export_dialog import AudioExportDialog
+
+        own = clip.audio.sample_rate if clip.audio is not None else None
+        dialog = AudioExportDialog(Path(clip.file_name()).stem, own_rate=own, parent=self)
+        if dialog.exec():
+            choice = dialog.choice()
+            self.export_wav(choice.path, rate=choice.rate, subtype=choice.subtype)
 
     def export_midi(self, path: str | Path) -> bool:
         clip = self.library.current_clip()
@@ -907,15 +913,19 @@ class MainWindow(QMainWindow):
         self.exported.emit(str(path))
         return True
 
-    def export_wav(self, path: str | Path) -> JobHandle | None:
-        """Render (for a MIDI clip) and write a WAV in the worker; ``exported`` when done."""
+    def export_wav(self, path: str | Path, rate: int = 0,
+                   subtype: str = "PCM_16") -> JobHandle | None:
+        """Render (for a MIDI clip) and write an audio file in the worker (WAV, FLAC, AIFF, OGG
+        or MP3 by the extension; ``.wav`` added when it has none of these), at ``rate`` Hz when
+        given (else the clip's own, 44.1 kHz for a rendered MIDI clip), as ``subtype`` (PCM_16,
+        PCM_24, FLOAT); ``exported`` when done."""
         clip = self.library.current_clip()
         if clip is None:
             self.show_message("Select a clip to export")
             return None
-        path = Path(path)
-        if path.suffix.lower() != ".wav":
-            path = path.with_suffix(".wav")
+        from app.widgets.export_dialog import audio_export_path
+
+        path = audio_export_path(path)
         seq, audio = clip.sequence, clip.audio
         instrument = self._sound()
 
@@ -927,9 +937,12 @@ class MainWindow(QMainWindow):
                 ctx.progress(None, f"Rendering {clip.name}…")
                 data = _render_midi(ctx, seq, instrument)
             ctx.raise_if_cancelled()
+            if rate and data.sample_rate != rate:
+                ctx.progress(None, f"Resampling to {rate} Hz…")
+                data = data.resampled(rate)
             ctx.progress(None, f"Writing {path.name}…")
             try:
-                write_audio(path, data)
+                write_audio(path, data, subtype=subtype)
             except OSError as exc:
                 raise CadenzaError(f"could not write {path}: {exc.strerror or exc}") from exc
             return str(path)
@@ -939,7 +952,7 @@ class MainWindow(QMainWindow):
             self.exported.emit(result)
 
         def failed(exc: Exception) -> None:
-            self.show_message(f"Could not export WAV: {exc}")
+            self.show_message(f"Could not export audio: {exc}")
             self.export_failed.emit(str(exc))
 
         self.show_message(f"Exporting {path.name}…")
@@ -1105,8 +1118,10 @@ def create_app(argv: Sequence[str] = ()) -> QApplication:
 
 
 def run_app(argv: Sequence[str] = (),
-            on_shown: Callable[[MainWindow], None] | None = None) -> int:
-    """Open the window and run until it closes; the exit code. The application, not the window,
+            on_shown: Callable[[MainWindow], None] | None = None,
+            files: Sequence[Path] = ()) -> int:
+    """Open the window and run until it closes; the exit code. ``files`` are opened into the
+    clip library once the window is shown (``cadenza FILE...``). The application, not the window,
     owns the devices and the worker: made here, handed to the window, closed after the event
     loop (bounded: quitting never waits on a sound server that went away). ``on_shown`` gets
     the window once it is shown (a script driving the app)."""
@@ -1118,6 +1133,8 @@ def run_app(argv: Sequence[str] = (),
         window = MainWindow(settings_store=store, services=services)
         apply_theme(app, window.settings.theme)
         window.show()
+        if files:
+            window.open_files(list(files))
         if on_shown is not None:
             on_shown(window)
         code = int(app.exec())

@@ -1,12 +1,16 @@
 """Audio files to and from float32 arrays: the :class:`Audio` type, reading, writing, resampling.
 
-Reading goes through ``soundfile`` (libsndfile: WAV, FLAC, AIFF, OGG..., any sample format and
-channel count); resampling through ``soxr`` at its highest quality. Every problem with a file
+Reading goes through ``soundfile`` (libsndfile: WAV, FLAC, OGG, MP3, AIFF..., any sample format
+and channel count); resampling through ``soxr`` at its highest quality. Writing picks the
+container from the extension (:data:`FORMATS`: WAV, FLAC, OGG Vorbis, MP3, AIFF), or from an
+explicit ``format``, and replaces the target atomically (:func:`models.files.replacing`);
+:func:`audio_bytes` encodes to memory (``-o -`` on the command line). Every problem with a file
 becomes a one-line :class:`~models.errors.CadenzaError` that names it.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import struct
 from dataclasses import dataclass
@@ -17,14 +21,27 @@ import soundfile
 import soxr
 
 from models.errors import CadenzaError
+from models.files import replacing
 
-FORMATS = {".wav": "WAV", ".flac": "FLAC"}
-"""Extensions :func:`write_audio` knows, and the container each one means."""
+FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3", ".aiff": "AIFF",
+           ".aif": "AIFF"}
+"""Extensions Cadenza reads and writes as audio, and the container each one means."""
+AUDIO_EXTENSIONS = tuple(FORMATS)
+"""Audio file extensions, for open dialogs, drops and the command line (lower case)."""
+EXTENSION_OF = {"WAV": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3", "AIFF": ".aiff"}
+"""The usual extension of each container (what a file dialog or ``--format`` adds)."""
 SUBTYPES = {
     "WAV": ("PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT"),
     "FLAC": ("PCM_S8", "PCM_16", "PCM_24"),
+    "AIFF": ("PCM_S8", "PCM_16", "PCM_24", "PCM_32", "FLOAT"),
+    "OGG": ("VORBIS",),
+    "MP3": ("MPEG_LAYER_III",),
 }
-"""Sample formats :func:`write_audio` accepts per container (8-bit WAV is unsigned)."""
+"""Sample formats :func:`write_audio` accepts per container (8-bit WAV is unsigned). The lossy
+containers (OGG Vorbis, MP3) have one codec each: any bit depth asked for means that codec."""
+LOSSY = {"OGG": "VORBIS", "MP3": "MPEG_LAYER_III"}
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+"""Sample rates MPEG audio can hold (96 kHz needs another format)."""
 
 
 @dataclass
@@ -126,19 +143,35 @@ def read_audio(path: str | Path) -> Audio:
     return Audio(samples, sample_rate)
 
 
-def write_audio(path: str | Path, audio: Audio, subtype: str = "PCM_16") -> None:
-    """Write ``audio`` to ``path``; the container comes from the extension (.wav or .flac).
-
-    ``subtype``: PCM_16, PCM_24 or FLOAT (also PCM_U8/PCM_32 for WAV, PCM_S8 for FLAC). Integer
-    formats clip the samples to [-1, 1].
-    """
+def audio_format(path: str | Path, format: str | None = None) -> str:
+    """The container for ``path`` (from its extension) or the explicit ``format`` ("wav",
+    "FLAC", ".mp3", ...); a one-line :class:`CadenzaError` for anything else."""
+    if format is not None:
+        name = format.strip().upper().lstrip(".")
+        name = {"AIF": "AIFF", "OGA": "OGG", "VORBIS": "OGG"}.get(name, name)
+        if name not in SUBTYPES:
+            raise CadenzaError(f"unknown audio format '{format}' (use "
+                               f"{', '.join(n.lower() for n in SUBTYPES)})")
+        return name
     path = Path(path)
-    label = path.name or str(path)
     container = FORMATS.get(path.suffix.lower())
     if container is None:
-        known = ", ".join(FORMATS)
-        raise CadenzaError(f"{label}: cannot write audio as '{path.suffix}' (use {known})")
+        label = path.name or str(path)
+        raise CadenzaError(f"{label}: cannot write audio as '{path.suffix}' "
+                           f"(use {', '.join(FORMATS)})")
+    return container
+
+
+def _prepared(label: str, audio: Audio, container: str, subtype: str) -> tuple[np.ndarray, str]:
     subtype = subtype.upper()
+    if container in LOSSY:
+        subtype = LOSSY[container]  # bit depth does not apply to a lossy codec
+        if container == "MP3" and audio.sample_rate not in MP3_RATES:
+            raise CadenzaError(
+                f"{label}: MP3 cannot hold {audio.sample_rate} Hz (8000 to 48000 Hz only; use "
+                "WAV, FLAC, AIFF or OGG for higher rates)")
+        if container == "MP3" and audio.channels > 2:
+            raise CadenzaError(f"{label}: MP3 holds one or two channels, not {audio.channels}")
     if subtype not in SUBTYPES[container]:
         raise CadenzaError(
             f"{label}: {container} cannot hold {subtype} samples "
@@ -149,10 +182,39 @@ def write_audio(path: str | Path, audio: Audio, subtype: str = "PCM_16") -> None
         raise CadenzaError(f"{label}: cannot write NaN or infinite samples")
     if subtype != "FLOAT":
         samples = np.clip(samples, -1.0, 1.0)
+    return samples, subtype
+
+
+def write_audio(path: str | Path, audio: Audio, subtype: str = "PCM_16",
+                format: str | None = None) -> None:
+    """Write ``audio`` to ``path``, replacing it atomically; the container comes from the
+    extension (.wav, .flac, .ogg, .mp3, .aiff/.aif) unless ``format`` names it.
+
+    ``subtype``: PCM_16, PCM_24 or FLOAT (also PCM_U8/PCM_32 for WAV, PCM_S8 for FLAC and AIFF);
+    ignored by OGG (Vorbis) and MP3. Integer formats clip the samples to [-1, 1].
+    """
+    path = Path(path)
+    label = path.name or str(path)
+    container = audio_format(path, format)
+    samples, subtype = _prepared(label, audio, container, subtype)
+    with replacing(path) as temporary:  # a hidden name: the container is passed explicitly
+        try:
+            soundfile.write(str(temporary), samples, audio.sample_rate, subtype=subtype,
+                            format=container)
+        except (soundfile.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
+            raise CadenzaError(f"{label}: cannot write the audio file ({_reason(exc)})") from exc
+
+
+def audio_bytes(audio: Audio, format: str = "WAV", subtype: str = "PCM_16") -> bytes:
+    """``audio`` encoded as a whole file in memory (for a pipe: ``-o -``)."""
+    container = audio_format("", format)
+    samples, subtype = _prepared(f"{container} stream", audio, container, subtype)
+    buffer = io.BytesIO()
     try:
-        soundfile.write(str(path), samples, audio.sample_rate, subtype=subtype, format=container)
-    except (soundfile.SoundFileError, RuntimeError, OSError, ValueError, TypeError) as exc:
-        raise CadenzaError(f"{label}: cannot write the audio file ({_reason(exc)})") from exc
+        soundfile.write(buffer, samples, audio.sample_rate, subtype=subtype, format=container)
+    except (soundfile.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
+        raise CadenzaError(f"cannot encode {container} audio ({_reason(exc)})") from exc
+    return buffer.getvalue()
 
 
 def load_mono(path: str | Path, sample_rate: int, seconds: float | None = None) -> np.ndarray:

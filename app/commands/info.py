@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument(
         "--no-compute", action="store_true", help="skip the compute devices (imports the backend)"
     )
+    d.add_argument("--json", action="store_true",
+                   help='machine-readable output: {"midi": {...}, "audio": {...}, '
+                        '"compute": {...} or null}')
     d.set_defaults(handler=run_devices)
 
 
@@ -56,9 +60,56 @@ def run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def devices_json(no_compute: bool = False) -> dict[str, Any]:
+    """What ``cadenza devices --json`` prints: the MIDI system (API, inputs, outputs, or why
+    there is none), the audio outputs (or why there are none) and the compute devices."""
+    from app.devices import Devices
+    from models.errors import CadenzaError
+
+    out: dict[str, Any] = {}
+    with Devices() as devices:
+        midi: dict[str, Any] = {"available": False, "api": None, "reason": "", "inputs": [],
+                                "outputs": []}
+        try:
+            system = devices.midi()
+            midi.update(available=bool(system.available),
+                        api=(system.api_name or None) if system.available else None,
+                        reason="" if system.available else str(system.reason))
+            if system.available:
+                midi.update(inputs=[str(p) for p in system.list_inputs()],
+                            outputs=[str(p) for p in system.list_outputs()])
+        except CadenzaError as exc:
+            midi.update(available=False, reason=str(exc))
+        out["midi"] = midi
+        audio: dict[str, Any] = {"available": False, "reason": "", "outputs": []}
+        try:
+            outputs = devices.audio_outputs()
+            audio["outputs"] = [
+                {"name": str(o["name"]), "hostapi": str(o.get("hostapi", "")),
+                 "default_samplerate": int(o.get("default_samplerate", 0) or 0),
+                 "channels": int(o.get("max_output_channels", 0) or 0)}
+                for o in outputs
+            ]
+            audio["available"] = bool(outputs)
+            if not outputs:
+                audio["reason"] = "no sound card or sound server (JACK, PulseAudio) was found"
+        except CadenzaError as exc:
+            audio["reason"] = str(exc)
+        out["audio"] = audio
+    out["compute"] = None
+    if not no_compute:
+        from models.compute import backend_name, compute_devices
+
+        out["compute"] = {"backend": backend_name(), "devices": compute_devices()}
+    return out
+
+
 def run_devices(args: argparse.Namespace) -> int:
     from app.devices import Devices
 
+    if args.json:
+        print(json.dumps(devices_json(args.no_compute), indent=2))
+        return 0
     with Devices() as devices:
         for title, lines in devices.describe():
             print(title)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app.commands import cli_command
+from app.commands.output import MIDI_OUTPUT_HELP, check_midi_output, report, write_midi_output
 from models.errors import CadenzaError
 
 MODEL_NAMES = ("melody-2bar", "melody-16bar", "drums-2bar")
@@ -21,7 +22,7 @@ def register(sub: Any) -> None:
     p.add_argument("--model", default="melody-2bar",
                    help="model name (melody-2bar, melody-16bar, drums-2bar) or model folder")
     p.add_argument("-n", type=int, default=8, help="how many samples (default 8)")
-    p.add_argument("-o", "--output", required=True, help="MIDI file to write")
+    p.add_argument("-o", "--output", required=True, help=MIDI_OUTPUT_HELP)
     p.add_argument("--temperature", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(handler=_sample)
@@ -29,7 +30,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("interpolate", help="morph one MIDI clip into another (MusicVAE)")
     p.add_argument("a", help="first MIDI file")
     p.add_argument("b", help="second MIDI file")
-    p.add_argument("-o", "--output", required=True, help="MIDI file to write")
+    p.add_argument("-o", "--output", required=True, help=MIDI_OUTPUT_HELP)
     p.add_argument("--steps", type=int, default=7, help="sequences from A to B (default 7)")
     p.add_argument("--model", default=None,
                    help="model name or folder (default: melody-2bar, drums-2bar for drum files)")
@@ -109,27 +110,26 @@ def _read(path: str) -> Any:
 
 
 def _write(seqs: list, seconds_each: float, output: str) -> None:
-    from models.midi_io import write_midi
     from models.sequence import join_windows
 
-    out = Path(output)
-    if out.parent and not out.parent.exists():
-        raise CadenzaError(f"output folder does not exist: {out.parent}")
-    write_midi(join_windows(seqs, seconds_each), out)
+    check_midi_output(output)
+    write_midi_output(output, join_windows(seqs, seconds_each))
 
 
 def _sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise CadenzaError("-n must be at least 1")
+    check_midi_output(args.output)
     model = _load(args.model)
     seqs = model.sample(args.n, temperature=args.temperature, seed=args.seed)
     _write(seqs, model.window_seconds(), args.output)
-    print(f"wrote {len(seqs)} samples ({model.name}) to {args.output}")
+    report(f"wrote {len(seqs)} samples ({model.name}) to {args.output}", args.output)
     return 0
 
 
 def _interpolate(args: argparse.Namespace) -> int:
     a, b = _read(args.a), _read(args.b)
+    check_midi_output(args.output)
     if args.steps < 2:
         raise CadenzaError("--steps must be at least 2")
     name = args.model
@@ -141,8 +141,8 @@ def _interpolate(args: argparse.Namespace) -> int:
                              temperature=args.temperature, seed=args.seed)
     qpm = seqs[0].qpm
     _write(seqs, model.window_seconds(qpm), args.output)
-    print(f"wrote {len(seqs)} steps from {Path(args.a).name} to {Path(args.b).name} "
-          f"({model.name}, {args.method}) to {args.output}")
+    report(f"wrote {len(seqs)} steps from {Path(args.a).name} to {Path(args.b).name} "
+           f"({model.name}, {args.method}) to {args.output}", args.output)
     return 0
 
 

@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from app.commands import cli_command
+from app.commands.output import (
+    AUDIO_OUTPUT_HELP,
+    add_format_option,
+    check_audio_output,
+    report,
+    write_audio_output,
+)
 from models.errors import CadenzaError
 
 
@@ -99,7 +106,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Encode the sources, mix their embeddings and decode the mix (4 s, 16 kHz).",
     )
     _add_common(p)
-    p.add_argument("-o", "--output", type=Path, required=True, help="WAV or FLAC to write")
+    p.add_argument("-o", "--output", required=True, help=AUDIO_OUTPUT_HELP)
+    add_format_option(p)
+    p.add_argument("--bits", choices=["16", "24", "float"], default="16",
+                   help="sample format (default 16; OGG and MP3 ignore it)")
     p.add_argument("--pitch", type=int, default=60, help="pitch for gm: sources (default 60)")
     p.set_defaults(handler=run_morph)
     q = sub.add_parser(
@@ -149,12 +159,10 @@ def _progress(frac: float) -> None:
 
 
 def run_morph(args: argparse.Namespace) -> int:
-    from models.audio_io import write_audio
     from models.nsynth.morph import mix, mix_weights, mix_xy
 
     _check_sources(args)
-    if args.output.suffix.lower() not in (".wav", ".flac"):
-        raise CadenzaError(f"output must end in .wav or .flac: {args.output}")
+    check_audio_output(args.output, args.format)
     if not 0 <= args.pitch <= 127:
         raise CadenzaError(f"--pitch must be 0..127, not {args.pitch}")
     started = time.perf_counter()
@@ -167,9 +175,10 @@ def run_morph(args: argparse.Namespace) -> int:
                            seed=args.seed, f0=f0, envelope=envelope)
     if args.sample_rate:
         audio = audio.resampled(args.sample_rate)
-    write_audio(args.output, audio)
-    print(f"{args.output}: {audio.duration:.1f} s at {audio.sample_rate} Hz "
-          f"in {time.perf_counter() - started:.1f} s")
+    subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bits]
+    write_audio_output(args.output, audio, subtype=subtype, format=args.format)
+    report(f"{args.output}: {audio.duration:.1f} s at {audio.sample_rate} Hz "
+           f"in {time.perf_counter() - started:.1f} s", args.output)
     return 0
 
 

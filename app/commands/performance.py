@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from app.commands import cli_command
+from app.commands.output import (
+    MIDI_OUTPUT_HELP,
+    check_midi_output,
+    is_stdout,
+    report,
+    write_midi_output,
+)
 from models.errors import CadenzaError
 
 CONTINUE_EPILOG = """\
@@ -39,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("primer", type=Path, help="MIDI file to continue")
-    p.add_argument("-o", "--output", type=Path, required=True, help="MIDI file to write")
+    p.add_argument("-o", "--output", required=True,
+                   help=MIDI_OUTPUT_HELP + " (one take: --variations 1)")
     p.add_argument("--seconds", type=float, default=20.0, help="continuation length (20)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1.0)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass, e.g. 0.95")
@@ -175,10 +183,13 @@ def variation_paths(output: Path, count: int) -> list[Path]:
 
 
 def run_continue(args: argparse.Namespace) -> int:
-    from models.midi_io import read_midi, write_midi
+    from models.midi_io import read_midi
 
     if args.variations < 1:
         raise CadenzaError("--variations must be at least 1")
+    if is_stdout(args.output) and args.variations > 1:
+        raise CadenzaError("-o - writes one MIDI file to stdout: use --variations 1, or a file "
+                           "name (one file per take)")
     if args.seconds <= 0:
         raise CadenzaError("--seconds must be positive")
     primer = read_midi(args.primer)
@@ -186,9 +197,7 @@ def run_continue(args: argparse.Namespace) -> int:
         raise CadenzaError(f"{args.primer.name}: the primer has no (non-drum) notes")
     density = parse_density(args.density)
     histogram = parse_histogram(args.pitch_histogram)
-    folder = args.output.parent
-    if not folder.is_dir():
-        raise CadenzaError(f"output folder does not exist: {folder}")
+    check_midi_output(args.output)
     model = _load(args.model)
     takes = model.generate(
         primer, args.seconds, temperature=args.temperature, variations=args.variations,
@@ -196,9 +205,11 @@ def run_continue(args: argparse.Namespace) -> int:
         beam_size=args.beam_size, branch_factor=args.branch_factor,
         steps_per_iteration=args.steps_per_iteration, engine=args.engine,
     )
-    for path, take in zip(variation_paths(args.output, len(takes)), takes, strict=True):
-        write_midi(take.continuation if args.continuation_only else take.joined, path)
-        print(f"{path}: {len(take.continuation.notes)} new notes, {args.seconds:g} s")
+    outputs = [args.output] if is_stdout(args.output) \
+        else variation_paths(Path(args.output), len(takes))
+    for path, take in zip(outputs, takes, strict=True):
+        write_midi_output(path, take.continuation if args.continuation_only else take.joined)
+        report(f"{path}: {len(take.continuation.notes)} new notes, {args.seconds:g} s", path)
     return 0
 
 

@@ -8,6 +8,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.commands.output import (
+    AUDIO_OUTPUT_HELP,
+    add_format_option,
+    check_audio_output,
+    report,
+    write_audio_output,
+)
 from models.errors import CadenzaError
 
 if TYPE_CHECKING:
@@ -17,14 +24,16 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "render",
-        help="render a MIDI file to WAV/FLAC with FluidSynth or a morph instrument",
+        help="render a MIDI file to audio (WAV, FLAC, OGG, MP3, AIFF) with FluidSynth or a "
+             "morph instrument",
         description=(
             "Render a MIDI file to audio with FluidSynth and a General MIDI soundfont, or with "
             "a morph instrument folder (--instrument)."
         ),
     )
     p.add_argument("input", type=Path, help="MIDI file")
-    p.add_argument("-o", "--output", type=Path, required=True, help="WAV or FLAC file to write")
+    p.add_argument("-o", "--output", required=True, help=AUDIO_OUTPUT_HELP)
+    add_format_option(p)
     p.add_argument("--sample-rate", type=int, default=44100, help="default 44100")
     p.add_argument("--soundfont", type=Path, default=None, help="a .sf2/.sf3 file (default: GM)")
     p.add_argument(
@@ -33,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tail", type=float, default=1.0, help="seconds of release after the end")
     p.add_argument(
-        "--bits", choices=["16", "24", "float"], default="16", help="sample format (default 16)"
+        "--bits", choices=["16", "24", "float"], default="16",
+        help="sample format (default 16; OGG and MP3 ignore it)"
     )
     p.set_defaults(handler=run)
 
@@ -49,13 +59,11 @@ def load_instrument(directory: Path) -> MorphInstrument:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.audio_io import write_audio
     from models.midi_io import read_midi
 
     if not 8000 <= args.sample_rate <= 192000:
         raise CadenzaError(f"--sample-rate must be between 8000 and 192000, not {args.sample_rate}")
-    if args.output.suffix.lower() not in (".wav", ".flac"):
-        raise CadenzaError(f"output must end in .wav or .flac: {args.output}")
+    check_audio_output(args.output, args.format)
     instrument: Path | None = args.instrument
     if instrument is not None and args.soundfont is not None:
         raise CadenzaError("--soundfont and --instrument exclude each other: choose one")
@@ -73,10 +81,11 @@ def run(args: argparse.Namespace) -> int:
         with Renderer(soundfont=args.soundfont, sample_rate=args.sample_rate) as renderer:
             audio = renderer.render(seq, tail=args.tail)
     subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bits]
-    write_audio(args.output, audio, subtype=subtype)
+    write_audio_output(args.output, audio, subtype=subtype, format=args.format)
     took = time.perf_counter() - started
-    print(
+    report(
         f"{args.output}: {audio.duration:.1f} s at {audio.sample_rate} Hz "
-        f"rendered in {took:.2f} s"
+        f"rendered in {took:.2f} s",
+        args.output,
     )
     return 0

@@ -8,7 +8,6 @@ commands (and ``replace_all``, for an opened session).
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, Qt, QUrl, Signal
@@ -34,12 +33,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.clips import Clip, write_clip
+from app.clips import AUDIO_SUFFIXES, MIDI_SUFFIXES, Clip, export_clip, exports_dir
 from models.errors import CadenzaError
 
 
 def default_drag_folder() -> Path:
-    return Path(tempfile.gettempdir()) / "cadenza-clips"
+    """Where dragged-out clips are written and kept: the per-user exports folder."""
+    return exports_dir()
 
 
 class _ClipList(QListWidget):
@@ -184,13 +184,14 @@ class ClipLibrary(QWidget):
 
     def __init__(self, parent: QWidget | None = None, drag_folder: Path | None = None) -> None:
         super().__init__(parent)
-        self.drag_folder = drag_folder or default_drag_folder()
+        self._drag_folder = drag_folder  # None: the per-user exports folder, looked up per drag
         self._clips: dict[int, Clip] = {}
         self.undo_stack = QUndoStack(self)
+        self._dragged: dict[int, Path] = {}  # clip id -> the file a drag wrote for it
         self.list = _ClipList(self)
         self.list.setToolTip("Drop MIDI or audio files here; drag a clip out to a DAW or folder")
-        self.info = QLabel("Open or drop MIDI (.mid) and audio (.wav, .flac) files, "
-                           "or try File ▸ Open Examples.")
+        self.info = QLabel(f"Open or drop MIDI ({', '.join(MIDI_SUFFIXES[:1])}) and audio "
+                           f"({', '.join(AUDIO_SUFFIXES)}) files, or try File ▸ Open Examples.")
         self.info.setWordWrap(True)
         self.info.setObjectName("libraryInfo")
         open_button = QPushButton("Open…")
@@ -346,15 +347,24 @@ class ClipLibrary(QWidget):
         self.clips_changed.emit()
 
     # ------------------------------------------------------------------ drag out
+    @property
+    def drag_folder(self) -> Path:
+        return self._drag_folder or default_drag_folder()
+
     def export_for_drag(self, clip: Clip) -> Path:
-        """Write the clip as a file in the drag folder (.mid for MIDI, .wav for audio)."""
-        folder = self.drag_folder / str(clip.id)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / clip.file_name()
+        """The clip as a file in the drag folder (.mid for MIDI, .wav for audio), kept there:
+        named after the clip, with a short unique suffix when the name is taken. Dragging the
+        same clip again (same name, file still there) gives the same file."""
+        earlier = self._dragged.get(clip.id)
+        if (earlier is not None and earlier.is_file() and earlier.parent == self.drag_folder
+                and earlier.name.startswith(clip.file_name().rsplit(".", 1)[0])):
+            return earlier
         try:
-            return write_clip(clip, path)
+            path = export_clip(clip, self.drag_folder)
         except OSError as exc:
-            raise CadenzaError(f"could not write {path}: {exc.strerror or exc}") from exc
+            raise CadenzaError(f"could not write {clip.name}: {exc.strerror or exc}") from exc
+        self._dragged[clip.id] = path
+        return path
 
     def mime_data_for(self, clip: Clip) -> QMimeData:
         path = self.export_for_drag(clip)

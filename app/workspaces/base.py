@@ -410,32 +410,36 @@ class Workspace(QWidget):
         return written
 
     def export_wav(self, item: NoteSequence | Any, path: str | Path,
-                   done: Callable[[str], None] | None = None, rate: int = 0) -> Any:
-        """Render (a sequence) and write a WAV in the worker, at ``rate`` Hz when given (else
-        the item's own); ``done(path)`` when written."""
+                   done: Callable[[str], None] | None = None, rate: int = 0,
+                   subtype: str = "PCM_16") -> Any:
+        """Render (a sequence) and write an audio file in the worker (WAV, FLAC, AIFF, OGG or
+        MP3 by the extension, ``.wav`` when it has none), at ``rate`` Hz when given (else the
+        item's own), as ``subtype``; ``done(path)`` when written."""
         from app.jobs import write_wav_job
+        from app.widgets.export_dialog import audio_export_path
 
-        path = Path(path)
-        if path.suffix.lower() != ".wav":
-            path = path.with_suffix(".wav")
+        path = audio_export_path(path)
 
         def ok(result: str) -> None:
             self.say(f"Exported {result}")
             if done is not None:
                 done(result)
 
-        return self.worker.submit(write_wav_job(item, path, rate), on_success=ok,
-                                  on_failure=lambda exc: self.say(f"Could not export WAV: {exc}"),
+        return self.worker.submit(write_wav_job(item, path, rate, subtype), on_success=ok,
+                                  on_failure=lambda exc: self.say(f"Could not export audio: {exc}"),
                                   label="export wav")
 
     def export_dialog(self, item: NoteSequence | Any, name: str, wav: bool,
                       rate: int = 0) -> None:
         stem = Clip(name, sequence=NoteSequence()).file_name().rsplit(".", 1)[0]
         if wav:
-            path, _ = QFileDialog.getSaveFileName(self, "Export WAV", stem + ".wav",
-                                                  "WAV (*.wav)")
-            if path:
-                self.export_wav(item, path, rate=rate)
+            from app.widgets.export_dialog import AudioExportDialog
+
+            own = getattr(item, "sample_rate", None)
+            dialog = AudioExportDialog(stem, rate=rate, own_rate=own, parent=self)
+            if dialog.exec():
+                choice = dialog.choice()
+                self.export_wav(item, choice.path, rate=choice.rate, subtype=choice.subtype)
         else:
             path, _ = QFileDialog.getSaveFileName(self, "Export MIDI", stem + ".mid",
                                                   "MIDI (*.mid)")
@@ -555,13 +559,11 @@ class DragHandle(QLabel):
         """The result written as a file in the drag folder, as URL mime data."""
         from PySide6.QtCore import QMimeData, QUrl
 
-        from app.clips import write_clip
+        from app.clips import export_clip
         from app.widgets.clip_library import default_drag_folder
 
         clip = self.clip_for_drag()
-        folder = default_drag_folder() / f"result-{clip.id}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = write_clip(clip, folder / clip.file_name())
+        path = export_clip(clip, default_drag_folder())  # kept, never over another file
         mime = QMimeData()
         mime.setUrls([QUrl.fromLocalFile(str(path))])
         return mime
@@ -599,7 +601,7 @@ class SequenceCard(QWidget):
              lambda: ws.send_to_midi(seq)),
             ("mid", "Export MIDI…", ".mid", "Save it as a .mid file",
              lambda: ws.export_dialog(seq, name, wav=False)),
-            ("wav", "Export WAV…", ".wav", "Render it and save it as a .wav file",
+            ("wav", "Export audio…", ".wav", "Render it and save it as WAV, FLAC, AIFF, OGG, MP3",
              lambda: ws.export_dialog(seq, name, wav=True)),
             ("keep", "Add to library", "+ Lib", "Keep it in the clip library", self.keep),
         ]

@@ -257,7 +257,7 @@ class MorphWorkspace(Workspace):
         self.play_button.clicked.connect(self.play_result)
         self.keep_button = QPushButton("Add to library")
         self.keep_button.clicked.connect(self._keep)
-        self.export_button = QPushButton("Export WAV…")
+        self.export_button = QPushButton("Export audio…")
         self.export_button.clicked.connect(
             lambda: self._result_audio is not None
             and self.export_dialog(self._result_audio, self._result_name(), wav=True,
@@ -265,7 +265,7 @@ class MorphWorkspace(Workspace):
         self.export_rate = QComboBox()
         for label, rate in (("48 kHz", 48000), ("44.1 kHz", 44100), ("16 kHz (the model's)", 0)):
             self.export_rate.addItem(label, rate)
-        self.export_rate.setToolTip("Sample rate of exported WAVs: a DAW project's rate, or "
+        self.export_rate.setToolTip("Sample rate of exported audio: a DAW project's rate, or "
                                     "the model's own 16 kHz")
         self.make_instrument = QPushButton("Make instrument")
         self.make_instrument.setToolTip(
@@ -291,7 +291,7 @@ class MorphWorkspace(Workspace):
         self.mix_label = QLabel("Mix A → B:")
         form.addRow(self.mix_label, self.mix)
         form.addRow("Length:", self.length)
-        form.addRow("WAV export:", self.export_rate)
+        form.addRow("Export rate:", self.export_rate)
         result_row = QHBoxLayout()
         for b in (self.play_button, self.keep_button, self.export_button):
             result_row.addWidget(b)

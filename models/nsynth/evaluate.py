@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from models.audio_io import AUDIO_EXTENSIONS
 from models.errors import CadenzaError
 from models.nsynth.signal import cents, estimate_f0, loudness_db, spectral_distance
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
+AUDIO_SUFFIXES = AUDIO_EXTENSIONS  # every format models.audio_io reads
 
 
 # ---------------------------------------------------------------------------- evaluation

@@ -35,6 +35,15 @@ def settings_dir(tmp_path: Path) -> Iterator[Path]:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(_SETTINGS_ROOT))
 
 
+@pytest.fixture(autouse=True)
+def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private XDG data folder for each test: dragged-out clips land under it, never in the
+    user's own ``~/.local/share/cadenza/exports``."""
+    folder = tmp_path / "xdg-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def piano_files(datasets_dir: Path) -> list[Path]:
     """Real piano performances (ASAP), smallest first."""

@@ -30,7 +30,7 @@ def test_a_checkout_reads_its_own_assets(tmp_path):
 def test_the_wheel_installs_the_examples_and_the_icon(tmp_path):
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("app", "models", "assets"):
+    for name in ("app", "models", "assets", "packaging"):
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
@@ -45,6 +45,9 @@ def test_the_wheel_installs_the_examples_and_the_icon(tmp_path):
         == EXAMPLES
     assert "share/cadenza/cadenza.svg" in data
     assert "share/icons/hicolor/scalable/apps/cadenza.svg" in data
+    # the menu entry, which opens files in Cadenza, and its AppStream metadata
+    assert "share/applications/cadenza.desktop" in data
+    assert "share/metainfo/cadenza.metainfo.xml" in data
 
     prefix = tmp_path / "prefix"
     # --ignore-installed: never uninstall the running environment's own (editable) Cadenza

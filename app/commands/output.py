@@ -1,0 +1,100 @@
+"""Where a command's MIDI or audio result goes: a file (written atomically by ``models``), or the
+standard output for pipes when the command is given ``-o -``.
+
+With ``-o -`` the file's bytes are the only thing on stdout; the command's own report goes to
+stderr. Audio commands take ``--format`` (wav, flac, ogg, mp3, aiff): the container for stdout
+(WAV when not given), or for a file whose name has none of those extensions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from models.errors import CadenzaError
+
+if TYPE_CHECKING:
+    from models.audio_io import Audio
+    from models.sequence import NoteSequence
+
+STDOUT = "-"
+AUDIO_FORMAT_CHOICES = ("wav", "flac", "ogg", "mp3", "aiff")
+AUDIO_OUTPUT_HELP = ("audio file to write: .wav, .flac, .ogg, .mp3 or .aiff; '-' writes it to "
+                     "stdout (WAV unless --format)")
+MIDI_OUTPUT_HELP = "MIDI file to write; '-' writes it to stdout (for a pipe)"
+
+
+def add_format_option(parser: argparse.ArgumentParser) -> None:
+    """``--format``, for commands that write audio."""
+    parser.add_argument(
+        "--format", choices=AUDIO_FORMAT_CHOICES, default=None, type=str.lower,
+        help="audio container: with '-o -' what goes to stdout (default wav); with a file, "
+             "overrides its extension")
+
+
+def is_stdout(path: str | Path) -> bool:
+    return str(path) == STDOUT
+
+
+def report(text: str, output: str | Path) -> None:
+    """A line about the result: on stdout, unless the result itself goes there."""
+    print(text, file=sys.stderr if is_stdout(output) else sys.stdout)
+
+
+def check_audio_output(output: str | Path, format: str | None) -> str:
+    """The container the output will have (checked before any long work); a one-line
+    :class:`CadenzaError` for an unknown extension or a missing folder."""
+    from models.audio_io import audio_format
+
+    if is_stdout(output):
+        return audio_format("", format or "wav")
+    path = Path(output)
+    container = audio_format(path, format)
+    _check_folder(path)
+    return container
+
+
+def check_midi_output(output: str | Path) -> None:
+    if not is_stdout(output):
+        _check_folder(Path(output))
+
+
+def write_audio_output(output: str | Path, audio: Audio, subtype: str = "PCM_16",
+                       format: str | None = None) -> None:
+    """``audio`` to the file ``output`` (atomically), or to stdout when it is ``-``."""
+    from models.audio_io import audio_bytes, write_audio
+
+    if is_stdout(output):
+        _to_stdout(audio_bytes(audio, format or "wav", subtype))
+    else:
+        write_audio(output, audio, subtype=subtype, format=format)
+
+
+def write_midi_output(output: str | Path, seq: NoteSequence) -> None:
+    """``seq`` as a MIDI file at ``output``, or to stdout when it is ``-``."""
+    from models.midi_io import midi_bytes, write_midi
+
+    if is_stdout(output):
+        _to_stdout(midi_bytes(seq))
+    else:
+        write_midi(seq, output)
+
+
+def _check_folder(path: Path) -> None:
+    folder = path.parent
+    if not folder.is_dir():
+        raise CadenzaError(f"output folder does not exist: {folder}")
+
+
+def _to_stdout(data: bytes) -> None:
+    stream = sys.stdout.buffer
+    try:
+        stream.write(data)
+        stream.flush()
+    except BrokenPipeError as exc:
+        # Nothing more can reach the reader; keep the interpreter's last flush quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        raise CadenzaError("the pipe closed before the whole file was written") from exc
