@@ -42,6 +42,7 @@ CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 CLOCK_PRIORITY = 30  # above the transport's and the scheduler's threads (20)
 MIN_BPM, MAX_BPM = 20.0, 400.0
 _KEEP = 20000
+MIN_FIT = 8  # pulses a new line needs before its own slope is the tempo
 MISSING_GAP = 1.75  # a gap this many periods long or more means pulses went missing
 
 
@@ -262,6 +263,20 @@ class ClockOut:
 
 
 # ---------------------------------------------------------------------------- clock in
+def _line(points: Sequence[tuple[int, float]]) -> tuple[float, float] | None:
+    """The least squares line ``t = a + b * index`` through ``points`` (None under two)."""
+    n = len(points)
+    if n < 2:
+        return None
+    mean_i = sum(p[0] for p in points) / n
+    mean_t = sum(p[1] for p in points) / n
+    sii = sum((p[0] - mean_i) ** 2 for p in points)
+    if sii <= 0:
+        return None
+    slope = sum((p[0] - mean_i) * (p[1] - mean_t) for p in points) / sii
+    return mean_t - slope * mean_i, slope
+
+
 class ClockIn:
     """Follows a MIDI clock fed as ``feed(message, t)`` (``t``: arrival, perf_counter seconds).
 
@@ -270,14 +285,18 @@ class ClockIn:
     ``clock.beat`` the beat number), ``"lost"`` (see :meth:`check_lost`), on the feeding thread.
 
     The tempo is the slope of a least squares line through the last ``window`` pulses (index
-    against time). A gap of 1.75 periods or more counts the pulses missed in it.
+    against time). Once the line has 16 pulses, a gap of 1.75 periods or more that also lands
+    3/4 of a period or more off the line counts the pulses missed in it; when the next pulse
+    then comes bunched right after it, they were held up on the way, not missed, and are
+    counted back. Pulses far late of the line (held up) are left out of its fit.
     When ``drift_pulses`` pulses in a row land more than the tolerance away from the line
-    (``tolerance`` seconds, or 3 times the line's own scatter, whichever is larger), the tempo
-    changed: the line restarts from those pulses.
+    (``tolerance`` seconds, or 3 times the line's own scatter, whichever is larger), on one side
+    and further each time, the tempo changed: the line restarts from those pulses (keeping the
+    last slope until it has ``MIN_FIT`` pulses).
     """
 
     def __init__(self, listener: Callable[[str, ClockIn], None] | None = None,
-                 window: int = 48, tolerance: float = 0.0015, drift_pulses: int = 3,
+                 window: int = 48, tolerance: float = 0.0015, drift_pulses: int = 4,
                  lost_after: float = 0.5) -> None:
         self.listener = listener
         self.window = int(window)
@@ -296,6 +315,7 @@ class ClockIn:
         self._scatter = 0.0
         self._lock = threading.RLock()
         self._pending_start = False
+        self._last_beat_pulse = -1  # beats are told once each, in order
         self._skipped = 0  # pulses the last gap counted as missing (undone if they bunch up)
 
     # ------------------------------------------------------------------ estimates
@@ -336,6 +356,8 @@ class ClockIn:
             if status == CLOCK:
                 self._on_pulse(t)
                 return
+            if status in (START, CONTINUE, SONG_POSITION):
+                self._last_beat_pulse = -1
             if status == START:
                 self._restart_line()
                 self.pulse = 0
@@ -375,7 +397,9 @@ class ClockIn:
         else:
             index = self.pulse + 1
             gap = t - (self.last_pulse_at or t)
-            if period is not None and gap > MISSING_GAP * period:
+            predicted = self._predict(index)
+            if (period is not None and predicted is not None and len(self._points) >= 2 * MIN_FIT
+                    and gap > MISSING_GAP * period and t - predicted > 0.75 * period):
                 skipped = int(round(gap / period)) - 1
                 self.missed += skipped
                 index += skipped
@@ -392,7 +416,8 @@ class ClockIn:
         self.pulse = index
         self.last_pulse_at = t
         self._add_point(index, t)
-        if index % PPQN == 0:
+        if index % PPQN == 0 and index > self._last_beat_pulse:
+            self._last_beat_pulse = index
             self.beat = index // PPQN
             if self.running:
                 self._tell("beat")
@@ -420,9 +445,12 @@ class ClockIn:
             if abs(t - predicted) > limit:
                 self._off.append((index, t))
                 if len(self._off) >= self.drift_pulses:
-                    # The pulses left the line, all the same way: a new tempo.
-                    signs = {(tt - self._predict(n)) > 0 for n, tt in self._off}  # type: ignore[operator]
-                    if len(signs) == 1:
+                    # The pulses drift away from the line, further each time: a new tempo.
+                    # (Pulses held up on the way come back to it instead.)
+                    res = [tt - (self._predict(n) or tt) for n, tt in self._off]
+                    drifting = (all(r > 0 for r in res) or all(r < 0 for r in res)) and all(
+                        abs(a) < abs(b) for a, b in zip(res, res[1:], strict=False))
+                    if drifting:
                         kept = list(self._off)
                         self._points.clear()
                         self._points.extend(kept)
@@ -437,23 +465,28 @@ class ClockIn:
         self._refit()
 
     def _refit(self) -> None:
-        pts = self._points
-        n = len(pts)
-        if n < 2:
+        pts = list(self._points)
+        line = _line(pts)
+        if line is None:
             return
-        mean_i = sum(p[0] for p in pts) / n
-        mean_t = sum(p[1] for p in pts) / n
-        sii = sum((p[0] - mean_i) ** 2 for p in pts)
-        if sii <= 0:
-            return
-        slope = sum((p[0] - mean_i) * (p[1] - mean_t) for p in pts) / sii
-        if slope <= 0:
-            return
-        intercept = mean_t - slope * mean_i
-        self._fit = (intercept, slope)
-        if n >= 4:
+        intercept, slope = line
+        if len(pts) >= 8:
+            # Pulses held up on the way (a busy machine) lie late of the line: fit again
+            # without those far off it.
             res = sorted(abs(p[1] - (intercept + slope * p[0])) for p in pts)
-            self._scatter = 1.4826 * res[len(res) // 2]
+            scatter = 1.4826 * res[len(res) // 2]
+            limit = max(self.tolerance, 3.0 * scatter)
+            kept = [p for p in pts if abs(p[1] - (intercept + slope * p[0])) <= limit]
+            if len(kept) >= len(pts) // 2 and len(kept) < len(pts):
+                line = _line(kept) or line
+                intercept, slope = line
+            self._scatter = scatter
+        if len(pts) < MIN_FIT and self._fit is not None and not math.isnan(self._fit[1]):
+            # too few pulses for a slope of their own yet: the last tempo through them
+            slope = self._fit[1]
+            intercept = sum(p[1] - slope * p[0] for p in pts) / len(pts)
+        if slope > 0:
+            self._fit = (intercept, slope)
 
     def check_lost(self, now: float | None = None) -> bool:
         """Whether the clock went away while running (no pulse for ``lost_after`` s); the first
