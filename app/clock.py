@@ -42,6 +42,7 @@ CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 CLOCK_PRIORITY = 30  # above the transport's and the scheduler's threads (20)
 MIN_BPM, MAX_BPM = 20.0, 400.0
 _KEEP = 20000
+STEP = PPQN // 4  # a sixteenth note: the follower locks on every one
 MIN_FIT = 8  # pulses a new line needs before its own slope is the tempo
 MISSING_GAP = 1.75  # a gap this many periods long or more means pulses went missing
 
@@ -281,8 +282,9 @@ class ClockIn:
     """Follows a MIDI clock fed as ``feed(message, t)`` (``t``: arrival, perf_counter seconds).
 
     ``listener(event, clock)`` is called with ``"start"``, ``"continue"``, ``"stop"``,
-    ``"position"`` (Song Position while stopped), ``"beat"`` (every 24th pulse, with
-    ``clock.beat`` the beat number), ``"lost"`` (see :meth:`check_lost`), on the feeding thread.
+    ``"position"`` (Song Position while stopped), ``"step"`` (every 6th pulse, a sixteenth;
+    ``clock.pulse`` says which), ``"beat"`` (every 24th pulse, with ``clock.beat`` the beat
+    number), ``"lost"`` (see :meth:`check_lost`), on the feeding thread.
 
     The tempo is the slope of a least squares line through the last ``window`` pulses (index
     against time). Once the line has 16 pulses, a gap of 1.75 periods or more that also lands
@@ -316,6 +318,7 @@ class ClockIn:
         self._lock = threading.RLock()
         self._pending_start = False
         self._last_beat_pulse = -1  # beats are told once each, in order
+        self._last_step_pulse = -1
         self._skipped = 0  # pulses the last gap counted as missing (undone if they bunch up)
 
     # ------------------------------------------------------------------ estimates
@@ -357,7 +360,7 @@ class ClockIn:
                 self._on_pulse(t)
                 return
             if status in (START, CONTINUE, SONG_POSITION):
-                self._last_beat_pulse = -1
+                self._last_beat_pulse = self._last_step_pulse = -1
             if status == START:
                 self._restart_line()
                 self.pulse = 0
@@ -416,6 +419,10 @@ class ClockIn:
         self.pulse = index
         self.last_pulse_at = t
         self._add_point(index, t)
+        if index % STEP == 0 and index > self._last_step_pulse:
+            self._last_step_pulse = index
+            if self.running:
+                self._tell("step")
         if index % PPQN == 0 and index > self._last_beat_pulse:
             self._last_beat_pulse = index
             self.beat = index // PPQN
@@ -562,9 +569,9 @@ class ClockFollower:
     ``follower.on_clock`` as the clock's listener).
 
     Start plays from the top, Continue from the last Song Position, Stop and a lost clock stop
-    the transport (a note-off for every sounding note, then panic). On each beat the transport
-    is locked to the clock: its position at the beat's time (from the clock's line) becomes the
-    beat's position, and its tempo the clock's. ``file_bpm``: the sequence's own tempo (the
+    the transport (a note-off for every sounding note, then panic). On each sixteenth the
+    transport is locked to the clock: its position at that pulse's time (from the clock's line)
+    becomes the pulse's position, and its tempo the clock's. ``file_bpm``: the sequence's own tempo (the
     transport's tempo factor is the clock's BPM over it).
     """
 
@@ -591,9 +598,10 @@ class ClockFollower:
             self.transport.play(self.seq, start=start, tempo=factor, at=now)
         elif event in ("stop", "lost"):
             self.transport.stop()
-        elif event == "beat" and self.transport.is_playing:
-            at = clock.time_of(clock.beat)
+        elif event == "step" and self.transport.is_playing:
+            beats = clock.pulse / PPQN
+            at = clock.time_of(beats)
             if at is not None and not math.isnan(at):
-                self.transport.sync_to(clock.beat * self.beat_seconds, at, factor)
+                self.transport.sync_to(beats * self.beat_seconds, at, factor)
         if self.on_event is not None:
             self.on_event(event, clock)

@@ -267,7 +267,7 @@ def test_clock_in_follows_tempo_start_stop_and_position(devices: Devices) -> Non
         tx.pulses(140, 1, first=8 * PPQN)
         tx.send([STOP])
         assert wait_for(lambda: events[-1][0] == "stop")
-        kinds = [e for e, _p, _b in events if e != "beat"]
+        kinds = [e for e, _p, _b in events if e not in ("beat", "step")]
         assert kinds == ["start", "stop", "position", "continue", "stop"]
         beats = [p // PPQN for e, p, _b in events if e == "beat"]
         assert beats[:6] == [0, 1, 2, 3, 4, 5]
@@ -377,5 +377,118 @@ def test_song_position_and_lost() -> None:
     assert clock.pulse == 60
     assert not clock.check_lost(now=1.1)
     assert clock.check_lost(now=1.3)
-    assert not clock.running and events == ["position", "continue", "lost"]
+    assert not clock.running and events == ["position", "continue", "step", "lost"]
     assert not clock.check_lost(now=2.0)  # said once
+
+
+# ---------------------------------------------------------------------------- cadenza play
+def cadenza(*args: str, timeout: float = 60) -> subprocess.Popen:
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.Popen([sys.executable, "-m", "app", *args], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, JACK_NO_START_SERVER="1"))
+
+
+@pytest.fixture()
+def eight_notes(tmp_path):  # noqa: ANN001, ANN201
+    from models.midi_io import write_midi
+    from models.sequence import TempoChange
+
+    seq = NoteSequence(notes=[Note(60 + k, 90, 0.25 * k, 0.25 * k + 0.2) for k in range(8)],
+                       tempos=[TempoChange(0.0, 120.0)])
+    path = tmp_path / "eight.mid"
+    write_midi(seq, path)
+    return path
+
+
+def note_balance(msgs: list[list[int]]) -> tuple[int, dict]:
+    ons = 0
+    sounding: dict[tuple[int, int], int] = {}
+    for m in msgs:
+        if len(m) != 3:
+            continue
+        key = (m[0] & 0x0F, m[1])
+        if m[0] & 0xF0 == 0x90 and m[2] > 0:
+            ons += 1
+            sounding[key] = sounding.get(key, 0) + 1
+        elif m[0] & 0xF0 in (0x80, 0x90) and sounding.get(key):
+            sounding[key] -= 1
+        elif m[0] & 0xF0 == 0xB0 and m[1] == 123:
+            sounding = {k: v for k, v in sounding.items() if k[0] != (m[0] & 0x0F)}
+    return ons, {k: v for k, v in sounding.items() if v}
+
+
+def test_cadenza_play_at_a_tempo_with_clock_out(clock_jack: str, eight_notes) -> None:  # noqa: ANN001
+    import rtmidi
+
+    api = rtmidi.API_UNIX_JACK
+    synth, drums = Receiver(api, "play-synth"), Receiver(api, "play-drums")
+    try:
+        proc = cadenza("play", str(eight_notes), "--output", "play-synth", "--tempo", "150",
+                       "--clock-out", "play-drums")
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "at 150 BPM" in out and "play-drums" in out
+        time.sleep(0.1)
+        ons, stuck = note_balance(synth.messages())
+        assert ons == 8 and not stuck
+        notes = [t for t, m in synth.events if m[0] & 0xF0 == 0x90 and m[2] > 0]
+        # 0.25 s apart at 120 BPM is 0.2 s apart at 150
+        assert abs((notes[-1] - notes[0]) - 7 * 0.2) < 0.03
+        clock = drums.messages()
+        system = [m for m in clock if m[0] >= 0xF0 and m != [CLOCK]]
+        assert system == [[START], [STOP]]
+        pulses = drums.pulse_times()
+        # the whole file (1.6 s and the last note's length) at 150 BPM: 60 pulses a second
+        assert 90 <= len(pulses) <= 110, len(pulses)
+        assert abs(pulses[0] - notes[0]) < 0.01  # the clock starts with the first note
+    finally:
+        synth.close()
+        drums.close()
+
+
+def test_cadenza_play_follows_a_midi_clock(clock_jack: str, eight_notes) -> None:  # noqa: ANN001
+    import rtmidi
+
+    api = rtmidi.API_UNIX_JACK
+    synth = Receiver(api, "follow-synth")
+    tx = Sender(api, "follow-daw")
+    try:
+        proc = cadenza("play", str(eight_notes), "--output", "follow-synth",
+                       "--sync", "midi-clock:follow-daw", "--wait", "30")
+        # wait until it listens (its input port is connected to ours)
+        assert wait_for(lambda: any("Cadenza" in p for p in tx.port.get_ports()) and
+                        _connected(tx), 20)
+        realtime_thread()
+        tx.send([START])
+        end = tx.pulses(100, 2)  # 2 beats at 100 BPM: the first 4 notes (1 s of the file)
+        tx.send([STOP])
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "clock start" in out and "clock stopped" in out
+        time.sleep(0.1)
+        ons, stuck = note_balance(synth.messages())
+        assert 3 <= ons <= 5 and not stuck, ons
+        notes = [t for t, m in synth.events if m[0] & 0xF0 == 0x90 and m[2] > 0]
+        # 0.25 s apart at 120 BPM is 0.3 s apart at 100
+        assert abs((notes[2] - notes[0]) - 2 * 0.3) < 0.04
+        assert end - notes[0] > 1.0
+    finally:
+        synth.close()
+        tx.close()
+
+
+def _connected(tx: Sender) -> bool:
+    out = subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True).stdout
+    return "follow-daw" in out and "Cadenza" in out and "Cadenza in" in out
+
+
+def test_cadenza_play_bad_sync_is_one_line(eight_notes) -> None:  # noqa: ANN001
+    proc = cadenza("play", str(eight_notes), "--output", "x", "--sync", "smpte")
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.strip().splitlines() == [
+        "cadenza: error: --sync must be internal, midi-clock:PORT or link, not 'smpte'"]
