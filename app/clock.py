@@ -571,8 +571,8 @@ class ClockFollower:
     Start plays from the top, Continue from the last Song Position, Stop and a lost clock stop
     the transport (a note-off for every sounding note, then panic). On each sixteenth the
     transport is locked to the clock: its position at that pulse's time (from the clock's
-    line) becomes the pulse's position, and its tempo the clock's. ``file_bpm``: the sequence's own tempo (the
-    transport's tempo factor is the clock's BPM over it).
+    line) becomes the pulse's position, and its tempo the clock's. ``file_bpm``: the
+    sequence's own tempo (the transport's tempo factor is the clock's BPM over it).
     """
 
     def __init__(self, transport: Any, seq: Any, file_bpm: float = 120.0,
