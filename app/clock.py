@@ -155,15 +155,15 @@ class ClockOut:
 
     def locate(self, beats: float, at: float) -> None:
         """Re-anchor the running clock so that position ``beats`` falls at time ``at`` (a
-        follower of Link or of another clock corrects its phase this way)."""
+        follower of Link or of another clock corrects its phase this way). No pulse is sent
+        twice or left out: the next pulse is only moved in time (one already late goes out at
+        once)."""
         with self._cond:
             if not self._running:
                 return
-            self._anchor_n = int(round(beats * PPQN))
-            self._anchor_t = float(at)
-            # the next pulse: the first one not before now's position
-            now = time.perf_counter()
-            self._next = max(self._anchor_n + math.ceil((now - at) / self.period - 1e-9), 0)
+            pulse = beats * PPQN
+            self._anchor_n = math.floor(pulse) + 1
+            self._anchor_t = float(at) + (self._anchor_n - pulse) * self.period
             self._cond.notify()
 
     def position(self, now: float | None = None) -> float:
