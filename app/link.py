@@ -133,7 +133,7 @@ class LinkSync:
     # ------------------------------------------------------------------ following
     def follow(self, transport: Any, file_bpm: float, origin_beat: float,
                clock_out: Any = None) -> None:
-        """Keep ``transport`` on the session's beat from a thread (until :meth:`close`):
+        """Keep ``transport`` (or None) on the session's beat from a thread (until :meth:`close`):
         position ``(beat - origin_beat)`` beats of the file (at ``file_bpm``), the session's
         tempo; ``clock_out`` (a :class:`app.clock.ClockOut`) gets the tempo and the beat too."""
         if self._thread is not None:
@@ -146,7 +146,7 @@ class LinkSync:
                     now = time.perf_counter()
                     beat = self.beat_at(now)
                     bpm = self.bpm
-                    if transport.is_playing:
+                    if transport is not None and transport.is_playing:
                         transport.sync_to((beat - origin_beat) * 60.0 / file_bpm, now,
                                           bpm / file_bpm)
                     if clock_out is not None and clock_out.running:

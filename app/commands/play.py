@@ -107,9 +107,9 @@ def run_play(args: argparse.Namespace) -> int:
     try:
         sinks: list[Any] = []
         if to_audio:
-            from app.commands.live import audio_synth
+            from app.transport import LiveSynth
 
-            synth = audio_synth(devices.audio(), soundfont=args.soundfont)
+            synth = LiveSynth(devices.audio(), soundfont=args.soundfont)
             closers.append(synth)
             sinks.append(synth)
             out_name = f"audio ({synth.sample_rate} Hz)"
@@ -196,6 +196,57 @@ def run_play(args: argparse.Namespace) -> int:
                 print(f"closing: {exc}", file=sys.stderr)
         devices.close()
     return 0
+
+
+def start_sync(devices: Any, sync: SyncChoice, clock_ports: list[str], bpm: float,
+               say: Any = _say) -> list[Any]:
+    """Sync for a session without a file (``cadenza duet``): MIDI clock to ``clock_ports`` in
+    Cadenza's own time from now (internal), or following a MIDI clock input (its Start, Stop,
+    tempo and beat forwarded), or on a Link session's beat (started on the next bar). Returns
+    what to close, in order."""
+    from app.clock import PPQN, ClockIn, check_bpm
+
+    check_bpm(bpm)
+    closers: list[Any] = []
+    clock_out = devices.open_clock_out(clock_ports, bpm=bpm) if clock_ports else None
+    if sync.kind == "internal":
+        if clock_out is not None:
+            clock_out.start()
+            say(f"MIDI clock at {bpm:g} BPM to "
+                + ", ".join(o.name for o in clock_out.outputs))
+    elif sync.kind == "midi-clock":
+        def on_event(event: str, clock: ClockIn) -> None:
+            if event in ("start", "continue"):
+                say(f"clock {event}")
+                if clock_out is not None:
+                    clock_out.start(beats=clock.pulse / PPQN)
+            elif event in ("stop", "lost"):
+                say("clock stopped" if event == "stop" else "the clock went away")
+                if clock_out is not None:
+                    clock_out.stop()
+            elif event == "beat" and clock.bpm:
+                if clock_out is not None:
+                    clock_out.set_tempo(max(20.0, min(400.0, clock.bpm)))
+                    at = clock.time_of(clock.beat)
+                    if at is not None:
+                        clock_out.locate(clock.beat, at)
+
+        closers.append(devices.open_clock_in(sync.port, ClockIn(on_event)))
+        say(f"following the MIDI clock on {closers[-1].name}")
+    else:
+        from app.link import LinkSync
+
+        link = LinkSync(bpm=bpm)
+        closers.append(link)
+        say(f"joined Ableton Link at {link.bpm:.2f} BPM ({link.peers} peers)")
+        if clock_out is not None:
+            at, bar = link.next_bar_time()
+            clock_out.set_tempo(link.bpm)
+            clock_out.start(at=at)
+            link.follow(None, file_bpm=120.0, origin_beat=bar, clock_out=clock_out)
+    if clock_out is not None:
+        closers.append(clock_out)
+    return closers
 
 
 def _wait_any(events: list[threading.Event], timeout: float, devices: Any) -> bool:

@@ -492,3 +492,54 @@ def test_cadenza_play_bad_sync_is_one_line(eight_notes) -> None:  # noqa: ANN001
     assert proc.returncode == 2
     assert err.strip().splitlines() == [
         "cadenza: error: --sync must be internal, midi-clock:PORT or link, not 'smpte'"]
+
+
+# ---------------------------------------------------------------------------- the duet's sync
+def test_duet_sync_sends_and_forwards_clock(devices: Devices) -> None:
+    """What ``cadenza duet --clock-out/--sync`` opens (app.commands.play.start_sync): clock in
+    Cadenza's own time, and an external clock forwarded (Start, tempo, Stop)."""
+    from app.commands.play import SyncChoice, start_sync
+
+    api = devices.midi().api
+    drums = Receiver(api, "duet-drums")
+    tx = Sender(api, "duet-daw")
+    said: list[str] = []
+    try:
+        closers = start_sync(devices, SyncChoice("internal"), ["duet-drums"], 100.0, said.append)
+        time.sleep(0.6)
+        for obj in closers:
+            obj.close()
+        time.sleep(0.1)
+        system = [m for m in drums.messages() if m[0] >= 0xF0 and m != [CLOCK]]
+        assert system == [[START], [STOP]] and "MIDI clock at 100 BPM" in said[0]
+        assert 18 <= len(drums.pulse_times()) <= 26  # 0.6 s at 100 BPM: 24 pulses
+        with drums.lock:
+            drums.events.clear()
+        closers = start_sync(devices, SyncChoice("midi-clock", "duet-daw"), ["duet-drums"],
+                             120.0, said.append)
+        time.sleep(0.05)
+        realtime_thread()
+        tx.send([START])
+        tx.pulses(90, 3)
+        tx.send([STOP])
+        assert wait_for(lambda: "clock stopped" in said)
+        time.sleep(0.1)
+        for obj in closers:
+            obj.close()
+        system = [m for m in drums.messages() if m[0] >= 0xF0 and m != [CLOCK]]
+        assert system == [[START], [STOP]], system
+        # forwarded at the follower's tempo: 3 beats at 90 BPM, give or take the first beat
+        # (sent at 120 until the clock's tempo was known)
+        assert 60 <= len(drums.pulse_times()) <= 80, len(drums.pulse_times())
+        assert said.index("clock start") < said.index("clock stopped")
+    finally:
+        drums.close()
+        tx.close()
+
+
+def test_duet_bad_sync_is_one_line() -> None:
+    proc = cadenza("duet", "--input", "x", "--output", "y", "--sync", "midi-clock:")
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.strip().splitlines() == [
+        "cadenza: error: --sync midi-clock:PORT needs the input port that sends the clock"]
