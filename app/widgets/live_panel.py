@@ -215,6 +215,11 @@ class LivePanel(QWidget):
         rec_row.addWidget(self.beat_label)
         rec_form.addRow(rec_row)
 
+        from app.widgets.sync_box import SyncBox
+
+        self.sync_box = SyncBox(self.devices)
+        self.sync_box.message.connect(self._say)
+
         self.roll = LiveRoll()
         self.roll.placeholder = "Play on your keyboard: the call shows here, the answer in green"
         self.roll.setMinimumHeight(160)
@@ -230,6 +235,7 @@ class LivePanel(QWidget):
         layout.addLayout(ports)
         layout.addWidget(duet_box)
         layout.addWidget(rec_box)
+        layout.addWidget(self.sync_box)
         layout.addWidget(self.roll, 1)
         layout.addWidget(self.status_label)
         layout.addWidget(self.reconnect_button)
@@ -287,6 +293,7 @@ class LivePanel(QWidget):
         self._fill_ports(self._visible_inputs(), self._visible_outputs())
 
     def _fill_ports(self, inputs: list[str], outputs: list[str]) -> None:
+        self.sync_box.set_ports(inputs, outputs)
         cur_in, cur_out = self.input_combo.currentData(), self.output_combo.currentData()
         for combo in (self.input_combo, self.output_combo):
             combo.blockSignals(True)
@@ -641,6 +648,7 @@ class LivePanel(QWidget):
         """Let go of the ports, the watcher and the output (before the devices reconnect, or
         after MIDI was lost: closing what a lost system already closed does nothing)."""
         self._ports_timer.stop()
+        self.sync_box.stop()
         if self.input is not None:
             self.input.close()
             self.input = None
