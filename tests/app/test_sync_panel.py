@@ -12,8 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.clock import CLOCK, START, STOP
 from tests.app.test_clock import Receiver, Sender
-from tests.app.test_live_transport import live_jack, midi  # noqa: F401 - fixtures
-from tests.app.test_live_transport import realtime_thread
+from tests.app.test_live_transport import live_jack, midi, realtime_thread  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.jack
 
