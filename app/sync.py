@@ -12,6 +12,7 @@ say where it is, for the panel's tempo and beat indicator. Ports come from the a
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -142,6 +143,18 @@ class SyncSession:
         if self.clock_out is not None and self.clock_out.running:
             return self.clock_out.position(now)
         return None
+
+    def next_time(self, t: float, every: float = 1.0) -> float:
+        """The perf_counter time of the next multiple of ``every`` beats at or after ``t``
+        (``t`` itself when nothing runs): where an answer on the beat or bar starts."""
+        beat = self.beat(t)
+        bpm = self.bpm
+        if beat is None or not bpm:
+            return t
+        target = math.ceil(beat / every - 1e-9) * every
+        if self.link is not None:
+            return self.link.time_of(target)
+        return t + (target - beat) * 60.0 / bpm
 
     @property
     def peers(self) -> int | None:

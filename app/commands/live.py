@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     from app.commands.play import add_sync_options
 
     add_sync_options(p)
+    p.add_argument("--answer-on", default="pause", choices=["pause", "beat", "bar"],
+                   help="start each answer after the pause (default), or on the next beat or "
+                        "bar of the --sync time")
     p.add_argument("--tempo", type=float, default=120.0, metavar="BPM",
                    help="tempo of the MIDI clock sent with --clock-out (120; with --sync "
                         "link, the tempo proposed to the session)")
@@ -129,7 +132,7 @@ class LiveRig:
 
 def run_duet(args: argparse.Namespace) -> int:
     from app.clock import check_bpm
-    from app.commands.play import parse_sync, start_sync
+    from app.commands.play import grid_of, parse_sync, start_sync
     from app.devices import Devices, describe_losses
     from app.duet import Duet, DuetSettings, Round
 
@@ -140,7 +143,7 @@ def run_duet(args: argparse.Namespace) -> int:
     settings = DuetSettings(
         silence_ms=args.silence_ms, seconds=args.seconds, temperature=args.temperature,
         max_phrase_seconds=args.max_phrase_seconds, layer=args.layer, channel=args.channel - 1,
-        seed=args.seed,
+        seed=args.seed, answer_on=args.answer_on,
     ).check()
     to_audio = args.output.strip().lower() == AUDIO
     instrument: MorphInstrument | None = None
@@ -239,6 +242,12 @@ def run_duet(args: argparse.Namespace) -> int:
                     _say(f"cannot reopen {in_name}: {exc}")
 
         rig.sync = start_sync(devices, sync, args.clock_out, args.tempo)
+        if args.answer_on != "pause" and sync.kind == "internal" and not args.clock_out:
+            from app.clock import ClockOut
+
+            rig.sync.append(ClockOut([], bpm=args.tempo))  # the grid alone: no clock sent
+            rig.sync[-1].start()
+        duet.grid = grid_of(rig.sync)
         rig.watcher = system.watch_ports(on_change=on_ports, interval=1.0)
         rig.watcher.start()
         _say(f"listening on {rig.input.name}, answering on {out_name}; "

@@ -249,6 +249,35 @@ def start_sync(devices: Any, sync: SyncChoice, clock_ports: list[str], bpm: floa
     return closers
 
 
+def grid_of(closers: list[Any]) -> Any:
+    """``grid(t, every)`` for the duet's answer on the beat or bar, from what
+    :func:`start_sync` opened: the next multiple of ``every`` beats at or after ``t`` (``t``
+    itself while no time runs)."""
+    import math
+
+    from app.clock import ClockInput, ClockOut
+
+    def beat_and_bpm(t: float) -> tuple[float | None, float | None]:
+        for obj in closers:
+            if isinstance(obj, ClockInput):
+                clock = obj.clock
+                return (clock.position(t) if clock.running else None), clock.bpm
+            if isinstance(obj, ClockOut):
+                return (obj.position(t) if obj.running else None), obj.bpm
+            if hasattr(obj, "beat_at"):  # a Link session
+                return obj.beat_at(t), obj.bpm
+        return None, None
+
+    def grid(t: float, every: float) -> float:
+        beat, bpm = beat_and_bpm(t)
+        if beat is None or not bpm:
+            return t
+        target = math.ceil(beat / every - 1e-9) * every
+        return t + (target - beat) * 60.0 / bpm
+
+    return grid
+
+
 def _wait_any(events: list[threading.Event], timeout: float, devices: Any) -> bool:
     """Wait until one of ``events`` is set (True), ``timeout`` passed (False; 0: no limit) or
     a device went away (a one-line error)."""

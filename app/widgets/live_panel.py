@@ -179,18 +179,25 @@ class LivePanel(QWidget):
         self.temperature_spin.setSingleStep(0.1)
         self.temperature_spin.setValue(1.0)
         self.layer_check = QCheckBox("Keep answering when I play (layer)")
+        self.answer_on_combo = QComboBox()
+        for label, value in (("after the pause", "pause"), ("on the next beat", "beat"),
+                             ("on the next bar", "bar")):
+            self.answer_on_combo.addItem(label, value)
+        self.answer_on_combo.setToolTip("Beat and bar come from the Sync section's time")
         self.latency_label = QLabel("Latency: –")
         form = QFormLayout(duet_box)
         form.addRow("Model:", self.model_combo)
         form.addRow("Pause:", self.silence_spin)
         form.addRow("Answer:", self.seconds_spin)
         form.addRow("Temperature:", self.temperature_spin)
+        form.addRow("Answer starts:", self.answer_on_combo)
         form.addRow(self.layer_check)
         form.addRow(self.duet_button)
         form.addRow(self.latency_label)
         for spin in (self.silence_spin, self.seconds_spin, self.temperature_spin):
             spin.valueChanged.connect(self._settings_changed)
         self.layer_check.toggled.connect(self._settings_changed)
+        self.answer_on_combo.currentIndexChanged.connect(self._settings_changed)
 
         rec_box = QGroupBox("Record")
         self.record_button = QPushButton("● Record")
@@ -518,14 +525,16 @@ class LivePanel(QWidget):
         return DuetSettings(silence_ms=float(self.silence_spin.value()),
                             seconds=float(self.seconds_spin.value()),
                             temperature=float(self.temperature_spin.value()),
-                            layer=self.layer_check.isChecked())
+                            layer=self.layer_check.isChecked(),
+                            answer_on=self.answer_on_combo.currentData() or "pause")
 
     def _settings_changed(self, *_: object) -> None:
         if self.duet is not None:
             try:
                 s = self._duet_settings()
                 self.duet.update(silence_ms=s.silence_ms, seconds=s.seconds,
-                                 temperature=s.temperature, layer=s.layer)
+                                 temperature=s.temperature, layer=s.layer,
+                                 answer_on=s.answer_on)
             except CadenzaError as exc:
                 self._say(str(exc))
 
@@ -554,7 +563,8 @@ class LivePanel(QWidget):
         try:
             duet = Duet([sink], self._duet_settings(),
                         on_round=lambda r, e: self._bridge.round_event.emit(r, e),
-                        on_answer_message=lambda m, t: self._bridge.answer_out.emit(m, t))
+                        on_answer_message=lambda m, t: self._bridge.answer_out.emit(m, t),
+                        grid=self.sync_box.next_time)
         except CadenzaError as exc:
             self._say(str(exc))
             return

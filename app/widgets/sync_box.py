@@ -234,6 +234,14 @@ class SyncBox(QGroupBox):
         self.peers_label.setText("" if peers is None else
                                  f"Link: {peers} peer{'s' if peers != 1 else ''}")
 
+    def next_time(self, t: float, every: float = 1.0) -> float:
+        """The next grid point (see :meth:`app.sync.SyncSession.next_time`); ``t`` when
+        sync is off. Called from the duet's model thread: it only reads the session."""
+        session = self.session
+        if session is None or not session.running:
+            return t
+        return session.next_time(t, every)
+
     def stop(self) -> None:
         """Stop syncing and close the clock ports (the panel lets go of its devices)."""
         self.set_running(False)
