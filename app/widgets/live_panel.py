@@ -608,12 +608,18 @@ class LivePanel(QWidget):
                 if sink is not None:
                     sinks.append(sink)
             self._takes = getattr(self, "_takes", 0) + 1
-            rec = Recorder(qpm=float(self.tempo_spin.value()),
+            # With sync on, the take has the session's tempo and starts on its next bar.
+            session_bpm = self.sync_box.session_bpm()
+            if session_bpm:
+                self.tempo_spin.setValue(round(session_bpm))
+            qpm = session_bpm or float(self.tempo_spin.value())
+            rec = Recorder(qpm=qpm,
                            count_in_bars=int(self.count_in_spin.value()),
                            metronome=self.metronome_check.isChecked(), click_sinks=sinks,
                            name=f"Live take {self._takes}",
                            on_beat=lambda *b: self._bridge.beat.emit(*b))
-            rec.start()
+            rec.start(at=self.sync_box.next_time(time.perf_counter() + 0.02, 4.0)
+                      if session_bpm else None)
             self.recorder = rec
             self._say("Recording…" if not rec.count_in_bars else "Count-in…")
         elif not on and self.recorder is not None:

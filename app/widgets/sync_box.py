@@ -234,6 +234,14 @@ class SyncBox(QGroupBox):
         self.peers_label.setText("" if peers is None else
                                  f"Link: {peers} peer{'s' if peers != 1 else ''}")
 
+    def session_bpm(self) -> float | None:
+        """The session's tempo while sync runs (None when off or not known yet)."""
+        session = self.session
+        if session is None or not session.running:
+            return None
+        bpm = session.bpm
+        return float(bpm) if bpm and 20.0 <= bpm <= 400.0 else None
+
     def next_time(self, t: float, every: float = 1.0) -> float:
         """The next grid point (see :meth:`app.sync.SyncSession.next_time`); ``t`` when
         sync is off. Called from the duet's model thread: it only reads the session."""

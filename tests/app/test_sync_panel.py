@@ -78,3 +78,25 @@ def test_the_live_panel_follows_a_midi_clock(panel_rig, qtbot) -> None:  # noqa:
                     timeout=2000)
     box.run_button.click()
     assert not box.session.running
+
+
+def test_a_take_gets_the_session_tempo_and_starts_on_its_bar(panel_rig, qtbot) -> None:  # noqa: ANN001
+    _window, panel, _drums, _daw = panel_rig
+    box = panel.sync_box
+    box.tempo_spin.setValue(150.0)
+    box.run_button.click()
+    time.sleep(0.3)  # into the first bar
+    panel.count_in_spin.setValue(0)
+    panel.record_button.click()
+    rec = panel.recorder
+    assert rec is not None and rec.qpm == 150.0 and panel.tempo_spin.value() == 150
+    beat = box.session.beat(rec.t_start)
+    assert beat is not None and abs(beat - 4.0) < 0.01, beat  # the next bar line
+    panel.record_button.click()
+    box.run_button.click()
+    # without sync, the take keeps the panel's own tempo and starts at once
+    panel.tempo_spin.setValue(90)
+    panel.record_button.click()
+    assert panel.recorder.qpm == 90.0
+    assert abs(panel.recorder.t_start - time.perf_counter()) < 0.1
+    panel.record_button.click()
