@@ -66,6 +66,10 @@ class LinkSync:
                 best = (b - a, (a + b) / 2 - micros / 1e6)
         return best[1]
 
+    def clock_micros(self) -> int:
+        """Link's clock now (microseconds; the system's monotonic clock, shared by processes)."""
+        return int(self._link.clock().micros())
+
     def perf_time(self, link_micros: int) -> float:
         """The perf_counter time of a Link clock time."""
         return link_micros / 1e6 + self._offset

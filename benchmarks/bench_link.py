@@ -71,7 +71,7 @@ def one_round() -> dict:
     from app.link import LinkSync
 
     cadenza = LinkSync(bpm=120.0)
-    start = cadenza._link.clock().micros()  # noqa: SLF001 - a benchmark reads Link's clock
+    start = cadenza.clock_micros()
     peer = subprocess.Popen([sys.executable, "-c", PEER], stdout=subprocess.PIPE, text=True)
     first = json.loads(peer.stdout.readline())
     errors = []
@@ -80,12 +80,12 @@ def one_round() -> dict:
         mine = cadenza.beat_at(cadenza.perf_time(micros))
         errors.append(abs(mine - beat) * 60.0 / bpm * 1000.0)
     time.sleep(0.1)
-    sent = cadenza._link.clock().micros()  # noqa: SLF001
+    sent = cadenza.clock_micros()
     cadenza.set_tempo(131.0)
     t0 = time.monotonic()
     while abs(cadenza.bpm - 87.0) > 0.01 and time.monotonic() - t0 < 5:
         time.sleep(0.0002)
-    saw_87 = cadenza._link.clock().micros()  # noqa: SLF001
+    saw_87 = cadenza.clock_micros()
     second = json.loads(peer.stdout.readline())
     peer.wait(10)
     cadenza.close()
