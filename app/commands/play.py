@@ -75,8 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="audio output for --output audio (default device)")
     p.add_argument("--soundfont", default=None, help="soundfont for --output audio")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                   help="with --sync midi-clock or link: give up after this long without a "
-                        "start (0: wait until Ctrl+C)")
+                   help="with --sync midi-clock: give up after this long without a start (0: "
+                        "wait until Ctrl+C); with --sync link: wait this long for another peer "
+                        "(0: start at once)")
     p.set_defaults(handler=run_play)
 
 
@@ -170,6 +171,13 @@ def run_play(args: argparse.Namespace) -> int:
 
             link = LinkSync(bpm=bpm)
             closers.insert(0, link)
+            if args.wait:  # wait for another member of the session
+                deadline = time.monotonic() + args.wait
+                while link.peers < 1 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                if link.peers < 1:
+                    raise CadenzaError(f"no other Link peer joined within {args.wait:g} s")
+                time.sleep(0.1)  # the session's tempo and beat settle
             _say(f"joined Ableton Link at {link.bpm:.2f} BPM ({link.peers} peers); "
                  "starting on the next bar")
             at, bar_beat = link.next_bar_time()
