@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "app.commands.music_vae",
     "app.commands.nsynth",
     "app.commands.live",
+    "app.commands.play",
     "app.commands.dataset",
     "app.commands.info",
 ]

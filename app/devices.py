@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.audio_engine import NO_DEVICE, AudioEngine, PortAudio
+from app.clock import ClockIn, ClockInput, ClockOut
 from app.midi_ports import CLIENT_NAME, MidiOutput, MidiSystem
 from models.errors import CadenzaError
 
@@ -160,6 +161,36 @@ class Devices:
         if not midi.available:
             raise CadenzaError(midi.reason)
         return midi.open_output(name_substring or self.midi_out)
+
+    def open_clock_out(self, ports: Sequence[str], bpm: float = 120.0) -> ClockOut:
+        """MIDI clock to the outputs ``ports`` (name substrings) on a timing thread of its own
+        (:class:`app.clock.ClockOut`); the MIDI system owns it (closed with it, ports and all)."""
+        midi = self.midi()
+        if not midi.available:
+            raise CadenzaError(midi.reason)
+        outputs = []
+        try:
+            for name in ports:
+                outputs.append(midi.open_output(name))
+                midi.forget(outputs[-1])  # the clock closes it, after its Stop went out
+            clock = ClockOut(outputs, bpm=bpm, own_outputs=True)
+        except BaseException:
+            for out in outputs:
+                out.close()
+            raise
+        clock.system = midi
+        midi.adopt(clock)
+        return clock
+
+    def open_clock_in(self, port: str, clock: ClockIn) -> ClockInput:
+        """Follow the MIDI clock arriving on input ``port`` (a name substring) with ``clock``
+        (:class:`app.clock.ClockInput`); the MIDI system owns it."""
+        midi = self.midi()
+        if not midi.available:
+            raise CadenzaError(midi.reason)
+        clock_input = ClockInput(midi, port, clock)
+        midi.adopt(clock_input)
+        return clock_input
 
     # ------------------------------------------------------------------ losses
     def check(self) -> list[Loss]:

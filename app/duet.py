@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 LOOKAHEAD_SECONDS = 0.5  # generate at most this far ahead of the answer's playback
 FOLLOW_SECONDS = 30.0  # the answers follow the player's notes of this long before the pause
+GRID_MARGIN = 0.004  # an answer on the beat takes the next beat at least this far away
+ANSWER_ON = ("pause", "beat", "bar")
 _LOST = "lost"
 
 
@@ -66,8 +68,11 @@ class DuetSettings:
     top_p: float | None = None
     seed: int | None = None
     follow: bool = True  # condition the answers on the player's recent phrases
+    answer_on: str = "pause"  # "beat" or "bar": the first note waits for the shared grid
 
     def check(self) -> DuetSettings:
+        if self.answer_on not in ANSWER_ON:
+            raise CadenzaError(f"answer on must be one of {', '.join(ANSWER_ON)}")
         if not 50 <= self.silence_ms <= 10000:
             raise CadenzaError("the silence before an answer must be 50..10000 ms")
         if not 0.1 <= self.seconds <= 120:
@@ -161,8 +166,13 @@ class Duet:
                  on_round: Callable[[Round, str], None] | None = None,
                  on_answer_message: Callable[[list[int], float], None] | None = None,
                  on_error: Callable[[BaseException], None] | None = None,
-                 history: int = 200) -> None:
+                 history: int = 200,
+                 grid: Callable[[float, float], float] | None = None) -> None:
         self.sinks = list(sinks)
+        # grid(t, beats): the perf_counter time of the next multiple of ``beats`` beats at or
+        # after t on the session's grid (app.sync.SyncSession.next_time); with answer_on
+        # "beat" or "bar" the answer's first note goes there
+        self.grid = grid
         self.settings = (settings or DuetSettings()).check()
         self.on_round = on_round
         self.on_answer_message = on_answer_message
@@ -385,7 +395,7 @@ class Duet:
                 return  # the player plays: handle that first
             for event in stream.next():
                 if answer.t0 is None:  # the first note: the answer's time 0 is now
-                    answer.t0 = time.perf_counter()
+                    answer.t0 = self._answer_start(event.time)
                 if event.is_on:
                     self._schedule_on(answer, event)
                 else:
@@ -393,6 +403,20 @@ class Duet:
             answer.round.events_sampled = len(stream.events)
         answer.round.answer = NoteSequence(
             notes=sorted(answer.notes, key=lambda n: (n.start, n.pitch)))
+
+    def _answer_start(self, first: float) -> float:
+        """The answer's time 0: now, or with ``answer_on`` beat/bar and a grid, such that its
+        first note (``first`` s in) lands on the next beat or bar."""
+        now = time.perf_counter()
+        grid, on = self.grid, self.settings.answer_on
+        if grid is None or on == "pause":
+            return now
+        try:
+            at = grid(now + GRID_MARGIN + first, 1.0 if on == "beat" else 4.0)
+        except Exception:  # noqa: BLE001 - no grid now (sync stopped): answer at once
+            log.exception("duet grid")
+            return now
+        return max(now, at - first)
 
     def _schedule_on(self, answer: _Answer, event: NoteEvent) -> None:
         """A note-on of the answer. MIDI has one note per key and channel: a note of a pitch

@@ -534,14 +534,16 @@ class MidiSystem:
         callback: Callable[[list[int], float], None],
         sysex: bool = False,
         thru: MidiOutput | None = None,
+        timing: bool = False,
     ) -> MidiInput:
         """Open the input port matching ``name_substring``; ``callback`` runs on the input's
-        polling thread (keep it short). ``thru`` forwards every message."""
+        polling thread (keep it short). ``thru`` forwards every message. ``timing``: let MIDI
+        clock and its Start/Stop/Continue/Song Position through (a clock follower)."""
         port = self.client("in")
         try:
             ports = list(port.get_ports())
             index = _match(ports, name_substring, "input")
-            port.ignore_types(sysex=not sysex, timing=True, active_sense=True)
+            port.ignore_types(sysex=not sysex, timing=not timing, active_sense=True)
             port.open_port(index, name=f"{self.client_name} in")
         except BaseException:
             port.delete()

@@ -81,13 +81,16 @@ class Recorder:
     def counting_in(self) -> bool:
         return self.recording and time.perf_counter() < self.t_zero
 
-    def start(self) -> float:
-        """Start (the count-in first, if any); returns the perf_counter time of time 0."""
+    def start(self, at: float | None = None) -> float:
+        """Start (the count-in first, if any); returns the perf_counter time of time 0.
+        ``at``: the perf_counter time of the first count-in click (a bar line of the session's
+        time, so the take lands on its grid; default: in 20 ms)."""
         if self.recording:
             raise CadenzaError("already recording")
         with self._lock:
             self._events = []
-        self.t_start = time.perf_counter() + 0.02
+        now = time.perf_counter()
+        self.t_start = now + 0.02 if at is None else max(float(at), now)
         self.t_zero = self.t_start + self.count_in_bars * self.beats_per_bar * self.beat_seconds
         self.recording = True
         self._stop.clear()

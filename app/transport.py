@@ -302,8 +302,9 @@ class Transport:
 
     # ------------------------------------------------------------------ control
     def play(self, seq: NoteSequence, loop: bool = False, start: float = 0.0,
-             tempo: float | None = None) -> None:
-        """Stop whatever plays, then play ``seq`` from ``start`` seconds (sequence time)."""
+             tempo: float | None = None, at: float | None = None) -> None:
+        """Stop whatever plays, then play ``seq`` from ``start`` seconds (sequence time);
+        ``at``: the perf_counter time that position falls at (default: in 5 ms)."""
         from app.midi_ports import sequence_events
 
         self.stop()
@@ -316,7 +317,8 @@ class Transport:
         self._length = max(seq.total_time, max((e[0] for e in events), default=0.0))
         with self._lock:
             self._pos0 = float(start)
-            self._t0 = time.perf_counter() + 0.005  # a little lead: the first event is on time
+            # a little lead by default: the first event is on time
+            self._t0 = time.perf_counter() + 0.005 if at is None else float(at)
         self._stop.clear()
         self._wake.clear()
         self._thread = threading.Thread(target=self._run, args=(events,),
@@ -335,6 +337,19 @@ class Transport:
             self._pos0 = self._pos0 + (now - self._t0) * self._tempo
             self._t0 = now
             self._tempo = float(factor)
+        self._wake.set()
+
+    def sync_to(self, position: float, at: float, tempo: float | None = None) -> None:
+        """Lock the timeline: sequence time ``position`` falls at perf_counter time ``at``
+        (and the tempo factor becomes ``tempo``): how a follower of an external clock keeps the
+        transport on its beat. Events already sent are not sent again."""
+        with self._lock:
+            if tempo is not None:
+                if tempo <= 0:
+                    raise CadenzaError("tempo must be positive")
+                self._tempo = float(tempo)
+            self._pos0 = float(position)
+            self._t0 = float(at)
         self._wake.set()
 
     @property

@@ -66,6 +66,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument("--rounds", type=int, default=0,
                    help="stop after this many answers (0: until Ctrl+C)")
+    from app.commands.play import add_sync_options
+
+    add_sync_options(p)
+    p.add_argument("--answer-on", default="pause", choices=["pause", "beat", "bar"],
+                   help="start each answer after the pause (default), or on the next beat or "
+                        "bar of the --sync time")
+    p.add_argument("--tempo", type=float, default=120.0, metavar="BPM",
+                   help="tempo of the MIDI clock sent with --clock-out (120; with --sync "
+                        "link, the tempo proposed to the session)")
     p.set_defaults(handler=run_duet)
 
 
@@ -101,8 +110,14 @@ class LiveRig:
         self.input: Any = None
         self.watcher: Any = None
         self.duet: Any = None
+        self.sync: list[Any] = []  # clock ports, a Link session (see app.commands.play)
 
     def close(self) -> None:
+        for obj in self.sync:
+            try:
+                obj.close()
+            except Exception as exc:  # noqa: BLE001 - closing must finish
+                logging.getLogger(__name__).warning("closing: %s", exc)
         if self.watcher is not None:
             self.watcher.stop()
         if self.input is not None:
@@ -119,15 +134,19 @@ class LiveRig:
 
 
 def run_duet(args: argparse.Namespace) -> int:
+    from app.clock import check_bpm
+    from app.commands.play import grid_of, parse_sync, start_sync
     from app.devices import Devices, describe_losses
     from app.duet import Duet, DuetSettings, Round
 
     if not 1 <= args.channel <= 16:
         raise CadenzaError("--channel must be 1..16")
+    sync = parse_sync(args.sync)
+    check_bpm(args.tempo)
     settings = DuetSettings(
         silence_ms=args.silence_ms, seconds=args.seconds, temperature=args.temperature,
         max_phrase_seconds=args.max_phrase_seconds, layer=args.layer, channel=args.channel - 1,
-        seed=args.seed, follow=args.follow,
+        seed=args.seed, follow=args.follow, answer_on=args.answer_on,
     ).check()
     to_audio = args.output.strip().lower() == AUDIO
     instrument: MorphInstrument | None = None
@@ -225,6 +244,13 @@ def run_duet(args: argparse.Namespace) -> int:
                 except CadenzaError as exc:
                     _say(f"cannot reopen {in_name}: {exc}")
 
+        rig.sync = start_sync(devices, sync, args.clock_out, args.tempo)
+        if args.answer_on != "pause" and sync.kind == "internal" and not args.clock_out:
+            from app.clock import ClockOut
+
+            rig.sync.append(ClockOut([], bpm=args.tempo))  # the grid alone: no clock sent
+            rig.sync[-1].start()
+        duet.grid = grid_of(rig.sync)
         rig.watcher = system.watch_ports(on_change=on_ports, interval=1.0)
         rig.watcher.start()
         _say(f"listening on {rig.input.name}, answering on {out_name}; "

@@ -191,12 +191,18 @@ class LivePanel(QWidget):
         self.follow_check.setToolTip("The answers take the note density and pitch classes of "
                                      "your last 30 seconds of playing")
         self.layer_check = QCheckBox("Keep answering when I play (layer)")
+        self.answer_on_combo = QComboBox()
+        for label, value in (("after the pause", "pause"), ("on the next beat", "beat"),
+                             ("on the next bar", "bar")):
+            self.answer_on_combo.addItem(label, value)
+        self.answer_on_combo.setToolTip("Beat and bar come from the Sync section's time")
         self.latency_label = QLabel("Latency: –")
         form = QFormLayout(duet_box)
         form.addRow("Model:", self.model_combo)
         form.addRow("Pause:", self.silence_spin)
         form.addRow("Answer:", self.seconds_spin)
         form.addRow("Temperature:", self.temperature_spin)
+        form.addRow("Answer starts:", self.answer_on_combo)
         form.addRow(self.follow_check)
         form.addRow(self.layer_check)
         form.addRow(self.duet_button)
@@ -210,6 +216,7 @@ class LivePanel(QWidget):
             spin.valueChanged.connect(self._settings_changed)
         self.layer_check.toggled.connect(self._settings_changed)
         self.follow_check.toggled.connect(self._settings_changed)
+        self.answer_on_combo.currentIndexChanged.connect(self._settings_changed)
 
         rec_box = QGroupBox("Record")
         self.record_button = QPushButton("● Record")
@@ -234,6 +241,11 @@ class LivePanel(QWidget):
         rec_row.addWidget(self.beat_label)
         rec_form.addRow(rec_row)
 
+        from app.widgets.sync_box import SyncBox
+
+        self.sync_box = SyncBox(self.devices)
+        self.sync_box.message.connect(self._say)
+
         self.roll = LiveRoll()
         self.roll.placeholder = "Play on your keyboard: the call shows here, the answer in green"
         self.roll.setMinimumHeight(160)
@@ -249,6 +261,7 @@ class LivePanel(QWidget):
         layout.addLayout(ports)
         layout.addWidget(duet_box)
         layout.addWidget(rec_box)
+        layout.addWidget(self.sync_box)
         layout.addWidget(self.roll, 1)
         layout.addWidget(self.status_label)
         layout.addWidget(self.reconnect_button)
@@ -306,6 +319,7 @@ class LivePanel(QWidget):
         self._fill_ports(self._visible_inputs(), self._visible_outputs())
 
     def _fill_ports(self, inputs: list[str], outputs: list[str]) -> None:
+        self.sync_box.set_ports(inputs, outputs)
         cur_in, cur_out = self.input_combo.currentData(), self.output_combo.currentData()
         want_in, want_out = self._wanted_ports  # a session's ports, chosen once they appear
         if want_in in inputs:
@@ -544,14 +558,16 @@ class LivePanel(QWidget):
                             seconds=float(self.seconds_spin.value()),
                             temperature=float(self.temperature_spin.value()),
                             layer=self.layer_check.isChecked(),
-                            follow=self.follow_check.isChecked())
+                            follow=self.follow_check.isChecked(),
+                            answer_on=self.answer_on_combo.currentData() or "pause")
 
     def _settings_changed(self, *_: object) -> None:
         if self.duet is not None:
             try:
                 s = self._duet_settings()
                 self.duet.update(silence_ms=s.silence_ms, seconds=s.seconds,
-                                 temperature=s.temperature, layer=s.layer, follow=s.follow)
+                                 temperature=s.temperature, layer=s.layer, follow=s.follow,
+                                 answer_on=s.answer_on)
             except CadenzaError as exc:
                 self._say(str(exc))
 
@@ -580,7 +596,8 @@ class LivePanel(QWidget):
         try:
             duet = Duet([sink], self._duet_settings(),
                         on_round=lambda r, e: self._bridge.round_event.emit(r, e),
-                        on_answer_message=lambda m, t: self._bridge.answer_out.emit(m, t))
+                        on_answer_message=lambda m, t: self._bridge.answer_out.emit(m, t),
+                        grid=self.sync_box.next_time)
         except CadenzaError as exc:
             self._say(str(exc))
             return
@@ -624,12 +641,18 @@ class LivePanel(QWidget):
                 if sink is not None:
                     sinks.append(sink)
             self._takes = getattr(self, "_takes", 0) + 1
-            rec = Recorder(qpm=float(self.tempo_spin.value()),
+            # With sync on, the take has the session's tempo and starts on its next bar.
+            session_bpm = self.sync_box.session_bpm()
+            if session_bpm:
+                self.tempo_spin.setValue(round(session_bpm))
+            qpm = session_bpm or float(self.tempo_spin.value())
+            rec = Recorder(qpm=qpm,
                            count_in_bars=int(self.count_in_spin.value()),
                            metronome=self.metronome_check.isChecked(), click_sinks=sinks,
                            name=f"Live take {self._takes}",
                            on_beat=lambda *b: self._bridge.beat.emit(*b))
-            rec.start()
+            rec.start(at=self.sync_box.next_time(time.perf_counter() + 0.02, 4.0)
+                      if session_bpm else None)
             self.recorder = rec
             self._say("Recording…" if not rec.count_in_bars else "Count-in…")
         elif not on and self.recorder is not None:
@@ -719,6 +742,7 @@ class LivePanel(QWidget):
         """Let go of the ports, the watcher and the output (before the devices reconnect, or
         after MIDI was lost: closing what a lost system already closed does nothing)."""
         self._ports_timer.stop()
+        self.sync_box.stop()
         if self.input is not None:
             self.input.close()
             self.input = None

@@ -426,3 +426,43 @@ def test_settings_are_checked():
         DuetSettings(temperature=0).check()
     with pytest.raises(CadenzaError, match="answer length"):
         Duet([], DuetSettings(seconds=0))
+
+
+def test_answer_on_the_beat(midi, tiny_model):
+    """With answer_on="beat" and the session's grid (app.sync.SyncSession, Cadenza's own time
+    at 120 BPM), each answer's first note goes out on a beat: sent within 2 ms of it, and heard
+    at the listener within one JACK period (5.3 ms here) and 2 ms more."""
+    from app.sync import SyncSession
+
+    sync = SyncSession(None)
+    sync.configure("internal", bpm=120.0)
+    sync.start()
+    settings = DuetSettings(silence_ms=250, seconds=0.6, seed=5, answer_on="beat")
+    rig = Rig(midi, tiny_model, settings, "Beat")
+    firsts: list[float] = []
+
+    def sent(message: list[int], at: float) -> None:
+        if message[0] & 0xF0 == 0x90 and len(firsts) < rig.rounds_with("call"):
+            firsts.append(at)
+
+    rig.duet.on_answer_message = sent
+    rig.duet.grid = sync.next_time
+    try:
+        sent_ms, heard_ms = [], []
+        for k in range(3):
+            last_off = rig.kb.play(PHRASE)
+            assert rig.wait_event("done", n=k + 1, timeout=8), rig.events
+            beat = sync.beat(firsts[k])
+            sent_ms.append((beat - round(beat)) * 500.0)
+            heard = _answer_notes(rig.ear, last_off)[0][0]
+            heard_ms.append((heard - sync.next_time(firsts[k] - 0.01)) * 1000.0)
+            time.sleep(0.3)
+        print(f"answer on the beat: sent {sent_ms} ms, heard {heard_ms} ms from the beat")
+        assert max(abs(v) for v in sent_ms) < 2.0, sent_ms
+        assert all(-1.0 < v < 256 / 48 + 2.0 for v in heard_ms), heard_ms
+        rnd = rig.duet.rounds[-1]
+        assert rnd.latency is not None and rnd.latency < 0.5 + 0.1  # at most a beat's wait
+    finally:
+        rig.close()
+        sync.stop()
+    assert rig.duet.error is None
