@@ -5,9 +5,11 @@
 
 Every arm trains on the same files with the same split, augmentation, window length (256
 events) and validation windows, for the same wall-clock budget, one after the other (two runs
-share two cores badly). The corpus is encoded once; each arm's folder links that cache. Each
-arm is an ordinary model folder: ``cadenza train performance --data DATA --out OUT/ARM
---config ARM --steps N`` resumes it (with its command recorded in the card).
+share two cores badly). The corpus is encoded once; each arm's folder links that cache. The
+study resumes: run the same command again after an interruption and each arm goes on to its
+budget (with ``--cpu``, CPU minutes in all). Each arm is an ordinary model folder, so the
+winner goes on training with ``cadenza train performance --data DATA --out OUT/ARM --config
+ARM --steps N`` (its commands are recorded in its card).
 
 Prints, per arm, validation NLL (nats/event, conditioning off) against wall minutes and against
 CPU minutes of the process (fairer when the machine is shared), and writes ``OUT/curves.json``.
@@ -72,6 +74,9 @@ def main() -> int:
             link = folder / "cache" / cached.name
             if not link.exists():
                 os.link(cached, link)
+        done = curve(folder) if (folder / "history.json").exists() else []
+        if args.cpu and done and (done[-1]["cpu_minutes"] or 0) >= args.minutes:
+            continue  # this arm has had its budget (the study resumes where it stopped)
         print(f"== {arm}: {args.minutes:g} {'CPU ' if args.cpu else ''}min", file=sys.stderr,
               flush=True)
         train(args.data, folder, config_name=arm, steps=10**9, checkpoint_steps=args.period,

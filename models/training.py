@@ -73,7 +73,7 @@ class Budget:
     checkpoint_steps: int | None = None  # a checkpoint every this many steps ...
     checkpoint_minutes: float | None = None  # ... or minutes (at the end of a period)
     max_minutes: float | None = None  # stop, with a checkpoint, at the first step after this
-    max_cpu_minutes: float | None = None  # ... or after this much CPU time of this run
+    max_cpu_minutes: float | None = None  # ... or when the folder's runs used this much CPU time
 
 
 @dataclass
@@ -268,7 +268,7 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
                 out_of_time = ((budget.max_minutes is not None
                                 and time.monotonic() - t0 >= budget.max_minutes * 60)
                                or (budget.max_cpu_minutes is not None
-                                   and time.process_time() - c0 >= budget.max_cpu_minutes * 60))
+                                   and cpu_minutes() >= budget.max_cpu_minutes))
             period = {key: total / (step - first) for key, total in sums.items()}
             if recipe.validate_every_period:
                 period.update(recipe.validate(model))
