@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from models import files
 from models.checkpoint import (
     CARD_FILE,
     CONFIG_FILE,
@@ -443,9 +444,8 @@ def save_state(path: Path, weights: list[np.ndarray], optimizer: Any, step: int)
     arrays.update({f"weights_{i:05d}": np.asarray(w) for i, w in enumerate(weights)})
     arrays.update({f"optimizer_{i:05d}": np.asarray(ops.convert_to_numpy(v))
                    for i, v in enumerate(optimizer.variables)})
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with files.replacing(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def load_state(folder: Path, graph: Any, optimizer: Any) -> int:
@@ -493,9 +493,7 @@ def load_state(folder: Path, graph: Any, optimizer: Any) -> int:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    files.write_text(path, text)
 
 
 # ----------------------------------------------------------------------------- history.json
