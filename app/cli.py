@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from models.errors import CadenzaError
 
@@ -27,8 +28,17 @@ COMMAND_MODULES = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, its usage errors in one line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("cadenza").strip()
+        self.exit(2, f"cadenza: error: {where + ': ' if where else ''}{message} "
+                     f"(see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cadenza",
         description=(
             "Cadenza: continue, interpolate and morph music with generative models. "

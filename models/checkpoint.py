@@ -324,6 +324,33 @@ def _check_finite(keras_model: Any, path: Path) -> None:
                                f"the model is broken")
 
 
+def check_weights_file(directory: str | Path) -> None:
+    """Refuse a weights file that holds NaN or infinite values, read with h5py alone (before
+    the backend is imported or anything is built); a file h5py cannot read is left to
+    :func:`load_weights`, which says why."""
+    try:
+        import h5py
+        import numpy as np
+    except ImportError:  # pragma: no cover - h5py comes with Keras
+        return
+    path = weights_path(directory)
+    bad: list[str] = []
+
+    def visit(name: str, item: object) -> None:
+        if (not bad and isinstance(item, h5py.Dataset) and item.dtype.kind == "f"
+                and not np.isfinite(item[()]).all()):
+            bad.append(name)
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except (OSError, ValueError, TypeError):
+        return
+    if bad:
+        raise CadenzaError(f"model weights {path} hold NaN or infinite values (in {bad[0]}): "
+                           f"the model is broken")
+
+
 def _stored_weight_count(path: Path) -> int | None:
     """The model's weight arrays in a ``.weights.h5`` file (an optimizer's state, which a file
     saved from a compiled model also holds, not counted); None when h5py cannot tell."""

@@ -67,6 +67,8 @@ MAX_INSTRUMENT_PITCHES = 32
 """Notes rendered for one morph instrument (16 by default)."""
 MAX_RELEASE = 30.0
 """An instrument's release, in seconds."""
+SFZ_MAX_BYTES = 256 * 1024
+"""An instrument's SFZ file (at most 128 regions, each a sound file of at most ten minutes)."""
 
 # ------------------------------------------------------------------------------ seeds, training
 SEED_MAX = 2**32 - 1

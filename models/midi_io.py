@@ -164,6 +164,9 @@ def _parse(data: bytes, label: str) -> mido.MidiFile:
         raise CadenzaError(
             f"{label}: truncated MIDI file (found {len(tracks)} of {ntracks} tracks)"
         )
+    # Tempo events are easy to count in the bytes (FF 51 03 can only be one, or text inside a
+    # meta or system exclusive event): a file with far too many is refused before parsing.
+    limits.midi_counts(0, data.count(b"\xff\x51\x03"), label)
     clean = struct.pack(">4sLHHh", b"MThd", 6, fmt, len(tracks), division) + b"".join(tracks)
     try:
         return mido.MidiFile(file=io.BytesIO(clean), charset="latin1")

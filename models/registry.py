@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_card, read_model_dir, short_reason
+from models.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    check_weights_file,
+    read_card,
+    read_model_dir,
+    short_reason,
+)
 from models.errors import CadenzaError
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
@@ -212,6 +219,7 @@ class ModelRegistry:
         entry = self.entry(name_or_path, family)
         key = str(entry.path.resolve())
         if key not in self._loaded:
+            check_weights_file(entry.path)  # NaN weights: refused before anything is built
             module = importlib.import_module(FAMILIES[entry.family])
             try:
                 model = module.load_from_dir(entry.path, entry.name)

@@ -10,7 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from app.commands import cli_command
+from app.commands import cli_command, output_file
+from models import limits
 from models.errors import CadenzaError
 
 MODEL_NAMES = ("melody-2bar", "melody-16bar", "drums-2bar")
@@ -103,24 +104,24 @@ def _load(name_or_path: str) -> Any:
 def _read(path: str) -> Any:
     from models.midi_io import read_midi
 
-    if not Path(path).is_file():
-        raise CadenzaError(f"no such file: {path}")
-    return read_midi(path)
+    limits.midi_file(path)
+    seq = read_midi(path)
+    limits.sequence_length(seq.total_time, Path(path).name)
+    return seq
 
 
 def _write(seqs: list, seconds_each: float, output: str) -> None:
     from models.midi_io import write_midi
     from models.sequence import join_windows
 
-    out = Path(output)
-    if out.parent and not out.parent.exists():
-        raise CadenzaError(f"output folder does not exist: {out.parent}")
-    write_midi(join_windows(seqs, seconds_each), out)
+    write_midi(join_windows(seqs, seconds_each), output_file(Path(output)))
 
 
 def _sample(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise CadenzaError("-n must be at least 1")
+    limits.integer(args.n, "-n", 1, limits.MAX_SAMPLES)
+    limits.temperature(args.temperature, zero=True)
+    limits.seed(args.seed)
+    output_file(Path(args.output))
     model = _load(args.model)
     seqs = model.sample(args.n, temperature=args.temperature, seed=args.seed)
     _write(seqs, model.window_seconds(), args.output)
@@ -129,9 +130,11 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _interpolate(args: argparse.Namespace) -> int:
+    limits.integer(args.steps, "--steps", 2, limits.MAX_INTERPOLATION_STEPS)
+    limits.temperature(args.temperature, zero=True)
+    limits.seed(args.seed)
+    output_file(Path(args.output))
     a, b = _read(args.a), _read(args.b)
-    if args.steps < 2:
-        raise CadenzaError("--steps must be at least 2")
     name = args.model
     if name is None:
         drums = all(n.is_drum for n in a.notes + b.notes) and (a.notes or b.notes)
@@ -147,6 +150,12 @@ def _interpolate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.steps is not None:
+        limits.integer(args.steps, "--steps", 1, limits.MAX_TRAIN_STEPS)
+    if args.time_limit is not None:
+        limits.number(args.time_limit, "--time-limit", 0, 1e8, low_open=True, unit=" s")
+    limits.number(args.checkpoint_minutes, "--checkpoint-minutes", 0, 1e6, low_open=True)
+
     from models.music_vae.train import train
 
     overrides = {k: getattr(args, k) for k in ("batch_size", "input_dropout", "learning_rate",
