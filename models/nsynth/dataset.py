@@ -15,6 +15,7 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models import files as atomic
 from models.errors import CadenzaError
 from models.nsynth.signal import estimate_f0
 
@@ -214,7 +216,7 @@ def build_dataset(
         "dropped_silent": dropped,
         "notes": [asdict(r) for r in records],
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    atomic.write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
@@ -276,8 +278,6 @@ def note_f0s(directory: str | Path, records: list[dict], audio: np.ndarray) -> n
             cache[rec["file"]] = v
         out[i] = np.nan if v is None else float(v)
     if missing:
-        try:
-            path.write_text(json.dumps(cache) + "\n")
-        except OSError:
-            pass
+        with contextlib.suppress(CadenzaError):  # a cache: the next run computes it again
+            atomic.write_text(path, json.dumps(cache) + "\n")
     return out
