@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app.commands import cli_command, output_file
+from app.commands.progress import progress_bar
 from models import limits
 from models.errors import CadenzaError
 
@@ -210,13 +211,15 @@ def run_continue(args: argparse.Namespace) -> int:
     limits.sequence_length(primer.total_time, args.primer.name)
     if not [n for n in primer.notes if not n.is_drum]:
         raise CadenzaError(f"{args.primer.name}: the primer has no (non-drum) notes")
-    model = _load(args.model)
-    takes = model.generate(
-        primer, args.seconds, temperature=args.temperature, variations=args.variations,
-        seed=args.seed, top_p=args.top_p, density=density, pitch_histogram=histogram,
-        beam_size=args.beam_size, branch_factor=args.branch_factor,
-        steps_per_iteration=args.steps_per_iteration, engine=args.engine,
-    )
+    with progress_bar("loading the model") as report:
+        model = _load(args.model)
+        report(0.0, "continuing")
+        takes = model.generate(
+            primer, args.seconds, temperature=args.temperature, variations=args.variations,
+            seed=args.seed, top_p=args.top_p, density=density, pitch_histogram=histogram,
+            beam_size=args.beam_size, branch_factor=args.branch_factor,
+            steps_per_iteration=args.steps_per_iteration, engine=args.engine, progress=report,
+        )
     for path, take in zip(variation_paths(args.output, len(takes)), takes, strict=True):
         write_midi(take.continuation if args.continuation_only else take.joined, path)
         print(f"{path}: {len(take.continuation.notes)} new notes, {args.seconds:g} s")
