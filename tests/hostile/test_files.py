@@ -154,3 +154,21 @@ def test_every_limit_is_documented() -> None:
     names = [n for n in dir(limits) if n.isupper()]
     assert len(names) > 30
     assert [n for n in names if f"`{n}`" not in text] == []
+
+
+def test_ten_thousand_tempo_changes_split_in_bounded_time() -> None:
+    """Interpolate splits a file at its tempo changes: 10,000 of them (the limit) over 10,000
+    notes take seconds, not hours (each part is cut from its own window)."""
+    import time
+
+    from models.music_vae.converters import split_on_time_changes
+    from models.sequence import Note, NoteSequence, TempoChange
+
+    seq = NoteSequence(
+        notes=[Note(60 + i % 12, 80, i * 0.1, i * 0.1 + 0.05) for i in range(10_000)],
+        tempos=[TempoChange(i * 0.1, 100.0 + 40 * (i % 2)) for i in range(10_000)])
+    started = time.perf_counter()
+    parts = split_on_time_changes(seq)
+    assert len(parts) == 10_000 and all(len(p.notes) == 1 for p in parts)
+    assert parts[1].notes[0].start == pytest.approx(0.0) and parts[1].qpm == 140.0
+    assert time.perf_counter() - started < 20.0
