@@ -179,7 +179,10 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
     t0 = time.monotonic()
     say = log or (_print_line if verbose else _quiet)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CadenzaError(f"cannot make the model folder {out}: {exc.strerror or exc}") from exc
 
     # 1. What to train: the run in the folder (resumed), a warm start, or a new run.
     plan = _plan(recipe, out, start, say)

@@ -36,3 +36,22 @@ def output_file(path: Path, what: str = "file") -> Path:
         raise CadenzaError(f"{path}: cannot write in {folder} "
                            f"({exc.strerror or exc})") from None
     return path
+
+
+def output_folder(path: Path) -> Path:
+    """A folder to write into, made with its parents if missing: the nearest folder that exists
+    above it must be a writable folder (not a file). Checked before any work."""
+    from models.errors import CadenzaError
+
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise CadenzaError(f"{path}: is a file, not a folder")
+        return output_file(path / "x", "file").parent
+    above = path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise CadenzaError(f"{path}: {above} is a file, not a folder")
+    output_file(above / "x", "file")
+    return path

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from app.commands import cli_command, output_file
+from app.commands import cli_command, output_file, output_folder
 from models import limits
 from models.errors import CadenzaError
 
@@ -150,6 +150,7 @@ def _interpolate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    output_folder(Path(args.out))
     if args.steps is not None:
         limits.integer(args.steps, "--steps", 1, limits.MAX_TRAIN_STEPS)
     if args.time_limit is not None:

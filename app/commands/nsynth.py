@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.commands import cli_command, output_file
+from app.commands import cli_command, output_file, output_folder
 from app.commands.progress import progress_bar
 from models import limits
 from models.errors import CadenzaError
@@ -46,6 +46,7 @@ def register_train(train_sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    output_folder(args.out)
     limits.integer(args.steps, "--steps", 1, limits.MAX_TRAIN_STEPS)
     limits.seed(args.seed)
     limits.number(args.checkpoint_minutes, "--checkpoint-minutes", 0, 1e6, low_open=True)

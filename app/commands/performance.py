@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from app.commands import cli_command, output_file
+from app.commands import cli_command, output_file, output_folder
 from app.commands.progress import progress_bar
 from models import limits
 from models.errors import CadenzaError
@@ -227,6 +227,7 @@ def run_continue(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    output_folder(args.out)
     limits.integer(args.steps, "--steps", 1, limits.MAX_TRAIN_STEPS)
     limits.integer(args.checkpoint_steps, "--checkpoint-steps", 1, limits.MAX_TRAIN_STEPS)
     limits.seed(args.seed)

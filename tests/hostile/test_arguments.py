@@ -203,6 +203,16 @@ def test_train_arguments(cli, tmp_path: Path, argv: list[str], words: str) -> No
     assert not out.exists()
 
 
+@pytest.mark.parametrize("family", ["performance", "nsynth", "melody-2bar"])
+def test_train_output_below_a_file(cli, tmp_path: Path, family: str) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_refused(cli(["train", family, "--data", tmp_path, "--out", blocker / "run" / "a"]),
+                   "is a file")
+    assert_refused(cli(["train", family, "--data", tmp_path, "--out", blocker]), "is a file")
+    assert blocker.read_text() == "x"
+
+
 @pytest.mark.parametrize("extra", [["--seconds", "nan"], ["--silence-ms", "nan"],
                                    ["--temperature", "nan"], ["--seed", "-1"],
                                    ["--channel", "99"]])
