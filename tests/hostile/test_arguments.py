@@ -213,6 +213,12 @@ def test_train_output_below_a_file(cli, tmp_path: Path, family: str) -> None:
     assert blocker.read_text() == "x"
 
 
+def test_dataset_output_below_a_file(cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_refused(cli(["dataset", "nsynth", "--out", blocker / "set"]), "is a file")
+
+
 @pytest.mark.parametrize("extra", [["--seconds", "nan"], ["--silence-ms", "nan"],
                                    ["--temperature", "nan"], ["--seed", "-1"],
                                    ["--channel", "99"]])
