@@ -197,8 +197,9 @@ def build_dataset(
                         dropped += 1
                         continue
                     rel = f"{split}/p{program:03d}-n{pitch:03d}-v{velocity:03d}.wav"
-                    soundfile.write(str(out / rel), normalize_note(x), SAMPLE_RATE,
-                                    subtype="PCM_16")
+                    with atomic.replacing(out / rel) as tmp:  # a rerun never half-writes
+                        soundfile.write(str(tmp), normalize_note(x), SAMPLE_RATE,
+                                        subtype="PCM_16", format="WAV")
                     records.append(NoteRecord(rel, program, family, name, pitch, velocity,
                                               split, round(level, 2)))
     finally:
