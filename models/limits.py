@@ -180,9 +180,13 @@ def audio_source(path: str | Path) -> Path:
     p = Path(path)
     if not p.is_file():
         raise CadenzaError(f"no such file: {p} (General MIDI sources look like gm:flute)")
+    if p.stat().st_size == 0:
+        raise CadenzaError(f"{p.name}: the sound file is empty")
     try:
         info = soundfile.info(str(p))
     except (RuntimeError, OSError, ValueError, TypeError) as exc:
+        if p.suffix.lower() not in _SNDFILE_SUFFIXES:
+            return p  # a format read by other means: its reader checks it
         reason = " ".join(str(exc).split())[:120] or type(exc).__name__
         raise CadenzaError(f"{p.name}: not a readable sound file ({reason})") from exc
     if info.frames <= 0 or info.samplerate <= 0:
@@ -192,6 +196,9 @@ def audio_source(path: str | Path) -> Path:
         raise CadenzaError(f"{p.name}: {_duration(seconds)} long, more than the "
                            f"{_duration(SOURCE_MAX_SECONDS)} a morph source may last")
     return p
+
+
+_SNDFILE_SUFFIXES = {".wav", ".wave", ".flac", ".aif", ".aiff", ".ogg", ".oga"}
 
 
 def _duration(seconds: float) -> str:
