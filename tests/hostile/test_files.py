@@ -135,7 +135,7 @@ SFZ = {
     "key 300": ("<region> sample=note.wav pitch_keycenter=300", "0..127"),
     "no regions": ("<group> ampeg_release=0.3", "no regions"),
     "sample is the sfz": ("<region> sample=instrument.sfz pitch_keycenter=60",
-                          "not a readable sound file"),
+                          "instrument.sfz"),
     "bad bytes": (b"<region> sample=\xff\xfe.wav pitch_keycenter=60", "does not exist"),
     "a megabyte": ("// " + "x" * (limits.SFZ_MAX_BYTES + 10), "kB"),
 }
