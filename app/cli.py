@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Run without arguments to open the app."
         ),
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = []
     for name in COMMAND_MODULES:
@@ -67,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
         if hasattr(module, "register_evaluate"):
             module.register_evaluate(eval_sub)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked for (importlib.metadata costs 40 ms at every
+    start otherwise)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        parser.exit(0, _version() + "\n")
 
 
 def _version() -> str:
