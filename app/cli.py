@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from models.errors import CadenzaError
 
@@ -32,8 +33,17 @@ COMMAND_MODULES = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, its usage errors in one line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("cadenza").strip()
+        self.exit(2, f"cadenza: error: {where + ': ' if where else ''}{message} "
+                     f"(see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cadenza",
         description=(
             "Cadenza: continue, interpolate and morph music with generative models. "
@@ -41,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
             "those MIDI and audio files in the clip library."
         ),
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = []
     for name in COMMAND_MODULES:
@@ -63,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         if hasattr(module, "register_evaluate"):
             module.register_evaluate(eval_sub)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked for (importlib.metadata costs 40 ms at every
+    start otherwise)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        parser.exit(0, _version() + "\n")
 
 
 def _version() -> str:

@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self.store = settings_store or open_qsettings()
         self.settings: Settings = load_settings(self.store)
         self.last_message = ""
+        self.broken_models: dict[str, str] = {}  # model folders listed as broken: why
         self.compute_device = ""
         self._probe = probe_compute
         self._owns_services = services is None
@@ -327,9 +328,17 @@ class MainWindow(QMainWindow):
         self.compute_label.setToolTip(str(exc))
 
     def _models_listed(self, entries: list[Any]) -> None:
+        usable = [e for e in entries if not getattr(e, "broken", "")]
         for ws in self.workspaces.values():
-            ws.set_models(entries)
-        self.live_panel.set_models(entries)
+            ws.set_models(usable)
+        self.live_panel.set_models(usable)
+        broken = [e for e in entries if getattr(e, "broken", "")]
+        if broken:  # a broken folder in the models folder: said, with its reason, and skipped
+            self.broken_models = {e.name: e.broken for e in broken}
+            first = broken[0]
+            more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+            self.show_message(f"Model folder '{first.name}' is broken and was skipped: "
+                              f"{first.broken}{more}")
 
     # ------------------------------------------------------------------ sessions
     def session_data(self) -> SessionData:

@@ -318,8 +318,9 @@ def probe_compute(preference: str = "auto") -> Job:
 
 
 def list_models(ctx: JobContext) -> list[Any]:
-    """A job: the installed models (``models.registry.ModelEntry``), listed on the worker."""
-    return [e for e in ctx.registry().list() if e.has_weights]
+    """A job: the installed models (``models.registry.ModelEntry``), listed on the worker;
+    broken folders come too, marked (``entry.broken``: why), never to be loaded."""
+    return [e for e in ctx.registry().list() if e.has_weights or e.broken]
 
 
 def render_sequence(seq: Any, tail: float = 1.0) -> Job:

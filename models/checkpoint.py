@@ -12,8 +12,10 @@ into it, so no code ever runs from a model file (the same guarantee as Keras' ``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import re
 import types
 import typing
@@ -21,6 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 
+from models import files, limits
 from models.errors import CadenzaError
 
 CONFIG_FILE = "config.json"
@@ -32,6 +35,9 @@ _LIST_ITEM = re.compile(r"\s*(?:[-*] |\d+\. )")
 _MARKDOWN_MARKER = re.compile(r"[-*+>#=|]+|\d+[.)]")
 
 C = TypeVar("C")
+# The config dataclass of each family, by name (for the size estimate of models.limits).
+CONFIG_CLASSES = {"performance": "PerformanceConfig", "music_vae": "MusicVAEConfig",
+                  "nsynth": "NSynthConfig"}
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -59,11 +65,14 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
         if problem:
             raise CadenzaError(f"model config field '{key}' must be {problem}, "
                                f"not {json.dumps(value)[:60]}")
+        limits.config_field(key, value)
         known[key] = tuple(value) if isinstance(value, list) else value
     try:
-        return cls(**known)
+        config = cls(**known)
     except TypeError as exc:
         raise CadenzaError(f"model config does not fit {cls.__name__}: {exc}") from exc
+    limits.model_size(cls.__name__, dataclasses.asdict(config))  # type: ignore[call-overload]
+    return config
 
 
 def _type_hints(cls: type) -> dict[str, Any]:
@@ -118,10 +127,15 @@ def save_model_dir(
     name: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write config (and weights and card, when given) into ``directory``, each file beside its
-    name and then renamed, so a reader never sees half a file."""
+    """Write config (and weights and card, when given) into ``directory``, each file atomically
+    (:mod:`models.files`: beside its name, flushed, then renamed), so a reader never sees half a
+    file and a kill or a full disk leaves the old file. The weights go first and the config
+    last, so a folder whose config is new has the new weights too."""
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CadenzaError(f"cannot make the model folder {out}: {exc.strerror or exc}") from exc
     payload: dict[str, Any] = {
         "family": family,
         "name": name or out.name,
@@ -129,17 +143,17 @@ def save_model_dir(
     }
     if extra:
         payload.update(extra)
-    tmp = out / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    tmp.replace(out / CONFIG_FILE)
     if keras_model is not None:
-        tmp_w = out / ("tmp-" + WEIGHTS_FILE)
-        keras_model.save_weights(str(tmp_w))
-        tmp_w.replace(out / WEIGHTS_FILE)
+        with files.replacing(out / WEIGHTS_FILE) as tmp:
+            staged = tmp.with_name(tmp.name + ".weights.h5")  # Keras asks for this ending
+            try:
+                keras_model.save_weights(str(staged))
+                os.replace(staged, tmp)
+            finally:
+                staged.unlink(missing_ok=True)
     if card is not None:
-        tmp_c = out / (CARD_FILE + ".tmp")
-        tmp_c.write_text(wrap_card(card))
-        tmp_c.replace(out / CARD_FILE)
+        files.write_text(out / CARD_FILE, wrap_card(card))
+    files.write_text(out / CONFIG_FILE, json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return out
 
 
@@ -210,9 +224,18 @@ def read_model_dir(directory: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CadenzaError(f"not a model folder (no {CONFIG_FILE}): {directory}")
     try:
-        payload = json.loads(path.read_text())
+        size = path.stat().st_size
+        if size > limits.CONFIG_MAX_BYTES:
+            raise CadenzaError(f"model config {path} is {size:,} bytes, more than the "
+                               f"{limits.CONFIG_MAX_BYTES:,} a config may have")
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError as exc:
+        raise CadenzaError(f"model config {path} is nested too deeply") from exc
     except (OSError, ValueError) as exc:
-        raise CadenzaError(f"unreadable model config {path}: {exc}") from exc
+        raise CadenzaError(f"unreadable model config {path}: {short_reason(exc)}") from exc
+    if _depth(payload) > limits.CONFIG_MAX_DEPTH:
+        raise CadenzaError(f"model config {path} is nested more than "
+                           f"{limits.CONFIG_MAX_DEPTH} levels deep")
     if not isinstance(payload, dict):
         raise CadenzaError(f"model config {path} is not a JSON object")
     if "family" not in payload or "config" not in payload:
@@ -223,7 +246,37 @@ def read_model_dir(directory: str | Path) -> dict[str, Any]:
         raise CadenzaError(f"model config {path}: 'config' must be a JSON object")
     if not isinstance(payload.get("name", ""), str):
         raise CadenzaError(f"model config {path}: 'name' must be a string")
+    try:  # the ranges and the size, before any family code sees the values
+        for key, value in payload["config"].items():
+            limits.config_field(key, value)
+        with contextlib.suppress(TypeError, ValueError, IndexError):  # types: config_from_dict
+            limits.model_size(CONFIG_CLASSES.get(payload["family"], ""), payload["config"])
+    except CadenzaError as exc:
+        raise CadenzaError(f"{path}: {exc}") from exc
     return payload
+
+
+def _depth(value: Any, limit: int = limits.CONFIG_MAX_DEPTH + 1) -> int:
+    """How deeply ``value`` nests lists and objects (counting stops past ``limit``)."""
+    level, layer = 0, [value]
+    while layer and level <= limit:
+        nested = [v for item in layer if isinstance(item, dict | list)
+                  for v in (item.values() if isinstance(item, dict) else item)]
+        level += any(isinstance(item, dict | list) for item in layer)
+        layer = nested
+    return level
+
+
+def read_card(directory: str | Path) -> str:
+    """The model card of a folder ("" if none), bad bytes replaced, at most
+    :data:`models.limits.CARD_MAX_BYTES`."""
+    path = Path(directory) / CARD_FILE
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limits.CARD_MAX_BYTES)
+    except OSError:
+        return ""
+    return data.decode("utf-8", errors="replace")
 
 
 def weights_path(directory: str | Path) -> Path:
@@ -255,6 +308,47 @@ def load_weights(keras_model: Any, directory: str | Path) -> None:
     if stored is not None and stored != len(keras_model.weights):
         raise CadenzaError(f"model weights {path} do not fit the config: the file holds "
                            f"{stored} weight arrays, the model has {len(keras_model.weights)}")
+    _check_finite(keras_model, path)
+
+
+def _check_finite(keras_model: Any, path: Path) -> None:
+    """Refuse weights holding NaN or infinity: such a model only ever makes noise or silence."""
+    import numpy as np
+    from keras import ops
+
+    for variable in keras_model.weights:
+        values = np.asarray(ops.convert_to_numpy(variable))
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            name = getattr(variable, "path", None) or getattr(variable, "name", "a layer")
+            raise CadenzaError(f"model weights {path} hold NaN or infinite values (in {name}): "
+                               f"the model is broken")
+
+
+def check_weights_file(directory: str | Path) -> None:
+    """Refuse a weights file that holds NaN or infinite values, read with h5py alone (before
+    the backend is imported or anything is built); a file h5py cannot read is left to
+    :func:`load_weights`, which says why."""
+    try:
+        import h5py
+        import numpy as np
+    except ImportError:  # pragma: no cover - h5py comes with Keras
+        return
+    path = weights_path(directory)
+    bad: list[str] = []
+
+    def visit(name: str, item: object) -> None:
+        if (not bad and isinstance(item, h5py.Dataset) and item.dtype.kind == "f"
+                and not np.isfinite(item[()]).all()):
+            bad.append(name)
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except (OSError, ValueError, TypeError):
+        return
+    if bad:
+        raise CadenzaError(f"model weights {path} hold NaN or infinite values (in {bad[0]}): "
+                           f"the model is broken")
 
 
 def _stored_weight_count(path: Path) -> int | None:

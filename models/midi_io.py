@@ -36,6 +36,7 @@ from pathlib import Path
 
 import mido
 
+from models import files, limits
 from models.errors import CadenzaError
 from models.sequence import (
     DEFAULT_QPM,
@@ -113,9 +114,12 @@ def read_midi(source: Source) -> NoteSequence:
         path = Path(source)
         label, name = path.name or str(path), path.stem
         try:
+            if path.is_file():
+                limits.midi_data(path.stat().st_size, label)  # before reading it all
             data = path.read_bytes()
         except OSError as exc:
             raise CadenzaError(f"{label}: cannot read the file ({exc.strerror or exc})") from exc
+    limits.midi_data(len(data), label)
     midi = _parse(data, label)
     seq = _convert(midi, label)
     if name:
@@ -160,6 +164,9 @@ def _parse(data: bytes, label: str) -> mido.MidiFile:
         raise CadenzaError(
             f"{label}: truncated MIDI file (found {len(tracks)} of {ntracks} tracks)"
         )
+    # Tempo events are easy to count in the bytes (FF 51 03 can only be one, or text inside a
+    # meta or system exclusive event): a file with far too many is refused before parsing.
+    limits.midi_counts(0, data.count(b"\xff\x51\x03"), label)
     clean = struct.pack(">4sLHHh", b"MThd", 6, fmt, len(tracks), division) + b"".join(tracks)
     try:
         return mido.MidiFile(file=io.BytesIO(clean), charset="latin1")
@@ -203,12 +210,18 @@ def _convert(midi: mido.MidiFile, label: str) -> NoteSequence:
 
     # Absolute ticks per track.
     tracks: list[list[tuple[int, mido.Message]]] = []
+    note_ons = tempo_events = 0
     for track in midi.tracks:
         tick, events = 0, []
         for msg in track:
             tick += msg.time
             events.append((tick, msg))
+            if msg.type == "note_on":
+                note_ons += msg.velocity > 0
+            elif msg.type == "set_tempo":
+                tempo_events += 1
         tracks.append(events)
+    limits.midi_counts(note_ons, tempo_events, label)  # bounded work from here on
     track_end_ticks = [events[-1][0] if events else 0 for events in tracks]
 
     def tempos_of(events: list[tuple[int, mido.Message]]) -> list[tuple[int, int]]:
@@ -366,13 +379,11 @@ def _dedupe_signatures(signatures: list[TimeSignature]) -> list[TimeSignature]:
 
 # ---------------------------------------------------------------------------------- writing
 def write_midi(seq: NoteSequence, path: str | Path) -> None:
-    """Write ``seq`` as a format-1 MIDI file (a conductor track, then one track per instrument)."""
+    """Write ``seq`` as a format-1 MIDI file (a conductor track, then one track per instrument).
+
+    Atomic (:mod:`models.files`): a failure or a kill leaves the old file as it was."""
     path = Path(path)
-    data = _build(seq, path.name)
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise CadenzaError(f"{path.name}: cannot write the file ({exc.strerror or exc})") from exc
+    files.write_bytes(path, _build(seq, path.name))  # beside it, then renamed: old file kept
 
 
 def midi_bytes(seq: NoteSequence) -> bytes:

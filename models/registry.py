@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from models.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_model_dir, short_reason
+from models.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    check_weights_file,
+    read_card,
+    read_model_dir,
+    short_reason,
+)
 from models.errors import CadenzaError
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
@@ -77,11 +84,13 @@ class ModelEntry:
     config: dict[str, Any]
     shipped: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    broken: str = ""
+    """Why the folder cannot be used ("" when it can): listed, never loaded or a default."""
 
     @property
     def card(self) -> str:
-        card = self.path / CARD_FILE
-        return card.read_text() if card.is_file() else ""
+        """The model card, bad bytes replaced (a folder is untrusted input)."""
+        return read_card(self.path)
 
     @property
     def has_weights(self) -> bool:
@@ -116,7 +125,12 @@ class ModelRegistry:
             for config in sorted(root.glob("*/config.json")):
                 try:
                     payload = read_model_dir(config.parent)
-                except CadenzaError:
+                except CadenzaError as exc:
+                    # A broken folder (the user's models folder is untrusted) is listed with
+                    # its reason, never loaded, and never stops the listing.
+                    entries.setdefault(config.parent.name, ModelEntry(
+                        name=config.parent.name, family="unknown", path=config.parent,
+                        config={}, shipped=root == SHIPPED_DIR, broken=str(exc)))
                     continue
                 name = str(payload.get("name") or config.parent.name)
                 extra = {k: v for k, v in payload.items() if k not in ("name", "family", "config")}
@@ -146,6 +160,9 @@ class ModelRegistry:
         entries = self.list()
         for entry in entries:
             if entry.name == name_or_path:
+                if entry.broken:
+                    raise CadenzaError(f"model '{entry.name}' in {entry.path} is broken: "
+                                       f"{entry.broken}")
                 return entry
         if "/" in name_or_path or os.sep in name_or_path or path.exists():
             return self._entry_at(path)  # raises: missing folder, no config.json, ...
@@ -166,7 +183,7 @@ class ModelRegistry:
         )
 
     def default(self, family: str) -> ModelEntry:
-        entries = [e for e in self.list(family) if e.has_weights]
+        entries = [e for e in self.list(family) if e.has_weights and not e.broken]
         if not entries:
             raise CadenzaError(
                 f"no {family} model is installed: train one with 'cadenza train' "
@@ -202,6 +219,7 @@ class ModelRegistry:
         entry = self.entry(name_or_path, family)
         key = str(entry.path.resolve())
         if key not in self._loaded:
+            check_weights_file(entry.path)  # NaN weights: refused before anything is built
             module = importlib.import_module(FAMILIES[entry.family])
             try:
                 model = module.load_from_dir(entry.path, entry.name)

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from models import limits
 from models.audio_io import Audio
 from models.errors import CadenzaError
 from models.sequence import DRUM_CHANNEL, Note, NoteSequence
 
-MAX_SECONDS = 6 * 3600.0
+MAX_SECONDS = limits.RENDER_MAX_SECONDS  # see models.limits
 DRUM_BANK = 128
 _HINT = "install fluid-soundfont-gm (apt) or pass --soundfont PATH.sf2"
 SOUNDFONT_ENV = "CADENZA_SOUNDFONT"
@@ -135,9 +136,10 @@ def _check_sequence(seq: NoteSequence) -> None:
         raise CadenzaError("the sequence has NaN or infinite times; cannot render it")
     if arr.min() < 0:
         raise CadenzaError(f"the sequence has a negative time ({arr.min():.3f} s); cannot render")
-    if arr.max() > MAX_SECONDS:
+    if arr.max() > limits.RENDER_MAX_SECONDS:
         raise CadenzaError(
-            f"the sequence is {arr.max() / 3600:.1f} h long; rendering is limited to 6 h"
+            f"the sequence is {arr.max() / 60:.1f} min long; rendering is limited to "
+            f"{limits.RENDER_MAX_SECONDS / 60:.0f} min"
         )
 
 

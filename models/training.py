@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from models import files
 from models.checkpoint import (
     CARD_FILE,
     CONFIG_FILE,
@@ -179,7 +180,10 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
     t0 = time.monotonic()
     say = log or (_print_line if verbose else _quiet)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CadenzaError(f"cannot make the model folder {out}: {exc.strerror or exc}") from exc
 
     # 1. What to train: the run in the folder (resumed), a warm start, or a new run.
     plan = _plan(recipe, out, start, say)
@@ -456,9 +460,8 @@ def save_state(path: Path, weights: list[np.ndarray], optimizer: Any, step: int)
     arrays.update({f"weights_{i:05d}": np.asarray(w) for i, w in enumerate(weights)})
     arrays.update({f"optimizer_{i:05d}": np.asarray(ops.convert_to_numpy(v))
                    for i, v in enumerate(optimizer.variables)})
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with files.replacing(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def load_state(folder: Path, graph: Any, optimizer: Any) -> int:
@@ -506,9 +509,7 @@ def load_state(folder: Path, graph: Any, optimizer: Any) -> int:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    files.write_text(path, text)
 
 
 # ----------------------------------------------------------------------------- history.json

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from app.commands import output_folder
 from models.errors import CadenzaError
 
 
@@ -63,10 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_nsynth(args: argparse.Namespace) -> int:
-    from models.nsynth import dataset as ds
-
     if args.out.exists() and not args.out.is_dir():
         raise CadenzaError(f"--out is a file, not a folder: {args.out}")
+    output_folder(args.out)
+    from models.nsynth import dataset as ds
+
     started = time.perf_counter()
     tty = sys.stderr.isatty()
 

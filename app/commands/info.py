@@ -42,6 +42,7 @@ def run_models(args: argparse.Namespace) -> int:
                 "path": str(e.path),
                 "shipped": e.shipped,
                 "weights": e.has_weights,
+                **({"broken": e.broken} if e.broken else {}),
                 **{k: v for k, v in e.extra.items() if k == "metrics"},
             }
             for e in entries
@@ -54,6 +55,10 @@ def run_models(args: argparse.Namespace) -> int:
     width = max(len(e.name) for e in entries)
     for e in entries:
         where = "shipped" if e.shipped else str(e.path)
+        if e.broken:  # listed, with its reason, never loaded
+            print(f"{e.name:<{width}}  {'broken':<12} {where}")
+            print(f"{'':<{width}}  {e.broken}")
+            continue
         state = "" if e.has_weights else "  (no weights)"
         print(f"{e.name:<{width}}  {e.family:<12} {where}{state}")
         print(f"{'':<{width}}  {e.summary}")

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from models import limits
 from models.errors import CadenzaError
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ def run_duet(args: argparse.Namespace) -> int:
         raise CadenzaError("--channel must be 1..16")
     sync = parse_sync(args.sync)
     check_bpm(args.tempo)
+    limits.seed(args.seed)
     settings = DuetSettings(
         silence_ms=args.silence_ms, seconds=args.seconds, temperature=args.temperature,
         max_phrase_seconds=args.max_phrase_seconds, layer=args.layer, channel=args.channel - 1,

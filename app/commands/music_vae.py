@@ -10,8 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from app.commands import cli_command
+from app.commands import cli_command, output_folder
 from app.commands.output import MIDI_OUTPUT_HELP, check_midi_output, report, write_midi_output
+from models import limits
 from models.errors import CadenzaError
 
 MODEL_NAMES = ("melody-2bar", "melody-16bar", "drums-2bar")
@@ -104,21 +105,22 @@ def _load(name_or_path: str) -> Any:
 def _read(path: str) -> Any:
     from models.midi_io import read_midi
 
-    if not Path(path).is_file():
-        raise CadenzaError(f"no such file: {path}")
-    return read_midi(path)
+    limits.midi_file(path)
+    seq = read_midi(path)
+    limits.sequence_length(seq.total_time, Path(path).name)
+    return seq
 
 
 def _write(seqs: list, seconds_each: float, output: str) -> None:
     from models.sequence import join_windows
 
-    check_midi_output(output)
     write_midi_output(output, join_windows(seqs, seconds_each))
 
 
 def _sample(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise CadenzaError("-n must be at least 1")
+    limits.integer(args.n, "-n", 1, limits.MAX_SAMPLES)
+    limits.temperature(args.temperature, zero=True)
+    limits.seed(args.seed)
     check_midi_output(args.output)
     model = _load(args.model)
     seqs = model.sample(args.n, temperature=args.temperature, seed=args.seed)
@@ -128,10 +130,11 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _interpolate(args: argparse.Namespace) -> int:
-    a, b = _read(args.a), _read(args.b)
+    limits.integer(args.steps, "--steps", 2, limits.MAX_INTERPOLATION_STEPS)
+    limits.temperature(args.temperature, zero=True)
+    limits.seed(args.seed)
     check_midi_output(args.output)
-    if args.steps < 2:
-        raise CadenzaError("--steps must be at least 2")
+    a, b = _read(args.a), _read(args.b)
     name = args.model
     if name is None:
         drums = all(n.is_drum for n in a.notes + b.notes) and (a.notes or b.notes)
@@ -147,6 +150,13 @@ def _interpolate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    output_folder(Path(args.out))
+    if args.steps is not None:
+        limits.integer(args.steps, "--steps", 1, limits.MAX_TRAIN_STEPS)
+    if args.time_limit is not None:
+        limits.number(args.time_limit, "--time-limit", 0, 1e8, low_open=True, unit=" s")
+    limits.number(args.checkpoint_minutes, "--checkpoint-minutes", 0, 1e6, low_open=True)
+
     from models.music_vae.train import train
 
     overrides = {k: getattr(args, k) for k in ("batch_size", "input_dropout", "learning_rate",

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.commands import cli_command
+from app.commands import cli_command, output_file, output_folder
 from app.commands.output import (
     AUDIO_OUTPUT_HELP,
     add_format_option,
@@ -18,6 +18,8 @@ from app.commands.output import (
     report,
     write_audio_output,
 )
+from app.commands.progress import progress_bar
+from models import limits
 from models.errors import CadenzaError
 
 
@@ -51,13 +53,20 @@ def register_train(train_sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    output_folder(args.out)
+    limits.integer(args.steps, "--steps", 1, limits.MAX_TRAIN_STEPS)
+    limits.seed(args.seed)
+    limits.number(args.checkpoint_minutes, "--checkpoint-minutes", 0, 1e6, low_open=True)
+    if args.max_minutes is not None:
+        limits.number(args.max_minutes, "--max-minutes", 0, 1e6, low_open=True)
+    if args.learning_rate is not None:
+        limits.number(args.learning_rate, "--learning-rate", 0, 1, low_open=True)
+
     from dataclasses import replace
 
     from models.nsynth.model import CONFIGS, TRAINING
     from models.nsynth.train import train
 
-    if args.steps < 1:
-        raise CadenzaError(f"--steps must be positive, not {args.steps}")
     changes = {k: v for k, v in (("batch_size", args.batch_size), ("crop", args.crop),
                                  ("learning_rate", args.learning_rate)) if v is not None}
     result = train(
@@ -132,47 +141,54 @@ def _load_morpher(name: str | None) -> Any:
 
 
 def _check_sources(args: argparse.Namespace) -> None:
+    """The arguments shared by ``morph`` and ``morph-instrument``, and the sources (their
+    headers only), against :mod:`models.limits`: all before the model loads."""
     n = len(args.sources)
-    if n not in (2, 4):
+    if n not in limits.MORPH_SOURCES:
         raise CadenzaError(f"give 2 sources (with --mix) or 4 (with --xy), not {n}")
     if n == 4 and args.xy is None:
         args.xy = (0.5, 0.5)
     if n == 2 and args.xy is not None:
         raise CadenzaError("--xy needs four sources")
-    if not 0.0 <= args.mix <= 1.0:
-        raise CadenzaError(f"--mix must be between 0 and 1, not {args.mix}")
-    if args.xy is not None and not all(0.0 <= v <= 1.0 for v in args.xy):
-        raise CadenzaError(f"--xy values must be between 0 and 1, not {args.xy}")
-    if args.sample_rate is not None and not 8000 <= args.sample_rate <= 192000:
-        raise CadenzaError(f"--sample-rate must be 8000..192000 Hz, not {args.sample_rate}")
-    if not 0.0 <= args.temperature <= 10.0:
-        raise CadenzaError(f"--temperature must be between 0 and 10, not {args.temperature}")
+    limits.number(args.mix, "--mix", 0.0, 1.0)
+    if args.xy is not None:
+        for value in args.xy:
+            limits.number(value, "--xy values", 0.0, 1.0)
+    if args.sample_rate is not None:
+        limits.sample_rate(args.sample_rate)
+    limits.temperature(args.temperature, zero=True)
+    limits.seed(args.seed)
     for s in args.sources:
-        if not s.lower().startswith("gm:") and not Path(s).is_file():
-            raise CadenzaError(f"no such file: {s} (General MIDI sources look like gm:flute)")
+        if s.lower().startswith("gm:"):
+            from models.nsynth.dataset import parse_gm
 
-
-def _progress(frac: float) -> None:
-    if sys.stderr.isatty():
-        print(f"\rdecoding {100 * frac:5.1f}%", end="\n" if frac >= 1 else "", file=sys.stderr,
-              flush=True)
+            parse_gm(s)
+        else:
+            limits.audio_source(s)
 
 
 def run_morph(args: argparse.Namespace) -> int:
+    limits.integer(args.pitch, "--pitch", 0, 127)
+    check_audio_output(args.output, args.format)
+    _check_sources(args)
+
+    import numpy as np
+
     from models.nsynth.morph import mix, mix_weights, mix_xy
 
-    _check_sources(args)
-    check_audio_output(args.output, args.format)
-    if not 0 <= args.pitch <= 127:
-        raise CadenzaError(f"--pitch must be 0..127, not {args.pitch}")
     started = time.perf_counter()
-    morpher = _load_morpher(args.model)
-    audios = [morpher.source_audio(s, pitch=args.pitch) for s in args.sources]
-    emb = morpher.encode_batch(audios)
-    mixed = mix_xy(list(emb), *args.xy) if args.xy is not None else mix(list(emb), args.mix)
-    f0, envelope = morpher.guide(audios, mix_weights(len(audios), args.mix, args.xy))
-    audio = morpher.decode(mixed, progress=_progress, temperature=args.temperature,
-                           seed=args.seed, f0=f0, envelope=envelope)
+    with progress_bar("loading the model") as progress:
+        morpher = _load_morpher(args.model)
+        progress(0.0, "encoding the sources")
+        audios = [morpher.source_audio(s, pitch=args.pitch) for s in args.sources]
+        emb = morpher.encode_batch(audios)
+        mixed = mix_xy(list(emb), *args.xy) if args.xy is not None else mix(list(emb), args.mix)
+        f0, envelope = morpher.guide(audios, mix_weights(len(audios), args.mix, args.xy))
+        progress(0.0, "decoding")
+        audio = morpher.decode(mixed, progress=progress, temperature=args.temperature,
+                               seed=args.seed, f0=f0, envelope=envelope)
+    if not np.isfinite(audio.samples).all():
+        raise CadenzaError("the morph came out NaN: the model is broken (nothing was written)")
     if args.sample_rate:
         audio = audio.resampled(args.sample_rate)
     subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bits]
@@ -182,27 +198,43 @@ def run_morph(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_pitches(text: str | None) -> tuple[int, ...] | None:
+    """``--pitches``: comma-separated MIDI pitches, 0..127, at most
+    :data:`models.limits.MAX_INSTRUMENT_PITCHES` of them (None: the default 16)."""
+    if not text:
+        return None
+    try:
+        pitches = tuple(sorted({int(p) for p in text.split(",") if p.strip()}))
+    except ValueError as exc:
+        raise CadenzaError(f"--pitches takes numbers like 36,48,60: {text}") from exc
+    if not pitches:
+        raise CadenzaError(f"--pitches takes numbers like 36,48,60: {text}")
+    for p in pitches:
+        limits.integer(p, "--pitches", 0, 127)
+    if len(pitches) > limits.MAX_INSTRUMENT_PITCHES:
+        raise CadenzaError(f"--pitches: {len(pitches)} pitches, more than the "
+                           f"{limits.MAX_INSTRUMENT_PITCHES} an instrument may have")
+    return pitches
+
+
 def run_morph_instrument(args: argparse.Namespace) -> int:
+    output_file(args.output, "folder")
+    parsed = parse_pitches(args.pitches)
+    limits.number(args.release, "--release", 0.0, limits.MAX_RELEASE, unit=" s")
+    _check_sources(args)
+
     from models.nsynth.instrument import DEFAULT_PITCHES, build_instrument
 
-    _check_sources(args)
-    if args.output.exists() and not args.output.is_dir():
-        raise CadenzaError(f"--output must be a folder: {args.output}")
-    pitches = DEFAULT_PITCHES
-    if args.pitches:
-        try:
-            pitches = tuple(int(p) for p in args.pitches.split(","))
-        except ValueError as exc:
-            raise CadenzaError(f"--pitches takes numbers like 36,48,60: {args.pitches}") from exc
-    if not 0.0 <= args.release <= 30.0:
-        raise CadenzaError(f"--release must be between 0 and 30 s, not {args.release}")
+    pitches = parsed or DEFAULT_PITCHES
     started = time.perf_counter()
-    morpher = _load_morpher(args.model)
-    inst = build_instrument(
-        morpher, args.sources, args.output, amount=args.mix, xy=args.xy, pitches=pitches,
-        release=args.release, progress=_progress, temperature=args.temperature, seed=args.seed,
-        sample_rate=args.sample_rate,
-    )
+    with progress_bar("loading the model") as progress:
+        morpher = _load_morpher(args.model)
+        progress(0.0, f"rendering {len(pitches)} notes")
+        inst = build_instrument(
+            morpher, args.sources, args.output, amount=args.mix, xy=args.xy, pitches=pitches,
+            release=args.release, progress=progress, temperature=args.temperature,
+            seed=args.seed, sample_rate=args.sample_rate,
+        )
     print(f"{args.output}: {len(inst.pitches)} notes and instrument.sfz "
           f"in {time.perf_counter() - started:.1f} s")
     return 0

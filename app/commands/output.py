@@ -84,9 +84,9 @@ def write_midi_output(output: str | Path, seq: NoteSequence) -> None:
 
 
 def _check_folder(path: Path) -> None:
-    folder = path.parent
-    if not folder.is_dir():
-        raise CadenzaError(f"output folder does not exist: {folder}")
+    from app.commands import output_file
+
+    output_file(path)
 
 
 def _to_stdout(data: bytes) -> None:

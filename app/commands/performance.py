@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-from app.commands import cli_command
+from app.commands import cli_command, output_folder
 from app.commands.output import (
     MIDI_OUTPUT_HELP,
     check_midi_output,
@@ -18,6 +19,8 @@ from app.commands.output import (
     report,
     write_midi_output,
 )
+from app.commands.progress import progress_bar
+from models import limits
 from models.errors import CadenzaError
 
 CONTINUE_EPILOG = """\
@@ -153,18 +156,24 @@ def parse_density(text: str | None) -> float | str | None:
     except ValueError:
         raise CadenzaError(f"--density: notes per second, 'primer' or 'off', not '{text}'"
                            ) from None
-    if not 0 <= value <= 1000:  # also refuses NaN
-        raise CadenzaError(f"--density must be 0..1000 notes per second, not {text}")
-    return value
+    return limits.number(value, "--density", 0, limits.MAX_DENSITY, unit=" notes per second")
 
 
 def parse_histogram(text: str | None) -> list[float] | str | None:
+    """``--pitch-histogram``: "primer", "off" (None), 12 finite weights >= 0 (not all 0) or a
+    key name (checked here, before any model loads)."""
     if text is None or text.strip().lower() == "off":
         return None
     if text.strip().lower() == "primer":
         return "primer"
     parts = [p for p in text.replace(";", ",").split(",") if p.strip()]
     if len(parts) == 1 and not parts[0].strip().replace(".", "", 1).isdigit():
+        from models.performance_rnn.encoding import key_histogram
+
+        try:
+            key_histogram(parts[0].strip())
+        except ValueError as exc:
+            raise CadenzaError(f"--pitch-histogram: {exc}") from None
         return parts[0].strip()
     try:
         values = [float(p) for p in parts]
@@ -172,7 +181,25 @@ def parse_histogram(text: str | None) -> list[float] | str | None:
         raise CadenzaError(f"--pitch-histogram: 12 numbers or a key name, not '{text}'") from exc
     if len(values) != 12:
         raise CadenzaError(f"--pitch-histogram needs 12 weights, got {len(values)}")
+    if not all(math.isfinite(v) and v >= 0 for v in values) or sum(values) <= 0:
+        raise CadenzaError(f"--pitch-histogram: 12 finite weights >= 0, not all 0, not '{text}'")
     return values
+
+
+def check_continue_arguments(args: argparse.Namespace) -> None:
+    """Every argument of ``cadenza continue`` against :mod:`models.limits` (no file read, no
+    model loaded: fast)."""
+    limits.number(args.seconds, "--seconds", 0, limits.CONTINUE_MAX_SECONDS, low_open=True,
+                  unit=" s")
+    limits.temperature(args.temperature)
+    if args.top_p is not None:
+        limits.number(args.top_p, "--top-p", 0, 1, low_open=True)
+    limits.integer(args.variations, "--variations", 1, limits.MAX_VARIATIONS)
+    limits.seed(args.seed)
+    limits.integer(args.beam_size, "--beam-size", 1, limits.MAX_BEAM_SIZE)
+    limits.integer(args.branch_factor, "--branch-factor", 1, limits.MAX_BRANCH_FACTOR)
+    limits.integer(args.steps_per_iteration, "--steps-per-iteration", 1,
+                   limits.MAX_STEPS_PER_ITERATION)
 
 
 def variation_paths(output: Path, count: int) -> list[Path]:
@@ -183,30 +210,33 @@ def variation_paths(output: Path, count: int) -> list[Path]:
 
 
 def run_continue(args: argparse.Namespace) -> int:
-    from models.midi_io import read_midi
-
-    if args.variations < 1:
-        raise CadenzaError("--variations must be at least 1")
+    check_continue_arguments(args)
     if is_stdout(args.output) and args.variations > 1:
         raise CadenzaError("-o - writes one MIDI file to stdout: use --variations 1, or a file "
                            "name (one file per take)")
-    if args.seconds <= 0:
-        raise CadenzaError("--seconds must be positive")
-    primer = read_midi(args.primer)
-    if not [n for n in primer.notes if not n.is_drum]:
-        raise CadenzaError(f"{args.primer.name}: the primer has no (non-drum) notes")
     density = parse_density(args.density)
     histogram = parse_histogram(args.pitch_histogram)
-    check_midi_output(args.output)
-    model = _load(args.model)
-    takes = model.generate(
-        primer, args.seconds, temperature=args.temperature, variations=args.variations,
-        seed=args.seed, top_p=args.top_p, density=density, pitch_histogram=histogram,
-        beam_size=args.beam_size, branch_factor=args.branch_factor,
-        steps_per_iteration=args.steps_per_iteration, engine=args.engine,
-    )
     outputs = [args.output] if is_stdout(args.output) \
-        else variation_paths(Path(args.output), len(takes))
+        else variation_paths(Path(args.output), args.variations)
+    for path in outputs:
+        check_midi_output(path)
+    limits.midi_file(args.primer)
+
+    from models.midi_io import read_midi
+
+    primer = read_midi(args.primer)
+    limits.sequence_length(primer.total_time, args.primer.name)
+    if not [n for n in primer.notes if not n.is_drum]:
+        raise CadenzaError(f"{args.primer.name}: the primer has no (non-drum) notes")
+    with progress_bar("loading the model") as progress:
+        model = _load(args.model)
+        progress(0.0, "continuing")
+        takes = model.generate(
+            primer, args.seconds, temperature=args.temperature, variations=args.variations,
+            seed=args.seed, top_p=args.top_p, density=density, pitch_histogram=histogram,
+            beam_size=args.beam_size, branch_factor=args.branch_factor,
+            steps_per_iteration=args.steps_per_iteration, engine=args.engine, progress=progress,
+        )
     for path, take in zip(outputs, takes, strict=True):
         write_midi_output(path, take.continuation if args.continuation_only else take.joined)
         report(f"{path}: {len(take.continuation.notes)} new notes, {args.seconds:g} s", path)
@@ -214,6 +244,17 @@ def run_continue(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    output_folder(args.out)
+    limits.integer(args.steps, "--steps", 1, limits.MAX_TRAIN_STEPS)
+    limits.integer(args.checkpoint_steps, "--checkpoint-steps", 1, limits.MAX_TRAIN_STEPS)
+    limits.seed(args.seed)
+    if args.max_minutes is not None:
+        limits.number(args.max_minutes, "--max-minutes", 0, 1e6, low_open=True)
+    for name in ("learning_rate", "lr_decay"):
+        value = getattr(args, name)
+        if value is not None:
+            limits.number(value, f"--{name.replace('_', '-')}", 0, 1, low_open=True)
+
     from models.performance_rnn.train import describe, train
 
     command = cli_command()

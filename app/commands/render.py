@@ -15,10 +15,12 @@ from app.commands.output import (
     report,
     write_audio_output,
 )
+from models import limits
 from models.errors import CadenzaError
 
 if TYPE_CHECKING:
     from models.nsynth.instrument import MorphInstrument
+    from models.sequence import NoteSequence
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,27 +61,28 @@ def load_instrument(directory: Path) -> MorphInstrument:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.midi_io import read_midi
-
-    if not 8000 <= args.sample_rate <= 192000:
-        raise CadenzaError(f"--sample-rate must be between 8000 and 192000, not {args.sample_rate}")
+    # Arguments first (nothing heavy imported yet), then the files, then the work.
+    limits.sample_rate(args.sample_rate)
+    tail = limits.number(args.tail, "--tail", 0.0, limits.RENDER_MAX_TAIL, unit=" s")
     check_audio_output(args.output, args.format)
     instrument: Path | None = args.instrument
     if instrument is not None and args.soundfont is not None:
         raise CadenzaError("--soundfont and --instrument exclude each other: choose one")
+    limits.midi_file(args.input)
+
     started = time.perf_counter()
     if instrument is not None:
         from models.nsynth.voices import render_sequence
 
         morph = load_instrument(instrument)  # before the MIDI: a bad folder fails first
-        seq = read_midi(args.input)
-        audio = render_sequence(morph, seq, sample_rate=args.sample_rate, tail=args.tail)
+        seq = _read(args.input, tail)
+        audio = render_sequence(morph, seq, sample_rate=args.sample_rate, tail=tail)
     else:
         from models.render import Renderer
 
-        seq = read_midi(args.input)
+        seq = _read(args.input, tail)
         with Renderer(soundfont=args.soundfont, sample_rate=args.sample_rate) as renderer:
-            audio = renderer.render(seq, tail=args.tail)
+            audio = renderer.render(seq, tail=tail)
     subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bits]
     write_audio_output(args.output, audio, subtype=subtype, format=args.format)
     took = time.perf_counter() - started
@@ -89,3 +92,14 @@ def run(args: argparse.Namespace) -> int:
         args.output,
     )
     return 0
+
+
+def _read(path: Path, tail: float) -> NoteSequence:
+    """The MIDI file to render, within the input and rendering limits."""
+    from models.midi_io import read_midi
+
+    seq = read_midi(path)
+    limits.sequence_length(seq.total_time, path.name)
+    limits.sequence_length(seq.total_time + tail, f"{path.name} rendered",
+                           limits.RENDER_MAX_SECONDS)
+    return seq

@@ -558,17 +558,29 @@ class MorphWorkspace(Workspace):
                                rate=self.export_rate.currentData())
 
     def export_instrument(self, folder: str | Path) -> Path | None:
-        """Copy the instrument's WAVs and SFZ into ``folder``."""
+        """Copy the instrument's WAVs and SFZ into ``folder``: an empty folder or one holding
+        only an instrument is replaced as a whole (``models.files.replacing_folder``); into a
+        folder with other files each file is written atomically, the SFZ last. A failure
+        leaves what was there and says so in one line."""
+        from models.files import replacing_folder, write_bytes
+
         if self.instrument_dir is None:
             self.say(f"{self.title}: make an instrument first")
             return None
         dest = Path(folder)
+        ours = sorted(self.instrument_dir.iterdir(), key=lambda f: f.suffix != ".wav")
         try:
-            dest.mkdir(parents=True, exist_ok=True)
-            for f in sorted(self.instrument_dir.iterdir()):
-                shutil.copy2(f, dest / f.name)
-        except OSError as exc:
-            self.say(f"Could not export the instrument: {exc.strerror or exc}")
+            kinds = {f.suffix.lower() for f in dest.iterdir()} if dest.is_dir() else set()
+            if kinds <= {".wav", ".sfz", ".json"}:
+                with replacing_folder(dest) as building:
+                    for f in ours:
+                        shutil.copy2(f, building / f.name)
+            else:
+                for f in ours:  # the WAVs first, then the SFZ that plays them
+                    write_bytes(dest / f.name, f.read_bytes())
+        except (OSError, CadenzaError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self.say(f"Could not export the instrument: {reason}")
             return None
         self.say(f"Exported the instrument to {dest}")
         return dest

@@ -32,7 +32,8 @@ tempo changes smaller than 0.01 % (MIDI microsecond rounding) do not split.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import bisect
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -131,12 +132,37 @@ def split_on_time_changes(seq: NoteSequence) -> list[NoteSequence]:
     if not splits:
         return [seq]
     bounds = [0.0] + splits + [max(seq.total_time, splits[-1]) + 1e-9]
+    # Each part is trimmed from only what lies in its window (found by bisection), so a file
+    # with thousands of tempo changes splits in time proportional to its size, not its size
+    # times its tempo changes.
+    notes = sorted(seq.notes, key=lambda n: n.start)
+    ccs = sorted(seq.control_changes, key=lambda c: c.time)
+    bends = sorted(seq.pitch_bends, key=lambda b: b.time)
+    tempos = sorted(seq.tempos, key=lambda t: t.time)
+    signatures = sorted(seq.time_signatures, key=lambda t: t.time)
+    keys = {"notes": [n.start for n in notes], "ccs": [c.time for c in ccs],
+            "bends": [b.time for b in bends], "tempos": [t.time for t in tempos],
+            "signatures": [t.time for t in signatures]}
+
+    def window(name: str, items: list, start: float, end: float, head: bool = False) -> list:
+        times = keys[name]
+        first = bisect.bisect_left(times, start)
+        if head:  # the map entry in force at ``start`` too
+            first = max(bisect.bisect_right(times, start) - 1, 0)
+        return items[first:bisect.bisect_left(times, end)]
+
     parts = []
     for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-        if end > start:
-            part = seq.trim(start, end)
-            if part.notes:
-                parts.append(part)
+        inside = window("notes", notes, start, end)
+        if end <= start or not inside:
+            continue
+        sub = replace(seq, notes=inside, control_changes=window("ccs", ccs, start, end),
+                      pitch_bends=window("bends", bends, start, end),
+                      tempos=window("tempos", tempos, start, end, head=True),
+                      time_signatures=window("signatures", signatures, start, end, head=True))
+        part = sub.trim(start, end)  # copies only the window
+        if part.notes:
+            parts.append(part)
     return parts
 
 

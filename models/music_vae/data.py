@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from models import files as atomic
 from models.errors import CadenzaError
 from models.music_vae import converters as conv
 from models.sequence import Note, NoteSequence, TempoChange, TimeSignature
@@ -192,10 +193,9 @@ def _cache_path(cache_dir: Path, tag: str, converter: conv.Converter, items: lis
 
 def _save(path: Path, ws: WindowSet) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, windows=ws.windows, piece=ws.piece, pieces=np.asarray(ws.pieces),
-                        validation=ws.validation)
-    tmp.replace(path)
+    with atomic.replacing(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, windows=ws.windows, piece=ws.piece,
+                            pieces=np.asarray(ws.pieces), validation=ws.validation)
 
 
 def _load(path: Path) -> WindowSet:
@@ -408,10 +408,10 @@ def music21_sequences(
         meta = np.array([[s.time_signature.numerator, s.time_signature.denominator]
                          for _, s in out], np.int64).reshape(-1, 2)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + ".tmp.npz")
-        np.savez_compressed(tmp, notes=np.concatenate(rows) if rows else np.zeros((0, 3)),
-                            offsets=offsets, meta=meta, names=np.asarray([n for n, _ in out]))
-        tmp.replace(cache)
+        with atomic.replacing(cache) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, notes=np.concatenate(rows) if rows else np.zeros((0, 3)),
+                                offsets=offsets, meta=meta,
+                                names=np.asarray([n for n, _ in out]))
     return out
 
 

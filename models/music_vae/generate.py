@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from models import limits
 from models.errors import CadenzaError
 from models.music_vae.model import MusicVAENet, load_model
 from models.sequence import NoteSequence, TimeSignature
@@ -375,6 +376,12 @@ class MusicVAE:
     def decode(self, z: np.ndarray, temperature: float = 0.0, seed: int | None = None,
                qpm: float = 120.0, backend: str = "numpy") -> list[NoteSequence]:
         """NoteSequences decoded from ``z`` [N, z] (greedy when temperature is 0)."""
+        limits.temperature(temperature, "temperature", zero=True)
+        if seed is not None:
+            limits.integer(seed, "the seed", 0, 2 * limits.SEED_MAX)
+        if not np.isfinite(np.asarray(z, np.float64)).all():
+            raise CadenzaError("the latent vectors are NaN or infinite: the model's weights or "
+                               "its input are broken")
         return self.to_sequences(self.decode_labels(z, temperature, seed, backend), qpm)
 
     def sample(self, n: int, temperature: float = 0.5, seed: int | None = None,
@@ -382,7 +389,8 @@ class MusicVAE:
         """``n`` new sequences from z ~ N(0, I)."""
         if n < 1:
             raise CadenzaError("the number of samples must be at least 1")
-        rng = np.random.default_rng(seed)
+        limits.integer(n, "the number of samples", 1, limits.MAX_SAMPLES)
+        rng = np.random.default_rng(limits.seed(seed, "the seed"))
         z = rng.standard_normal((n, self.z_size)).astype(np.float32)
         noise_seed = None if seed is None else seed + 1
         return self.decode(z, temperature, noise_seed, qpm, backend)
@@ -409,6 +417,7 @@ class MusicVAE:
                               method: str = "slerp") -> np.ndarray:
         if steps < 2:
             raise CadenzaError("an interpolation needs at least 2 steps")
+        limits.integer(steps, "interpolation steps", 2, limits.MAX_INTERPOLATION_STEPS)
         if method not in ("slerp", "lerp"):
             raise CadenzaError(f"unknown interpolation method '{method}' (slerp or lerp)")
         ts = np.linspace(0.0, 1.0, steps)

@@ -15,6 +15,7 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models import files as atomic
 from models.errors import CadenzaError
 from models.nsynth.signal import estimate_f0
 
@@ -195,8 +197,9 @@ def build_dataset(
                         dropped += 1
                         continue
                     rel = f"{split}/p{program:03d}-n{pitch:03d}-v{velocity:03d}.wav"
-                    soundfile.write(str(out / rel), normalize_note(x), SAMPLE_RATE,
-                                    subtype="PCM_16")
+                    with atomic.replacing(out / rel) as tmp:  # a rerun never half-writes
+                        soundfile.write(str(tmp), normalize_note(x), SAMPLE_RATE,
+                                        subtype="PCM_16", format="WAV")
                     records.append(NoteRecord(rel, program, family, name, pitch, velocity,
                                               split, round(level, 2)))
     finally:
@@ -214,7 +217,7 @@ def build_dataset(
         "dropped_silent": dropped,
         "notes": [asdict(r) for r in records],
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    atomic.write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
@@ -276,8 +279,6 @@ def note_f0s(directory: str | Path, records: list[dict], audio: np.ndarray) -> n
             cache[rec["file"]] = v
         out[i] = np.nan if v is None else float(v)
     if missing:
-        try:
-            path.write_text(json.dumps(cache) + "\n")
-        except OSError:
-            pass
+        with contextlib.suppress(CadenzaError):  # a cache: the next run computes it again
+            atomic.write_text(path, json.dumps(cache) + "\n")
     return out

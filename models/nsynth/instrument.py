@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from models import limits
 from models.errors import CadenzaError
+from models.files import replacing_folder
 from models.nsynth import dataset as ds
 from models.nsynth.signal import estimate_f0
 
@@ -71,7 +73,15 @@ def write_sfz(directory: Path, files: Sequence[str], pitches: Sequence[int],
 
 def parse_sfz(path: str | Path) -> tuple[list[dict[str, str]], dict[str, str]]:
     """The ``<region>`` opcodes of an SFZ file (group opcodes merged in) and the group's."""
-    text = re.sub(r"//[^\n]*", "", Path(path).read_text())
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limits.SFZ_MAX_BYTES + 1)
+    except OSError as exc:
+        raise CadenzaError(f"{path}: cannot read the SFZ file ({exc.strerror or exc})") from exc
+    if len(raw) > limits.SFZ_MAX_BYTES:
+        raise CadenzaError(f"{path}: more than the {limits.SFZ_MAX_BYTES // 1024} kB an SFZ "
+                           f"file may have")
+    text = re.sub(r"//[^\n]*", "", raw.decode("utf-8", errors="replace"))
     regions: list[dict[str, str]] = []
     group: dict[str, str] = {}
     current: dict[str, str] | None = None
@@ -112,23 +122,40 @@ class MorphInstrument:
         regions, group = parse_sfz(sfz)
         if not regions:
             raise CadenzaError(f"{sfz} has no regions")
+        if len(regions) > 128:
+            raise CadenzaError(f"{sfz}: {len(regions)} regions, more than the 128 an "
+                               f"instrument may have")
         samples: dict[int, np.ndarray] = {}
         ranges = []
         rate = None
-        for r in regions:
+        for number, r in enumerate(regions, 1):
             try:
                 key = int(r["pitch_keycenter"])
                 lo, hi = int(r.get("lokey", key)), int(r.get("hikey", key))
             except (KeyError, ValueError) as exc:
                 raise CadenzaError(f"{sfz}: a region lacks a usable pitch_keycenter") from exc
-            audio = read_audio(root / r["sample"]).mono()
+            if not all(0 <= k <= 127 for k in (key, lo, hi)):
+                raise CadenzaError(f"{sfz}: region {number} has a key outside MIDI's 0..127")
+            if not r.get("sample"):
+                raise CadenzaError(f"{sfz}: region {number} has no sample= (which sound file "
+                                   f"it plays)")
+            sample = (root / r["sample"].replace("\\", "/")).resolve()
+            if not sample.is_file():
+                raise CadenzaError(f"{sfz}: region {number} plays {r['sample']}, which does not "
+                                   f"exist")
+            limits.audio_source(sample)
+            audio = read_audio(sample).mono()
             if rate is None:
                 rate = audio.sample_rate
             if audio.sample_rate != rate:
                 audio = audio.resampled(rate)
             samples[key] = audio.samples[:, 0].copy()
             ranges.append((lo, hi, key))
-        release = float(group.get("ampeg_release", regions[0].get("ampeg_release", 0.3)))
+        text = group.get("ampeg_release", regions[0].get("ampeg_release", "0.3"))
+        try:
+            release = limits.number(text, "ampeg_release", 0.0, limits.MAX_RELEASE, unit=" s")
+        except CadenzaError as exc:
+            raise CadenzaError(f"{sfz}: {exc}") from None
         return cls(samples, sorted(ranges), int(rate or ds.SAMPLE_RATE), release=release)
 
     @property
@@ -188,6 +215,36 @@ def _source_at(morpher: Any, source: Any, pitch: int, cache: dict) -> np.ndarray
     return ds.normalize_note(ds.fit_length(shift_pitch(x, pitch - base)))
 
 
+def save_instrument(root: str | Path, pitches: Sequence[int], notes: Sequence[Any],
+                    release: float, info: dict[str, Any] | None = None) -> Path:
+    """Write an instrument folder: one WAV per pitch (``notes``: :class:`Audio`), the SFZ and
+    ``instrument.json``. The folder is built beside ``root`` and replaces it as a whole: a
+    kill, a full disk or an error leaves the old instrument exactly as it was, never old and
+    new notes mixed, and an error says so in one line."""
+    from models.audio_io import write_audio
+
+    root = Path(root)
+    try:
+        with replacing_folder(root) as building:
+            files = []
+            for p, note in zip(pitches, notes, strict=True):
+                name = f"morph-p{int(p):03d}.wav"
+                write_audio(building / name, note)
+                files.append(name)
+            write_sfz(building, files, pitches, release)
+            (building / INFO_FILE).write_text(json.dumps(
+                {**(info or {}), "pitches": [int(p) for p in pitches], "files": files},
+                indent=1) + "\n")
+    except CadenzaError as exc:
+        kept = root.is_dir() and "kept" not in str(exc)
+        raise CadenzaError(f"{exc}{' (the old instrument was kept)' if kept else ''}") from exc
+    except OSError as exc:  # writing inside the new folder, before it replaces the old one
+        kept = " (the old instrument was kept)" if root.is_dir() else ""
+        raise CadenzaError(f"{root}: cannot write the instrument: "
+                           f"{exc.strerror or exc}{kept}") from exc
+    return root
+
+
 def build_instrument(
     morpher: Any,
     sources: Sequence[Any],
@@ -206,7 +263,7 @@ def build_instrument(
 
     ``sample_rate``: the WAVs' rate (resampled from the model's; default the model's own).
     """
-    from models.audio_io import Audio, write_audio
+    from models.audio_io import Audio
     from models.nsynth.morph import mix, mix_weights, mix_xy
 
     if len(sources) not in (2, 4):
@@ -218,8 +275,27 @@ def build_instrument(
     pitches = sorted({int(p) for p in pitches})
     if not pitches or not all(0 <= p <= 127 for p in pitches):
         raise CadenzaError("pitches must be MIDI numbers 0..127")
+    if len(pitches) > limits.MAX_INSTRUMENT_PITCHES:
+        raise CadenzaError(f"{len(pitches)} pitches, more than the "
+                           f"{limits.MAX_INSTRUMENT_PITCHES} an instrument may have")
+    limits.number(release, "the release", 0.0, limits.MAX_RELEASE, unit=" s")
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise CadenzaError(f"{root}: is a file, not a folder")
+    if not root.parent.is_dir():
+        raise CadenzaError(f"{root}: the folder {root.parent} does not exist")
+
+    def report(fraction: float) -> None:
+        if progress is not None:
+            progress(fraction)
+
+    # Encoding takes a tenth of the bar, decoding most of it, writing the last few percent.
+    report(0.0)
     cache: dict = {}
-    audio = [_source_at(morpher, s, p, cache) for p in pitches for s in sources]
+    audio = []
+    for i, p in enumerate(pitches):
+        audio += [_source_at(morpher, s, p, cache) for s in sources]
+        report(0.05 * (i + 1) / len(pitches))
     emb = morpher.encode_batch(audio).reshape(len(pitches), len(sources), -1,
                                               morpher.config.latent_dim)
     mixed = np.stack([mix_xy(list(e), *xy) if xy is not None else mix(list(e), amount)
@@ -228,24 +304,23 @@ def build_instrument(
     weights = mix_weights(len(sources), amount, xy)
     n = len(sources)
     guides = [morpher.guide(audio[i * n:(i + 1) * n], weights) for i in range(len(pitches))]
-    outs = morpher.decode(mixed, progress=progress, cancel=cancel, temperature=temperature,
-                          seed=seed, f0=[g[0] for g in guides], envelope=[g[1] for g in guides])
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
-    files = []
-    for p, a in zip(pitches, outs, strict=True):
-        name = f"morph-p{p:03d}.wav"
+    report(0.1)
+    outs = morpher.decode(mixed, progress=lambda f: report(0.1 + 0.85 * f), cancel=cancel,
+                          temperature=temperature, seed=seed, f0=[g[0] for g in guides],
+                          envelope=[g[1] for g in guides])
+    if not all(np.isfinite(a.samples).all() for a in outs):
+        raise CadenzaError("the morph came out NaN: the model is broken (nothing was written)")
+    notes = []
+    for a in outs:
         note = Audio(ds.normalize_note(a.samples[:, 0]), a.sample_rate)
         if sample_rate and sample_rate != note.sample_rate:
             note = note.resampled(sample_rate)
-        write_audio(root / name, note)
-        files.append(name)
-    write_sfz(root, files, pitches, release)
-    (root / INFO_FILE).write_text(json.dumps({
+        notes.append(note)
+    save_instrument(root, pitches, notes, release, {
         "sources": [str(s) if isinstance(s, (str, Path)) else "audio" for s in sources],
         "amount": None if xy is not None else amount, "xy": list(xy) if xy else None,
-        "pitches": pitches, "files": files,
         "sample_rate": int(sample_rate or morpher.config.sample_rate),
         "model": getattr(morpher, "name", ""),
-    }, indent=1) + "\n")
+    })
+    report(1.0)
     return MorphInstrument.load(root)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from models import limits
 from models.audio_io import Audio
 from models.errors import CadenzaError
 from models.nsynth import dataset as ds
@@ -215,6 +216,11 @@ class Morpher:
         for a decoder with the pitch-lag input; other decoders ignore it. ``envelope``: frame
         levels in dB to follow (:func:`follow_envelope`), one for all or one per voice."""
         emb = np.asarray(embedding, np.float32)
+        if not np.isfinite(emb).all():
+            raise CadenzaError("the embedding is NaN or infinite: the model's weights or its "
+                               "input are broken")
+        limits.temperature(temperature, "temperature", zero=True)
+        limits.seed(seed, "the seed")
         single = emb.ndim == 2
         batch = 1 if single else emb.shape[0]
         f0s = np.full(batch, np.nan) if f0 is None else np.asarray(f0, np.float64).reshape(-1)

@@ -15,8 +15,11 @@ its exact sample).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from models import limits
 from models.audio_io import Audio
 from models.errors import CadenzaError
 from models.nsynth.instrument import MorphInstrument, shift_pitch
@@ -226,6 +229,11 @@ def render_sequence(instrument: MorphInstrument, seq: NoteSequence, sample_rate:
     ``tail`` seconds after the last note-off for the releases. Drum notes are left out."""
     if not 0 <= tail <= 30:
         raise CadenzaError(f"the tail is 0..30 s, not {tail}")
+    times = [t for n in seq.notes for t in (n.start, n.end)]
+    if times and not all(math.isfinite(t) and t >= 0 for t in times):
+        raise CadenzaError("the sequence has NaN, infinite or negative times; cannot render it")
+    limits.sequence_length(max(times, default=0.0) + tail, "the rendering",
+                           limits.RENDER_MAX_SECONDS)
     voices = SamplerVoices(instrument, sample_rate, max_voices=max_voices, gain=gain)
     events: list[tuple[int, int, list[int]]] = []  # (sample, order, message)
     for n in seq.notes:

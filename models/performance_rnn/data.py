@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models import files as atomic
 from models.errors import CadenzaError
 from models.performance_rnn import encoding as enc
 from models.performance_rnn import notes as notes_lib
@@ -179,9 +180,8 @@ def load_encoded(files: Sequence[Path], cache_dir: str | Path | None,
         cache.parent.mkdir(parents=True, exist_ok=True)
         offsets = np.concatenate([[0], np.cumsum([e.size for e in events])]).astype(np.int64)
         flat = np.concatenate(events) if events else np.zeros(0, np.int16)
-        tmp = cache.with_name(cache.name + ".tmp.npz")
-        np.savez(tmp, events=flat, offsets=offsets, names=np.asarray(names))
-        tmp.replace(cache)
+        with atomic.replacing(cache) as tmp, open(tmp, "wb") as handle:  # two runs: both whole
+            np.savez(handle, events=flat, offsets=offsets, names=np.asarray(names))
     return EncodedSet(names, events)
 
 

@@ -322,8 +322,8 @@ def control_vector(density: float | None = None,
     if density is None and histogram is None:
         out[0] = 1.0
         return out
-    if density is not None and density < 0:
-        raise ValueError("note density must be >= 0 notes per second")
+    if density is not None and not (math.isfinite(density) and density >= 0):
+        raise ValueError(f"note density must be a number >= 0 notes per second, not {density}")
     out[1:1 + NUM_DENSITY_BINS] = density_one_hot(4.0 if density is None else density)[0]
     if histogram is None:
         hist = np.ones(NOTES_PER_OCTAVE)
@@ -331,7 +331,8 @@ def control_vector(density: float | None = None,
         hist = key_histogram(histogram)
     else:
         hist = np.asarray(histogram, dtype=np.float64)
-        if hist.shape != (NOTES_PER_OCTAVE,) or (hist < 0).any() or hist.sum() <= 0:
+        if (hist.shape != (NOTES_PER_OCTAVE,) or not np.isfinite(hist).all() or (hist < 0).any()
+                or hist.sum() <= 0):
             raise ValueError("a pitch histogram is 12 non-negative weights, not all zero")
     out[1 + NUM_DENSITY_BINS:] = normalize_histogram(hist)[0]
     return out

@@ -31,12 +31,14 @@ decoding rules one event at a time.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from models import limits
 from models.errors import CadenzaError, Cancelled
 from models.performance_rnn import encoding as enc
 from models.performance_rnn import notes as notes_lib
@@ -583,20 +585,31 @@ class Continuer:
         """``variations`` continuations of ``seconds`` each, generated as one batch (beam
         search: one search per variation). ``progress(fraction)`` is called as they grow and
         ``cancel()`` is asked every few dozen events (true: :class:`Cancelled` is raised)."""
-        if seconds <= 0:
-            raise CadenzaError("the continuation length must be positive")
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise CadenzaError(f"the continuation length must be a positive number of seconds, "
+                               f"not {seconds}")
+        limits.number(seconds, "the continuation length", 0, limits.CONTINUE_MAX_SECONDS,
+                      low_open=True, unit=" s")
         if variations < 1 or beam_size < 1 or branch_factor < 1 or steps_per_iteration < 1:
             raise CadenzaError("variations, beam size, branch factor and steps per iteration "
                                "must be at least 1")
-        if temperature <= 0:
-            raise CadenzaError("temperature must be positive")
+        limits.integer(variations, "variations", 1, limits.MAX_VARIATIONS)
+        limits.integer(beam_size, "the beam size", 1, limits.MAX_BEAM_SIZE)
+        limits.integer(branch_factor, "the branch factor", 1, limits.MAX_BRANCH_FACTOR)
+        limits.integer(steps_per_iteration, "steps per iteration", 1,
+                       limits.MAX_STEPS_PER_ITERATION)
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise CadenzaError(f"temperature must be positive, not {temperature}")
         if top_p is not None and not 0 < top_p <= 1:
             raise CadenzaError("top-p must be in (0, 1]")
+        seed = limits.seed(seed, "the seed")
         if self._state is None:
             self.prime(None)
         control = self._controls(density, pitch_histogram)
         if control.tobytes() != self._controls_key:
             self._prime_with(control)
+        if not np.isfinite(self._last_logits).all():
+            raise CadenzaError("the model's output is NaN or infinite: its weights are broken")
         target = int(round(seconds * enc.STEPS_PER_SECOND))
         limit = max_events or max(64, target * 4)
         rng = np.random.default_rng(seed)

@@ -350,3 +350,21 @@ def test_the_worker_reports_the_compute_device(qtbot, tmp_path):
 def test_clip_requires_exactly_one_payload():
     with pytest.raises(ValueError):
         Clip("nothing")
+
+
+def test_a_broken_model_folder_is_said_and_skipped(window, tmp_path):
+    """A broken folder in the models folder (here nested 100,000 deep) comes in the listing
+    marked broken: the status bar says so with its reason; no workspace offers it."""
+    from models.registry import SHIPPED_DIR, ModelRegistry
+
+    folder = tmp_path / "models" / "deep"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"config": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    entries = [e for e in ModelRegistry([SHIPPED_DIR, tmp_path / "models"]).list()
+               if e.has_weights or e.broken]
+    window._models_listed(entries)
+    assert "'deep' is broken" in window.last_message and "nested" in window.last_message
+    assert "deep" in window.broken_models
+    for ws in window.workspaces.values():
+        names = [ws.model_combo.itemText(i) for i in range(ws.model_combo.count())]
+        assert "deep" not in names and names

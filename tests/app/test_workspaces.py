@@ -345,9 +345,12 @@ def test_morph_two_general_midi_sources(win, qtbot, tmp_path, wav_file, artifact
 
     # a morph instrument, played and exported as WAV + SFZ
     ws.instrument_pitches = [60]
+    seen: list[int] = []
+    ws.progress.valueChanged.connect(seen.append)
     ws.make_instrument.click()
     _wait_idle(qtbot, ws)
     assert ws.instrument is not None and ws.instrument.pitches == [60]
+    assert len({v for v in seen if 0 < v < 1000}) >= 3, seen  # the bar moves as it renders
     assert ws.test_note.isEnabled()
     dest = ws.export_instrument(tmp_path / "inst")
     assert dest is not None and (dest / "instrument.sfz").is_file()

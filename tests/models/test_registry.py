@@ -89,8 +89,10 @@ def test_registry_lists_finds_and_reports(tmp_path: Path) -> None:
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "config.json").write_text("{not json")
     registry = ModelRegistry([tmp_path])
-    names = [e.name for e in registry.list()]
+    names = [e.name for e in registry.list() if not e.broken]
     assert names == ["b-model", "a-model"]  # ordered by family, then name
+    (junk,) = [e for e in registry.list() if e.broken]  # listed as broken, with its reason
+    assert junk.name == "junk" and "unreadable model config" in junk.broken
     assert [e.name for e in registry.list("performance")] == ["a-model"]
     entry = registry.get("a-model")
     assert entry.summary == "Piano."
@@ -169,7 +171,7 @@ def test_every_broken_model_folder_is_a_one_line_error(tmp_path: Path) -> None:
         json.dumps({**good, "config": {**good["config"], "layers": [128, 128]}}):
             "do not fit the config",  # weights of 2 x 256 into 2 x 128
         json.dumps({**good, "config": {**good["config"], "layers": [0, 256]}}):
-            "cannot be built from its config",
+            "field 'layers' must be a list of values 1..4096",  # checked before building
         json.dumps({**good, "config": {**good["config"], "layers": [256]}}):
             "do not fit the config",
     }
