@@ -146,10 +146,11 @@ def source_label(spec: str) -> str:
 
 
 def midi_file_windows(path: str | Path, converter: conv.Converter) -> np.ndarray:
-    """The windows of one MIDI file with the rules in the module notes."""
-    from models.midi_io import read_midi
+    """The windows of one MIDI file with the rules in the module notes (read by symusic, see
+    :func:`models.midi_io.read_midi_fast`)."""
+    from models.midi_io import read_midi_fast
 
-    seq = read_midi(path)
+    seq = read_midi_fast(path)
     return sequence_windows(seq, converter)
 
 
