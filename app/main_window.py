@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 from app.clips import OPEN_FILTER, Clip, load_clip
 from app.devices import Loss, describe_losses
 from app.resources import examples_dir, icon_path
+from app.screenshot import screenshot_on_shown
 from app.services import Services
 from app.settings import Settings, load_settings, open_qsettings, save_settings
 from app.widgets.clip_library import ClipLibrary
@@ -823,6 +824,7 @@ def run_app(argv: Sequence[str] = (),
         window = MainWindow(settings_store=store, services=services)
         apply_theme(app, window.settings.theme)
         window.show()
+        on_shown = on_shown or screenshot_on_shown()
         if on_shown is not None:
             on_shown(window)
         code = int(app.exec())
