@@ -26,8 +26,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 say "installing this checkout into it"
-"$venv/bin/python" -m pip install -q --no-deps --force-reinstall --no-build-isolation . \
-  || "$venv/bin/python" -m pip install -q --no-deps --force-reinstall .
+"$venv/bin/python" -m pip install -q --no-deps --force-reinstall .
 rm -rf build/lib build/bdist.* ./*.egg-info  # setuptools' leftovers in the checkout
 
 soundfont="${CADENZA_BUNDLE_SOUNDFONT:-}"
