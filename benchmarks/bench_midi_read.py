@@ -10,6 +10,14 @@ milliseconds per file, the files whose reading fell back to ``read_midi``, and h
 give the same training data with both readers: Continue's performance events (piano
 collections), MusicVAE's 2-bar melody windows (melody collections and POP909) and drum windows
 (Groove). Files whose data differs are listed.
+
+Measured on 2026-12-07 (2-core machine, CPU seconds): the whole corpus (3,869 files) reads in
+16.8 s with ``read_midi_fast`` (4.4 ms per file; 11.3 ms for an ASAP performance). On every
+4th file (968), ``read_midi`` as it was took 90.5 ms per file (249 ms for ASAP), about 350 s
+for the corpus; without its deep copy to sort what it had built, 45.7 ms (129 ms); the fast
+reader 4.4 ms. Those 968 files give the same notes and the same training data with both
+readers; of the other 2,901, the notes differ in one (a Groove file with a drum note that is
+never switched off, which ``read_midi`` holds to the end of the file).
 """
 
 from __future__ import annotations
