@@ -139,7 +139,7 @@ def read_midi_fast(source: str | Path) -> NoteSequence:
     symusic gives the notes per track (and channel and program), paired first in, first out as
     :func:`read_midi` pairs them, in ticks; they are turned into seconds through the same tempo
     map as :func:`read_midi`, so the times are the same to the bit. Read by :func:`read_midi`
-    instead: format 2 files and SMPTE time (symusic reads neither as the standard says), and
+    instead: format 2 files and SMPTE time (where :func:`read_midi` has rules of its own), and
     anything symusic refuses (RIFF, junk, truncation: the careful reader's messages). What still
     differs: a note never switched off is dropped here (:func:`read_midi` ends it at the end of
     the file), controllers and pitch bends of a channel that plays no note are left out, and
