@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 from app.clips import OPEN_FILTER, Clip, load_clip
 from app.devices import Loss, describe_losses
 from app.resources import examples_dir, icon_path
+from app.screenshot import screenshot_on_shown
 from app.services import Services
 from app.session import (
     AUTOSAVE_NAME,
@@ -1144,6 +1145,7 @@ def run_app(argv: Sequence[str] = (),
         window.show()
         if files:
             window.open_files(list(files))
+        on_shown = on_shown or screenshot_on_shown()
         if on_shown is not None:
             on_shown(window)
         code = int(app.exec())

@@ -7,6 +7,7 @@ exception: it only sets what the backend reads when it is first imported.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -17,8 +18,12 @@ def prepare_environment() -> None:
     """Call before Keras is imported: TensorFlow's native logging is kept to fatal errors (no
     CUDA probing noise on machines without a GPU), and XLA keeps its compiled programs in
     ``~/.cache/cadenza/xla``, so the compiled sampling loops are built once per machine rather
-    than once per run (a cold ``cadenza morph`` starts generating about a second sooner)."""
+    than once per run (a cold ``cadenza morph`` starts generating about a second sooner).
+    With the ``gpu`` extra installed (JAX's CUDA plugin) and no ``KERAS_BACKEND`` set, Keras
+    runs on JAX, the backend that extra brings the GPU to."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "KERAS_BACKEND" not in os.environ and _has_jax_cuda():
+        os.environ["KERAS_BACKEND"] = "jax"
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if XLA_CACHE_FLAG in flags:
         return
@@ -28,6 +33,12 @@ def prepare_environment() -> None:
     except OSError:
         return  # no writable cache: XLA compiles each run, as it would anyway
     os.environ["TF_XLA_FLAGS"] = f"{flags} {XLA_CACHE_FLAG}={cache}".strip()
+
+
+def _has_jax_cuda() -> bool:
+    """Whether JAX's CUDA plugin (``pip install 'cadenza[gpu]'``) is installed."""
+    return any(importlib.util.find_spec(name) is not None
+               for name in ("jax_cuda12_plugin", "jax_cuda13_plugin"))
 
 
 def backend_name() -> str:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mido
+import numpy as np
 
 from models import files, limits
 from models.errors import CadenzaError
@@ -97,6 +98,14 @@ class _TempoMap:
         seg = self.segments[bisect.bisect_right(self._ticks, tick) - 1]
         return seg.seconds + (tick - seg.tick) * seg.seconds_per_tick
 
+    def to_seconds_array(self, ticks: np.ndarray) -> np.ndarray:
+        """:meth:`to_seconds` of many ticks at once, with the same arithmetic (bit for bit)."""
+        starts = np.asarray(self._ticks, dtype=np.int64)
+        index = np.searchsorted(starts, ticks, side="right") - 1
+        seconds = np.asarray(self._seconds, dtype=np.float64)[index]
+        per_tick = np.asarray([s.seconds_per_tick for s in self.segments], np.float64)[index]
+        return seconds + (ticks - starts[index]) * per_tick
+
     def to_ticks(self, seconds: float) -> int:
         seg = self.segments[max(bisect.bisect_right(self._seconds, seconds) - 1, 0)]
         return seg.tick + round((seconds - seg.seconds) / seg.seconds_per_tick)
@@ -124,6 +133,96 @@ def read_midi(source: Source) -> NoteSequence:
     seq = _convert(midi, label)
     if name:
         seq.name = name
+    return seq
+
+
+def read_midi_fast(source: str | Path) -> NoteSequence:
+    """:func:`read_midi` for the training data pipelines, parsed by symusic (C++); the files it
+    could read differently go to :func:`read_midi`.
+
+    symusic gives the notes per track (and channel and program), paired first in, first out as
+    :func:`read_midi` pairs them, in ticks; they are turned into seconds through the same tempo
+    map as :func:`read_midi`, so the times are the same to the bit. Read by :func:`read_midi`
+    instead: format 2 files and SMPTE time (where :func:`read_midi` has rules of its own), and
+    anything symusic refuses (RIFF, junk, truncation: the careful reader's messages). What still
+    differs: a note never switched off is dropped here (:func:`read_midi` ends it at the end of
+    the file), controllers and pitch bends of a channel that plays no note are left out, and
+    ``instrument`` numbers one symusic track (track, channel and program) here, one (track,
+    channel) there. ``benchmarks/bench_midi_read.py`` counts the corpus files whose
+    training data differs. Use :func:`read_midi` wherever the exact reading matters (the app,
+    the CLI, evaluation, the tests that compare with note_seq).
+    """
+    path = Path(source)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return read_midi(path)  # its message
+    if (len(data) < 14 or data[:4] != b"MThd" or struct.unpack(">H", data[8:10])[0] == 2
+            or data[12] & 0x80):
+        return read_midi(path)
+    try:
+        import symusic
+
+        score = symusic.Score.from_midi(data)
+    except Exception:  # noqa: BLE001 - anything symusic refuses, the careful reader explains
+        return read_midi(path)
+    seq = _from_score(score)
+    if seq is None:
+        return read_midi(path)
+    seq.name = path.stem
+    return seq
+
+
+def _from_score(score: object) -> NoteSequence | None:
+    """A symusic score (in ticks) as a NoteSequence, or None for a file past the length cap."""
+    tpq = int(score.ticks_per_quarter)  # type: ignore[attr-defined]
+    tempo_rows = score.tempos.numpy()  # type: ignore[attr-defined]
+    changes = sorted(
+        ((int(t), int(m)) for t, m in zip(tempo_rows["time"], tempo_rows["mspq"], strict=True)
+         if m > 0),
+        key=lambda c: c[0],
+    )
+    tmap = _TempoMap.from_tempos(changes, tpq)
+    seq = NoteSequence(ticks_per_quarter=tpq)
+    seq.tempos = _tempo_list(changes, tmap, 0.0) or [TempoChange(0.0, DEFAULT_QPM)]
+    sigs = score.time_signatures.numpy()  # type: ignore[attr-defined]
+    if len(sigs["time"]):
+        times = tmap.to_seconds_array(sigs["time"].astype(np.int64)).tolist()
+        seq.time_signatures = _dedupe_signatures([
+            TimeSignature(t, int(n), int(d))
+            for t, n, d in zip(times, sigs["numerator"], sigs["denominator"], strict=True)])
+    end = 0.0
+    for index, track in enumerate(score.tracks):  # type: ignore[attr-defined]
+        program, drum = int(track.program), bool(track.is_drum)
+        if track.name.strip():
+            seq.instrument_names[index] = _text(track.name).strip()
+        notes = track.notes.numpy()
+        if len(notes["time"]):
+            on = notes["time"].astype(np.int64)
+            off = on + notes["duration"].astype(np.int64)
+            pitch = notes["pitch"].astype(np.int64)
+            starts = tmap.to_seconds_array(on).tolist()
+            ends = tmap.to_seconds_array(off).tolist()
+            end = max(end, max(ends))
+            seq.notes += [
+                Note(p, v, a, b, program, drum, index)
+                for p, v, a, b in zip(pitch.tolist(), notes["velocity"].astype(np.int64).tolist(),
+                                      starts, ends, strict=True)
+            ]
+        controls = track.controls.numpy()
+        if len(controls["time"]):
+            times = tmap.to_seconds_array(controls["time"].astype(np.int64)).tolist()
+            seq.control_changes += [
+                ControlChange(t, int(n), int(v), index, program, drum)
+                for t, n, v in zip(times, controls["number"], controls["value"], strict=True)]
+        bends = track.pitch_bends.numpy()
+        if len(bends["time"]):
+            times = tmap.to_seconds_array(bends["time"].astype(np.int64)).tolist()
+            seq.pitch_bends += [PitchBend(t, int(v), index, program, drum)
+                                for t, v in zip(times, bends["value"], strict=True)]
+    if not math.isfinite(end) or end > MAX_SECONDS:
+        return None  # read_midi names the corruption
+    seq.sort()
     return seq
 
 
@@ -334,7 +433,8 @@ def _convert(midi: mido.MidiFile, label: str) -> NoteSequence:
         track == 0 for track, _ in instrument_of
     ):
         seq.name = track_names[0]  # the conductor track's name is the song's
-    return seq.sorted()
+    seq.sort()
+    return seq
 
 
 def _note(channel: int, pitch: int, opened: _Open, end: float, instrument: int) -> Note:

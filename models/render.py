@@ -15,6 +15,7 @@ import ctypes
 import glob
 import math
 import os
+import sys
 import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,24 +51,23 @@ def _is_soundfont(path: Path) -> bool:
 
 
 def _usual_places() -> list[Path]:
+    """Where a General MIDI soundfont may be: Debian's and other distributions' folders, the
+    user's, and ``<prefix>/share/cadenza/soundfonts`` (the one a packaged build carries)."""
     places = [
         Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
         Path("/usr/share/sounds/sf2/default-GM.sf2"),
     ]
     patterns = [
-        "/usr/share/soundfonts/*.sf2",
+        "/usr/share/sounds/sf2/*.sf[23]",
+        "/usr/share/soundfonts/*.sf[23]",
         "/usr/share/sounds/sf3/*.sf[23]",
         str(Path("~/.local/share/soundfonts").expanduser() / "*.sf[23]"),
     ]
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        patterns.append(str(Path(prefix) / "share" / "cadenza" / "soundfonts" / "*.sf[23]"))
     for pattern in patterns:
         places += [Path(p) for p in sorted(glob.glob(pattern))]
-    try:
-        import pretty_midi
-
-        places.append(Path(pretty_midi.__file__).parent / "TimGM6mb.sf2")
-    except ImportError:  # pragma: no cover - pretty_midi is a dependency
-        pass
-    return places
+    return list(dict.fromkeys(places))
 
 
 def find_soundfont(explicit: str | Path | None = None) -> Path:

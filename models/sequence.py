@@ -140,12 +140,17 @@ class NoteSequence:
     def sorted(self) -> NoteSequence:
         """A copy with notes ordered by start, then pitch; events ordered by time."""
         out = self.copy()
-        out.notes.sort(key=lambda n: (n.start, n.pitch, n.end))
-        out.tempos.sort(key=lambda t: t.time)
-        out.time_signatures.sort(key=lambda t: t.time)
-        out.control_changes.sort(key=lambda c: c.time)
-        out.pitch_bends.sort(key=lambda b: b.time)
+        out.sort()
         return out
+
+    def sort(self) -> None:
+        """Put this sequence in :meth:`sorted`'s order, in place (no copy: a reader sorts what
+        it has just built)."""
+        self.notes.sort(key=lambda n: (n.start, n.pitch, n.end))
+        self.tempos.sort(key=lambda t: t.time)
+        self.time_signatures.sort(key=lambda t: t.time)
+        self.control_changes.sort(key=lambda c: c.time)
+        self.pitch_bends.sort(key=lambda b: b.time)
 
     def transpose(self, semitones: int, min_pitch: int = 0, max_pitch: int = 127) -> NoteSequence:
         """Shift every pitched (non-drum) note; notes that fall outside the range are dropped."""

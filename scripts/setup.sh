@@ -61,6 +61,12 @@ make_venv() {
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing the locked Python packages ($lock)"
     .venv/bin/python -m pip install -q --upgrade pip
+    # An environment made before the lean runtime has the CUDA build `tensorflow`; the locks now
+    # name `tensorflow-cpu`, which writes the same files: take both out, then install the lock.
+    if [ "$(uname)" != Darwin ] && grep -q '^tensorflow-cpu==' "$lock" \
+        && .venv/bin/python -m pip show -q tensorflow 2>/dev/null; then
+      .venv/bin/python -m pip uninstall -q -y tensorflow tensorflow-cpu 2>/dev/null
+    fi
     .venv/bin/python -m pip install -q -r "$lock"
     .venv/bin/python -m pip install -q --no-deps -e .
     echo "$want" > "$stamp"

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -146,10 +147,11 @@ def source_label(spec: str) -> str:
 
 
 def midi_file_windows(path: str | Path, converter: conv.Converter) -> np.ndarray:
-    """The windows of one MIDI file with the rules in the module notes."""
-    from models.midi_io import read_midi
+    """The windows of one MIDI file with the rules in the module notes (read by symusic, see
+    :func:`models.midi_io.read_midi_fast`)."""
+    from models.midi_io import read_midi_fast
 
-    seq = read_midi(path)
+    seq = read_midi_fast(path)
     return sequence_windows(seq, converter)
 
 
@@ -290,7 +292,22 @@ def load_folder(
 
 
 # ------------------------------------------------------------------------------ music21
+MUSIC21_MISSING = ("the music21 corpus needs the optional music21 package: "
+                   "pip install 'cadenza[music21]' (in a checkout: .venv/bin/pip install music21)")
+
+
+def require_music21() -> ModuleType:
+    """The music21 package (an optional dependency), or a one-line ``CadenzaError`` naming the
+    extra that installs it."""
+    try:
+        import music21
+    except ImportError as exc:
+        raise CadenzaError(MUSIC21_MISSING) from exc
+    return music21
+
+
 def music21_paths(collections: Sequence[str] = MUSIC21_DEFAULT) -> list[Path]:
+    require_music21()
     from music21 import corpus
 
     paths = sorted(Path(p) for p in corpus.getPaths(fileExtensions=["abc"]))
@@ -305,6 +322,7 @@ def music21_paths(collections: Sequence[str] = MUSIC21_DEFAULT) -> list[Path]:
 def music21_to_sequence(score: Any, qpm: float = 120.0) -> NoteSequence:
     """One music21 tune (first part) as a NoteSequence at ``qpm``; a pickup bar is padded so
     that bar lines fall on multiples of the bar length, as in the printed tune."""
+    require_music21()
     from music21 import meter as m21meter
 
     part = score.parts[0] if getattr(score, "parts", None) else score
@@ -358,8 +376,7 @@ def music21_sequences(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[str, NoteSequence]]:
     """(name, sequence) of every tune in ``collections``; parsed once, then cached as notes."""
-    import music21
-
+    music21 = require_music21()
     paths = music21_paths(collections)
     if not paths:
         raise CadenzaError(f"no music21 ABC files in {', '.join(collections)}")
@@ -428,8 +445,7 @@ def load_music21(
     paths = music21_paths(collections)
     cache = None
     if cache_dir is not None:
-        import music21
-
+        music21 = require_music21()
         cache = _cache_path(Path(cache_dir), "music21", converter,
                             [music21.__version__, f"val={validation_fraction}",
                              *[str(p) for p in paths]], train_hop)

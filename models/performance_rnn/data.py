@@ -126,9 +126,9 @@ def _cache_key(files: Sequence[Path]) -> str:
 
 
 def encode_file(path: str | Path) -> np.ndarray:
-    from models.midi_io import read_midi
+    from models.midi_io import read_midi_fast  # symusic: same notes, times and pedal
 
-    seq = read_midi(path)
+    seq = read_midi_fast(path)
     seq.notes = [n for n in seq.notes if not n.is_drum]
     return enc.encode(seq)
 

@@ -501,3 +501,87 @@ def test_unknown_format_and_chunks() -> None:
     data = smf(0, 96, b"XFIH" + struct.pack(">L", 3) + b"abc"
                + track((0, on(0, 60)), (96, off(0, 60))))
     assert [(n.start, n.end) for n in read_midi(data).notes] == [(0.0, 0.5)]
+
+
+# ------------------------------------------------------------------------------ read_midi_fast
+def same_reading(a: NoteSequence, b: NoteSequence) -> None:
+    """Everything but the instrument numbering is the same, to the bit."""
+    key = lambda n: (n.start, n.pitch, n.end, n.velocity, n.program, n.is_drum)  # noqa: E731
+    assert sorted(map(key, a.notes)) == sorted(map(key, b.notes))
+    assert [(t.time, t.qpm) for t in a.tempos] == [(t.time, t.qpm) for t in b.tempos]
+    assert [(t.time, t.numerator, t.denominator) for t in a.time_signatures] == \
+        [(t.time, t.numerator, t.denominator) for t in b.time_signatures]
+    # Controllers and bends of a channel that plays no note (symusic leaves those out).
+    cc = lambda c: (c.time, c.number, c.value, c.program, c.is_drum)  # noqa: E731
+    sounding_a, sounding_b = {n.instrument for n in a.notes}, {n.instrument for n in b.notes}
+    assert sorted(cc(c) for c in a.control_changes if c.instrument in sounding_a) == \
+        sorted(cc(c) for c in b.control_changes if c.instrument in sounding_b)
+    assert sorted((p.time, p.bend) for p in a.pitch_bends if p.instrument in sounding_a) == \
+        sorted((p.time, p.bend) for p in b.pitch_bends if p.instrument in sounding_b)
+    assert set(a.instrument_names.values()) == set(b.instrument_names.values())
+    assert a.ticks_per_quarter == b.ticks_per_quarter
+
+
+@pytest.mark.parametrize("collection", COLLECTIONS)
+def test_fast_reader_agrees_on_the_data_sets(datasets_dir: Path, collection: str) -> None:
+    from models.midi_io import read_midi_fast
+
+    for path in sample_files(datasets_dir, collection, count=6):
+        exact, fast = read_midi(path), read_midi_fast(path)
+        same_reading(exact, fast)
+        assert fast.name == exact.name == path.stem
+        # Each fast instrument is one exact instrument (here: one track and channel each).
+        pairs = {(e.instrument, f.instrument) for e, f in zip(exact.notes, fast.notes,
+                                                                strict=True)}
+        assert len({e for e, _ in pairs}) == len({f for _, f in pairs}) == len(pairs)
+
+
+def test_fast_reader_sees_tempo_changes_and_overlaps_as_the_exact_one_does(tmp_path) -> None:
+    from models.midi_io import read_midi_fast
+
+    data = smf(1, 480,
+               track((0, tempo(500_000)), (960, tempo(250_000)), (960, tempo(1_000_000))),
+               track((0, name("Lead")), (0, on(0, 60, 90)), (480, on(0, 60, 50)),
+                     (480, off(0, 60)), (480, off(0, 60)), (0, on(0, 62)), (0, off(0, 62)),
+                     (7, bytes([0xB0, 64, 127])), (5, bytes([0xE0, 0, 80])),
+                     (900, on(9, 36)), (1, off(9, 36))))
+    path = tmp_path / "overlaps.mid"
+    path.write_bytes(data)
+    fast = read_midi_fast(path)
+    same_reading(read_midi(path), fast)
+    assert [(n.pitch, n.velocity, n.start, n.end) for n in fast.notes[:2]] == [
+        (60, 90, 0.0, 1.0), (60, 50, 0.5, 1.25)]
+    assert fast.instrument_names[0] == "Lead"
+
+
+@pytest.mark.parametrize("kind", ["format 2", "smpte", "riff", "truncated", "text", "missing"])
+def test_fast_reader_leaves_what_symusic_cannot_read_to_read_midi(kind: str,
+                                                                   tmp_path: Path) -> None:
+    from models.midi_io import read_midi_fast
+
+    plain = track((0, on(0, 60)), (100, off(0, 60)))
+    data = {
+        "format 2": smf(2, 100, plain, track((0, on(0, 64)), (50, off(0, 64)))),
+        "smpte": smf(0, -(25 << 8) | 40, plain),
+        "riff": b"RIFF" + struct.pack("<L", 26) + b"RMIDdata" + struct.pack("<L", 14)
+                + smf(0, 96, plain)[:14],
+        "truncated": smf(0, 96, plain)[:-5],
+        "text": b"hello, this is not a MIDI file at all",
+        "missing": None,
+    }[kind]
+    path = tmp_path / "in.mid"
+    if data is not None:
+        path.write_bytes(data)
+    try:
+        exact: NoteSequence | str = read_midi(path)
+    except CadenzaError as exc:
+        exact = str(exc)
+    try:
+        fast: NoteSequence | str = read_midi_fast(path)
+    except CadenzaError as exc:
+        fast = str(exc)
+    if isinstance(exact, str):
+        assert fast == exact  # the careful reader's one line
+    else:
+        assert not isinstance(fast, str)
+        assert notes_of(fast) == notes_of(exact)

@@ -132,3 +132,17 @@ def test_counts_add_up_per_source_name(nottingham_subset, tmp_path):
     assert data.source_name("music21:oneills1850,airdsAirs") == "music21:oneills1850,airdsAirs"
     assert data.music21_collections("music21:") == data.MUSIC21_DEFAULT
     assert data.source_label("music21:oneills1850") == "music21"
+
+
+def test_music21_missing_says_which_extra_installs_it(monkeypatch, tmp_path):
+    import sys
+
+    import pytest
+
+    from models.errors import CadenzaError
+
+    monkeypatch.setitem(sys.modules, "music21", None)  # as if it were not installed
+    with pytest.raises(CadenzaError) as caught:
+        data.load_source("music21", conv.melody_converter(2), tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and "pip install 'cadenza[music21]'" in message

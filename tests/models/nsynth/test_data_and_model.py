@@ -203,3 +203,17 @@ def test_f0_estimator_on_a_synthetic_and_a_rendered_a4() -> None:
     assert abs(cents(estimate_f0(violin, 16000), 440.0)) < 5
     assert np.isnan(estimate_f0(np.random.default_rng(0).normal(size=64000), 16000))
     assert np.isnan(estimate_f0(np.zeros(64000), 16000))
+
+
+def test_general_midi_names_are_the_standards_128() -> None:
+    from models.errors import CadenzaError
+    from models.nsynth.dataset import GM_NAMES, gm_family, gm_name, parse_gm
+
+    assert len(GM_NAMES) == len(set(GM_NAMES)) == 128
+    assert (gm_name(0), gm_name(40), gm_name(73), gm_name(127)) == (
+        "Acoustic Grand Piano", "Violin", "Flute", "Gunshot")
+    assert gm_family(73) == "pipe"
+    assert parse_gm("gm:19") == parse_gm("church organ") == parse_gm("Church_Organ") == 19
+    assert parse_gm("flute") == 73
+    with pytest.raises(CadenzaError, match="no General MIDI instrument"):
+        parse_gm("kazoo")
