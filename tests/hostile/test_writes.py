@@ -184,3 +184,58 @@ def test_an_export_over_an_old_wav_instrument_note_is_whole(tmp_path: Path) -> N
     for wav in target.glob("*.wav"):
         data, rate = sf.read(wav)
         assert rate == 16000 and data.shape == (16000,) and np.isfinite(data).all()
+
+
+# ---------------------------------------------------------------------------- cadenza render
+PRIMER = ROOT / "assets" / "examples" / "piano-phrase.mid"
+OLD_WAV = np.full((4410, 2), 0.125, np.float32)
+
+
+def _render(target: Path, limit: int | None = None) -> subprocess.Popen:
+    def cap() -> None:
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.Popen([sys.executable, "-m", "app", "render", str(PRIMER), "-o",
+                             str(target)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=cap)
+
+
+def _old_or_whole_new(target: Path) -> str:
+    samples, rate = sf.read(target, dtype="float32", always_2d=True)
+    if samples.shape == OLD_WAV.shape and np.allclose(samples, 0.125, atol=1e-4):
+        return "old"
+    assert rate == 44100 and samples.shape[0] > 44100 * 8, samples.shape  # the whole render
+    assert np.abs(samples).max() > 0.01
+    return "new"
+
+
+def test_sigkill_during_cadenza_render_over_an_old_wav_keeps_a_whole_file(tmp_path: Path
+                                                                          ) -> None:
+    # Killed at moments from start-up to the end of the render (its write included), the
+    # target is the old file or the whole new one, never a header with no data.
+    target = tmp_path / "take.wav"
+    seen = set()
+    for delay in (0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.8, 1.2, 2.0):
+        sf.write(target, OLD_WAV, 44100, subtype="PCM_16")
+        proc = _render(target)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        seen.add(_old_or_whole_new(target))
+    assert "old" in seen, seen  # at least one kill came before the new file replaced it
+
+
+def test_a_full_disk_during_cadenza_render_keeps_the_old_wav(tmp_path: Path) -> None:
+    target = tmp_path / "take.wav"
+    sf.write(target, OLD_WAV, 44100, subtype="PCM_16")
+    proc = _render(target, limit=200_000)  # the render is about 1.6 MB
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, (out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cadenza: error:"), err
+    assert "Traceback" not in err
+    assert _old_or_whole_new(target) == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.wav"]  # no part file left
