@@ -191,8 +191,11 @@ def test_a_killed_run_resumes_from_its_last_whole_checkpoint(piano: Path, tmp_pa
         assert step <= on_disk[-1] <= step + 1  # the history may be a checkpoint ahead
         stopped_at.append(step)
     # Ctrl-C: a checkpoint at the step it stopped at, then the CLI's exit code for it.
+    # Ctrl-C reaches it even when these tests run in the background of a shell, which starts
+    # them with SIGINT ignored (a Python started so never turns it into KeyboardInterrupt).
     proc = subprocess.Popen(cadenza(*args), env=cadenza_env(), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         while proc.poll() is None and _state_step(out) < stopped_at[-1] + 3:
             time.sleep(0.2)
