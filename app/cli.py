@@ -82,7 +82,8 @@ class _Version(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
-        parser.exit(0, _version() + "\n")
+        print(_version())  # on stdout, as argparse's own version action
+        parser.exit(0)
 
 
 def _version() -> str:

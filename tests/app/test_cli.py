@@ -107,3 +107,13 @@ def test_training_commands_are_recorded_as_cadenza_command_lines(monkeypatch) ->
     assert cli_command() == "cadenza train performance --data 'my piano' --out runs/p"
     monkeypatch.setattr(sys, "argv", ["/venv/bin/cadenza"])
     assert cli_command() is None
+
+
+def test_version_goes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("cadenza ") and err == ""
