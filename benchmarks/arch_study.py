@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from models import files  # noqa: E402
 from models.performance_rnn import data as data_lib  # noqa: E402
 from models.training import read_history  # noqa: E402
 
@@ -94,7 +95,7 @@ def main() -> int:
                                   for arm, c in curves.items()},
               "by_cpu_minutes": {arm: {m: at(c, "cpu_minutes", m) for m in marks}
                                  for arm, c in curves.items()}}
-    (args.out / "curves.json").write_text(json.dumps(report, indent=1))
+    files.write_text(args.out / "curves.json", json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: report[k] for k in ("minutes", "by_wall_minutes", "by_cpu_minutes")},
                      indent=1))
     return 0
