@@ -25,7 +25,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models import files  # noqa: E402
 from models.performance_rnn import data as data_lib  # noqa: E402
 from models.training import read_history  # noqa: E402
 
