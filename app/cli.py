@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from app.commands.output import claim_stdout, is_stdout
 from models.errors import CadenzaError
 
 # Command modules in the order their subcommands appear in --help.
@@ -124,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    if isinstance(getattr(args, "output", None), str) and is_stdout(args.output):
+        # The result's bytes alone on stdout, whatever a library prints on the way.
+        args.output = claim_stdout()
     try:
         return int(handler(args) or 0)
     except CadenzaError as exc:

@@ -11,8 +11,10 @@ No Qt here: the CLI, the worker and the NSynth data set builder all use it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
+import io
 import math
 import os
 import sys
@@ -93,7 +95,9 @@ def find_soundfont(explicit: str | Path | None = None) -> Path:
 # ---------------------------------------------------------------------------- FluidSynth glue
 def _fluidsynth() -> types.ModuleType:
     try:
-        import fluidsynth
+        # pyfluidsynth prints where it found the library when $CI is set: keep that out.
+        with contextlib.redirect_stdout(io.StringIO()):
+            import fluidsynth
     except (ImportError, OSError) as exc:  # the wrapper raises ImportError if the .so is missing
         raise CadenzaError(
             f"FluidSynth is not available ({exc}); install libfluidsynth3 and pyfluidsynth"

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from models.errors import CadenzaError
 
@@ -33,6 +33,25 @@ def add_format_option(parser: argparse.ArgumentParser) -> None:
         "--format", choices=AUDIO_FORMAT_CHOICES, default=None, type=str.lower,
         help="audio container: with '-o -' what goes to stdout (default wav); with a file, "
              "overrides its extension")
+
+
+class StdoutTarget(str):
+    """``-`` holding the process's real standard output, taken before the command runs (see
+    :func:`claim_stdout`)."""
+
+    stream: BinaryIO
+
+
+def claim_stdout() -> StdoutTarget:
+    """Keep file descriptor 1 for the result alone: a duplicate of it becomes the result's
+    stream, and descriptor 1 itself (so ``print`` and whatever a C library writes there) goes to
+    stderr from now on."""
+    sys.stdout.flush()
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    target = StdoutTarget(STDOUT)
+    target.stream = os.fdopen(fd, "wb")
+    return target
 
 
 def is_stdout(path: str | Path) -> bool:
@@ -68,7 +87,7 @@ def write_audio_output(output: str | Path, audio: Audio, subtype: str = "PCM_16"
     from models.audio_io import audio_bytes, write_audio
 
     if is_stdout(output):
-        _to_stdout(audio_bytes(audio, format or "wav", subtype))
+        _to_stdout(audio_bytes(audio, format or "wav", subtype), output)
     else:
         write_audio(output, audio, subtype=subtype, format=format)
 
@@ -78,7 +97,7 @@ def write_midi_output(output: str | Path, seq: NoteSequence) -> None:
     from models.midi_io import midi_bytes, write_midi
 
     if is_stdout(output):
-        _to_stdout(midi_bytes(seq))
+        _to_stdout(midi_bytes(seq), output)
     else:
         write_midi(seq, output)
 
@@ -89,8 +108,8 @@ def _check_folder(path: Path) -> None:
     output_file(path)
 
 
-def _to_stdout(data: bytes) -> None:
-    stream = sys.stdout.buffer
+def _to_stdout(data: bytes, output: str | Path) -> None:
+    stream = output.stream if isinstance(output, StdoutTarget) else sys.stdout.buffer
     try:
         stream.write(data)
         stream.flush()
