@@ -243,6 +243,7 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(lambda _i: self.schedule_autosave())
         self.splitter.splitterMoved.connect(lambda *_: self.schedule_autosave())
         self.live_dock.visibilityChanged.connect(lambda _v: self.schedule_autosave())
+        self.piano_roll.roll.ruler_changed.connect(lambda _s: self.schedule_autosave())
         self._startup_message = ""
         if restore_session:
             self._restore_autosave()
@@ -360,6 +361,7 @@ class MainWindow(QMainWindow):
             "splitter": [int(v) for v in self.splitter.sizes()],
             "tab": self.tabs.tabText(self.tabs.currentIndex()),
             "live": bool(self.live_dock.isVisible()),
+            "ruler_seconds": bool(self.piano_roll.roll.ruler_seconds),
         }
         return SessionData(
             clips=copies,
@@ -412,6 +414,8 @@ class MainWindow(QMainWindow):
             self.tabs.setCurrentWidget(self.workspaces[tab])
         if isinstance(window.get("live"), bool):
             self.live_dock.setVisible(window["live"])
+        if isinstance(window.get("ruler_seconds"), bool):  # the clip view's ruler: bars or sec
+            self.piano_roll.roll.set_ruler_seconds(window["ruler_seconds"])
 
     def _restore_autosave(self) -> None:
         """The previous run's session, read at start; a broken one is kept aside (renamed) and

@@ -578,12 +578,11 @@ class SequenceCard(QWidget):
         super().__init__()
         self.ws, self.sequence, self.name = ws, seq, name
         self.panel = PianoRollPanel()
-        self.panel.setMinimumHeight(120 if compact else 150)
         self.panel.set_sequence(seq, name)
         self.panel.setToolTip(name)
         if compact:  # a narrow cell: the title and Fit only
-            for key in ("in", "out", "vin", "vout"):
-                self.panel.bar.buttons[key].hide()
+            self.panel.set_compact()
+        self.fit_height()
         if boundary is not None:
             self.panel.roll.set_marker(boundary)
         self.buttons: dict[str, QToolButton] = {}
@@ -620,6 +619,13 @@ class SequenceCard(QWidget):
         col.setSpacing(2)
         col.addWidget(self.panel, 1)
         col.addLayout(row)
+
+    def fit_height(self) -> None:
+        """Tall enough to read the notes: the roll's preferred height (the pitches or drum
+        lanes it shows, at a readable size per row) plus the panel's title and scroll bar; a
+        list of cards scrolls rather than squeezing them."""
+        self.panel.setMinimumHeight(self.panel.roll.preferred_height()
+                                    + self.panel.chrome_height())
 
     def clip(self) -> Clip:
         return Clip(self.name, sequence=self.sequence)

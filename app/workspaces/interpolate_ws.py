@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -28,11 +29,21 @@ from app.jobs import (
 )
 from app.widgets.xy_pad import XYPad
 from app.workspaces.base import SequenceCard, Workspace, fill_clip_combo, placeholder
+from models.beats import BarGrid
 from models.sequence import NoteSequence, join_windows
 
 MODES = ("Two endpoints, in steps", "Four corners, with the XY pad")
 SAMPLE = "(sample: a new random one)"
 PAD_DEBOUNCE_MS = 120
+MIN_CELL_WIDTH = 260  # the roll needs 240
+CELL_QUARTER_PX = 12  # a cell is at least this wide per quarter note of its window
+LONG_WINDOW_BARS = 4  # longer windows are shown one cell per line
+
+
+def pitch_span(sequences: list[NoteSequence]) -> tuple[int, int] | None:
+    """The lowest and highest pitched (non-drum) note of all the sequences (None if none)."""
+    pitches = [n.pitch for s in sequences for n in s.notes if not n.is_drum]
+    return (min(pitches), max(pitches)) if pitches else None
 
 
 class InterpolateWorkspace(Workspace):
@@ -289,15 +300,32 @@ class InterpolateWorkspace(Workspace):
         """Show the clips left to right, each with Play, Loop, MIDI out, Export and Add."""
         for card in self.cards:
             self.results_layout.removeWidget(card)
+            card.hide()  # at once: deleteLater waits for the event loop
             card.deleteLater()
         self.cards = []
         self.results_placeholder.setVisible(not sequences)
         self.row_bar.setVisible(len(sequences) > 1)
+        window = self.result.seconds_each if self.result is not None else max(
+            (s.total_time for s in sequences), default=0.0)
+        grid = next((BarGrid(s.tempos, s.time_signatures) for s in sequences if s.tempos), None)
+        quarters = (grid or BarGrid()).quarters(window)
+        # A long window (16 bars) reads best one cell per line, the whole width; 2-bar cells
+        # stand side by side and the row scrolls when they do not all fit.
+        long_window = (grid or BarGrid()).bars_between(0.0, window) > LONG_WINDOW_BARS
+        self.results_layout.setDirection(QBoxLayout.Direction.TopToBottom if long_window
+                                         else QBoxLayout.Direction.LeftToRight)
+        span = pitch_span(sequences)
         for i, seq in enumerate(sequences):
             name = kind if len(sequences) == 1 else f"{kind} {i + 1}/{len(sequences)}"
             card = SequenceCard(self, seq, name, loop=True, compact=True)
-            card.setMinimumWidth(250)
-            if self.result is not None:
-                card.panel.roll.show_time_window(0.0, self.result.seconds_each)
+            roll = card.panel.roll
+            if window > 0:  # each cell shows its whole window, rests at the end included
+                roll.set_length(window)
+                roll.show_time_window(0.0, window)
+            if span is not None:  # one pitch scale for every cell: steps compare at a glance
+                roll.set_pitch_range(*span)
+            card.fit_height()
+            card.setMinimumWidth(int(max(MIN_CELL_WIDTH,
+                                         roll.keys_width + quarters * CELL_QUARTER_PX)))
             self.results_layout.addWidget(card)
             self.cards.append(card)
