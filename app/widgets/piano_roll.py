@@ -122,6 +122,7 @@ class PianoRoll(QWidget):
         self.placeholder = "Select a MIDI clip to see its notes"
         self.painted_notes = 0  # notes drawn by the last paint (for tests and profiling)
         self.painted_bars: list[tuple[int, float]] = []  # (bar, x) of the last paint's numbers
+        self.painted_beats: list[tuple[int, int, float]] = []  # (bar, beat, x) of its beat ticks
         self._auto_fit = True  # refit pitches on resize until the user zooms
 
     # ------------------------------------------------------------------ data
@@ -536,7 +537,7 @@ class PianoRoll(QWidget):
         if self.shows_bars:
             self._paint_bar_ruler(p, dark, t0, t1)
         else:
-            self.painted_bars = []
+            self.painted_bars, self.painted_beats = [], []
             self._paint_ruler(p, dark, t0, t1, step)
 
         if self.marker is not None:
@@ -639,6 +640,7 @@ class PianoRoll(QWidget):
         dim = QColor(130, 134, 144) if dark else QColor(120, 122, 130)
         ink = QColor(200, 202, 210) if dark else QColor(50, 50, 55)
         painted: list[tuple[int, float]] = []
+        beats: list[tuple[int, int, float]] = []
         previous = self._grid.time_signature_at(max(0.0, t0 - 1e-3))
         for line in lines:
             x = self.time_to_x(line.time)
@@ -660,9 +662,10 @@ class PianoRoll(QWidget):
             else:
                 p.setPen(dim)
                 p.drawLine(QPointF(x, RULER_HEIGHT - 5), QPointF(x, RULER_HEIGHT))
+                beats.append((line.bar, line.beat, x))
                 if beat_px >= 34:
                     p.drawText(QPointF(x + 2, RULER_HEIGHT - 8), f"{line.bar}.{line.beat}")
-        self.painted_bars = painted
+        self.painted_bars, self.painted_beats = painted, beats
         num, den = self._grid.time_signature_at(max(0.0, t0))
         self._ruler_corner(p, dark, f"{num}/{den}")
 
