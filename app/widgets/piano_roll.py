@@ -655,7 +655,7 @@ class PianoRoll(QWidget):
                     continue
                 p.setPen(ink)
                 p.drawLine(QPointF(x, 2), QPointF(x, RULER_HEIGHT))
-                if (line.bar - 1) % label_every == 0 or changed:
+                if ((line.bar - 1) % label_every == 0 or changed) and x < self.width() - 8:
                     label = str(line.bar) + (f"  {metre[0]}/{metre[1]}" if changed else "")
                     p.drawText(QPointF(x + 3, RULER_HEIGHT - 8), label)
                     painted.append((line.bar, x))

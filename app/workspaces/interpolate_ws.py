@@ -35,8 +35,9 @@ from models.sequence import NoteSequence, join_windows
 MODES = ("Two endpoints, in steps", "Four corners, with the XY pad")
 SAMPLE = "(sample: a new random one)"
 PAD_DEBOUNCE_MS = 120
-MIN_CELL_WIDTH = 260  # the roll needs 240
-CELL_QUARTER_PX = 12  # a cell is at least this wide per quarter note of its window
+MIN_CELL_NOTES = 214  # the width of a cell's notes at least (a roll needs 240 with its keys)
+CELL_QUARTER_PX = 12  # a cell's notes are at least this wide per quarter note of its window
+DRUM_CELL_QUARTER_PX = 28  # drums: a sixteenth-note hit 7 px from the next
 LONG_WINDOW_BARS = 4  # longer windows are shown one cell per line
 
 
@@ -325,7 +326,8 @@ class InterpolateWorkspace(Workspace):
             if span is not None:  # one pitch scale for every cell: steps compare at a glance
                 roll.set_pitch_range(*span)
             card.fit_height()
-            card.setMinimumWidth(int(max(MIN_CELL_WIDTH,
-                                         roll.keys_width + quarters * CELL_QUARTER_PX)))
+            per_quarter = DRUM_CELL_QUARTER_PX if roll.is_drum_view else CELL_QUARTER_PX
+            card.setMinimumWidth(int(roll.keys_width + max(MIN_CELL_NOTES,
+                                                           quarters * per_quarter)))
             self.results_layout.addWidget(card)
             self.cards.append(card)

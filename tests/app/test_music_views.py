@@ -78,7 +78,7 @@ def test_a_tempo_and_metre_change_written_to_a_file_move_the_bar_lines(roll, tmp
     path = tmp_path / "changes.mid"
     write_midi(seq, path)
     roll.set_sequence(read_midi(path))
-    _shown_bars(roll, 14.0)
+    _shown_bars(roll, 14.5)
     expected = {1: 0.0, 2: 2.0, 3: 4.0, 4: 8.0, 5: 11.0, 6: 14.0}
     assert [b for b, _x in roll.painted_bars] == list(expected)
     for bar, x in roll.painted_bars:
