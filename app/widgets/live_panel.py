@@ -713,7 +713,9 @@ class LivePanel(QWidget):
     def state_controls(self) -> dict[str, Any]:
         return {"model": self.model_combo, "silence_ms": self.silence_spin,
                 "seconds": self.seconds_spin, "temperature": self.temperature_spin,
-                "layer": self.layer_check, "metronome": self.metronome_check,
+                "layer": self.layer_check, "follow": self.follow_check,
+                "answer_on": self.answer_on_combo, "quantize": self.quantize_combo,
+                "quantize_grid": self.quantize_grid_combo, "metronome": self.metronome_check,
                 "count_in": self.count_in_spin, "tempo": self.tempo_spin}
 
     def session_state(self) -> dict[str, Any]:
