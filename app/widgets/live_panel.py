@@ -196,6 +196,23 @@ class LivePanel(QWidget):
                              ("on the next bar", "bar")):
             self.answer_on_combo.addItem(label, value)
         self.answer_on_combo.setToolTip("Beat and bar come from the Sync section's time")
+        self.quantize_combo = QComboBox()
+        for label, value in (("off (as played)", 0.0), ("light (25 %)", 0.25),
+                             ("soft (50 %)", 0.5), ("strong (75 %)", 0.75),
+                             ("on the grid", 1.0)):
+            self.quantize_combo.addItem(label, value)
+        self.quantize_grid_combo = QComboBox()
+        for label, value in (("1/4", 1.0), ("1/8", 0.5), ("1/8 triplet", 1 / 3),
+                             ("1/16", 0.25), ("1/16 triplet", 1 / 6), ("1/32", 0.125)):
+            self.quantize_grid_combo.addItem(label, value)
+        self.quantize_grid_combo.setCurrentIndex(self.quantize_grid_combo.findData(0.25))
+        for combo in (self.quantize_combo, self.quantize_grid_combo):
+            combo.setToolTip("Move each answer note toward this grid of the Sync section's "
+                             "time, at its tempo (while sync runs)")
+        quantize_row = QHBoxLayout()
+        quantize_row.setContentsMargins(0, 0, 0, 0)
+        quantize_row.addWidget(self.quantize_combo, 1)
+        quantize_row.addWidget(self.quantize_grid_combo)
         self.latency_label = QLabel("Latency: –")
         form = QFormLayout(duet_box)
         form.addRow("Model:", self.model_combo)
@@ -203,6 +220,7 @@ class LivePanel(QWidget):
         form.addRow("Answer:", self.seconds_spin)
         form.addRow("Temperature:", self.temperature_spin)
         form.addRow("Answer starts:", self.answer_on_combo)
+        form.addRow("Quantize:", quantize_row)
         form.addRow(self.follow_check)
         form.addRow(self.layer_check)
         form.addRow(self.duet_button)
@@ -217,6 +235,8 @@ class LivePanel(QWidget):
         self.layer_check.toggled.connect(self._settings_changed)
         self.follow_check.toggled.connect(self._settings_changed)
         self.answer_on_combo.currentIndexChanged.connect(self._settings_changed)
+        self.quantize_combo.currentIndexChanged.connect(self._settings_changed)
+        self.quantize_grid_combo.currentIndexChanged.connect(self._settings_changed)
 
         rec_box = QGroupBox("Record")
         self.record_button = QPushButton("● Record")
@@ -559,7 +579,9 @@ class LivePanel(QWidget):
                             temperature=float(self.temperature_spin.value()),
                             layer=self.layer_check.isChecked(),
                             follow=self.follow_check.isChecked(),
-                            answer_on=self.answer_on_combo.currentData() or "pause")
+                            answer_on=self.answer_on_combo.currentData() or "pause",
+                            quantize=float(self.quantize_combo.currentData() or 0.0),
+                            quantize_every=float(self.quantize_grid_combo.currentData() or 0.25))
 
     def _settings_changed(self, *_: object) -> None:
         if self.duet is not None:
@@ -567,7 +589,8 @@ class LivePanel(QWidget):
                 s = self._duet_settings()
                 self.duet.update(silence_ms=s.silence_ms, seconds=s.seconds,
                                  temperature=s.temperature, layer=s.layer, follow=s.follow,
-                                 answer_on=s.answer_on)
+                                 answer_on=s.answer_on, quantize=s.quantize,
+                                 quantize_every=s.quantize_every)
             except CadenzaError as exc:
                 self._say(str(exc))
 
@@ -690,7 +713,9 @@ class LivePanel(QWidget):
     def state_controls(self) -> dict[str, Any]:
         return {"model": self.model_combo, "silence_ms": self.silence_spin,
                 "seconds": self.seconds_spin, "temperature": self.temperature_spin,
-                "layer": self.layer_check, "metronome": self.metronome_check,
+                "layer": self.layer_check, "follow": self.follow_check,
+                "answer_on": self.answer_on_combo, "quantize": self.quantize_combo,
+                "quantize_grid": self.quantize_grid_combo, "metronome": self.metronome_check,
                 "count_in": self.count_in_spin, "tempo": self.tempo_spin}
 
     def session_state(self) -> dict[str, Any]:

@@ -91,6 +91,12 @@ def test_duet_in_the_window(rig, qtbot, datasets_dir, artifacts_dir: Path):
     panel.duet_button.click()
     assert panel.duet is not None and panel.duet_button.text() == "Stop duet"
     qtbot.waitUntil(lambda: panel.duet is not None and panel.duet.running, timeout=60000)
+    # Quantizing is off by default; the combos change a running duet's settings.
+    assert panel.duet.settings.quantize == 0.0
+    panel.quantize_combo.setCurrentIndex(panel.quantize_combo.findText("soft (50 %)"))
+    panel.quantize_grid_combo.setCurrentIndex(panel.quantize_grid_combo.findText("1/8 triplet"))
+    assert panel.duet.settings.quantize == 0.5
+    assert panel.duet.settings.quantize_every == pytest.approx(1 / 3)
     time.sleep(0.1)
     kb.play(PHRASE)
     qtbot.waitUntil(lambda: panel.last_latency_ms is not None, timeout=5000)

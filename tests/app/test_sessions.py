@@ -144,6 +144,7 @@ def test_relaunch_restores_clips_results_settings_and_layout(qtbot, tmp_path, sh
     tone = win.library.clips()[1]
     morph.show_result(tone.audio)
     win.live_panel.tempo_spin.setValue(88)
+    win.live_panel.quantize_combo.setCurrentIndex(2)  # soft
     win.show_workspace("Interpolate")
     win.library.select(short_piano_clip)
     _saved(win, qtbot)
@@ -166,6 +167,7 @@ def test_relaunch_restores_clips_results_settings_and_layout(qtbot, tmp_path, sh
     assert morph2.has_results() and morph2.keep_button.isEnabled()
     assert morph2.session_results().audio.samples.shape == tone.audio.samples.shape
     assert again.live_panel.tempo_spin.value() == 88
+    assert again.live_panel.quantize_combo.currentData() == 0.5
     assert again.tabs.currentWidget() is again.workspaces["Interpolate"]
     assert ws.primer.currentText() == short_piano_clip.name
     # nothing is ever unsaved: closing asks nothing, and the undo history starts afresh

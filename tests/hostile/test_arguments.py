@@ -221,7 +221,10 @@ def test_dataset_output_below_a_file(cli, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("extra", [["--seconds", "nan"], ["--silence-ms", "nan"],
                                    ["--temperature", "nan"], ["--seed", "-1"],
-                                   ["--channel", "99"]])
+                                   ["--channel", "99"], ["--quantize", "nan"],
+                                   ["--quantize", "1.5"], ["--quantize-grid", "1/0"],
+                                   ["--quantize-grid", "sixteenth"],
+                                   ["--quantize-grid", "1/256"]])
 def test_duet_arguments(cli, extra: list[str]) -> None:
     assert_refused(cli(["duet", "--input", "none", "--output", "none", *extra]))
 
