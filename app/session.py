@@ -221,7 +221,7 @@ def _read(archive: zipfile.ZipFile, label: str) -> SessionData:
         name = _str(entry, "name") or Path(member).stem
         source = entry.get("source")
         item = _member(archive, member, label)
-        tempo = _tempo(entry.get("tempo"))
+        tempo = tempo_value(entry.get("tempo"))
         if isinstance(item, NoteSequence):
             clip = Clip(name, sequence=item, tempo=tempo)
         else:
@@ -260,9 +260,9 @@ def _read(archive: zipfile.ZipFile, label: str) -> SessionData:
     return data
 
 
-def _tempo(value: Any) -> float | None:
-    """A clip's session tempo from the manifest: a number of BPM in the sync's range, else
-    none (an older session has no such key)."""
+def tempo_value(value: Any) -> float | None:
+    """A session tempo read from the manifest (a clip's, or a workspace's results' ``meta``): a
+    number of BPM in the sync's range, else none (an older session has no such key)."""
     from models import limits
 
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -553,12 +553,9 @@ def fill_clip_combo(combo: QComboBox, clips: list[Clip], empty: str,
 def session_tempo_of(meta: dict[str, Any]) -> float | None:
     """The session tempo a session's results were made at (``meta["tempo"]``), when it is a
     tempo the sync could have had; None otherwise."""
-    from models import limits
+    from app.session import tempo_value
 
-    value = meta.get("tempo")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if limits.TEMPO_MIN <= value <= limits.TEMPO_MAX else None
+    return tempo_value(meta.get("tempo"))
 
 
 def placeholder(text: str) -> QLabel:
