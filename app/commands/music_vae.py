@@ -16,6 +16,8 @@ from models import limits
 from models.errors import CadenzaError
 
 MODEL_NAMES = ("melody-2bar", "melody-16bar", "drums-2bar")
+TEMPO_HELP = ("the session tempo, 20..400: the sixteenths of the grid become seconds at this "
+              "tempo and the MIDI file carries it (default: {default})")
 
 
 def register(sub: Any) -> None:
@@ -26,6 +28,8 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, help=MIDI_OUTPUT_HELP)
     p.add_argument("--temperature", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--tempo", type=float, default=None, metavar="BPM",
+                   help=TEMPO_HELP.format(default="120"))
     p.set_defaults(handler=_sample)
 
     p = sub.add_parser("interpolate", help="morph one MIDI clip into another (MusicVAE)")
@@ -39,6 +43,8 @@ def register(sub: Any) -> None:
     p.add_argument("--temperature", type=float, default=0.0,
                    help="0 (default) decodes greedily, so the ends reconstruct A and B")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--tempo", type=float, default=None, metavar="BPM",
+                   help=TEMPO_HELP.format(default="A's"))
     p.set_defaults(handler=_interpolate)
 
 
@@ -121,10 +127,11 @@ def _sample(args: argparse.Namespace) -> int:
     limits.integer(args.n, "-n", 1, limits.MAX_SAMPLES)
     limits.temperature(args.temperature, zero=True)
     limits.seed(args.seed)
+    qpm = limits.tempo(args.tempo) or 120.0
     check_midi_output(args.output)
     model = _load(args.model)
-    seqs = model.sample(args.n, temperature=args.temperature, seed=args.seed)
-    _write(seqs, model.window_seconds(), args.output)
+    seqs = model.sample(args.n, temperature=args.temperature, seed=args.seed, qpm=qpm)
+    _write(seqs, model.window_seconds(qpm), args.output)
     report(f"wrote {len(seqs)} samples ({model.name}) to {args.output}", args.output)
     return 0
 
@@ -133,6 +140,7 @@ def _interpolate(args: argparse.Namespace) -> int:
     limits.integer(args.steps, "--steps", 2, limits.MAX_INTERPOLATION_STEPS)
     limits.temperature(args.temperature, zero=True)
     limits.seed(args.seed)
+    tempo = limits.tempo(args.tempo)
     check_midi_output(args.output)
     a, b = _read(args.a), _read(args.b)
     name = args.model
@@ -141,7 +149,7 @@ def _interpolate(args: argparse.Namespace) -> int:
         name = "drums-2bar" if drums else "melody-2bar"
     model = _load(name)
     seqs = model.interpolate(a, b, steps=args.steps, method=args.method,
-                             temperature=args.temperature, seed=args.seed)
+                             temperature=args.temperature, seed=args.seed, qpm=tempo)
     qpm = seqs[0].qpm
     _write(seqs, model.window_seconds(qpm), args.output)
     report(f"wrote {len(seqs)} steps from {Path(args.a).name} to {Path(args.b).name} "

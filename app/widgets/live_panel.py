@@ -112,6 +112,7 @@ class LivePanel(QWidget):
         self.engine: Any = None  # the devices' audio engine while built-in sound is the output
         self.duet: Any = None
         self.recorder: Any = None
+        self._take_tempo: float | None = None  # the session tempo of the take being recorded
         self._duet_job: Any = None
         self.last_latency_ms: float | None = None
         self.in_level = 0.0
@@ -666,6 +667,7 @@ class LivePanel(QWidget):
             self._takes = getattr(self, "_takes", 0) + 1
             # With sync on, the take has the session's tempo and starts on its next bar.
             session_bpm = self.sync_box.session_bpm()
+            self._take_tempo = session_bpm
             if session_bpm:
                 self.tempo_spin.setValue(round(session_bpm))
             qpm = session_bpm or float(self.tempo_spin.value())
@@ -685,12 +687,18 @@ class LivePanel(QWidget):
             if clip is None:
                 self._say("Nothing was played: no take")
             else:
+                clip.tempo = self._take_tempo
                 self.clip_created.emit(clip)
                 self._say(f"{clip.name}: {len(clip.sequence.notes)} notes added to the library")
         self.record_button.blockSignals(True)
         self.record_button.setChecked(self.recorder is not None)
         self.record_button.setText("■ Stop" if self.recorder is not None else "● Record")
         self.record_button.blockSignals(False)
+
+    def session_bpm(self) -> float | None:
+        """The session tempo while sync runs (BPM), None while it is off (see
+        :meth:`app.widgets.sync_box.SyncBox.session_bpm`)."""
+        return self.sync_box.session_bpm()
 
     def keep_answer(self) -> Any:
         """Add the latest duet answer to the clip library (one click); the clip, or None."""

@@ -1,4 +1,9 @@
-"""Interpolate: MusicVAE blends between two clips in steps, or between four with an XY pad."""
+"""Interpolate: MusicVAE blends between two clips in steps, or between four with an XY pad.
+
+MusicVAE works on a grid of sixteenths; the tempo turns its steps into seconds. While the Live
+panel's sync runs that tempo is the session's (the notes land on the session's grid and the
+files carry its tempo); with sync off it is the first endpoint's (120 BPM for samples).
+"""
 
 from __future__ import annotations
 
@@ -27,7 +32,13 @@ from app.jobs import (
     sample_job,
 )
 from app.widgets.xy_pad import XYPad
-from app.workspaces.base import SequenceCard, Workspace, fill_clip_combo, placeholder
+from app.workspaces.base import (
+    SequenceCard,
+    Workspace,
+    fill_clip_combo,
+    placeholder,
+    session_tempo_of,
+)
 from models.sequence import NoteSequence, join_windows
 
 MODES = ("Two endpoints, in steps", "Four corners, with the XY pad")
@@ -105,6 +116,7 @@ class InterpolateWorkspace(Workspace):
         self.corner_latents: np.ndarray | None = None
         self._corner_model: str | None = None
         self._qpm = 120.0
+        self._corner_tempo: float | None = None  # the session tempo the corners were set at
 
         # row actions: play all, export all, MIDI out
         self.row_bar = QWidget()
@@ -125,7 +137,8 @@ class InterpolateWorkspace(Workspace):
         self.keep_all = QPushButton("Row to library")
         self.keep_all.setToolTip("Add the whole row as one clip")
         self.keep_all.clicked.connect(
-            lambda: self.keep(Clip("interpolation row", sequence=self.joined())))
+            lambda: self.keep(Clip("interpolation row", sequence=self.joined(),
+                                   tempo=self.result.tempo if self.result else None)))
         for b in (self.play_all, self.stop_button, self.midi_all, self.export_all,
                   self.keep_all):
             bar.addWidget(b)
@@ -192,13 +205,15 @@ class InterpolateWorkspace(Workspace):
             return
         clips = self.endpoint_clips()
         seqs = [c.sequence if c is not None else None for c in clips]
-        self._qpm = next((s.qpm for s in seqs if s is not None), 120.0)
+        tempo = self.session_tempo()
+        self._qpm = tempo or next((s.qpm for s in seqs if s is not None), 120.0)
+        self._corner_tempo = tempo
         if self.four_corners:
             self.submit(corners_job(model, seqs, self._seed()),
                         lambda z, m=model: self._corners_ready(m, z), "encode corners")
         else:
             self.submit(interpolate_job(model, seqs[0], seqs[1], self.steps.value(),
-                                        self.temperature.value(), self._seed()),
+                                        self.temperature.value(), self._seed(), tempo=tempo),
                         lambda r: self._show_ready(r, "interpolation", "step"), "interpolate")
 
     def run_sample(self) -> None:
@@ -207,7 +222,8 @@ class InterpolateWorkspace(Workspace):
             self.say(f"{self.title}: no {self.model_label} model is installed")
             return
         temperature = self.temperature.value() or 0.5
-        self.submit(sample_job(model, self.steps.value(), temperature, self._seed()),
+        self.submit(sample_job(model, self.steps.value(), temperature, self._seed(),
+                               tempo=self.session_tempo()),
                     lambda r: self._show_ready(r, "sample", "sample"), "sample")
 
     def _corners_ready(self, model: str, latents: np.ndarray) -> None:
@@ -242,7 +258,7 @@ class InterpolateWorkspace(Workspace):
 
         self._pad_job = self.submit(
             blend_job(self._corner_model, self.corner_latents, x, y, self.temperature.value(),
-                      self._seed(), self._qpm),
+                      self._seed(), self._qpm, tempo=self._corner_tempo),
             done, "blend", quiet=True, on_failure=failed)
 
     # ------------------------------------------------------------------ results
@@ -268,14 +284,16 @@ class InterpolateWorkspace(Workspace):
             return None
         return Results(sequences=list(self.result.sequences),
                        names=[c.name for c in self.cards],
-                       meta={"seconds_each": self.result.seconds_each, "kind": self._kind})
+                       meta={"seconds_each": self.result.seconds_each, "kind": self._kind,
+                             "tempo": self.result.tempo})
 
     def restore_results(self, results: Any) -> None:
         seconds = results.meta.get("seconds_each")
         kind = results.meta.get("kind")
         if not isinstance(seconds, int | float) or not seconds > 0:
             seconds = max((s.total_time for s in results.sequences), default=1.0) or 1.0
-        self.show_result(InterpolateResult(list(results.sequences), float(seconds)),
+        self.show_result(InterpolateResult(list(results.sequences), float(seconds),
+                                           tempo=session_tempo_of(results.meta)),
                          kind if isinstance(kind, str) else "interpolation")
 
     def _show_ready(self, result: InterpolateResult, kind: str, noun: str) -> None:
@@ -295,7 +313,8 @@ class InterpolateWorkspace(Workspace):
         self.row_bar.setVisible(len(sequences) > 1)
         for i, seq in enumerate(sequences):
             name = kind if len(sequences) == 1 else f"{kind} {i + 1}/{len(sequences)}"
-            card = SequenceCard(self, seq, name, loop=True, compact=True)
+            card = SequenceCard(self, seq, name, loop=True, compact=True,
+                                tempo=self.result.tempo if self.result is not None else None)
             card.setMinimumWidth(250)
             if self.result is not None:
                 card.panel.roll.show_time_window(0.0, self.result.seconds_each)
