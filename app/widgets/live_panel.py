@@ -695,6 +695,18 @@ class LivePanel(QWidget):
         self.record_button.setText("■ Stop" if self.recorder is not None else "● Record")
         self.record_button.blockSignals(False)
 
+    def _on_the_bar(self, seq: NoteSequence, first_note_at: float, bpm: float) -> NoteSequence:
+        """A kept answer as a take is kept while sync runs: at the session tempo, its time 0 on
+        the bar line before its first note (which went out at ``first_note_at``), so that in a
+        DAW it lands where it was played against the session's bars."""
+        bar = 4 * 60.0 / bpm
+        bar_line = self.sync_box.next_time(first_note_at - bar + 1e-3, 4.0)
+        lead = first_note_at - bar_line  # bar line -> first note
+        if not 0.0 <= lead < bar:  # no grid after all (sync just stopped)
+            return seq.with_tempo(bpm)
+        first = min(n.start for n in seq.notes)
+        return seq.shift(lead - first).with_tempo(bpm)
+
     def session_bpm(self) -> float | None:
         """The session tempo while sync runs (BPM), None while it is off (see
         :meth:`app.widgets.sync_box.SyncBox.session_bpm`)."""
@@ -712,7 +724,10 @@ class LivePanel(QWidget):
         if not seq.notes:
             self._say("No answer to keep yet")
             return None
-        clip = Clip(f"Duet answer {rnd.index}", sequence=seq)
+        bpm = self.session_bpm()
+        if bpm and rnd.first_note_at is not None:
+            seq = self._on_the_bar(seq, rnd.first_note_at, bpm)
+        clip = Clip(f"Duet answer {rnd.index}", sequence=seq, tempo=bpm)
         self.clip_created.emit(clip)
         self._say(f"{clip.name}: {len(seq.notes)} notes added to the library")
         return clip

@@ -384,8 +384,24 @@ def test_a_duet_answer_is_kept_with_one_click(window, short_piano_clip):
     panel.keep_answer_button.click()
     kept = window.library.clips()[-1]
     assert kept.name == "Duet answer 3" and len(kept.sequence.notes) == len(answer.notes)
+    assert kept.tempo is None  # sync off: as played
     window.undo_action.trigger()
     assert window.library.clips() == []
+    # With sync on, a kept answer has the session tempo and starts on the bar it was played in.
+    box = panel.sync_box
+    box.tempo_spin.setValue(90.0)
+    box.run_button.click()
+    try:
+        first_at = box.next_time(time.perf_counter(), 4.0) + 1.5  # 2.25 beats into a bar
+        panel.last_round.first_note_at = first_at
+        panel.keep_answer_button.click()
+        kept = window.library.clips()[-1]
+        assert kept.tempo == 90.0 and kept.sequence.tempos[0].qpm == 90.0
+        first = min(n.start for n in kept.sequence.notes)
+        assert first == pytest.approx(1.5, abs=1e-3)  # as far into its first bar
+        assert len(kept.sequence.notes) == len(answer.notes)
+    finally:
+        box.run_button.click()
 
 
 # ---------------------------------------------------------------------- inline errors
