@@ -318,7 +318,7 @@ class MusicVAE:
         """
         from models.music_vae.inputs import clip_windows
 
-        return clip_windows(seq, self.converter, seq.name or "the input")[0][0]
+        return clip_windows(seq, self.converter, seq.name or "the input")[0]
 
     def to_labels(self, seqs: Sequence[NoteSequence] | np.ndarray) -> np.ndarray:
         if isinstance(seqs, np.ndarray):

@@ -14,7 +14,8 @@ No Keras here: the CLI and the app check clips (and pick the model) before a mod
 * **The model for a pair** (:func:`pick_model`): drums when a clip holds drums only and the
   other holds drums too (a groove with a song: the song's drums); a melody otherwise (a clip
   with drums and pitched notes is read for its tune); the 16-bar melody model when every clip's
-  line lasts at least :data:`LONG_STEPS` sixteenths (8 bars of 4/4), the 2-bar one otherwise.
+  line (its melody track, or its busiest part) spans at least :data:`LONG_STEPS` sixteenths (8
+  bars of 4/4, first onset to last), the 2-bar one otherwise.
 
 A clip that gives nothing raises one :class:`CadenzaError` line that says why.
 """
@@ -102,10 +103,20 @@ def _as_four_four(seq: NoteSequence) -> NoteSequence:
     return seq
 
 
+def line_steps(seq: NoteSequence) -> int:
+    """How many sixteenths a clip's melody line spans (first onset to last)."""
+    line, instruments, _ = line_of(_as_four_four(seq), "melody")
+    starts = [n.start for n in line.notes
+              if not n.is_drum and (instruments is None or n.instrument in instruments)]
+    if not starts:
+        return 0
+    return round((max(starts) - min(starts)) * seq.qpm / 60.0 * conv.STEPS_PER_QUARTER) + 1
+
+
 def clip_windows(seq: NoteSequence, converter: conv.Converter, label: str = "",
-                 first: bool = True) -> tuple[np.ndarray, int]:
-    """(windows [n, steps] of ``seq`` for a model with ``converter``, length in steps of the
-    line they come from). ``first``: only the first window (a shorter line padded with rests).
+                 first: bool = True) -> np.ndarray:
+    """Windows [n, steps] of ``seq`` for a model with ``converter``. ``first``: only the first
+    window (a shorter line padded with rests).
 
     Raises a one-line CadenzaError saying why a clip gives nothing.
     """
@@ -130,22 +141,20 @@ def clip_windows(seq: NoteSequence, converter: conv.Converter, label: str = "",
     steps = converter.num_steps
     windows: list[np.ndarray] = []
     out_of_range = False
-    length = 0
     for events in converter.event_lists(line, instruments=instruments):
         labels = converter.encode_events(events)
         if labels is None:
             out_of_range = True
             continue
-        length = max(length, len(labels))
         hop = converter.steps_per_bar if first else 1
         for end in range(steps, max(len(labels), steps) + 1, hop):
             window = np.array((labels + [0] * steps)[end - steps:end], np.int64)
             if converter.has_onset(window):
                 windows.append(window)
                 if first:
-                    return np.stack(windows), length
+                    return np.stack(windows)
     if windows:
-        return np.stack(windows), length
+        return np.stack(windows)
     if out_of_range:
         raise CadenzaError(f"{label}: {what} lies outside the melody model's pitches 21-108")
     noun = "drum pattern" if kind == "drums" else "melody"
@@ -191,6 +200,6 @@ def pick_model(seqs: list[NoteSequence | None], labels: list[str] | None = None)
         if seq is None:
             continue
         given += 1
-        _, length = clip_windows(seq, conv.Converter("melody", slice_bars=2), label)
-        long = long and length >= LONG_STEPS
+        clip_windows(seq, conv.Converter("melody", slice_bars=2), label)
+        long = long and line_steps(seq) >= LONG_STEPS
     return MODEL_FOR[("melody", 16 if given and long else 2)]
