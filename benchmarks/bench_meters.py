@@ -1,10 +1,11 @@
-"""How the shipped MusicVAE melody models do on music in other metres than 4/4: two designs.
+"""How the shipped MusicVAE models do on music in other metres than 4/4: three designs.
 
     .venv/bin/python benchmarks/bench_meters.py [--model melody-2bar] [--limit 1500]
 
 On the Nottingham tunes of the validation side of the training split (``is_validation_piece``
 of the file name, fraction 0.1, as the shipped models were trained: no model here trained on
-them), grouped into 4/4 tunes and the others:
+them), grouped into 4/4 tunes and the others (``--model drums-2bar``: the Groove files of the
+validation and test splits of its ``info.csv``, grouped the same way):
 
 * ``grid``: the sixteenth-note grid whose windows ignore bar lines (32 or 256 steps) and start
   on the tune's own bar lines (what ``Converter(any_meter=True)`` does, what the app uses);
@@ -39,6 +40,12 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 NOTTINGHAM = ROOT.parent / "shared" / "datasets" / "melody" / "nottingham"
+GROOVE = ROOT.parent / "shared" / "datasets" / "drums" / "groove"
+
+
+def onsets(labels: np.ndarray, kind: str) -> np.ndarray:
+    """Where a window's labels start a note (melody) or play a drum (drums)."""
+    return labels >= 2 if kind == "melody" else labels > 0
 
 
 def padded_windows(conv, seq, steps: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -56,7 +63,7 @@ def padded_windows(conv, seq, steps: int) -> tuple[list[np.ndarray], list[np.nda
         flat, fmask = pad.reshape(-1), mask.reshape(-1)
         for end in range(steps, len(flat) + 1, 16):
             w = flat[end - steps:end]
-            if (w >= 2).any():
+            if onsets(w, conv.kind).any():
                 wins.append(w)
                 masks.append(fmask[end - steps:end])
     return wins, masks
@@ -110,7 +117,8 @@ def measure(model, windows: np.ndarray, masks: np.ndarray, pairs: int,
         n_pairs += 1
         for p in path[1:-1]:
             n_mid += 1
-            onset_ok += bool((p[mask] >= 2).any()) and not (p[~mask] >= 2).any()
+            hits = onsets(p, model.kind)
+            onset_ok += bool(hits[mask].any()) and not hits[~mask].any()
     return {"windows": len(windows), "accuracy": round(correct / max(total, 1), 4),
             "smooth": round(smooth / max(6 * n_pairs, 1), 4),
             "onset_ok": round(onset_ok / max(n_mid, 1), 4)}
@@ -128,7 +136,13 @@ def main() -> None:
     from models.music_vae.generate import load
 
     model = load(ROOT / "models" / "shipped" / args.model)
-    files = sorted(f for f in NOTTINGHAM.glob("*.mid") if is_validation_piece(f.name, 0.1))
+    if model.kind == "drums":
+        from models.music_vae.data import groove_splits
+
+        splits = groove_splits(GROOVE) or {}
+        files = sorted(GROOVE / rel for rel, split in splits.items() if split != "train")
+    else:
+        files = sorted(f for f in NOTTINGHAM.glob("*.mid") if is_validation_piece(f.name, 0.1))
     result: dict = {"model": args.model, "validation_tunes": len(files)}
     for design in args.designs.split(","):
         t0 = time.perf_counter()
