@@ -34,7 +34,10 @@ in 6/8 and 3/4, 18 in 9/8, 8 in 2/4). Only tempo changes split a part (they chan
 length); a metre change inside a part keeps the first metre's bar length for placing windows.
 A metre whose bar is not a whole number of sixteenths (3/32) places windows every 16 steps.
 The alternative, windows of whole bars of the metre with each bar padded to 16 steps, was
-measured on the shipped models and reconstructed worse (the model's card has the figures).
+measured on the shipped models (``benchmarks/bench_meters.py``; the cards have the figures): it
+reconstructs the tune's own steps as well or a little better, but only fits bars of at most 16
+steps, and the models, trained on 4/4, put notes in the padding in 15 % (2-bar) to 69 % (16-bar)
+of the in-between steps of an interpolation, notes that padding cut away would lose.
 
 Where Cadenza differs (on purpose, and said here): windows with no note onset at all (pure
 silence) are dropped, so accuracy is not inflated by empty windows; melody windows holding a pitch
