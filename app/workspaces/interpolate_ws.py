@@ -96,6 +96,7 @@ class InterpolateWorkspace(Workspace):
             "Drums for drum grooves, melody-16bar for melodies of 8 bars or more, melody-2bar "
             "otherwise (choosing a model in the Model list turns this off)")
         self._picking = False  # the clips are setting the model list (not the musician)
+        self._default_ids: list[str | None] = [None, None]  # A and B as the library set them
         self.model_combo.currentIndexChanged.connect(self._model_chosen)
 
         self.form = QFormLayout()
@@ -191,11 +192,18 @@ class InterpolateWorkspace(Workspace):
         self.interpolate.setText("Set corners" if four else "Interpolate")
 
     def clips_changed(self) -> None:
+        """Refill the pickers; A and B default to the first clips that suit the model, and
+        follow the library while they are still those defaults (not a clip someone chose)."""
         clips = self.midi_clips()
         suited = self._suited(clips)
         for i, combo in enumerate(self.corner_combos):
+            default = i < 2 and combo.currentData() == self._default_ids[i]
+            if default:
+                combo.setCurrentIndex(0)  # pick the default again from the new library
             fill_clip_combo(combo, clips, SAMPLE,
                             default_index=suited[i] if i < min(2, len(suited)) else None)
+            if i < 2:
+                self._default_ids[i] = combo.currentData() if default else None
 
     # ------------------------------------------------------------------ the model
     def _entry(self, name: str | None) -> Any:
@@ -229,6 +237,7 @@ class InterpolateWorkspace(Workspace):
             clip = next((c for c in clips if c.id == combo.currentData()), None)
             if clip is not None and kind not in clip_kinds(clip.sequence) and i < len(suited):
                 combo.setCurrentIndex(suited[i] + 1)
+                self._default_ids[i] = combo.currentData()
 
     def _installed_like(self, wanted: str) -> str | None:
         """``wanted`` when installed, else an installed model of its kind (and length)."""
