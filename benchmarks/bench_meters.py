@@ -126,7 +126,7 @@ def measure(model, windows: np.ndarray, masks: np.ndarray, pairs: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="melody-2bar")
+    parser.add_argument("--model", default="melody-2bar", help="shipped model name or folder")
     parser.add_argument("--limit", type=int, default=1500, help="windows per group at most")
     parser.add_argument("--pairs", type=int, default=60, help="interpolations per group")
     parser.add_argument("--designs", default="grid,grid16,padded")
@@ -135,7 +135,9 @@ def main() -> None:
     from models.music_vae.data import is_validation_piece
     from models.music_vae.generate import load
 
-    model = load(ROOT / "models" / "shipped" / args.model)
+    folder = Path(args.model)  # a model folder, or a shipped model's name
+    model = load(folder if (folder / "config.json").is_file()
+                 else ROOT / "models" / "shipped" / args.model)
     if model.kind == "drums":
         from models.music_vae.data import groove_splits
 
