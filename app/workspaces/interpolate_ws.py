@@ -270,6 +270,7 @@ class InterpolateWorkspace(Workspace):
                     clip_windows(clip.sequence, converter, clip.name)
         except CadenzaError as exc:
             self.result = None
+            self.corner_latents = None  # the pad has nothing left to blend
             self.show_results([])
             self.state_changed.emit()
             self.show_error(str(exc))
