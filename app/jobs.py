@@ -153,7 +153,10 @@ def interpolate_job(model_name: str, a: NoteSequence | None, b: NoteSequence | N
         ctx.progress(0.6, f"Decoding {steps} steps…")
         zs = model.interpolation_latents(z[0], z[1], steps)
         qpm = tempo or next((s.qpm for s in (a, b) if s is not None), 120.0)
-        seqs = model.decode(zs, temperature, None if seed is None else seed + 1, qpm)
+        meter = next(((s.time_signature.numerator, s.time_signature.denominator)
+                      for s in (a, b) if s is not None), (4, 4))  # the steps keep A's metre
+        seqs = model.decode(zs, temperature, None if seed is None else seed + 1, qpm,
+                            time_signature=meter)
         ctx.progress(1.0, "")
         return InterpolateResult(seqs, _window(model, qpm), z, tempo)
 

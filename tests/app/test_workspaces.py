@@ -300,6 +300,63 @@ def test_interpolate_sample_button_and_sampled_endpoints(win, qtbot):
     assert len(ws.cards) == 3 and ws.cards[0].name == "interpolation 1/3"
 
 
+def test_interpolate_picks_the_model_from_the_clips_and_says_why_a_clip_gives_nothing(
+        win, datasets_dir, qtbot):
+    ws = win.workspaces["Interpolate"]
+    assert not ws.auto_model.isChecked()  # the fixture chose tiny-melody
+    added = {c.name: c for c in win.open_examples()}
+    grooves = [added["drums-funk"], added["drums-rock"]]
+    # a melody model chosen: the default endpoints are melodies, not the drum grooves first
+    defaults = ws.endpoint_clips()[:2]
+    assert all(c is not None and "melody" in clip_kinds_of(c) for c in defaults)
+
+    # the clips pick the model: two grooves -> the drum model
+    ws.auto_model.setChecked(True)
+    for combo, clip in zip(ws.corner_combos, grooves, strict=False):
+        combo.setCurrentIndex(combo.findData(clip.id))
+    ws.steps.setValue(3)
+    ws.interpolate.click()
+    _wait_idle(qtbot, ws)
+    assert ws.model_combo.currentData() == "drums-2bar" and ws.auto_model.isChecked()
+    assert len(ws.cards) == 3 and all(n.is_drum for c in ws.cards for n in c.sequence.notes)
+
+    # a melody and a groove: one line in the workspace, the old result cleared, no job
+    combo_b = ws.corner_combos[1]
+    combo_b.setCurrentIndex(combo_b.findData(added["melody-a"].id))
+    ws.interpolate.click()
+    assert not ws.running and ws.cards == [] and ws.result is None
+    assert ws.error_label.isVisibleTo(ws)
+    assert "melody-a is a melody and drums-funk drums only" in ws.error_label.text()
+    assert "\n" not in ws.error_label.text()
+
+    # two jigs in 6/8: the 16-bar melody model, the steps keep the jig's metre
+    jigs = win.open_files([datasets_dir / "melody" / "nottingham" / f"jigs{i}.mid"
+                           for i in (1, 2)])
+    for combo, clip in zip(ws.corner_combos, jigs, strict=False):
+        combo.setCurrentIndex(combo.findData(clip.id))
+    ws.interpolate.click()
+    _wait_idle(qtbot, ws)
+    assert not ws.error_label.isVisibleTo(ws)
+    assert ws.model_combo.currentData() == "melody-16bar" and len(ws.cards) == 3
+    assert all((c.sequence.time_signature.numerator, c.sequence.time_signature.denominator)
+               == (6, 8) for c in ws.cards)
+
+    # the musician chooses the melody model: it stays, and a groove says why it gives nothing
+    ws.model_combo.setCurrentIndex(ws.model_combo.findData("tiny-melody"))
+    assert not ws.auto_model.isChecked()
+    combo_a = ws.corner_combos[0]
+    combo_a.setCurrentIndex(combo_a.findData(grooves[0].id))
+    ws.interpolate.click()
+    assert ws.model_combo.currentData() == "tiny-melody" and ws.cards == []
+    assert "drums-funk holds drums only" in ws.error_label.text()
+
+
+def clip_kinds_of(clip: Clip) -> set[str]:
+    from models.music_vae.inputs import clip_kinds
+
+    return clip_kinds(clip.sequence)
+
+
 # ---------------------------------------------------------------------- Morph
 def test_morph_two_general_midi_sources(win, qtbot, tmp_path, wav_file, artifacts_dir,
                                         jack_server):

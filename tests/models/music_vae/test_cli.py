@@ -59,13 +59,13 @@ def test_bad_inputs_exit_2_with_one_line(tiny_melody, tiny_drums, tmp_path, caps
                  "--model", str(tiny_melody)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cadenza: error:") and err.count("\n") == 1
-    # A drum-only file has no melody.
+    # A drum-only file has no melody (and says so before the model loads).
     drums = tmp_path / "drums.mid"
     assert main(["sample", "--model", str(tiny_drums), "-n", "1", "-o", str(drums)]) == 0
     capsys.readouterr()
     assert main(["interpolate", str(drums), str(good), "-o", str(tmp_path / "y.mid"),
                  "--model", str(tiny_melody)]) == 2
-    assert "no melody" in capsys.readouterr().err
+    assert "holds drums only" in capsys.readouterr().err
 
 
 def test_evaluate_prints_json(tiny_melody, nottingham_subset, capsys):
