@@ -1,4 +1,11 @@
-"""A clip: one piece of music in the library, MIDI (a ``NoteSequence``) or audio (an ``Audio``)."""
+"""A clip: one piece of music in the library, MIDI (a ``NoteSequence``) or audio (an ``Audio``).
+
+A clip made while the Live panel's sync ran remembers the session tempo (``Clip.tempo``, BPM):
+a MIDI clip's sequence carries it as its one tempo event, an audio clip's ``Audio`` as the
+``acid`` chunk its WAV gets (``models.audio_io.AcidInfo``: what DAWs read as the file's tempo).
+A session keeps it, and every file written of the clip (:func:`write_clip`, the drag-out, the
+export dialogs) carries it. A clip made with sync off has none (None), as before.
+"""
 
 from __future__ import annotations
 
@@ -43,10 +50,16 @@ class Clip:
     audio: Audio | None = None
     source: Path | None = None
     id: int = field(default_factory=lambda: next(_ids))
+    tempo: float | None = None  # the session tempo (BPM) it was made with; None: none
 
     def __post_init__(self) -> None:
         if (self.sequence is None) == (self.audio is None):
             raise ValueError("a clip holds either a NoteSequence or an Audio")
+        acid = getattr(self.audio, "acid", None)
+        if self.tempo is None and acid is not None:
+            self.tempo = float(acid.tempo)  # a WAV that says its tempo (one of ours, or Acid's)
+        elif self.tempo is not None and self.audio is not None and acid is None:
+            self.audio = self.audio_with_tempo()
 
     def __repr__(self) -> str:
         return f"Clip({self.name!r}, {self.kind}, id={self.id})"
@@ -68,10 +81,22 @@ class Clip:
 
     @property
     def summary(self) -> str:
+        tempo = f" · {self.tempo:g} BPM" if self.tempo else ""
         if self.sequence is not None:
-            return f"MIDI · {len(self.sequence.notes)} notes · {_clock(self.duration)}"
+            return f"MIDI · {len(self.sequence.notes)} notes · {_clock(self.duration)}{tempo}"
         assert self.audio is not None
-        return f"audio · {self.audio.sample_rate} Hz · {_clock(self.duration)}"
+        return f"audio · {self.audio.sample_rate} Hz · {_clock(self.duration)}{tempo}"
+
+    def audio_with_tempo(self) -> Audio | None:
+        """The clip's audio as a file of it is written: carrying the clip's tempo (None for a
+        MIDI clip)."""
+        if self.audio is None:
+            return None
+        if self.tempo is None or self.audio.acid is not None:
+            return self.audio
+        from models.audio_io import AcidInfo
+
+        return self.audio.with_acid(AcidInfo(tempo=self.tempo))
 
     def file_name(self) -> str:
         """A safe file name for exporting or dragging this clip out."""
@@ -104,7 +129,7 @@ def load_clip(path: str | Path) -> Clip:
 
 
 def write_clip(clip: Clip, path: str | Path) -> Path:
-    """Write a MIDI clip as .mid or an audio clip as .wav (no rendering)."""
+    """Write a MIDI clip as .mid or an audio clip as .wav (no rendering), with its tempo."""
     path = Path(path)
     if clip.sequence is not None:
         from models.midi_io import write_midi
@@ -113,8 +138,9 @@ def write_clip(clip: Clip, path: str | Path) -> Path:
     else:
         from models.audio_io import write_audio
 
-        assert clip.audio is not None
-        write_audio(path, clip.audio)
+        audio = clip.audio_with_tempo()
+        assert audio is not None
+        write_audio(path, audio)
     return path
 
 

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.transport import Sink, normal_thread, realtime_thread, wait_until
+from models import limits
 from models.errors import CadenzaError
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 PPQN = 24
 CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 CLOCK_PRIORITY = 30  # above the transport's and the scheduler's threads (20)
-MIN_BPM, MAX_BPM = 20.0, 400.0
+MIN_BPM, MAX_BPM = limits.TEMPO_MIN, limits.TEMPO_MAX
 _KEEP = 20000
 STEP = PPQN // 4  # a sixteenth note: the follower locks on every one
 MIN_FIT = 8  # pulses a new line needs before its own slope is the tempo

@@ -69,10 +69,16 @@ class DuetSettings:
     seed: int | None = None
     follow: bool = True  # condition the answers on the player's recent phrases
     answer_on: str = "pause"  # "beat" or "bar": the first note waits for the shared grid
+    quantize: float = 0.0  # 0 (off) .. 1: how far each answer note moves to the shared grid
+    quantize_every: float = 0.25  # the grid's step in beats (0.25: sixteenth notes)
 
     def check(self) -> DuetSettings:
         if self.answer_on not in ANSWER_ON:
             raise CadenzaError(f"answer on must be one of {', '.join(ANSWER_ON)}")
+        if not 0.0 <= self.quantize <= 1.0:  # (NaN fails too)
+            raise CadenzaError("the quantize strength must be 0..1 (0: off, 1: on the grid)")
+        if not 1 / 32 <= self.quantize_every <= 4.0:
+            raise CadenzaError("the quantize grid must be 1/32..4 beats")
         if not 50 <= self.silence_ms <= 10000:
             raise CadenzaError("the silence before an answer must be 50..10000 ms")
         if not 0.1 <= self.seconds <= 120:
@@ -139,8 +145,10 @@ class _Answer:
         self.round = rnd
         self.stream = stream
         self.t0: float | None = None  # perf_counter time of the answer's time 0
-        # pitch -> (the model's note number, due time of its note-on, the played Note)
-        self.sounding: dict[int, tuple[int, float, Note]] = {}
+        # pitch -> (the model's note number, due time of its note-on, the played Note, how far
+        # quantizing moved the note-on: its note-off moves as far, so the note keeps its length)
+        self.sounding: dict[int, tuple[int, float, Note, float]] = {}
+        self.last_off: dict[int, float] = {}  # pitch -> due time of its last note-off
         self.notes: list[Note] = []
 
     @property
@@ -423,12 +431,13 @@ class Duet:
         that still sounds ends the sounding one (a re-strike), or, begun at the same moment,
         goes on as that one."""
         assert self.scheduler is not None and answer.t0 is not None
-        due = answer.t0 + event.time
+        played = answer.t0 + event.time
+        due = self._quantized(played, answer.last_off.get(event.pitch, 0.0))
         sounding = answer.sounding.get(event.pitch)
         if sounding is not None:
-            _, on_due, note = sounding
+            _, on_due, note, shift = sounding
             if due <= on_due:
-                answer.sounding[event.pitch] = (event.note, on_due, note)
+                answer.sounding[event.pitch] = (event.note, on_due, note, shift)
                 return
             self._send_off(answer, event.pitch, due)
         ch = self.settings.channel
@@ -436,20 +445,47 @@ class Duet:
                                 answer.round.tag)
         note = Note(event.pitch, event.velocity, due - answer.t0, -1.0)
         answer.notes.append(note)
-        answer.sounding[event.pitch] = (event.note, due, note)
+        answer.sounding[event.pitch] = (event.note, due, note, due - played)
 
     def _schedule_off(self, answer: _Answer, event: NoteEvent) -> None:
         sounding = answer.sounding.get(event.pitch)
         if sounding is None or sounding[0] != event.note:
             return  # that note was already ended by a re-strike of its key
         assert answer.t0 is not None
-        self._send_off(answer, event.pitch, answer.t0 + event.time)
+        _, on_due, _, shift = sounding
+        self._send_off(answer, event.pitch, max(answer.t0 + event.time + shift, on_due))
 
     def _send_off(self, answer: _Answer, pitch: int, due: float) -> None:
         assert self.scheduler is not None and answer.t0 is not None
-        _, on_due, note = answer.sounding.pop(pitch)
+        _, on_due, note, _ = answer.sounding.pop(pitch)
         self.scheduler.schedule(due, [0x80 | self.settings.channel, pitch, 0], answer.round.tag)
+        answer.last_off[pitch] = due
         note.end = due - answer.t0
+
+    def _quantized(self, t: float, not_before: float) -> float:
+        """A note-on played at ``t`` moved ``quantize`` of the way to the nearest step of the
+        shared grid (``quantize_every`` beats apart, at the session's tempo and phase), or to
+        the first step it can still make when that one has passed or comes before
+        ``not_before`` (its key's last note-off); never into the past. ``t`` itself when
+        quantizing is off or there is no grid."""
+        strength, grid = self.settings.quantize, self.grid
+        if strength <= 0.0 or grid is None:
+            return t
+        every = self.settings.quantize_every
+        try:
+            after = grid(t, every)  # the step at or after t
+            step = grid(after + 1e-4, every) - after  # the grid's spacing now, in seconds
+        except Exception:  # noqa: BLE001 - no grid now (sync stopped): as played
+            log.exception("duet grid")
+            return t
+        if not 1e-3 < step < 60.0:  # nothing runs: the grid gives t back
+            return t
+        floor = max(not_before, time.perf_counter())
+        before = after - step
+        moved = t + strength * ((after if after - t <= t - before else before) - t)
+        if moved < floor:  # too late for that step: toward the first one it can still make
+            moved = t + strength * (grid(floor, every) - t)
+        return max(moved, floor)
 
     def _cut(self, answer: _Answer) -> None:
         """The player plays again (or a new answer starts): stop this answer now."""

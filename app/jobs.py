@@ -6,6 +6,11 @@ with ``ctx.model(name, family)`` (loaded once through the worker's registry, kep
 calls the model's own operations with ``progress``/``cancel`` callbacks, and returns plain data
 (dataclasses of ``NoteSequence``/``Audio``/numpy arrays). No generation loop in here, no Qt,
 and no Keras import at module level: the ``models`` code imports it on the worker thread.
+
+``tempo`` (BPM, or None) is the session tempo while the Live panel's sync runs, given by the
+workspace as it submits: Continue's takes carry it (their notes at the same seconds),
+Interpolate decodes on its grid, a Morph's audio carries it in its WAV's ``acid`` chunk, and a
+rendered export of a clip made with it says so too. None changes nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.worker import Job, JobCancelled, JobContext
+from models import limits
 from models.errors import CadenzaError, Cancelled
 from models.sequence import NoteSequence
 
@@ -39,6 +45,7 @@ class ContinueResult:
     primer: NoteSequence
     boundary: float
     variations: list[Continuation] = field(default_factory=list)
+    tempo: float | None = None  # the session tempo the takes carry (None: the primer's)
 
 
 def continue_job(
@@ -53,6 +60,7 @@ def continue_job(
     top_p: float | None = None,
     beam_size: int = 1,
     branch_factor: int = 1,
+    tempo: float | None = None,
 ) -> Job:
     """A job: ``variations`` continuations of ``primer`` by the PerformanceRNN ``model_name``.
 
@@ -60,7 +68,9 @@ def continue_job(
     ``cadenza continue`` does (the same settings give the same notes); progress arrives as the
     continuations grow and a cancel stops generation within a few dozen events. ``density``
     and ``key`` follow the primer by default ("primer"); None switches them off. ``key`` is a
-    name like "C major" (pitch control).
+    name like "C major" (pitch control). ``tempo``: the session tempo (BPM) the takes carry
+    (:meth:`~models.performance_rnn.generate.Continuation.at_tempo`: one tempo event, the notes
+    at the same seconds); None keeps the primer's.
     """
     if primer is None or not primer.notes:
         raise CadenzaError("the primer has no notes")
@@ -68,6 +78,7 @@ def continue_job(
         raise CadenzaError("the continuation length must be positive")
     if variations < 1:
         raise CadenzaError("at least one variation")
+    tempo = limits.tempo(tempo, "the session tempo")
     takes = "1 variation" if variations == 1 else f"{variations} variations"
 
     def job(ctx: JobContext) -> ContinueResult:
@@ -87,7 +98,9 @@ def continue_job(
                 cancel=lambda: ctx.cancelled)
         except Cancelled as exc:
             raise JobCancelled() from exc
-        return ContinueResult(primer, out[0].boundary, out)
+        if tempo is not None:
+            out = [take.at_tempo(tempo) for take in out]
+        return ContinueResult(primer, out[0].boundary, out, tempo)
 
     return job
 
@@ -100,6 +113,7 @@ class InterpolateResult:
     sequences: list[NoteSequence]
     seconds_each: float
     latents: np.ndarray | None = None  # the corner z's when four corners were encoded
+    tempo: float | None = None  # the session tempo it was decoded at (None: none)
 
 
 def _window(model: Any, qpm: float) -> float:
@@ -119,11 +133,14 @@ def _corner_latents(model: Any, items: Sequence[NoteSequence | None],
 
 
 def interpolate_job(model_name: str, a: NoteSequence | None, b: NoteSequence | None,
-                    steps: int = 5, temperature: float = 0.0, seed: int | None = None) -> Job:
+                    steps: int = 5, temperature: float = 0.0, seed: int | None = None,
+                    tempo: float | None = None) -> Job:
     """A job: ``steps`` sequences from A to B (slerp in MusicVAE's latent space); an endpoint
-    that is ``None`` is a random sample."""
+    that is ``None`` is a random sample. The steps are decoded at ``tempo`` (the session's,
+    BPM: each grid step lands on its sixteenth) or, when None, at A's tempo (B's, 120)."""
     if steps < 2:
         raise CadenzaError("an interpolation needs at least 2 steps")
+    tempo = limits.tempo(tempo, "the session tempo")
 
     def job(ctx: JobContext) -> InterpolateResult:
         ctx.progress(None, "Loading the model…")
@@ -135,17 +152,23 @@ def interpolate_job(model_name: str, a: NoteSequence | None, b: NoteSequence | N
         ctx.raise_if_cancelled()
         ctx.progress(0.6, f"Decoding {steps} steps…")
         zs = model.interpolation_latents(z[0], z[1], steps)
-        qpm = next((s.qpm for s in (a, b) if s is not None), 120.0)
-        seqs = model.decode(zs, temperature, None if seed is None else seed + 1, qpm)
+        qpm = tempo or next((s.qpm for s in (a, b) if s is not None), 120.0)
+        meter = next(((s.time_signature.numerator, s.time_signature.denominator)
+                      for s in (a, b) if s is not None), (4, 4))  # the steps keep A's metre
+        seqs = model.decode(zs, temperature, None if seed is None else seed + 1, qpm,
+                            time_signature=meter)
         ctx.progress(1.0, "")
-        return InterpolateResult(seqs, _window(model, qpm), z)
+        return InterpolateResult(seqs, _window(model, qpm), z, tempo)
 
     return job
 
 
 def sample_job(model_name: str, n: int = 5, temperature: float = 0.5,
-               seed: int | None = None, qpm: float = 120.0) -> Job:
-    """A job: ``n`` fresh samples from the prior."""
+               seed: int | None = None, qpm: float = 120.0, tempo: float | None = None) -> Job:
+    """A job: ``n`` fresh samples from the prior, at ``tempo`` (the session's) when given,
+    else at ``qpm``."""
+    tempo = limits.tempo(tempo, "the session tempo")
+    qpm = tempo or qpm
 
     def job(ctx: JobContext) -> InterpolateResult:
         ctx.progress(None, "Loading the model…")
@@ -153,7 +176,7 @@ def sample_job(model_name: str, n: int = 5, temperature: float = 0.5,
         ctx.raise_if_cancelled()
         ctx.progress(0.5, f"Sampling {n}…")
         seqs = model.sample(n, temperature=temperature, seed=seed, qpm=qpm)
-        return InterpolateResult(seqs, _window(model, qpm))
+        return InterpolateResult(seqs, _window(model, qpm), tempo=tempo)
 
     return job
 
@@ -173,15 +196,17 @@ def corners_job(model_name: str, corners: Sequence[NoteSequence | None],
 
 
 def blend_job(model_name: str, latents: np.ndarray, x: float, y: float,
-              temperature: float = 0.0, seed: int | None = None, qpm: float = 120.0) -> Job:
-    """A job: the bilinear blend of the four corner latents at (x, y), decoded."""
+              temperature: float = 0.0, seed: int | None = None, qpm: float = 120.0,
+              tempo: float | None = None) -> Job:
+    """A job: the bilinear blend of the four corner latents at (x, y), decoded at ``qpm``;
+    ``tempo``: the session tempo that ``qpm`` is (recorded in the result)."""
 
     def job(ctx: JobContext) -> InterpolateResult:
         model = ctx.model(model_name, "music_vae")
         ctx.raise_if_cancelled()
         seq = model.blend4(list(np.asarray(latents)), x, y, temperature=temperature, seed=seed,
                            qpm=qpm)
-        return InterpolateResult([seq], _window(model, qpm))
+        return InterpolateResult([seq], _window(model, qpm), tempo=tempo)
 
     return job
 
@@ -202,7 +227,7 @@ class MorphSource:
 
 @dataclass
 class MorphResult:
-    audio: Any  # Audio, 16 kHz mono
+    audio: Any  # Audio, 16 kHz mono (with an acid chunk's tempo and root note at a tempo)
     sources: list[Any]  # the prepared sources (Audio, 16 kHz mono, 4 s), slot order
 
 
@@ -236,11 +261,15 @@ def morph_guide(morpher: Any, prepared: Sequence[np.ndarray], x: float,
 
 
 def morph_job(model_name: str, sources: Sequence[MorphSource], x: float, y: float,
-              seconds: float = 4.0, temperature: float = 1.0, seed: int = 0) -> Job:
+              seconds: float = 4.0, temperature: float = 1.0, seed: int = 0,
+              tempo: float | None = None) -> Job:
     """A job: encode the sources, mix at (x, y), decode ``seconds`` of audio (progress and
-    cancel reach into the WaveNet's sample loop)."""
+    cancel reach into the WaveNet's sample loop). With ``tempo`` (the session's, BPM) the
+    audio carries it as a one-shot whose root note is the pitch it plays
+    (:func:`models.nsynth.morph.morph_acid`), for its WAV's ``acid`` chunk."""
     if not 2 <= len(sources) <= 4:
         raise CadenzaError(f"Morph takes 2 to 4 sounds, not {len(sources)}")
+    tempo = limits.tempo(tempo, "the session tempo")
 
     def job(ctx: JobContext) -> MorphResult:
         from models.audio_io import Audio
@@ -267,6 +296,10 @@ def morph_job(model_name: str, sources: Sequence[MorphSource], x: float, y: floa
         except Cancelled as exc:
             raise JobCancelled() from exc
         rate = morpher.config.sample_rate
+        if tempo is not None:
+            from models.nsynth.morph import morph_acid
+
+            audio = audio.with_acid(morph_acid(f0, tempo))
         return MorphResult(audio, [Audio(np.asarray(p, np.float32), rate) for p in prepared])
 
     return job
@@ -317,16 +350,19 @@ def prepare_audio_job(item: Any, rate: int = 0, tail: float = 1.0) -> Job:
     return job
 
 
-def write_wav_job(item: Any, path: str | Path, rate: int = 0, subtype: str = "PCM_16") -> Job:
+def write_wav_job(item: Any, path: str | Path, rate: int = 0, subtype: str = "PCM_16",
+                  tempo: float | None = None) -> Job:
     """A job: a ``NoteSequence`` (rendered) or an ``Audio`` written as an audio file (the
     container from the extension: WAV, FLAC, AIFF, OGG, MP3), resampled to ``rate`` when
-    given, as ``subtype`` (PCM_16, PCM_24, FLOAT); returns the path."""
+    given, as ``subtype`` (PCM_16, PCM_24, FLOAT); returns the path. An ``Audio``'s tempo
+    goes into a WAV as it is; a sequence made at a session ``tempo`` is rendered with it
+    (:func:`with_tempo`)."""
     path = Path(path)
 
     def job(ctx: JobContext) -> str:
         from models.audio_io import write_audio
 
-        data = prepare_audio_job(item, rate)(ctx)
+        data = with_tempo(prepare_audio_job(item, rate)(ctx), tempo)
         ctx.progress(None, f"Writing {path.name}…")
         try:
             write_audio(path, data, subtype=subtype)
@@ -335,6 +371,17 @@ def write_wav_job(item: Any, path: str | Path, rate: int = 0, subtype: str = "PC
         return str(path)
 
     return job
+
+
+def with_tempo(audio: Any, tempo: float | None) -> Any:
+    """``audio`` rendered from a clip made at a session ``tempo``: carrying that tempo (a
+    performance to stretch with the song, no root note) unless it carries one already; as it
+    is when ``tempo`` is None."""
+    if tempo is None or getattr(audio, "acid", None) is not None:
+        return audio
+    from models.audio_io import AcidInfo
+
+    return audio.with_acid(AcidInfo(tempo=float(tempo)))
 
 
 def write_midi(seq: NoteSequence, path: str | Path) -> Path:

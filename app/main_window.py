@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
             ws.clip_created.connect(self._add_generated_clip)
             ws.message.connect(self.show_message)
             ws.playback_stop_requested.connect(self.stop)
+            ws.set_tempo_source(self.session_bpm)
             self.workspaces[ws.title] = ws
             self.tabs.addTab(ws, ws.title)
         morph = self.workspaces["Morph"]
@@ -343,13 +344,18 @@ class MainWindow(QMainWindow):
                               f"{first.broken}{more}")
 
     # ------------------------------------------------------------------ sessions
+    def session_bpm(self) -> float | None:
+        """The session tempo while the Live panel's sync runs (BPM), None while it is off: what
+        the workspaces' results carry."""
+        return self.live_panel.session_bpm()
+
     def session_data(self) -> SessionData:
         """Everything the session keeps, as plain data (clips are copied: a rename while the
         autosave writes does not race with it)."""
         clips = self.library.clips()
         current = self.library.current_clip()
-        copies = [Clip(c.name, sequence=c.sequence, audio=c.audio, source=c.source, id=c.id)
-                  for c in clips]
+        copies = [Clip(c.name, sequence=c.sequence, audio=c.audio, source=c.source, id=c.id,
+                       tempo=c.tempo) for c in clips]
         results = {}
         for title, ws in self.workspaces.items():
             res = ws.session_results()
@@ -940,16 +946,17 @@ class MainWindow(QMainWindow):
         from app.widgets.export_dialog import audio_export_path
 
         path = audio_export_path(path)
-        seq, audio = clip.sequence, clip.audio
+        seq, audio, tempo = clip.sequence, clip.audio_with_tempo(), clip.tempo
         instrument = self._sound()
 
         def job(ctx: Any) -> str:
+            from app.jobs import with_tempo
             from models.audio_io import write_audio
 
             data = audio
             if data is None:
                 ctx.progress(None, f"Rendering {clip.name}…")
-                data = _render_midi(ctx, seq, instrument)
+                data = with_tempo(_render_midi(ctx, seq, instrument), tempo)
             ctx.raise_if_cancelled()
             if rate and data.sample_rate != rate:
                 ctx.progress(None, f"Resampling to {rate} Hz…")

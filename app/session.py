@@ -6,11 +6,12 @@ A session file (``*.cadenza``) is a zip archive:
   "current_clip": INDEX or null, "results": {WORKSPACE: {...}}, "workspaces": {WORKSPACE:
   {control: value}}, "live": {control: value}, "window": {...}}``;
 - ``clips/NNN.mid`` and ``clips/NNN.wav``: the clip library in order (each clip's entry in
-  ``clips`` names its ``file``, ``name``, ``kind`` ("midi" or "audio") and the ``source`` file it
-  was opened from, if any);
+  ``clips`` names its ``file``, ``name``, ``kind`` ("midi" or "audio"), the ``source`` file it
+  was opened from, if any, and the session ``tempo`` it was made with, if any: a MIDI file
+  carries it as its tempo, a WAV in its ``acid`` chunk);
 - ``results/WORKSPACE-NNN.mid`` or ``.wav``: each workspace's latest results (the entry in
   ``results`` lists their ``files`` and ``names`` and the workspace's own ``meta``, such as the
-  Continue primer's end in seconds).
+  Continue primer's end in seconds and the session ``tempo`` the results were made at).
 
 Everything in it is a standard MIDI or WAV file or JSON: ``unzip`` and any DAW read it without
 Cadenza. The app autosaves its session to ``autosave.cadenza`` in the per-user state folder
@@ -124,12 +125,13 @@ def session_bytes(data: SessionData, encoder: Encoder | None = None) -> bytes:
     used: list[object] = []
     clips = []
     for i, clip in enumerate(data.clips):
-        item: Any = clip.sequence if clip.sequence is not None else clip.audio
+        item: Any = clip.sequence if clip.sequence is not None else clip.audio_with_tempo()
         name = f"clips/{i + 1:03d}{'.mid' if clip.is_midi else '.wav'}"
         members.append((name, encoder.encode(item)))
         used.append(item)
         clips.append({"name": clip.name, "kind": "midi" if clip.is_midi else "audio",
-                      "file": name, "source": str(clip.source) if clip.source else None})
+                      "file": name, "source": str(clip.source) if clip.source else None,
+                      "tempo": clip.tempo})
     results: dict[str, Any] = {}
     for ws, res in data.results.items():
         stem = "".join(ch for ch in ws.lower() if ch.isalnum()) or "workspace"
@@ -219,10 +221,11 @@ def _read(archive: zipfile.ZipFile, label: str) -> SessionData:
         name = _str(entry, "name") or Path(member).stem
         source = entry.get("source")
         item = _member(archive, member, label)
+        tempo = tempo_value(entry.get("tempo"))
         if isinstance(item, NoteSequence):
-            clip = Clip(name, sequence=item)
+            clip = Clip(name, sequence=item, tempo=tempo)
         else:
-            clip = Clip(name, audio=item)
+            clip = Clip(name, audio=item, tempo=tempo)
         if isinstance(source, str) and source:
             clip.source = Path(source)
         data.clips.append(clip)
@@ -255,6 +258,16 @@ def _read(archive: zipfile.ZipFile, label: str) -> SessionData:
             raise CadenzaError(f"{label}: broken session file ({key} is not an object)")
         setattr(data, key, value)
     return data
+
+
+def tempo_value(value: Any) -> float | None:
+    """A session tempo read from the manifest (a clip's, or a workspace's results' ``meta``): a
+    number of BPM in the sync's range, else none (an older session has no such key)."""
+    from models import limits
+
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if limits.TEMPO_MIN <= value <= limits.TEMPO_MAX else None
 
 
 def _list(obj: dict[str, Any], key: str) -> list[Any]:

@@ -271,7 +271,14 @@ class Worker(QObject):
     @Slot(int, object)
     def _on_finished(self, job_id: int, result: object) -> None:
         item = self._finish(job_id)
-        if item is not None and item.on_success is not None:
+        if item is None:
+            return
+        if item.handle.cancelled:
+            # Cancelled after the job ended but before its result reached this thread: the
+            # user asked for no result, so none arrives.
+            if item.on_cancelled is not None:
+                item.on_cancelled()
+        elif item.on_success is not None:
             item.on_success(result)
 
     @Slot(int, object)

@@ -10,6 +10,9 @@
   both ways). Also the duet's own figure (pause detected -> first note sent).
 * Jitter: the transport plays 200 notes 20 ms apart; internal lateness (sent - due) and the
   listener's arrival times against the schedule (offset removed), p50/p95.
+* On the beat: ``--beat-rounds N`` rounds answering on the next beat of Cadenza's own grid
+  (``--bpm``), every note quantized to sixteenths: each answer's first note against its beat and
+  every note against its sixteenth, as sent and as heard by the listener, p50/p95.
 * Soak: ``--soak N`` compressed rounds (short calls, 80 ms silence, 0.25 s answers): stuck notes
   (note-ons without a note-off at the listener), crashes, RSS growth.
 
@@ -132,6 +135,68 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def on_the_beat(args: argparse.Namespace, midi: object, out: object, ear: Listener,
+                play: object, phrase: list[tuple[int, float]], model: object) -> dict:
+    """Answers on the next beat of Cadenza's own grid (``app.sync.SyncSession``, internal, at
+    ``--bpm``), every note quantized to sixteenths: how far from the grid each note is sent
+    (the scheduler's clock) and heard (the listener's arrival time, JACK's MIDI transport
+    included), the first note of each answer against its beat and all notes against their
+    sixteenth."""
+    from app.duet import Duet, DuetSettings
+    from app.sync import SyncSession
+
+    sync = SyncSession(None)
+    sync.configure("internal", bpm=args.bpm)
+    sync.start()
+    settings = DuetSettings(silence_ms=args.silence_ms, seconds=args.seconds, seed=2,
+                            answer_on="beat", quantize=1.0, quantize_every=0.25)
+    sent: list[tuple[float, int]] = []  # (sent at, round)
+    duet = Duet([out], settings, history=10, grid=sync.next_time,
+                on_answer_message=lambda m, at: sent.append((at, duet.rounds_done))
+                if m[0] & 0xF0 == 0x90 and m[2] > 0 else None)
+    duet.start(model)
+    duet.wait_running(30)
+    inp = midi.open_input("BenchKeys", lambda m, d: duet.feed(m))  # type: ignore[attr-defined]
+    time.sleep(0.1)
+    beat_ms = 60000.0 / args.bpm
+
+    def off_grid(t: float, per_beat: int) -> float:
+        b = sync.beat(t) * per_beat
+        return abs(b - round(b)) * beat_ms / per_beat
+
+    first_sent, first_heard, all_sent, all_heard = [], [], [], []
+    for _ in range(args.beat_rounds):
+        done = duet.rounds_done
+        n_events, n_sent = len(ear.events), len(sent)
+        last_off = play(phrase)  # type: ignore[operator]
+        deadline = time.monotonic() + 10
+        while duet.rounds_done == done and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)
+        heard = [t for t, m in ear.events[n_events:] if m[0] & 0xF0 == 0x90 and m[2] > 0
+                 and t > last_off]
+        went = [t for t, _ in sent[n_sent:]]
+        if heard and went:
+            first_sent.append(off_grid(went[0], 1))
+            first_heard.append(off_grid(heard[0], 1))
+            all_sent += [off_grid(t, 4) for t in went]
+            all_heard += [off_grid(t, 4) for t in heard]
+        time.sleep(0.1)
+    duet.stop()
+    inp.close()
+    sync.stop()
+
+    def figures(values: list[float]) -> dict[str, float]:
+        return {"p50_ms": round(pct(values, 50), 2), "p95_ms": round(pct(values, 95), 2),
+                "max_ms": round(max(values), 2) if values else float("nan")}
+
+    return {"rounds": args.beat_rounds, "answered": len(first_sent), "bpm": args.bpm,
+            "first_note_sent": figures(first_sent), "first_note_heard": figures(first_heard),
+            "notes": len(all_heard), "every_note_sent": figures(all_sent),
+            "every_note_heard": figures(all_heard),
+            "jack_period_ms": round(1000 * args.period / 48000, 2)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=30)
@@ -141,6 +206,9 @@ def main() -> int:
     ap.add_argument("--period", type=int, default=128, help="frames per JACK period (128)")
     ap.add_argument("--silence-ms", type=float, default=300.0)
     ap.add_argument("--seconds", type=float, default=1.5)
+    ap.add_argument("--beat-rounds", type=int, default=30,
+                    help="rounds answering on the beat, quantized to sixteenths (0: skip)")
+    ap.add_argument("--bpm", type=float, default=120.0, help="the grid's tempo for those (120)")
     args = ap.parse_args()
 
     proc = None
@@ -249,6 +317,11 @@ def run(args: argparse.Namespace, server: str) -> int:
     }
     transport.close()
     print(json.dumps({"jitter": results["jitter"]}), flush=True)
+
+    # ------------------------------------------------------------------ on the beat
+    if args.beat_rounds:
+        results["on_the_beat"] = on_the_beat(args, midi, out, ear, play, phrase, model)
+        print(json.dumps({"on_the_beat": results["on_the_beat"]}), flush=True)
 
     # ------------------------------------------------------------------ soak
     if args.soak:

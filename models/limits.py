@@ -54,6 +54,12 @@ MAX_TEMPERATURE = 10.0
 MAX_DENSITY = 1000.0
 """``--density``: notes per second."""
 
+# ------------------------------------------------------------------------------ tempo
+TEMPO_MIN = 20.0
+TEMPO_MAX = 400.0
+"""``--tempo`` (the session tempo the results carry, as the Live panel's sync sets it) and the
+sync's own tempo, in BPM (quarter notes per minute)."""
+
 # ------------------------------------------------------------------------------ Interpolate
 MAX_SAMPLES = 256
 """``cadenza sample -n``."""
@@ -132,6 +138,11 @@ def sample_rate(value: Any, name: str = "--sample-rate") -> int:
 def temperature(value: Any, name: str = "--temperature", *, zero: bool = False) -> float:
     """A sampling temperature: (0, 10], or [0, 10] where 0 means greedy (``zero``)."""
     return number(value, name, 0.0, MAX_TEMPERATURE, low_open=not zero)
+
+
+def tempo(value: Any, name: str = "--tempo") -> float | None:
+    """A tempo in BPM, :data:`TEMPO_MIN`..:data:`TEMPO_MAX` (None: none given)."""
+    return None if value is None else number(value, name, TEMPO_MIN, TEMPO_MAX, unit=" BPM")
 
 
 def midi_file(path: str | Path) -> Path:

@@ -9,6 +9,7 @@ without protobuf.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -182,6 +183,18 @@ class NoteSequence:
             c.time *= factor
         for b in out.pitch_bends:
             b.time *= factor
+        return out
+
+    def with_tempo(self, qpm: float) -> NoteSequence:
+        """A copy whose tempo map is one tempo, ``qpm``, from 0 s: the notes, controllers and
+        time signatures keep their times in seconds (they sound the same; a MIDI file of it
+        places them against the new tempo's beats). The session tempo a take is given."""
+        value = float(qpm)
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"tempo must be a positive number of quarter notes per minute, "
+                             f"not {qpm!r}")
+        out = self.copy()
+        out.tempos = [TempoChange(0.0, value)]
         return out
 
     def shift(self, seconds: float) -> NoteSequence:

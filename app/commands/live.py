@@ -73,6 +73,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--answer-on", default="pause", choices=["pause", "beat", "bar"],
                    help="start each answer after the pause (default), or on the next beat or "
                         "bar of the --sync time")
+    p.add_argument("--quantize", type=float, default=0.0, metavar="0-1",
+                   help="move each answer note this far toward the --sync time's grid (0: as "
+                        "played, the default; 0.5: soft; 1: on the grid)")
+    p.add_argument("--quantize-grid", type=note_value, default=0.25, metavar="1/16",
+                   help="the grid --quantize moves notes to: a note value (1/4, 1/8, 1/16, "
+                        "1/32; 't' for triplets: 1/8t); default 1/16")
     p.add_argument("--tempo", type=float, default=120.0, metavar="BPM",
                    help="tempo of the MIDI clock sent with --clock-out (120; with --sync "
                         "link, the tempo proposed to the session)")
@@ -134,6 +140,27 @@ class LiveRig:
         self.devices.close()
 
 
+def note_value(text: str) -> float:
+    """A note value as musicians write it (``1/16``, ``1/8t`` for a triplet eighth, ``1/4.``
+    dotted) in beats (quarter notes): ``1/16`` is 0.25."""
+    value = text.strip().lower()
+    triplet, dotted = value.endswith("t"), value.endswith(".")
+    value = value.rstrip("t.")
+    num, _, den = value.partition("/")
+    try:
+        beats = 4.0 * float(num) / float(den or 1)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"not a note value: {text!r} (say 1/8, 1/16, 1/8t)") from None
+    if triplet:
+        beats *= 2.0 / 3.0
+    if dotted:
+        beats *= 1.5
+    if not 1 / 32 <= beats <= 4.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the grid must be 1/128 .. 1/1")
+    return beats
+
+
 def run_duet(args: argparse.Namespace) -> int:
     from app.clock import check_bpm
     from app.commands.play import grid_of, parse_sync, start_sync
@@ -149,6 +176,7 @@ def run_duet(args: argparse.Namespace) -> int:
         silence_ms=args.silence_ms, seconds=args.seconds, temperature=args.temperature,
         max_phrase_seconds=args.max_phrase_seconds, layer=args.layer, channel=args.channel - 1,
         seed=args.seed, follow=args.follow, answer_on=args.answer_on,
+        quantize=args.quantize, quantize_every=args.quantize_grid,
     ).check()
     to_audio = args.output.strip().lower() == AUDIO
     instrument: MorphInstrument | None = None
@@ -247,7 +275,8 @@ def run_duet(args: argparse.Namespace) -> int:
                     _say(f"cannot reopen {in_name}: {exc}")
 
         rig.sync = start_sync(devices, sync, args.clock_out, args.tempo)
-        if args.answer_on != "pause" and sync.kind == "internal" and not args.clock_out:
+        on_grid = args.answer_on != "pause" or settings.quantize > 0
+        if on_grid and sync.kind == "internal" and not args.clock_out:
             from app.clock import ClockOut
 
             rig.sync.append(ClockOut([], bpm=args.tempo))  # the grid alone: no clock sent

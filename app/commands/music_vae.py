@@ -16,6 +16,8 @@ from models import limits
 from models.errors import CadenzaError
 
 MODEL_NAMES = ("melody-2bar", "melody-16bar", "drums-2bar")
+TEMPO_HELP = ("the session tempo, 20..400: the sixteenths of the grid become seconds at this "
+              "tempo and the MIDI file carries it (default: {default})")
 
 
 def register(sub: Any) -> None:
@@ -26,6 +28,8 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, help=MIDI_OUTPUT_HELP)
     p.add_argument("--temperature", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--tempo", type=float, default=None, metavar="BPM",
+                   help=TEMPO_HELP.format(default="120"))
     p.set_defaults(handler=_sample)
 
     p = sub.add_parser("interpolate", help="morph one MIDI clip into another (MusicVAE)")
@@ -34,11 +38,15 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, help=MIDI_OUTPUT_HELP)
     p.add_argument("--steps", type=int, default=7, help="sequences from A to B (default 7)")
     p.add_argument("--model", default=None,
-                   help="model name or folder (default: melody-2bar, drums-2bar for drum files)")
+                   help="model name or folder (default: picked from the files: drums-2bar for "
+                        "drum grooves, melody-16bar for melodies of 8 bars of 4/4 or more, "
+                        "melody-2bar otherwise)")
     p.add_argument("--method", choices=["slerp", "lerp"], default="slerp")
     p.add_argument("--temperature", type=float, default=0.0,
                    help="0 (default) decodes greedily, so the ends reconstruct A and B")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--tempo", type=float, default=None, metavar="BPM",
+                   help=TEMPO_HELP.format(default="A's"))
     p.set_defaults(handler=_interpolate)
 
 
@@ -71,6 +79,9 @@ def register_train(train_sub: Any) -> None:
         p.add_argument("--train-hop", type=int, default=None, metavar="STEPS",
                        help="augmentation: training pieces' windows start every STEPS steps "
                             "(default one bar; validation pieces always every bar)")
+        p.add_argument("--any-meter", action="store_const", const=True, default=None,
+                       help="train on music in every metre (sixteenth-note windows that "
+                            "ignore bar lines); default: 4/4 and 2/2 only, as Magenta's")
         p.add_argument("--cache", default=None, help="window cache folder "
                        "(default ~/.cache/cadenza/music_vae)")
         p.add_argument("--checkpoint-minutes", type=float, default=3.0)
@@ -91,6 +102,9 @@ def register_evaluate(eval_sub: Any) -> None:
                        help="folder searched recursively for MIDI files")
         p.add_argument("--model", default=None, help="model folder (default: the installed one)")
         p.add_argument("--limit", type=int, default=None, help="evaluate at most N windows")
+        p.add_argument("--any-meter", action="store_true",
+                       help="windows of music in every metre too (default: 4/4 and 2/2 only, "
+                            "as the models' validation windows)")
         p.set_defaults(handler=_evaluate, model_name=name)
 
 
@@ -111,6 +125,23 @@ def _read(path: str) -> Any:
     return seq
 
 
+def _check_inputs(name: str | None, seqs: list, labels: list[str]) -> str:
+    """The model to use (``name``, or the one the clips call for), once every clip is known to
+    give it something: a clip that gives nothing is a one-line error before the model loads."""
+    from models.music_vae import converters as conv
+    from models.music_vae.inputs import clip_windows, pick_model
+    from models.registry import ModelRegistry
+
+    if name is None:
+        name = pick_model(seqs, labels)
+    config = ModelRegistry().entry(name, "music_vae").config
+    converter = conv.Converter(str(config.get("kind", "melody")),
+                               slice_bars=int(config.get("slice_bars", 2)))
+    for seq, label in zip(seqs, labels, strict=True):
+        clip_windows(seq, converter, label)
+    return name
+
+
 def _write(seqs: list, seconds_each: float, output: str) -> None:
     from models.sequence import join_windows
 
@@ -121,10 +152,11 @@ def _sample(args: argparse.Namespace) -> int:
     limits.integer(args.n, "-n", 1, limits.MAX_SAMPLES)
     limits.temperature(args.temperature, zero=True)
     limits.seed(args.seed)
+    qpm = limits.tempo(args.tempo) or 120.0
     check_midi_output(args.output)
     model = _load(args.model)
-    seqs = model.sample(args.n, temperature=args.temperature, seed=args.seed)
-    _write(seqs, model.window_seconds(), args.output)
+    seqs = model.sample(args.n, temperature=args.temperature, seed=args.seed, qpm=qpm)
+    _write(seqs, model.window_seconds(qpm), args.output)
     report(f"wrote {len(seqs)} samples ({model.name}) to {args.output}", args.output)
     return 0
 
@@ -133,15 +165,13 @@ def _interpolate(args: argparse.Namespace) -> int:
     limits.integer(args.steps, "--steps", 2, limits.MAX_INTERPOLATION_STEPS)
     limits.temperature(args.temperature, zero=True)
     limits.seed(args.seed)
+    tempo = limits.tempo(args.tempo)
     check_midi_output(args.output)
     a, b = _read(args.a), _read(args.b)
-    name = args.model
-    if name is None:
-        drums = all(n.is_drum for n in a.notes + b.notes) and (a.notes or b.notes)
-        name = "drums-2bar" if drums else "melody-2bar"
+    name = _check_inputs(args.model, [a, b], [Path(args.a).name, Path(args.b).name])
     model = _load(name)
     seqs = model.interpolate(a, b, steps=args.steps, method=args.method,
-                             temperature=args.temperature, seed=args.seed)
+                             temperature=args.temperature, seed=args.seed, qpm=tempo)
     qpm = seqs[0].qpm
     _write(seqs, model.window_seconds(qpm), args.output)
     report(f"wrote {len(seqs)} steps from {Path(args.a).name} to {Path(args.b).name} "
@@ -162,7 +192,7 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in ("batch_size", "input_dropout", "learning_rate",
                                                "decay_rate", "max_beta", "free_bits",
                                                "sampling_schedule", "sampling_rate",
-                                               "train_hop")}
+                                               "train_hop", "any_meter")}
     command = cli_command()
     result = train(args.model_name, list(args.data), args.out, size=args.config or "small",
                    steps=args.steps, cache_dir=args.cache,
@@ -181,6 +211,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = _load(args.model or args.model_name)
     if model.config.name != args.model_name:
         raise CadenzaError(f"the model is a {model.config.name} model, not {args.model_name}")
-    metrics = evaluate_folder(model, args.data, limit=args.limit)
+    metrics = evaluate_folder(model, args.data, limit=args.limit, any_meter=args.any_meter)
     print(to_json({k: metrics[k] for k in ("reconstruction_accuracy", "kl", "examples")}))
     return 0

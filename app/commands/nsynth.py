@@ -120,6 +120,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bits", choices=["16", "24", "float"], default="16",
                    help="sample format (default 16; OGG and MP3 ignore it)")
     p.add_argument("--pitch", type=int, default=60, help="pitch for gm: sources (default 60)")
+    p.add_argument("--tempo", type=float, default=None, metavar="BPM",
+                   help="the session tempo, 20..400: a WAV says it in its acid chunk, as a "
+                        "one-shot whose root note is the pitch the morph plays (DAWs read it)")
     p.set_defaults(handler=run_morph)
     q = sub.add_parser(
         "morph-instrument",
@@ -169,12 +172,13 @@ def _check_sources(args: argparse.Namespace) -> None:
 
 def run_morph(args: argparse.Namespace) -> int:
     limits.integer(args.pitch, "--pitch", 0, 127)
+    limits.tempo(args.tempo)
     check_audio_output(args.output, args.format)
     _check_sources(args)
 
     import numpy as np
 
-    from models.nsynth.morph import mix, mix_weights, mix_xy
+    from models.nsynth.morph import mix, mix_weights, mix_xy, morph_acid
 
     started = time.perf_counter()
     with progress_bar("loading the model") as progress:
@@ -189,6 +193,8 @@ def run_morph(args: argparse.Namespace) -> int:
                                seed=args.seed, f0=f0, envelope=envelope)
     if not np.isfinite(audio.samples).all():
         raise CadenzaError("the morph came out NaN: the model is broken (nothing was written)")
+    if args.tempo is not None:
+        audio = audio.with_acid(morph_acid(f0, args.tempo))
     if args.sample_rate:
         audio = audio.resampled(args.sample_rate)
     subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bits]

@@ -37,6 +37,12 @@ conditioning:
   PerformanceRNN controls). "off" leaves a control out (both off: conditioning is
   off); --density also takes notes per second, --pitch-histogram 12 comma-separated
   weights starting at C, or a key name such as "C major" or "F# minor".
+
+tempo:
+  --tempo BPM gives the takes one tempo, BPM (your DAW's, as the app's Live sync
+  does), with every note at the same second: drop the file into a project at that
+  tempo and it lines up with the bars. The primer's time signature is kept. Without
+  it the takes keep the primer's tempo.
 """
 
 
@@ -70,6 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write only the generated part, not the primer")
     p.add_argument("--engine", choices=["numpy", "keras"], default="numpy",
                    help="numpy fast path (default) or keras.ops on the Keras backend")
+    p.add_argument("--tempo", type=float, default=None, metavar="BPM",
+                   help="the session tempo the MIDI files carry, 20..400 (default: the "
+                        "primer's)")
     p.set_defaults(handler=run_continue)
 
 
@@ -200,6 +209,7 @@ def check_continue_arguments(args: argparse.Namespace) -> None:
     limits.integer(args.branch_factor, "--branch-factor", 1, limits.MAX_BRANCH_FACTOR)
     limits.integer(args.steps_per_iteration, "--steps-per-iteration", 1,
                    limits.MAX_STEPS_PER_ITERATION)
+    limits.tempo(args.tempo)
 
 
 def variation_paths(output: Path, count: int) -> list[Path]:
@@ -237,6 +247,8 @@ def run_continue(args: argparse.Namespace) -> int:
             beam_size=args.beam_size, branch_factor=args.branch_factor,
             steps_per_iteration=args.steps_per_iteration, engine=args.engine, progress=progress,
         )
+    if args.tempo is not None:
+        takes = [take.at_tempo(args.tempo) for take in takes]
     for path, take in zip(outputs, takes, strict=True):
         write_midi_output(path, take.continuation if args.continuation_only else take.joined)
         report(f"{path}: {len(take.continuation.notes)} new notes, {args.seconds:g} s", path)

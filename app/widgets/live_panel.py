@@ -112,6 +112,7 @@ class LivePanel(QWidget):
         self.engine: Any = None  # the devices' audio engine while built-in sound is the output
         self.duet: Any = None
         self.recorder: Any = None
+        self._take_tempo: float | None = None  # the session tempo of the take being recorded
         self._duet_job: Any = None
         self.last_latency_ms: float | None = None
         self.in_level = 0.0
@@ -196,6 +197,23 @@ class LivePanel(QWidget):
                              ("on the next bar", "bar")):
             self.answer_on_combo.addItem(label, value)
         self.answer_on_combo.setToolTip("Beat and bar come from the Sync section's time")
+        self.quantize_combo = QComboBox()
+        for label, value in (("off (as played)", 0.0), ("light (25 %)", 0.25),
+                             ("soft (50 %)", 0.5), ("strong (75 %)", 0.75),
+                             ("on the grid", 1.0)):
+            self.quantize_combo.addItem(label, value)
+        self.quantize_grid_combo = QComboBox()
+        for label, value in (("1/4", 1.0), ("1/8", 0.5), ("1/8 triplet", 1 / 3),
+                             ("1/16", 0.25), ("1/16 triplet", 1 / 6), ("1/32", 0.125)):
+            self.quantize_grid_combo.addItem(label, value)
+        self.quantize_grid_combo.setCurrentIndex(self.quantize_grid_combo.findData(0.25))
+        for combo in (self.quantize_combo, self.quantize_grid_combo):
+            combo.setToolTip("Move each answer note toward this grid of the Sync section's "
+                             "time, at its tempo (while sync runs)")
+        quantize_row = QHBoxLayout()
+        quantize_row.setContentsMargins(0, 0, 0, 0)
+        quantize_row.addWidget(self.quantize_combo, 1)
+        quantize_row.addWidget(self.quantize_grid_combo)
         self.latency_label = QLabel("Latency: –")
         form = QFormLayout(duet_box)
         form.addRow("Model:", self.model_combo)
@@ -203,6 +221,7 @@ class LivePanel(QWidget):
         form.addRow("Answer:", self.seconds_spin)
         form.addRow("Temperature:", self.temperature_spin)
         form.addRow("Answer starts:", self.answer_on_combo)
+        form.addRow("Quantize:", quantize_row)
         form.addRow(self.follow_check)
         form.addRow(self.layer_check)
         form.addRow(self.duet_button)
@@ -217,6 +236,8 @@ class LivePanel(QWidget):
         self.layer_check.toggled.connect(self._settings_changed)
         self.follow_check.toggled.connect(self._settings_changed)
         self.answer_on_combo.currentIndexChanged.connect(self._settings_changed)
+        self.quantize_combo.currentIndexChanged.connect(self._settings_changed)
+        self.quantize_grid_combo.currentIndexChanged.connect(self._settings_changed)
 
         rec_box = QGroupBox("Record")
         self.record_button = QPushButton("● Record")
@@ -559,7 +580,9 @@ class LivePanel(QWidget):
                             temperature=float(self.temperature_spin.value()),
                             layer=self.layer_check.isChecked(),
                             follow=self.follow_check.isChecked(),
-                            answer_on=self.answer_on_combo.currentData() or "pause")
+                            answer_on=self.answer_on_combo.currentData() or "pause",
+                            quantize=float(self.quantize_combo.currentData() or 0.0),
+                            quantize_every=float(self.quantize_grid_combo.currentData() or 0.25))
 
     def _settings_changed(self, *_: object) -> None:
         if self.duet is not None:
@@ -567,7 +590,8 @@ class LivePanel(QWidget):
                 s = self._duet_settings()
                 self.duet.update(silence_ms=s.silence_ms, seconds=s.seconds,
                                  temperature=s.temperature, layer=s.layer, follow=s.follow,
-                                 answer_on=s.answer_on)
+                                 answer_on=s.answer_on, quantize=s.quantize,
+                                 quantize_every=s.quantize_every)
             except CadenzaError as exc:
                 self._say(str(exc))
 
@@ -643,6 +667,7 @@ class LivePanel(QWidget):
             self._takes = getattr(self, "_takes", 0) + 1
             # With sync on, the take has the session's tempo and starts on its next bar.
             session_bpm = self.sync_box.session_bpm()
+            self._take_tempo = session_bpm
             if session_bpm:
                 self.tempo_spin.setValue(round(session_bpm))
             qpm = session_bpm or float(self.tempo_spin.value())
@@ -662,12 +687,30 @@ class LivePanel(QWidget):
             if clip is None:
                 self._say("Nothing was played: no take")
             else:
+                clip.tempo = self._take_tempo
                 self.clip_created.emit(clip)
                 self._say(f"{clip.name}: {len(clip.sequence.notes)} notes added to the library")
         self.record_button.blockSignals(True)
         self.record_button.setChecked(self.recorder is not None)
         self.record_button.setText("■ Stop" if self.recorder is not None else "● Record")
         self.record_button.blockSignals(False)
+
+    def _on_the_bar(self, seq: NoteSequence, first_note_at: float, bpm: float) -> NoteSequence:
+        """A kept answer as a take is kept while sync runs: at the session tempo, its time 0 on
+        the bar line before its first note (which went out at ``first_note_at``), so that in a
+        DAW it lands where it was played against the session's bars."""
+        bar = 4 * 60.0 / bpm
+        bar_line = self.sync_box.next_time(first_note_at - bar + 1e-3, 4.0)
+        lead = first_note_at - bar_line  # bar line -> first note
+        if not 0.0 <= lead < bar:  # no grid after all (sync just stopped)
+            return seq.with_tempo(bpm)
+        first = min(n.start for n in seq.notes)
+        return seq.shift(lead - first).with_tempo(bpm)
+
+    def session_bpm(self) -> float | None:
+        """The session tempo while sync runs (BPM), None while it is off (see
+        :meth:`app.widgets.sync_box.SyncBox.session_bpm`)."""
+        return self.sync_box.session_bpm()
 
     def keep_answer(self) -> Any:
         """Add the latest duet answer to the clip library (one click); the clip, or None."""
@@ -681,7 +724,10 @@ class LivePanel(QWidget):
         if not seq.notes:
             self._say("No answer to keep yet")
             return None
-        clip = Clip(f"Duet answer {rnd.index}", sequence=seq)
+        bpm = self.session_bpm()
+        if bpm and rnd.first_note_at is not None:
+            seq = self._on_the_bar(seq, rnd.first_note_at, bpm)
+        clip = Clip(f"Duet answer {rnd.index}", sequence=seq, tempo=bpm)
         self.clip_created.emit(clip)
         self._say(f"{clip.name}: {len(seq.notes)} notes added to the library")
         return clip
@@ -690,7 +736,9 @@ class LivePanel(QWidget):
     def state_controls(self) -> dict[str, Any]:
         return {"model": self.model_combo, "silence_ms": self.silence_spin,
                 "seconds": self.seconds_spin, "temperature": self.temperature_spin,
-                "layer": self.layer_check, "metronome": self.metronome_check,
+                "layer": self.layer_check, "follow": self.follow_check,
+                "answer_on": self.answer_on_combo, "quantize": self.quantize_combo,
+                "quantize_grid": self.quantize_grid_combo, "metronome": self.metronome_check,
                 "count_in": self.count_in_spin, "tempo": self.tempo_spin}
 
     def session_state(self) -> dict[str, Any]:

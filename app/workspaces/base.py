@@ -13,6 +13,12 @@ and exported (:meth:`Workspace.export_midi`, :meth:`Workspace.export_wav`);
 
 The worker and the devices come from the application (:class:`app.services.Services`, given to
 the constructor); a workspace made without them (alone, in a test) says so instead of playing.
+
+The session tempo: the window hands each workspace a function that gives the tempo of the Live
+panel's sync while it runs (:meth:`Workspace.set_tempo_source`, read with
+:meth:`Workspace.session_tempo`; None when sync is off). A workspace passes it to its jobs, so
+its results carry it, and gives it to its result cards (``SequenceCard(tempo=...)``), so the
+clips and files made of them carry it too.
 """
 
 from __future__ import annotations
@@ -121,6 +127,7 @@ class Workspace(QWidget):
         self._play_job: Any = None
         self._midi_out: Any = None
         self._midi_stop: threading.Event | None = None
+        self._tempo_source: Callable[[], float | None] | None = None
 
         self.body = QWidget()
         layout = QVBoxLayout(self)
@@ -160,6 +167,19 @@ class Workspace(QWidget):
 
     def clips_changed(self) -> None:
         """The library changed: refresh the clip pickers."""
+
+    # ------------------------------------------------------------------ session tempo
+    def set_tempo_source(self, source: Callable[[], float | None] | None) -> None:
+        """Where the session tempo comes from: a function giving the BPM while sync runs and
+        None while it is off (the window passes its ``session_bpm``)."""
+        self._tempo_source = source
+
+    def session_tempo(self) -> float | None:
+        """The session tempo now (BPM), or None: sync is off, or no source was given."""
+        if self._tempo_source is None:
+            return None
+        bpm = self._tempo_source()
+        return float(bpm) if bpm else None
 
     # ------------------------------------------------------------------ jobs
     def say(self, text: str) -> None:
@@ -411,10 +431,12 @@ class Workspace(QWidget):
 
     def export_wav(self, item: NoteSequence | Any, path: str | Path,
                    done: Callable[[str], None] | None = None, rate: int = 0,
-                   subtype: str = "PCM_16") -> Any:
+                   subtype: str = "PCM_16", tempo: float | None = None) -> Any:
         """Render (a sequence) and write an audio file in the worker (WAV, FLAC, AIFF, OGG or
         MP3 by the extension, ``.wav`` when it has none), at ``rate`` Hz when given (else the
-        item's own), as ``subtype``; ``done(path)`` when written."""
+        item's own), as ``subtype``; ``done(path)`` when written. ``tempo``: the session tempo
+        the item was made at (a WAV says so in its ``acid`` chunk; an ``Audio`` carries its
+        own)."""
         from app.jobs import write_wav_job
         from app.widgets.export_dialog import audio_export_path
 
@@ -425,12 +447,13 @@ class Workspace(QWidget):
             if done is not None:
                 done(result)
 
-        return self.worker.submit(write_wav_job(item, path, rate, subtype), on_success=ok,
+        return self.worker.submit(write_wav_job(item, path, rate, subtype, tempo),
+                                  on_success=ok,
                                   on_failure=lambda exc: self.say(f"Could not export audio: {exc}"),
                                   label="export wav")
 
     def export_dialog(self, item: NoteSequence | Any, name: str, wav: bool,
-                      rate: int = 0) -> None:
+                      rate: int = 0, tempo: float | None = None) -> None:
         stem = Clip(name, sequence=NoteSequence()).file_name().rsplit(".", 1)[0]
         if wav:
             from app.widgets.export_dialog import AudioExportDialog
@@ -439,7 +462,8 @@ class Workspace(QWidget):
             dialog = AudioExportDialog(stem, rate=rate, own_rate=own, parent=self)
             if dialog.exec():
                 choice = dialog.choice()
-                self.export_wav(item, choice.path, rate=choice.rate, subtype=choice.subtype)
+                self.export_wav(item, choice.path, rate=choice.rate, subtype=choice.subtype,
+                                tempo=tempo)
         else:
             path, _ = QFileDialog.getSaveFileName(self, "Export MIDI", stem + ".mid",
                                                   "MIDI (*.mid)")
@@ -526,6 +550,14 @@ def fill_clip_combo(combo: QComboBox, clips: list[Clip], empty: str,
     combo.blockSignals(False)
 
 
+def session_tempo_of(meta: dict[str, Any]) -> float | None:
+    """The session tempo a session's results were made at (``meta["tempo"]``), when it is a
+    tempo the sync could have had; None otherwise."""
+    from app.session import tempo_value
+
+    return tempo_value(meta.get("tempo"))
+
+
 def placeholder(text: str) -> QLabel:
     label = QLabel(text)
     label.setObjectName("placeholder")
@@ -571,12 +603,13 @@ class DragHandle(QLabel):
 
 class SequenceCard(QWidget):
     """One result: a titled piano roll with Play, Loop, MIDI out, Export MIDI/WAV, Add to library
-    and a drag handle. ``loop`` adds the Loop button (Interpolate's cells)."""
+    and a drag handle. ``loop`` adds the Loop button (Interpolate's cells); ``tempo``: the
+    session tempo it was made at (its clip, its rendered WAV and its .mid carry it)."""
 
     def __init__(self, ws: Workspace, seq: NoteSequence, name: str, boundary: float | None = None,
-                 loop: bool = False, compact: bool = False) -> None:
+                 loop: bool = False, compact: bool = False, tempo: float | None = None) -> None:
         super().__init__()
-        self.ws, self.sequence, self.name = ws, seq, name
+        self.ws, self.sequence, self.name, self.tempo = ws, seq, name, tempo
         self.panel = PianoRollPanel()
         self.panel.set_sequence(seq, name)
         self.panel.setToolTip(name)
@@ -601,7 +634,7 @@ class SequenceCard(QWidget):
             ("mid", "Export MIDI…", ".mid", "Save it as a .mid file",
              lambda: ws.export_dialog(seq, name, wav=False)),
             ("wav", "Export audio…", ".wav", "Render it and save it as WAV, FLAC, AIFF, OGG, MP3",
-             lambda: ws.export_dialog(seq, name, wav=True)),
+             lambda: ws.export_dialog(seq, name, wav=True, tempo=self.tempo)),
             ("keep", "Add to library", "+ Lib", "Keep it in the clip library", self.keep),
         ]
         for key, text, short, tip, slot in actions:
@@ -628,7 +661,7 @@ class SequenceCard(QWidget):
                                     + self.panel.chrome_height())
 
     def clip(self) -> Clip:
-        return Clip(self.name, sequence=self.sequence)
+        return Clip(self.name, sequence=self.sequence, tempo=self.tempo)
 
     def set_stale(self, stale: bool) -> None:
         """Say in the title that this result is from an earlier run (the last one failed)."""

@@ -1,4 +1,9 @@
-"""Continue: PerformanceRNN plays on from a primer clip, in several variations."""
+"""Continue: PerformanceRNN plays on from a primer clip, in several variations.
+
+While the Live panel's sync runs, the takes carry the session tempo (one tempo event; their
+notes stay at the same seconds, the primer's time signature is kept), so the .mid files line up
+with the DAW's bars; with sync off they keep the primer's tempo.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,13 @@ from PySide6.QtWidgets import (
 
 from app.clips import Clip
 from app.jobs import ContinueResult, continue_job
-from app.workspaces.base import SequenceCard, Workspace, fill_clip_combo, placeholder
+from app.workspaces.base import (
+    SequenceCard,
+    Workspace,
+    fill_clip_combo,
+    placeholder,
+    session_tempo_of,
+)
 from models.sequence import KEY_NAMES, NoteSequence
 
 SAMPLING = ("Temperature", "Top-p (nucleus)", "Beam search")
@@ -129,6 +140,7 @@ class ContinueWorkspace(Workspace):
         self.result: ContinueResult | None = None
         self._boundary: float | None = None
         self._primer_name: str | None = None
+        self._tempo: float | None = None  # the session tempo of the shown takes
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.results)
@@ -174,7 +186,8 @@ class ContinueWorkspace(Workspace):
                 seed=None if self.seed.value() < 0 else self.seed.value(),
                 density=self.density_setting(), key=self.key.currentData(),
                 top_p=self.top_p.value() if method == 1 else None,
-                beam_size=self.beam_size.value() if method == 2 else 1)
+                beam_size=self.beam_size.value() if method == 2 else 1,
+                tempo=self.session_tempo())
         except Exception as exc:  # noqa: BLE001 - CadenzaError from bad settings
             self.say(f"{self.title}: {exc}")
             return
@@ -191,7 +204,8 @@ class ContinueWorkspace(Workspace):
             return None
         return Results(sequences=[c.sequence for c in self.cards],
                        names=[c.name for c in self.cards],
-                       meta={"boundary": self._boundary, "primer": self._primer_name})
+                       meta={"boundary": self._boundary, "primer": self._primer_name,
+                             "tempo": self._tempo})
 
     def restore_results(self, results: Any) -> None:
         meta = results.meta
@@ -200,25 +214,30 @@ class ContinueWorkspace(Workspace):
         if isinstance(primer, str):
             self._primer_name = primer
         self.show_variations(list(results.sequences),
-                             float(boundary) if isinstance(boundary, int | float) else None)
+                             float(boundary) if isinstance(boundary, int | float) else None,
+                             tempo=session_tempo_of(results.meta))
 
     def show_result(self, result: ContinueResult) -> None:
         self.result = result
-        self.show_variations([v.joined for v in result.variations], result.boundary)
+        self.show_variations([v.joined for v in result.variations], result.boundary,
+                             tempo=result.tempo)
 
-    def show_variations(self, sequences: list[NoteSequence], boundary: float | None = None
-                        ) -> None:
-        """Show generated sequences (primer + continuation), each with its buttons."""
+    def show_variations(self, sequences: list[NoteSequence], boundary: float | None = None,
+                        tempo: float | None = None) -> None:
+        """Show generated sequences (primer + continuation), each with its buttons;
+        ``tempo``: the session tempo they were made at (None: none)."""
         for card in self.cards:
             self.results_layout.removeWidget(card)
             card.deleteLater()
         self.cards = []
         self._boundary = boundary
+        self._tempo = tempo
         self.results_placeholder.setVisible(not sequences)
         base = getattr(self, "_primer_name", None) or (
             self.primer_clip().name if self.primer_clip() else "continuation")
         for i, seq in enumerate(sequences):
-            card = SequenceCard(self, seq, f"{base} – variation {i + 1}", boundary=boundary)
+            card = SequenceCard(self, seq, f"{base} – variation {i + 1}", boundary=boundary,
+                                tempo=tempo)
             if boundary is not None:
                 end = max(seq.total_time, boundary + 0.5)
                 before = max(2.0, 0.5 * (end - boundary))

@@ -1,4 +1,16 @@
-"""Interpolate: MusicVAE blends between two clips in steps, or between four with an XY pad."""
+"""Interpolate: MusicVAE blends between two clips in steps, or between four with an XY pad.
+
+MusicVAE works on a grid of sixteenths; the tempo turns its steps into seconds. While the Live
+panel's sync runs that tempo is the session's (the notes land on the session's grid and the
+files carry its tempo); with sync off it is the first endpoint's (120 BPM for samples).
+
+The model: unless the musician chooses one (in the Model list, which turns "Model from the
+clips" off), the clips pick it as the CLI does (:func:`models.music_vae.inputs.pick_model`:
+drums for drum grooves, the 16-bar melody model for long melodies, the 2-bar one otherwise).
+Before a job starts each clip is checked against the model (no Keras: a conversion); a clip
+that gives nothing clears the old result and says why, in one line. The default endpoints are
+the first clips that suit the model.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +20,7 @@ import numpy as np
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QBoxLayout,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -28,8 +41,17 @@ from app.jobs import (
     sample_job,
 )
 from app.widgets.xy_pad import XYPad
-from app.workspaces.base import SequenceCard, Workspace, fill_clip_combo, placeholder
+from app.workspaces.base import (
+    SequenceCard,
+    Workspace,
+    fill_clip_combo,
+    placeholder,
+    session_tempo_of,
+)
 from models.beats import BarGrid
+from models.errors import CadenzaError
+from models.music_vae import converters as conv
+from models.music_vae.inputs import clip_kinds, clip_windows, pick_model
 from models.sequence import NoteSequence, join_windows
 
 MODES = ("Two endpoints, in steps", "Four corners, with the XY pad")
@@ -90,8 +112,18 @@ class InterpolateWorkspace(Workspace):
         self.sample.clicked.connect(self.run_sample)
         self.action_buttons.append(self.sample)
 
+        self.auto_model = QCheckBox("Model from the clips")
+        self.auto_model.setChecked(True)
+        self.auto_model.setToolTip(
+            "Drums for drum grooves, melody-16bar for melodies of 8 bars or more, melody-2bar "
+            "otherwise (choosing a model in the Model list turns this off)")
+        self._picking = False  # the clips are setting the model list (not the musician)
+        self._default_ids: list[str | None] = [None, None]  # A and B as the library set them
+        self.model_combo.currentIndexChanged.connect(self._model_chosen)
+
         self.form = QFormLayout()
         self.form.addRow("Mode:", self.mode)
+        self.form.addRow("", self.auto_model)
         for label, combo in zip("ABCD", self.corner_combos, strict=True):
             self.form.addRow(f"Clip {label}:", combo)
         self.form.addRow("Steps:", self.steps)
@@ -117,6 +149,7 @@ class InterpolateWorkspace(Workspace):
         self.corner_latents: np.ndarray | None = None
         self._corner_model: str | None = None
         self._qpm = 120.0
+        self._corner_tempo: float | None = None  # the session tempo the corners were set at
 
         # row actions: play all, export all, MIDI out
         self.row_bar = QWidget()
@@ -137,7 +170,8 @@ class InterpolateWorkspace(Workspace):
         self.keep_all = QPushButton("Row to library")
         self.keep_all.setToolTip("Add the whole row as one clip")
         self.keep_all.clicked.connect(
-            lambda: self.keep(Clip("interpolation row", sequence=self.joined())))
+            lambda: self.keep(Clip("interpolation row", sequence=self.joined(),
+                                   tempo=self.result.tempo if self.result else None)))
         for b in (self.play_all, self.stop_button, self.midi_all, self.export_all,
                   self.keep_all):
             bar.addWidget(b)
@@ -182,8 +216,97 @@ class InterpolateWorkspace(Workspace):
         self.interpolate.setText("Set corners" if four else "Interpolate")
 
     def clips_changed(self) -> None:
+        """Refill the pickers; A and B default to the first clips that suit the model, and
+        follow the library while they are still those defaults (not a clip someone chose)."""
+        clips = self.midi_clips()
+        suited = self._suited(clips)
         for i, combo in enumerate(self.corner_combos):
-            fill_clip_combo(combo, self.midi_clips(), SAMPLE, default_index=i if i < 2 else None)
+            default = i < 2 and combo.currentData() == self._default_ids[i]
+            if default:
+                combo.setCurrentIndex(0)  # pick the default again from the new library
+            fill_clip_combo(combo, clips, SAMPLE,
+                            default_index=suited[i] if i < min(2, len(suited)) else None)
+            if i < 2:
+                self._default_ids[i] = combo.currentData() if default else None
+
+    # ------------------------------------------------------------------ the model
+    def _entry(self, name: str | None) -> Any:
+        return next((e for e in self.models if e.name == name), None)
+
+    def model_kind(self, name: str | None = None) -> str:
+        """``"melody"`` or ``"drums"``: what the model (the current one by default) reads."""
+        entry = self._entry(name or self.current_model())
+        return str(entry.config.get("kind", "melody")) if entry is not None else "melody"
+
+    def _suited(self, clips: list[Clip]) -> list[int]:
+        """Indices of the clips that suit the chosen model (with "Model from the clips": of
+        melodies, or of drum grooves when there is no melody)."""
+        kinds = [clip_kinds(c.sequence) if c.sequence is not None else set() for c in clips]
+        if self.auto_model.isChecked():
+            family = "melody" if any("melody" in k for k in kinds) else "drums"
+        else:
+            family = self.model_kind()
+        return [i for i, k in enumerate(kinds) if family in k]
+
+    def _model_chosen(self, _index: int) -> None:
+        """The musician chose a model: it stays (the clips no longer pick), and an endpoint
+        that does not suit it gives way to the first clips that do."""
+        if self._picking or not self.models:
+            return
+        self.auto_model.setChecked(False)
+        clips = self.midi_clips()
+        suited = self._suited(clips)
+        kind = self.model_kind()
+        for i, combo in enumerate(self.corner_combos[:2]):
+            clip = next((c for c in clips if c.id == combo.currentData()), None)
+            if clip is not None and kind not in clip_kinds(clip.sequence) and i < len(suited):
+                combo.setCurrentIndex(suited[i] + 1)
+                self._default_ids[i] = combo.currentData()
+
+    def _installed_like(self, wanted: str) -> str | None:
+        """``wanted`` when installed, else an installed model of its kind (and length)."""
+        if self._entry(wanted) is not None:
+            return wanted
+        kind, bars = ("drums", 2) if wanted.startswith("drums") else (
+            "melody", 16 if "16" in wanted else 2)
+        same = [e for e in self.models if e.config.get("kind", "melody") == kind]
+        exact = [e for e in same if e.config.get("slice_bars") == bars]
+        fits = exact or same
+        return fits[0].name if fits else None
+
+    def model_for(self, clips: list[Clip | None]) -> str | None:
+        """The model to run on ``clips`` (picked from them with "Model from the clips"), each
+        clip checked against it: a clip that gives nothing clears the result and says why."""
+        used = [c for c in clips if c is not None and c.sequence is not None]
+        try:
+            if self.auto_model.isChecked() and used:
+                name = self._installed_like(
+                    pick_model([c.sequence for c in used], [c.name for c in used]))
+                if name is not None and name != self.current_model():
+                    self._picking = True
+                    self.model_combo.setCurrentIndex(self.model_combo.findData(name))
+                    self._picking = False
+            entry = self._entry(self.current_model())
+            if entry is not None:
+                converter = conv.Converter(self.model_kind(entry.name),
+                                           slice_bars=int(entry.config.get("slice_bars", 2)))
+                for clip in used:
+                    clip_windows(clip.sequence, converter, clip.name)
+        except CadenzaError as exc:
+            self.result = None
+            self.corner_latents = None  # the pad has nothing left to blend
+            self.show_results([])
+            self.state_changed.emit()
+            self.show_error(str(exc))
+            self.say(f"{self.title}: {exc}")
+            return None
+        return self.current_model()
+
+    def restore_session_state(self, state: dict[str, Any]) -> None:
+        auto = state.get("auto_model")
+        super().restore_session_state(state)
+        if isinstance(auto, bool):
+            self.auto_model.setChecked(auto)  # the model list set on restore is not a choice
 
     def endpoint_clips(self) -> list[Clip | None]:
         """The clip in each corner picker (``None`` means "sample")."""
@@ -198,19 +321,23 @@ class InterpolateWorkspace(Workspace):
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
-        model = self.current_model()
-        if model is None:
+        if self.current_model() is None:
             self.say(f"{self.title}: no {self.model_label} model is installed")
             return
         clips = self.endpoint_clips()
+        model = self.model_for(clips if self.four_corners else clips[:2])
+        if model is None:
+            return
         seqs = [c.sequence if c is not None else None for c in clips]
-        self._qpm = next((s.qpm for s in seqs if s is not None), 120.0)
+        tempo = self.session_tempo()
+        self._qpm = tempo or next((s.qpm for s in seqs if s is not None), 120.0)
+        self._corner_tempo = tempo
         if self.four_corners:
             self.submit(corners_job(model, seqs, self._seed()),
                         lambda z, m=model: self._corners_ready(m, z), "encode corners")
         else:
             self.submit(interpolate_job(model, seqs[0], seqs[1], self.steps.value(),
-                                        self.temperature.value(), self._seed()),
+                                        self.temperature.value(), self._seed(), tempo=tempo),
                         lambda r: self._show_ready(r, "interpolation", "step"), "interpolate")
 
     def run_sample(self) -> None:
@@ -219,7 +346,8 @@ class InterpolateWorkspace(Workspace):
             self.say(f"{self.title}: no {self.model_label} model is installed")
             return
         temperature = self.temperature.value() or 0.5
-        self.submit(sample_job(model, self.steps.value(), temperature, self._seed()),
+        self.submit(sample_job(model, self.steps.value(), temperature, self._seed(),
+                               tempo=self.session_tempo()),
                     lambda r: self._show_ready(r, "sample", "sample"), "sample")
 
     def _corners_ready(self, model: str, latents: np.ndarray) -> None:
@@ -254,7 +382,7 @@ class InterpolateWorkspace(Workspace):
 
         self._pad_job = self.submit(
             blend_job(self._corner_model, self.corner_latents, x, y, self.temperature.value(),
-                      self._seed(), self._qpm),
+                      self._seed(), self._qpm, tempo=self._corner_tempo),
             done, "blend", quiet=True, on_failure=failed)
 
     # ------------------------------------------------------------------ results
@@ -280,14 +408,16 @@ class InterpolateWorkspace(Workspace):
             return None
         return Results(sequences=list(self.result.sequences),
                        names=[c.name for c in self.cards],
-                       meta={"seconds_each": self.result.seconds_each, "kind": self._kind})
+                       meta={"seconds_each": self.result.seconds_each, "kind": self._kind,
+                             "tempo": self.result.tempo})
 
     def restore_results(self, results: Any) -> None:
         seconds = results.meta.get("seconds_each")
         kind = results.meta.get("kind")
         if not isinstance(seconds, int | float) or not seconds > 0:
             seconds = max((s.total_time for s in results.sequences), default=1.0) or 1.0
-        self.show_result(InterpolateResult(list(results.sequences), float(seconds)),
+        self.show_result(InterpolateResult(list(results.sequences), float(seconds),
+                                           tempo=session_tempo_of(results.meta)),
                          kind if isinstance(kind, str) else "interpolation")
 
     def _show_ready(self, result: InterpolateResult, kind: str, noun: str) -> None:
@@ -318,7 +448,8 @@ class InterpolateWorkspace(Workspace):
         span = pitch_span(sequences)
         for i, seq in enumerate(sequences):
             name = kind if len(sequences) == 1 else f"{kind} {i + 1}/{len(sequences)}"
-            card = SequenceCard(self, seq, name, loop=True, compact=True)
+            card = SequenceCard(self, seq, name, loop=True, compact=True,
+                                tempo=self.result.tempo if self.result is not None else None)
             roll = card.panel.roll
             if window > 0:  # each cell shows its whole window, rests at the end included
                 roll.set_length(window)

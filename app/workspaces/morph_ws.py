@@ -1,4 +1,10 @@
-"""Morph: NSynth blends the timbres of two to four sounds; the XY pad picks the mix."""
+"""Morph: NSynth blends the timbres of two to four sounds; the XY pad picks the mix.
+
+While the Live panel's sync runs, a morph carries the session tempo it was made at: its WAV
+(exported, dragged out, kept in the library or a session) has an ``acid`` chunk with that tempo,
+marked as a one-shot whose root note is the pitch the morph plays, so a DAW neither loops nor
+stretches it and a sampler maps it to its key. With sync off it carries none, as before.
+"""
 
 from __future__ import annotations
 
@@ -379,7 +385,8 @@ class MorphWorkspace(Workspace):
             y = 0.0
         self._result_xy = (x, y)
         self._labels = [s.label for s in chosen]
-        self.submit(morph_job(model, chosen, x, y, seconds=self.length.value()),
+        self.submit(morph_job(model, chosen, x, y, seconds=self.length.value(),
+                              tempo=self.session_tempo()),
                     self.show_morph, "morph")
 
     def show_morph(self, result: MorphResult) -> None:

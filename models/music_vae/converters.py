@@ -24,6 +24,21 @@ What follows Magenta (``magenta.models.music_vae.data`` and ``note_seq``) step f
 * **Windows**: ``slice_bars`` bars taken with a hop of one bar, de-duplicated per file. (A
   training run may ask for a shorter hop on its training pieces: ``hop_steps``.)
 
+**Every metre** (``Converter(any_meter=True)``; what the app and the CLI read clips with, and what
+``cadenza train --any-meter`` trains on). The models' steps are sixteenth notes and their windows
+are 32 (2-bar) or 256 (16-bar) of them, whatever the music's metre: the window ignores bar lines
+(a 6/8 jig fills 2 2/3 of its bars in a 32-step window, a 3/4 waltz the same). The part's own
+metre still places the windows: melodies and drum tracks start on the part's bar lines, a silence
+of ``gap_bars`` of its bars ends them, and windows start on each of its bar lines (12 steps apart
+in 6/8 and 3/4, 18 in 9/8, 8 in 2/4). Only tempo changes split a part (they change the step's
+length); a metre change inside a part keeps the first metre's bar length for placing windows.
+A metre whose bar is not a whole number of sixteenths (3/32) places windows every 16 steps.
+The alternative, windows of whole bars of the metre with each bar padded to 16 steps, was
+measured on the shipped models (``benchmarks/bench_meters.py``; the cards have the figures): it
+reconstructs the tune's own steps as well or a little better, but only fits bars of at most 16
+steps, and the models, trained on 4/4, put notes in the padding in 15 % (2-bar) to 69 % (16-bar)
+of the in-between steps of an interpolation, notes that padding cut away would lose.
+
 Where Cadenza differs (on purpose, and said here): windows with no note onset at all (pure
 silence) are dropped, so accuracy is not inflated by empty windows; melody windows holding a pitch
 outside 21..108 are dropped; every window is kept (Magenta samples at most 5 per file per epoch);
@@ -112,8 +127,11 @@ def _same_qpm(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-4 * max(a, b)
 
 
-def split_on_time_changes(seq: NoteSequence) -> list[NoteSequence]:
-    """Parts of ``seq`` with one tempo and one time signature each (Magenta's presplit)."""
+def split_on_time_changes(seq: NoteSequence, meters: bool = True) -> list[NoteSequence]:
+    """Parts of ``seq`` with one tempo and one time signature each (Magenta's presplit).
+
+    ``meters=False`` splits at tempo changes only (a part may change metre).
+    """
     events: list[tuple[float, str, object]] = []
     events += [(t.time, "tempo", t.qpm) for t in seq.tempos]
     events += [(t.time, "ts", (t.numerator, t.denominator)) for t in seq.time_signatures]
@@ -125,7 +143,7 @@ def split_on_time_changes(seq: NoteSequence) -> list[NoteSequence]:
             changed = not _same_qpm(qpm, float(value))  # type: ignore[arg-type]
             qpm = float(value)  # type: ignore[arg-type]
         else:
-            changed = value != ts
+            changed = meters and value != ts
             ts = value  # type: ignore[assignment]
         if changed and time > 0 and (not splits or time > splits[-1]):
             splits.append(time)
@@ -171,7 +189,9 @@ def quantize(
 ) -> QuantizedSequence:
     """Quantize a part with one tempo and one metre (raises ConversionError otherwise).
 
-    ``meter="4/4"`` reads the part as 4/4 whatever its time signature says.
+    ``meter="4/4"`` reads the part as 4/4 whatever its time signature says; ``meter="any"``
+    takes a part that changes metre, its bars being those of its first time signature (16
+    steps when they are not a whole number of steps).
     """
     tempos = sorted(seq.tempos, key=lambda t: t.time)
     if tempos:
@@ -183,6 +203,10 @@ def quantize(
     else:
         qpm = 120.0
     sigs = sorted(seq.time_signatures, key=lambda t: t.time)
+    if meter == "any":
+        sigs = [t for t in sigs if 0 < t.numerator and 0 < t.denominator][:1]
+        if sigs and sigs[0].time > 0:
+            sigs[0] = replace(sigs[0], time=0.0)
     if sigs:
         if sigs[0].time > 0 and (sigs[0].numerator, sigs[0].denominator) != (4, 4):
             raise ConversionError("implicit time signature change from 4/4")
@@ -192,11 +216,13 @@ def quantize(
         num, den = sigs[0].numerator, sigs[0].denominator
     else:
         num, den = 4, 4
-    if meter == "4/4":
+    if meter == "4/4" or (meter == "any" and den & (den - 1)):
         num, den = 4, 4
     if num <= 0 or den <= 0 or den & (den - 1):
         raise ConversionError(f"bad time signature {num}/{den}")
     steps_per_bar = steps_per_quarter * num * 4.0 / den
+    if meter == "any" and steps_per_bar % 1:
+        steps_per_bar = steps_per_quarter * 4.0
     sps = steps_per_quarter * qpm / 60.0
     notes = []
     total = 0
@@ -427,7 +453,8 @@ class Converter:
     max_bars: int = 100
     gap_bars: float = 1.0
     valid_programs: tuple[int, ...] | None = None
-    hop_steps: int = 0  # window hop in steps; 0 = one bar (Magenta's)
+    hop_steps: int = 0  # window hop in steps; 0 = one bar (Magenta's; the part's with any_meter)
+    any_meter: bool = False  # every metre on the sixteenth grid (see the module notes)
 
     @property
     def steps_per_bar(self) -> int:
@@ -446,12 +473,24 @@ class Converter:
         self, seq: NoteSequence, meter: str = "file", instruments: list[int] | None = None
     ) -> list[list]:
         """The melodies (or drum tracks) Magenta would extract from ``seq``, as event lists."""
-        out: list[list] = []
-        for part in split_on_time_changes(seq):
+        return [events for events, _ in self.event_parts(seq, meter, instruments)]
+
+    def event_parts(
+        self, seq: NoteSequence, meter: str = "file", instruments: list[int] | None = None
+    ) -> list[tuple[list, int]]:
+        """(event list, steps per bar of its part) of each melody (or drum track) in ``seq``.
+
+        Without ``any_meter`` only parts with 16 steps per bar give any (Magenta's rule).
+        """
+        out: list[tuple[list, int]] = []
+        if self.any_meter and meter == "file":
+            meter = "any"
+        for part in split_on_time_changes(seq, meters=not self.any_meter):
             try:
                 q = quantize(part, self.steps_per_quarter, meter)
-                if q.steps_per_bar_float != self.steps_per_bar:
+                if not self.any_meter and q.steps_per_bar_float != self.steps_per_bar:
                     continue
+                bar = q.steps_per_bar
             except ConversionError:
                 continue
             truncate = self.max_bars * self.steps_per_bar if self.max_bars else None
@@ -459,7 +498,7 @@ class Converter:
                 if self.valid_programs is not None:
                     q.notes = [n for n in q.notes if n.program in self.valid_programs]
                 q.notes = [n for n in q.notes if not n.is_drum]
-                out += extract_melodies(
+                found = extract_melodies(
                     q, min_bars=1, max_steps_truncate=truncate, gap_bars=self.gap_bars,
                     instruments=instruments,
                 )
@@ -471,8 +510,9 @@ class Converter:
                         kept.append(QNote(DRUM_TYPE_PITCHES[cls][0], n.velocity, n.start_step,
                                           n.end_step, n.instrument, n.program, True))
                 q.notes = kept
-                out += extract_drum_tracks(q, min_bars=1, max_steps_truncate=truncate,
-                                           gap_bars=self.gap_bars)
+                found = extract_drum_tracks(q, min_bars=1, max_steps_truncate=truncate,
+                                            gap_bars=self.gap_bars)
+            out += [(events, bar) for events in found]
         return out
 
     def encode_events(self, events: list) -> list[int] | None:
@@ -493,8 +533,8 @@ class Converter:
         steps (one bar by default)."""
         windows: set[tuple[int, ...]] = set()
         n = self.num_steps
-        hop = self.hop_steps or self.steps_per_bar
-        for events in self.event_lists(seq, meter, instruments):
+        for events, bar in self.event_parts(seq, meter, instruments):
+            hop = self.hop_steps or bar
             labels = self.encode_events(events)
             if labels is None:
                 continue
@@ -513,9 +553,11 @@ class Converter:
 
     # -------------------------------------------------------------- to sequences
     def to_sequence(
-        self, labels: np.ndarray | list[int], qpm: float = 120.0, velocity: int = OUTPUT_VELOCITY
+        self, labels: np.ndarray | list[int], qpm: float = 120.0, velocity: int = OUTPUT_VELOCITY,
+        time_signature: tuple[int, int] = (4, 4),
     ) -> NoteSequence:
-        """One window of class indices as a NoteSequence (drums on channel 10, is_drum)."""
+        """One window of class indices as a NoteSequence (drums on channel 10, is_drum), in
+        ``time_signature`` (the source's: the steps are sixteenths whatever the metre)."""
         step = 60.0 / qpm / self.steps_per_quarter
         notes: list[Note] = []
         if self.kind == "drums":
@@ -540,7 +582,7 @@ class Converter:
         return NoteSequence(
             notes=notes,
             tempos=[TempoChange(0.0, qpm)],
-            time_signatures=[TimeSignature(0.0, 4, 4)],
+            time_signatures=[TimeSignature(0.0, *time_signature)],
             instrument_names={DRUM_CHANNEL: "Drums"} if self.kind == "drums" else {0: "Melody"},
         )
 

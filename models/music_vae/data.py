@@ -2,6 +2,10 @@
 
 Sources (one per ``--data``):
 
+Windows are 4/4 (and 2/2) only by default, as Magenta's and the shipped models' data; a
+converter with ``any_meter`` (``cadenza train ... --any-meter``) takes every metre on the
+sixteenth-note grid (see :mod:`models.music_vae.converters`).
+
 * a folder of MIDI files, searched recursively. A file with a track named ``MELODY`` (POP909)
   contributes that track only; a ``1/4`` time signature (POP909 marks most songs so) is read as
   4/4; otherwise every instrument is a candidate melody, as in Magenta. Drum models use the drum
@@ -181,6 +185,8 @@ def _cache_path(cache_dir: Path, tag: str, converter: conv.Converter, items: lis
                 train_hop: int = 0) -> Path:
     fields = asdict(converter)
     hop = fields.pop("hop_steps")  # one-bar windows keep the cache names they always had
+    if not fields["any_meter"]:  # and so do 4/4-only windows
+        del fields["any_meter"]
     key = f"music-vae-windows-v{CACHE_VERSION}|{tag}|{fields}"
     if hop:
         key += f"|hop={hop}"

@@ -39,15 +39,19 @@ def reconstruction_metrics(model: Any, windows: np.ndarray, batch_size: int = 25
     }
 
 
-def evaluate_folder(model: Any, folder: str | Path, limit: int | None = None) -> dict[str, Any]:
-    """Metrics over every window of every MIDI file found recursively in ``folder``."""
+def evaluate_folder(model: Any, folder: str | Path, limit: int | None = None,
+                    any_meter: bool = False) -> dict[str, Any]:
+    """Metrics over every window of every MIDI file found recursively in ``folder`` (4/4 and
+    2/2 only unless ``any_meter``)."""
+    from dataclasses import replace
     files = data_lib.find_midi_files(folder)
     if not files:
         raise CadenzaError(f"no MIDI files under {folder}")
+    converter = replace(model.converter, any_meter=any_meter)
     parts = []
     for f in files:
         try:
-            w = data_lib.midi_file_windows(f, model.converter)
+            w = data_lib.midi_file_windows(f, converter)
         except CadenzaError:
             continue
         if len(w):

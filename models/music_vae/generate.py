@@ -23,7 +23,7 @@ import numpy as np
 from models import limits
 from models.errors import CadenzaError
 from models.music_vae.model import MusicVAENet, load_model
-from models.sequence import NoteSequence, TimeSignature
+from models.sequence import NoteSequence
 
 Corner = NoteSequence | np.ndarray
 
@@ -312,39 +312,23 @@ class MusicVAE:
     def labels_for(self, seq: NoteSequence) -> np.ndarray:
         """The first window of ``seq`` as class indices (a shorter line is padded with rests).
 
-        Raises CadenzaError when ``seq`` has no usable melody (or drum pattern).
+        Any metre; from a polyphonic clip its melody track or top voice, from a drum clip its
+        drums (:mod:`models.music_vae.inputs`). Raises a one-line CadenzaError saying why when
+        ``seq`` gives nothing to this model.
         """
-        what = "melody" if self.kind == "melody" else "drum pattern"
-        label = seq.name or "the input"
-        fixed = seq
-        if seq.time_signatures and all((t.numerator, t.denominator) == (1, 4)
-                                       for t in seq.time_signatures):
-            fixed = seq.copy()
-            fixed.time_signatures = [TimeSignature(t.time, 4, 4) for t in seq.time_signatures]
-        instruments = None
-        if self.kind == "melody":
-            named = [i for i, n in fixed.instrument_names.items() if n.strip().upper() == "MELODY"]
-            instruments = sorted(named) or None
-        steps = self.num_steps
-        for events in self.converter.event_lists(fixed, instruments=instruments):
-            labels = self.converter.encode_events(events)
-            if labels is None:
-                continue
-            for end in range(steps, max(len(labels), steps) + 1, self.converter.steps_per_bar):
-                window = np.array((labels + [0] * steps)[end - steps:end], np.int64)
-                if self.converter.has_onset(window):
-                    return window
-        raise CadenzaError(
-            f"no {what} found in {label} (needs notes in 4/4 time"
-            f"{', pitches 21-108' if self.kind == 'melody' else ''})")
+        from models.music_vae.inputs import clip_windows
+
+        return clip_windows(seq, self.converter, seq.name or "the input")[0]
 
     def to_labels(self, seqs: Sequence[NoteSequence] | np.ndarray) -> np.ndarray:
         if isinstance(seqs, np.ndarray):
             return np.asarray(seqs, np.int64).reshape(-1, self.num_steps)
         return np.stack([self.labels_for(s) for s in seqs])
 
-    def to_sequences(self, labels: np.ndarray, qpm: float = 120.0) -> list[NoteSequence]:
-        return [self.converter.to_sequence(row, qpm=qpm) for row in np.asarray(labels)]
+    def to_sequences(self, labels: np.ndarray, qpm: float = 120.0,
+                     time_signature: tuple[int, int] = (4, 4)) -> list[NoteSequence]:
+        return [self.converter.to_sequence(row, qpm=qpm, time_signature=time_signature)
+                for row in np.asarray(labels)]
 
     # ---------------------------------------------------------------- core
     def encode(self, seqs: Sequence[NoteSequence] | NoteSequence | np.ndarray,
@@ -374,15 +358,18 @@ class MusicVAE:
         return self.fast.decode(z, temperature, noise)
 
     def decode(self, z: np.ndarray, temperature: float = 0.0, seed: int | None = None,
-               qpm: float = 120.0, backend: str = "numpy") -> list[NoteSequence]:
-        """NoteSequences decoded from ``z`` [N, z] (greedy when temperature is 0)."""
+               qpm: float = 120.0, backend: str = "numpy",
+               time_signature: tuple[int, int] = (4, 4)) -> list[NoteSequence]:
+        """NoteSequences decoded from ``z`` [N, z] (greedy when temperature is 0), marked with
+        ``time_signature`` (the sixteenth-note steps are the same in every metre)."""
         limits.temperature(temperature, "temperature", zero=True)
         if seed is not None:
             limits.integer(seed, "the seed", 0, 2 * limits.SEED_MAX)
         if not np.isfinite(np.asarray(z, np.float64)).all():
             raise CadenzaError("the latent vectors are NaN or infinite: the model's weights or "
                                "its input are broken")
-        return self.to_sequences(self.decode_labels(z, temperature, seed, backend), qpm)
+        return self.to_sequences(self.decode_labels(z, temperature, seed, backend), qpm,
+                                 time_signature)
 
     def sample(self, n: int, temperature: float = 0.5, seed: int | None = None,
                qpm: float = 120.0, backend: str = "numpy") -> list[NoteSequence]:
@@ -428,10 +415,13 @@ class MusicVAE:
     def interpolate(self, seq_a: NoteSequence, seq_b: NoteSequence, steps: int = 11,
                     method: str = "slerp", temperature: float = 0.0, seed: int | None = None,
                     qpm: float | None = None, backend: str = "numpy") -> list[NoteSequence]:
-        """``steps`` sequences from A to B; the first and last reconstruct A and B."""
+        """``steps`` sequences from A to B; the first and last reconstruct A and B. They keep
+        A's tempo (unless ``qpm`` is given) and time signature."""
         z = self.latents([seq_a, seq_b], backend)
         zs = self.interpolation_latents(z[0], z[1], steps, method)
-        return self.decode(zs, temperature, seed, qpm or seq_a.qpm, backend)
+        ts = seq_a.time_signature
+        return self.decode(zs, temperature, seed, qpm or seq_a.qpm, backend,
+                           (ts.numerator, ts.denominator))
 
     def blend4(self, corners: Sequence[Corner], x: float, y: float, temperature: float = 0.0,
                seed: int | None = None, qpm: float = 120.0) -> NoteSequence:

@@ -112,6 +112,9 @@ class MusicVAETraining:
     # the same material.
     train_hop: int = 0
     validation_fraction: float = 0.1
+    # Windows of music in every metre (sixteenth-note windows that ignore bar lines, see
+    # models.music_vae.converters), not only 4/4 as Magenta's (and the shipped models' data).
+    any_meter: bool = False
 
 
 A, T = MusicVAEConfig, MusicVAETraining

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class TrainResult:
 # Settings a resumed run may change (the learning-rate schedule and KL weight follow the global
 # step, so a new learning_rate or decay_rate takes effect from the step the run resumes at).
 TRAINING_SETTINGS = ("batch_size", "input_dropout", "learning_rate", "decay_rate", "max_beta",
-                     "free_bits", "sampling_schedule", "sampling_rate", "train_hop")
+                     "free_bits", "sampling_schedule", "sampling_rate", "train_hop", "any_meter")
 
 
 def copy_matching_layers(net: MusicVAENet, source: str | Path) -> tuple[list[str], list[str]]:
@@ -181,7 +181,8 @@ class MusicVAERecipe(training.Recipe):
     def load_data(self, architecture: MusicVAEConfig, settings: MusicVAETraining, out: Path,
                   log: training.Log) -> dict[str, Any]:
         ws, counts, load_s = data_lib.timed_load(
-            self.data_specs, architecture.converter(), self.cache, settings.validation_fraction,
+            self.data_specs, replace(architecture.converter(), any_meter=settings.any_meter),
+            self.cache, settings.validation_fraction,
             self.workers, settings.train_hop)
         if len(ws.train) == 0:
             raise CadenzaError(f"no {architecture.slice_bars}-bar {architecture.kind} windows in "

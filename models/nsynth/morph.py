@@ -23,6 +23,7 @@ exactly as the training notes were (:func:`models.nsynth.dataset.normalize_note`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from models import limits
-from models.audio_io import Audio
+from models.audio_io import AcidInfo, Audio
 from models.errors import CadenzaError
 from models.nsynth import dataset as ds
 from models.nsynth.fastgen import CancelFn, FastGenerator, ProgressFn
@@ -89,6 +90,22 @@ def morph_f0(f0s: Sequence[float], weights: Sequence[float]) -> float:
         if np.isfinite(f) and f > 0 and w > best_w + 1e-9:
             best, best_w = float(f), float(w)
     return best
+
+
+def root_note(f0: float) -> int | None:
+    """The MIDI pitch nearest a fundamental in Hz (A4 = 440 Hz is 69); None when unpitched."""
+    if not (np.isfinite(f0) and f0 > 0):
+        return None
+    pitch = int(round(69 + 12 * math.log2(float(f0) / 440.0)))
+    return pitch if 0 <= pitch <= 127 else None
+
+
+def morph_acid(f0: float, tempo: float) -> AcidInfo:
+    """What a WAV of a morph made at a session ``tempo`` (BPM) tells a DAW: that tempo, a
+    one-shot (a single note, played as is rather than looped or stretched to the song), and
+    the note it plays (:func:`root_note` of the fundamental it follows; none when unpitched),
+    so a sampler maps it to its own key."""
+    return AcidInfo(tempo=float(tempo), root_note=root_note(f0), one_shot=True)
 
 
 def prepare_audio(source: Audio | np.ndarray | str | Path, sample_rate: int = ds.SAMPLE_RATE,

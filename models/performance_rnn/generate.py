@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -409,6 +409,18 @@ class Continuation:
     log_likelihood: float
     boundary: float
     joined: NoteSequence
+
+    def at_tempo(self, qpm: float) -> Continuation:
+        """This take carrying one tempo, ``qpm`` (the session's), with its notes at the same
+        seconds: a performance is not quantized, so only the MIDI file's beats change. The
+        joined take keeps the primer's time signatures; the continuation alone gets the one in
+        force where the primer ends."""
+        metre = self.joined.sorted().time_signatures
+        in_force = [ts for ts in metre if ts.time <= self.boundary] or metre[:1]
+        continuation = self.continuation.with_tempo(qpm)
+        if in_force and not continuation.time_signatures:
+            continuation.time_signatures = [replace(in_force[-1], time=0.0)]
+        return replace(self, continuation=continuation, joined=self.joined.with_tempo(qpm))
 
 
 def join(primer: NoteSequence, continuation: NoteSequence, boundary: float) -> NoteSequence:

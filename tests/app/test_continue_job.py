@@ -177,7 +177,9 @@ def test_continuations_follow_the_primer_by_default(qtbot, worker):
 
 @pytest.mark.parametrize("flag, value", [("--density", "nan"), ("--density", "-1"),
                                          ("--density", "lots"), ("--pitch-histogram", "1,2"),
-                                         ("-o", "no/such/folder/x.mid")])
+                                         ("-o", "no/such/folder/x.mid"),
+                                         ("--tempo", "nan"), ("--tempo", "0"),
+                                         ("--tempo", "1000")])
 def test_bad_conditioning_or_output_is_one_line_at_once(tmp_path, flag, value):
     """Refused in one line before the model loads (well under the seconds a load takes)."""
     import time
@@ -214,3 +216,32 @@ def test_evaluate_reports_how_continuations_follow(tmp_path, datasets_dir):
     assert follow["primer"]["pc_divergence"] == 0.0
     bad = _cli("evaluate", "performance", "--data", str(folder), "--continuations", "-3")
     assert bad.returncode == 2 and bad.stderr.startswith("cadenza: error: --continuations")
+
+
+def test_cli_takes_at_the_session_tempo_keep_their_seconds(tmp_path):
+    """``--tempo 96``: the file has one tempo, 96 BPM, and the primer's time signature; every
+    note (the primer's and the continuation's) sounds at the second it does without it."""
+    import mido
+
+    primer = read_midi(PHRASE)
+    assert primer.qpm != 96.0
+    common = ["continue", str(PHRASE), "--model", MODEL, "--seconds", "3", "--seed", "5"]
+    done = _cli(*common, "-o", str(tmp_path / "plain.mid"))
+    assert done.returncode == 0, done.stderr
+    done = _cli(*common, "-o", str(tmp_path / "t.mid"), "--tempo", "96")
+    assert done.returncode == 0, done.stderr
+    plain, timed = read_midi(tmp_path / "plain.mid"), read_midi(tmp_path / "t.mid")
+    assert [(t.time, t.qpm) for t in timed.tempos] == [(0.0, 96.0)]
+    assert [m.tempo for track in mido.MidiFile(tmp_path / "t.mid").tracks for m in track
+            if m.type == "set_tempo"] == [625_000]
+    assert [(t.numerator, t.denominator) for t in timed.time_signatures] == \
+        [(t.numerator, t.denominator) for t in primer.time_signatures]
+    assert len(timed.notes) == len(plain.notes) > len(primer.notes)
+    tick = max(60.0 / 96.0, 60.0 / plain.qpm) / 480  # a tick of either file
+    def order(seq):  # noqa: ANN001, ANN202 - by pitch: rounding to ticks may swap close onsets
+        return sorted(seq.notes, key=lambda n: (n.pitch, n.start))
+
+    for a, b in zip(order(plain), order(timed), strict=True):
+        assert (a.pitch, a.velocity) == (b.pitch, b.velocity)
+        assert b.start == pytest.approx(a.start, abs=tick)
+        assert b.end == pytest.approx(a.end, abs=tick)

@@ -466,3 +466,62 @@ def test_answer_on_the_beat(midi, tiny_model):
         rig.close()
         sync.stop()
     assert rig.duet.error is None
+
+
+def test_answer_quantized_to_the_session_grid(midi, tiny_model):
+    """With quantize 1 every note-on of the answer goes out on a sixteenth of the session's
+    grid (at its tempo, 100 BPM here), and each note keeps the length the model gave it; the
+    answer's first note still starts at the pause (answer_on "pause")."""
+    from app.sync import SyncSession
+
+    sync = SyncSession(None)
+    sync.configure("internal", bpm=100.0)
+    sync.start()
+    settings = DuetSettings(silence_ms=250, seconds=1.2, seed=3, quantize=1.0,
+                            quantize_every=0.25)
+    rig = Rig(midi, tiny_model, settings, "Quant")
+    ons: list[float] = []
+    rig.duet.on_answer_message = lambda m, at: ons.append(at) if m[0] & 0xF0 == 0x90 else None
+    rig.duet.grid = sync.next_time
+    try:
+        rig.kb.play(PHRASE)
+        assert rig.wait_event("done", timeout=8), rig.events
+        answer = rig.duet.rounds[-1].answer
+        assert len(ons) >= 3, ons
+        off_grid_ms = [abs(b - round(b)) * 0.6 * 250 for b in (sync.beat(t) * 4 for t in ons)]
+        print(f"{len(ons)} note-ons, ms from the grid: {[round(v, 2) for v in off_grid_ms]}")
+        assert max(off_grid_ms) < 2.0, off_grid_ms  # sent within 2 ms of a sixteenth
+        assert all(n.end > n.start for n in answer.notes)
+    finally:
+        rig.close()
+        sync.stop()
+    assert rig.duet.error is None
+
+
+def test_soft_quantize_moves_notes_part_of_the_way(tiny_model):
+    """The strength says how far a note moves to its nearest grid step: 0.5 halves the
+    distance; never into the past, nor before the key's last note-off; off without a grid."""
+    from app.sync import SyncSession
+
+    sync = SyncSession(None)
+    sync.configure("internal", bpm=120.0)  # sixteenths 125 ms apart
+    sync.start()
+    try:
+        duet = Duet([], DuetSettings(quantize=0.5), grid=sync.next_time)
+        base = sync.next_time(time.perf_counter() + 1.0, 4.0)  # a bar ahead
+        for offset, moved in ((0.030, 0.015), (-0.030 + 0.125, 0.125 - 0.015),
+                              (0.070, 0.125 - 0.0275)):
+            q = duet._quantized(base + offset, 0.0)
+            assert q - base == pytest.approx(moved, abs=5e-4), (offset, q - base)
+        assert duet._quantized(base + 0.03, base + 0.1) == pytest.approx(base + 0.1)
+        now = time.perf_counter()
+        assert duet._quantized(now - 0.05, 0.0) >= now
+        duet.update(quantize=0.0)
+        assert duet._quantized(base + 0.03, 0.0) == base + 0.03
+    finally:
+        sync.stop()
+    assert Duet([], DuetSettings(quantize=1.0))._quantized(5.0, 0.0) == 5.0  # no grid
+    with pytest.raises(CadenzaError, match="quantize"):
+        DuetSettings(quantize=float("nan")).check()
+    with pytest.raises(CadenzaError, match="quantize grid"):
+        DuetSettings(quantize_every=8.0).check()

@@ -91,6 +91,12 @@ def test_duet_in_the_window(rig, qtbot, datasets_dir, artifacts_dir: Path):
     panel.duet_button.click()
     assert panel.duet is not None and panel.duet_button.text() == "Stop duet"
     qtbot.waitUntil(lambda: panel.duet is not None and panel.duet.running, timeout=60000)
+    # Quantizing is off by default; the combos change a running duet's settings.
+    assert panel.duet.settings.quantize == 0.0
+    panel.quantize_combo.setCurrentIndex(panel.quantize_combo.findText("soft (50 %)"))
+    panel.quantize_grid_combo.setCurrentIndex(panel.quantize_grid_combo.findText("1/8 triplet"))
+    assert panel.duet.settings.quantize == 0.5
+    assert panel.duet.settings.quantize_every == pytest.approx(1 / 3)
     time.sleep(0.1)
     kb.play(PHRASE)
     qtbot.waitUntil(lambda: panel.last_latency_ms is not None, timeout=5000)
@@ -129,9 +135,41 @@ def test_record_a_take_into_the_library(rig, qtbot):
     assert len(clips) == before + 1
     take = clips[-1]
     assert take.name == "Live take 1" and [n.pitch for n in take.sequence.notes] == [60, 62, 64]
+    assert take.tempo is None  # sync off: no session tempo remembered
     clicks = [m for _, m in ear.note_ons() if m[0] == 0x99]
     assert len(clicks) >= 4  # the count-in, on channel 10
     assert ear.wait_for(lambda e: unbalanced(e.messages()) == {}, timeout=2)
+
+
+def test_a_take_recorded_while_sync_runs_remembers_the_session_tempo(rig, qtbot, tmp_path):
+    """Sync at 150 BPM: the take starts on the session's next bar, its file says 150 BPM and
+    the clip remembers it (the library shows it, a session keeps it)."""
+    window, panel, kb, _ear = rig
+    assert panel.choose_input("PanelKeys")
+    panel.count_in_spin.setValue(0)
+    panel.metronome_check.setChecked(False)
+    box = panel.sync_box
+    assert box.choose_source("internal")
+    box.tempo_spin.setValue(150.0)
+    box.run_button.click()
+    try:
+        assert window.session_bpm() == 150.0
+        panel.record_button.click()
+        rec = panel.recorder
+        assert rec is not None and rec.qpm == 150.0
+        qtbot.waitUntil(lambda: time.perf_counter() > rec.t_zero + 0.05, timeout=3000)
+        kb.play([(60, 0.1), (67, 0.1)])
+        panel.record_button.click()
+    finally:
+        box.run_button.click()
+    take = window.library.clips()[-1]
+    assert [n.pitch for n in take.sequence.notes] == [60, 67]
+    assert take.tempo == 150.0 and take.sequence.qpm == 150.0 and "150 BPM" in take.summary
+    saved = window.save_session(tmp_path / "take.cadenza")
+    assert saved is not None
+    from app.session import read_session
+
+    assert read_session(saved).clips[-1].tempo == 150.0
 
 
 def test_keyboard_plays_the_morph_instrument_and_clips_sound_with_it(

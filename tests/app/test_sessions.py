@@ -74,6 +74,59 @@ def test_a_session_file_is_a_zip_of_midi_wav_and_json(tmp_path, short_piano_clip
     assert back.clips[0].source == short_piano_clip.source
 
 
+def test_the_session_tempo_of_clips_and_results_survives_a_session_file(tmp_path,
+                                                                      short_piano_clip,
+                                                                      wav_file):
+    """A take made at 96 BPM and a morph made at 140 BPM come back with their tempos (the
+    manifest says it; the MIDI file's tempo and the WAV's acid chunk carry it too); a clip made
+    without sync, and an older manifest without the key, have none."""
+    from app.clips import Clip
+    from models.audio_io import AcidInfo
+
+    take = Clip("take", sequence=short_piano_clip.sequence.with_tempo(96.0), tempo=96.0)
+    morph = load_clip(wav_file)
+    morph = Clip("morph", audio=morph.audio.with_acid(
+        AcidInfo(tempo=140.0, root_note=69, one_shot=True)))
+    assert morph.tempo == 140.0
+    plain = load_clip(wav_file)
+    data = SessionData(clips=[take, morph, plain, short_piano_clip],
+                       results={"Morph": Results(audio=morph.audio, names=["m"],
+                                                 meta={"tempo": 140.0})})
+    path = write_session(tmp_path / "t.cadenza", data)
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        assert [c["tempo"] for c in manifest["clips"]] == [96.0, 140.0, None, None]
+        assert read_midi(archive.read("clips/001.mid")).qpm == 96.0
+        assert b"acid" in archive.read("clips/002.wav") and b"acid" in archive.read(
+            "results/morph.wav")
+        assert b"acid" not in archive.read("clips/003.wav")
+    back = read_session(path)
+    assert [c.tempo for c in back.clips] == [96.0, 140.0, None, None]
+    assert back.clips[0].sequence.qpm == 96.0
+    assert back.clips[1].audio.acid == AcidInfo(tempo=140.0, root_note=69, one_shot=True,
+                                                beats=round(1.5 * 140 / 60))
+    assert back.results["Morph"].audio.acid.tempo == 140.0
+    assert back.results["Morph"].meta["tempo"] == 140.0
+    # an older session (no "tempo" key) or a nonsense value: no tempo
+    for value in ("drop", "fast", float("nan"), 1e9):
+        with zipfile.ZipFile(path) as archive:
+            members = {n: archive.read(n) for n in archive.namelist()}
+        manifest = json.loads(members["manifest.json"])
+        for entry in manifest["clips"]:
+            if value == "drop":
+                entry.pop("tempo")
+            else:
+                entry["tempo"] = value
+        members["manifest.json"] = json.dumps(manifest).encode()
+        older = tmp_path / "older.cadenza"
+        with zipfile.ZipFile(older, "w") as archive:
+            for name, payload in members.items():
+                archive.writestr(name, payload)
+        clips = read_session(older).clips
+        assert clips[0].tempo is None and clips[2].tempo is None, value
+        assert clips[1].tempo == 140.0  # its WAV still says so
+
+
 @pytest.mark.parametrize("content", [
     b"",
     b"not a zip at all",
@@ -144,6 +197,7 @@ def test_relaunch_restores_clips_results_settings_and_layout(qtbot, tmp_path, sh
     tone = win.library.clips()[1]
     morph.show_result(tone.audio)
     win.live_panel.tempo_spin.setValue(88)
+    win.live_panel.quantize_combo.setCurrentIndex(2)  # soft
     win.show_workspace("Interpolate")
     win.library.select(short_piano_clip)
     _saved(win, qtbot)
@@ -166,6 +220,7 @@ def test_relaunch_restores_clips_results_settings_and_layout(qtbot, tmp_path, sh
     assert morph2.has_results() and morph2.keep_button.isEnabled()
     assert morph2.session_results().audio.samples.shape == tone.audio.samples.shape
     assert again.live_panel.tempo_spin.value() == 88
+    assert again.live_panel.quantize_combo.currentData() == 0.5
     assert again.tabs.currentWidget() is again.workspaces["Interpolate"]
     assert ws.primer.currentText() == short_piano_clip.name
     # nothing is ever unsaved: closing asks nothing, and the undo history starts afresh
@@ -329,8 +384,24 @@ def test_a_duet_answer_is_kept_with_one_click(window, short_piano_clip):
     panel.keep_answer_button.click()
     kept = window.library.clips()[-1]
     assert kept.name == "Duet answer 3" and len(kept.sequence.notes) == len(answer.notes)
+    assert kept.tempo is None  # sync off: as played
     window.undo_action.trigger()
     assert window.library.clips() == []
+    # With sync on, a kept answer has the session tempo and starts on the bar it was played in.
+    box = panel.sync_box
+    box.tempo_spin.setValue(90.0)
+    box.run_button.click()
+    try:
+        first_at = box.next_time(time.perf_counter(), 4.0) + 1.5  # 2.25 beats into a bar
+        panel.last_round.first_note_at = first_at
+        panel.keep_answer_button.click()
+        kept = window.library.clips()[-1]
+        assert kept.tempo == 90.0 and kept.sequence.tempos[0].qpm == 90.0
+        first = min(n.start for n in kept.sequence.notes)
+        assert first == pytest.approx(1.5, abs=1e-3)  # as far into its first bar
+        assert len(kept.sequence.notes) == len(answer.notes)
+    finally:
+        box.run_button.click()
 
 
 # ---------------------------------------------------------------------- inline errors

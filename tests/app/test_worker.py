@@ -116,6 +116,26 @@ def test_cancel_stops_a_long_job_and_skips_queued_ones(qtbot, worker):
     assert len(steps) < 1000
 
 
+def test_a_result_that_arrives_after_cancel_is_dropped(qtbot, worker):
+    """Cancel clicked after the job ended but before its result reached the GUI thread: the
+    result is not shown; on_cancelled is called instead."""
+    ended = threading.Event()
+    got: list[str] = []
+
+    def job(ctx):
+        ended.set()
+        return "result"
+
+    handle = worker.submit(job, on_success=lambda r: got.append(r),
+                           on_cancelled=lambda: got.append("cancelled"))
+    assert ended.wait(5)
+    time.sleep(0.05)  # the result is queued for the GUI thread, not delivered yet
+    assert got == []
+    handle.cancel()
+    qtbot.waitUntil(lambda: got != [], timeout=2000)
+    assert got == ["cancelled"] and handle.done
+
+
 def test_raise_if_cancelled_ends_the_job(qtbot, worker):
     gate = threading.Event()
     cancelled = []

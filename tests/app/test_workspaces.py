@@ -8,6 +8,7 @@ that the app finds through ``CADENZA_MODELS_DIR``. Screenshots with results go t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -299,6 +300,63 @@ def test_interpolate_sample_button_and_sampled_endpoints(win, qtbot):
     assert len(ws.cards) == 3 and ws.cards[0].name == "interpolation 1/3"
 
 
+def test_interpolate_picks_the_model_from_the_clips_and_says_why_a_clip_gives_nothing(
+        win, datasets_dir, qtbot):
+    ws = win.workspaces["Interpolate"]
+    assert not ws.auto_model.isChecked()  # the fixture chose tiny-melody
+    added = {c.name: c for c in win.open_examples()}
+    grooves = [added["drums-funk"], added["drums-rock"]]
+    # a melody model chosen: the default endpoints are melodies, not the drum grooves first
+    defaults = ws.endpoint_clips()[:2]
+    assert all(c is not None and "melody" in clip_kinds_of(c) for c in defaults)
+
+    # the clips pick the model: two grooves -> the drum model
+    ws.auto_model.setChecked(True)
+    for combo, clip in zip(ws.corner_combos, grooves, strict=False):
+        combo.setCurrentIndex(combo.findData(clip.id))
+    ws.steps.setValue(3)
+    ws.interpolate.click()
+    _wait_idle(qtbot, ws)
+    assert ws.model_combo.currentData() == "drums-2bar" and ws.auto_model.isChecked()
+    assert len(ws.cards) == 3 and all(n.is_drum for c in ws.cards for n in c.sequence.notes)
+
+    # a melody and a groove: one line in the workspace, the old result cleared, no job
+    combo_b = ws.corner_combos[1]
+    combo_b.setCurrentIndex(combo_b.findData(added["melody-a"].id))
+    ws.interpolate.click()
+    assert not ws.running and ws.cards == [] and ws.result is None
+    assert ws.error_label.isVisibleTo(ws)
+    assert "melody-a is a melody and drums-funk drums only" in ws.error_label.text()
+    assert "\n" not in ws.error_label.text()
+
+    # two jigs in 6/8: the 16-bar melody model, the steps keep the jig's metre
+    jigs = win.open_files([datasets_dir / "melody" / "nottingham" / f"jigs{i}.mid"
+                           for i in (1, 2)])
+    for combo, clip in zip(ws.corner_combos, jigs, strict=False):
+        combo.setCurrentIndex(combo.findData(clip.id))
+    ws.interpolate.click()
+    _wait_idle(qtbot, ws)
+    assert not ws.error_label.isVisibleTo(ws)
+    assert ws.model_combo.currentData() == "melody-16bar" and len(ws.cards) == 3
+    assert all((c.sequence.time_signature.numerator, c.sequence.time_signature.denominator)
+               == (6, 8) for c in ws.cards)
+
+    # the musician chooses the melody model: it stays, and a groove says why it gives nothing
+    ws.model_combo.setCurrentIndex(ws.model_combo.findData("tiny-melody"))
+    assert not ws.auto_model.isChecked()
+    combo_a = ws.corner_combos[0]
+    combo_a.setCurrentIndex(combo_a.findData(grooves[0].id))
+    ws.interpolate.click()
+    assert ws.model_combo.currentData() == "tiny-melody" and ws.cards == []
+    assert "drums-funk holds drums only" in ws.error_label.text()
+
+
+def clip_kinds_of(clip: Clip) -> set[str]:
+    from models.music_vae.inputs import clip_kinds
+
+    return clip_kinds(clip.sequence)
+
+
 # ---------------------------------------------------------------------- Morph
 def test_morph_two_general_midi_sources(win, qtbot, tmp_path, wav_file, artifacts_dir,
                                         jack_server):
@@ -404,3 +462,189 @@ def test_a_refreshed_model_list_keeps_the_chosen_model(win):
     ws.set_models(entries)
     expected = "melody-2bar" if "melody-2bar" in names else names[0]
     assert ws.model_combo.currentData() == expected
+
+
+# ---------------------------------------------------------------------- the session tempo
+@contextlib.contextmanager
+def _synced(win, bpm: float) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """The Live panel's sync running on its internal clock (no MIDI port needed) at ``bpm``."""
+    box = win.live_panel.sync_box
+    assert box.choose_source("internal")
+    box.tempo_spin.setValue(bpm)
+    box.run_button.click()
+    try:
+        assert box.run_button.isChecked() and win.session_bpm() == pytest.approx(bpm)
+        yield
+    finally:
+        box.run_button.click()
+        assert win.session_bpm() is None
+
+
+def _export_audio_through_the_dialog(qtbot, button, target: Path) -> None:  # type: ignore[no-untyped-def]
+    """Press a result's Export audio… button and choose ``target`` (48 kHz WAV) in the dialog."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.widgets.export_dialog import AudioExportDialog
+
+    def fill() -> None:
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, AudioExportDialog)
+        dialog.path.setText(str(target))
+        dialog.set_rate(48000)
+        dialog.accept()
+
+    QTimer.singleShot(200, fill)
+    button.click()
+    qtbot.waitUntil(target.is_file, timeout=LONG)
+
+
+def _note_on_ticks(path: Path) -> list[int]:
+    import mido
+
+    out = []
+    for track in mido.MidiFile(path).tracks:
+        tick = 0
+        for m in track:
+            tick += m.time
+            if m.type == "note_on" and m.velocity > 0:
+                out.append(tick)
+    return out
+
+
+def test_continue_at_the_session_tempo_exports_files_a_daw_lines_up(
+        win, short_piano_clip, qtbot, tmp_path):
+    """Sync at 96 BPM: the takes carry 96 BPM with every note at the same second; the .mid
+    (Export, drag-out), the rendered WAV (its acid chunk), the kept clip and a saved and reopened
+    session all say 96 BPM. With sync off again, the takes keep the primer's tempo."""
+    from models.audio_io import read_audio
+
+    ws = win.workspaces["Continue"]
+    primer = short_piano_clip.sequence
+    assert primer.qpm != 96.0
+    win.add_clip(short_piano_clip)
+    ws.length.setValue(2.0)
+    ws.variations.setValue(1)
+    ws.seed.setValue(3)
+    with _synced(win, 96.0):
+        assert ws.session_tempo() == 96.0
+        ws.generate.click()
+        _wait_idle(qtbot, ws)
+    assert ws.result is not None and ws.result.tempo == 96.0
+    card = ws.cards[0]
+    seq = card.sequence
+    assert card.tempo == 96.0 and [(t.time, t.qpm) for t in seq.tempos] == [(0.0, 96.0)]
+    assert seq.time_signatures == primer.time_signatures
+    before = [(n.pitch, n.start, n.end) for n in seq.sorted().notes
+              if n.start < ws.result.boundary - 1e-6]
+    assert before == [(n.pitch, n.start, n.end) for n in primer.sorted().notes]
+    assert _notes_after(seq, ws.result.boundary) > 0
+
+    tick = 60.0 / 96.0 / 480
+    for path in (ws.export_midi(seq, tmp_path / "take.mid"),
+                 Path(card.handle.mime_data().urls()[0].toLocalFile())):
+        back = read_midi(path)
+        assert [(t.time, t.qpm) for t in back.tempos] == [(0.0, 96.0)], path
+        by_pitch = sorted(back.notes, key=lambda n: (n.pitch, n.start))
+        for a, b in zip(sorted(seq.notes, key=lambda n: (n.pitch, n.start)), by_pitch,
+                        strict=True):
+            assert a.pitch == b.pitch and abs(a.start - b.start) <= tick / 2 + 1e-9
+            assert abs(a.end - b.end) <= tick / 2 + 1e-9
+    _export_audio_through_the_dialog(qtbot, card.buttons["wav"], tmp_path / "take.wav")
+    rendered = read_audio(tmp_path / "take.wav")
+    assert rendered.sample_rate == 48000 and rendered.acid is not None
+    assert rendered.acid.tempo == 96.0 and not rendered.acid.one_shot
+    assert rendered.acid.root_note is None  # a performance, not a note to map to a key
+
+    card.buttons["keep"].click()
+    kept = win.library.clips()[-1]
+    assert kept.tempo == 96.0 and kept.summary.endswith("96 BPM")
+    win.library.select(kept)
+    with qtbot.waitSignal(win.exported, timeout=LONG):
+        win.export_wav(tmp_path / "kept.wav")
+    assert read_audio(tmp_path / "kept.wav").acid.tempo == 96.0
+
+    saved = win.save_session(tmp_path / "tempo.cadenza")
+    assert saved is not None
+    win.library.replace_all([])
+    assert win.open_session(saved)
+    reopened = win.library.clips()[-1]
+    assert reopened.name == kept.name and reopened.tempo == 96.0
+    assert reopened.sequence.qpm == 96.0
+    assert ws.cards and ws.cards[0].tempo == 96.0 and ws.cards[0].sequence.qpm == 96.0
+    assert win.library.clips()[0].tempo is None  # the primer, opened without sync
+
+    # sync off: as before, the primer's tempo and no tempo remembered
+    ws.primer.setCurrentIndex(1)
+    ws.generate.click()
+    _wait_idle(qtbot, ws)
+    assert ws.result.tempo is None and ws.cards[0].tempo is None
+    assert [(t.time, t.qpm) for t in ws.cards[0].sequence.tempos] == \
+        [(t.time, t.qpm) for t in primer.tempos]
+
+
+def test_interpolate_at_the_session_tempo_lands_on_its_grid(win, nottingham, qtbot, tmp_path):
+    """Sync at 96 BPM: two 4/4 bars are 5 s, every note starts on a sixteenth of 96 BPM, and
+    the row's .mid carries 96 BPM with every note-on on a 120-tick sixteenth."""
+    ws = win.workspaces["Interpolate"]
+    a, b = win.open_files(nottingham[:2])
+    assert a.sequence.qpm != 96.0
+    ws.steps.setValue(3)
+    ws.seed.setValue(5)
+    ws.temperature.setValue(1.0)
+    sixteenth = 60.0 / 96.0 / 4
+    with _synced(win, 96.0):
+        ws.interpolate.click()
+        _wait_idle(qtbot, ws)
+        assert ws.result.tempo == 96.0 and ws.result.seconds_each == pytest.approx(5.0)
+        for card in ws.cards:
+            assert card.tempo == 96.0 and card.sequence.qpm == 96.0
+            for n in card.sequence.notes:
+                assert n.start / sixteenth == pytest.approx(round(n.start / sixteenth),
+                                                            abs=1e-6)
+        row = ws.joined()
+        assert row.notes and row.qpm == 96.0
+        out = ws.export_midi(row, tmp_path / "row.mid")
+        assert read_midi(out).qpm == 96.0
+        assert all(t % 120 == 0 for t in _note_on_ticks(out))
+        ws.keep_all.click()
+        assert win.library.clips()[-1].tempo == 96.0
+        ws.sample.click()
+        _wait_idle(qtbot, ws)
+        assert ws.result.tempo == 96.0 and ws.result.seconds_each == pytest.approx(5.0)
+        assert all(c.sequence.qpm == 96.0 for c in ws.cards)
+    ws.interpolate.click()  # sync off: the first clip's tempo, as before
+    _wait_idle(qtbot, ws)
+    assert ws.result.tempo is None
+    assert ws.result.seconds_each == pytest.approx(2 * 4 * 60 / a.sequence.qpm)
+
+
+def test_morph_at_the_session_tempo_writes_an_acidized_wav(win, qtbot, tmp_path):
+    """Sync at 96 BPM: the morph's WAV (exported, dragged out, kept in a session) has an acid
+    chunk with 96 BPM, marked one-shot, root note C4 (the piano's, the larger share)."""
+    from models.audio_io import read_audio
+
+    ws = win.workspaces["Morph"]
+    ws.slots[0].use_gm(0, 60)
+    ws.slots[1].use_gm(73, 72)
+    ws.mix.setValue(30)
+    ws.length.setValue(0.5)
+    with _synced(win, 96.0):
+        ws.morph.click()
+        _wait_idle(qtbot, ws)
+    acid = ws.session_results().audio.acid
+    assert acid is not None and acid.tempo == 96.0 and acid.one_shot and acid.root_note == 60
+    _export_audio_through_the_dialog(qtbot, ws.export_button, tmp_path / "morph.wav")
+    written = read_audio(tmp_path / "morph.wav")
+    assert written.sample_rate == 48000
+    assert (written.acid.tempo, written.acid.one_shot, written.acid.root_note) == (96.0, True, 60)
+    ws.keep_button.click()
+    kept = win.library.clips()[-1]
+    assert kept.tempo == 96.0
+    dragged = win.library.export_for_drag(kept)
+    assert read_audio(dragged).acid.tempo == 96.0
+    saved = win.save_session(tmp_path / "morph.cadenza")
+    win.library.replace_all([])
+    assert win.open_session(saved)
+    assert win.library.clips()[-1].tempo == 96.0
+    assert ws.session_results().audio.acid.tempo == 96.0

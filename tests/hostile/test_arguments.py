@@ -46,6 +46,12 @@ CONTINUE = [
     (["--top-p", "nan"], "--top-p"),
     (["--top-p", "2"], "--top-p"),
     (["--seed", "abc"], "--seed"),
+    (["--tempo", "nan"], "--tempo"),
+    (["--tempo", "inf"], "--tempo"),
+    (["--tempo", "0"], "--tempo"),
+    (["--tempo", "-96"], "--tempo"),
+    (["--tempo", "1e6"], "--tempo"),
+    (["--tempo", "fast"], "--tempo"),
     (["--no-such-option"], "unrecognized"),
 ]
 
@@ -121,6 +127,10 @@ MUSIC_VAE = [
     (["sample", "--temperature", "nan"], "--temperature"),
     (["sample", "--temperature", "-2"], "--temperature"),
     (["sample", "--seed", "-5"], "--seed"),
+    (["interpolate", "A", "B", "--tempo", "nan"], "--tempo"),
+    (["interpolate", "A", "B", "--tempo", "10"], "--tempo"),
+    (["sample", "--tempo", "inf"], "--tempo"),
+    (["sample", "--tempo", "401"], "--tempo"),
 ]
 
 
@@ -143,6 +153,9 @@ MORPH = [
     (["S0", "S1", "--seed", "-1"], "--seed"),
     (["S0", "S1", "--sample-rate", "5"], "--sample-rate"),
     (["S0", "S1", "--pitch", "200"], "--pitch"),
+    (["S0", "S1", "--tempo", "nan"], "--tempo"),
+    (["S0", "S1", "--tempo", "0"], "--tempo"),
+    (["S0", "S1", "--tempo", "1e300"], "--tempo"),
     (["S0", "gm:no-such-instrument"], "no general midi instrument"),
     (["S0", "missing.wav"], "no such file"),
 ]
@@ -221,7 +234,10 @@ def test_dataset_output_below_a_file(cli, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("extra", [["--seconds", "nan"], ["--silence-ms", "nan"],
                                    ["--temperature", "nan"], ["--seed", "-1"],
-                                   ["--channel", "99"]])
+                                   ["--channel", "99"], ["--quantize", "nan"],
+                                   ["--quantize", "1.5"], ["--quantize-grid", "1/0"],
+                                   ["--quantize-grid", "sixteenth"],
+                                   ["--quantize-grid", "1/256"]])
 def test_duet_arguments(cli, extra: list[str]) -> None:
     assert_refused(cli(["duet", "--input", "none", "--output", "none", *extra]))
 

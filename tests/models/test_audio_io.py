@@ -316,3 +316,110 @@ def test_audio_bytes_is_a_whole_file() -> None:
         samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
         assert rate == 48000 and samples.shape[1] == 2
     assert audio_bytes(audio)[:4] == b"RIFF"
+
+
+# ---------------------------------------------------------------------- acid chunk (tempo)
+def _loop_info(path: Path) -> tuple[int, int, int, int, float, int] | None:
+    """libsndfile's own reading of the file's acid chunk (``SFC_GET_LOOP_INFO``: time signature,
+    loop mode, beats, BPM, root key), the way Audacity and other libsndfile programs see it."""
+    with soundfile.SoundFile(str(path)) as f:
+        size = 44  # sizeof(SF_LOOP_INFO)
+        buffer = soundfile._ffi.new(f"char[{size}]")
+        if not soundfile._snd.sf_command(f._file, 0x10E0, buffer, size):
+            return None
+        return struct.unpack("<hhiifi", bytes(soundfile._ffi.buffer(buffer, 20)))
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    out, pos = [], 12
+    while pos + 8 <= len(data):
+        kind, size = struct.unpack_from("<4sI", data, pos)
+        out.append(kind)
+        pos += 8 + size + (size & 1)
+    return out
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_a_wav_carries_its_tempo_and_root_note_in_an_acid_chunk(tmp_path: Path,
+                                                                subtype: str) -> None:
+    from models.audio_io import AcidInfo
+
+    audio = sine(261.6, 48000, 2.5, channels=2).with_acid(
+        AcidInfo(tempo=96.0, root_note=60, one_shot=True))
+    path = tmp_path / "morph.wav"
+    write_audio(path, audio, subtype=subtype)
+    data = path.read_bytes()
+    assert _chunks(data)[-2:] == [b"acid", b"data"]  # before the audio
+    assert struct.unpack_from("<I", data, 4)[0] == len(data) - 8  # the RIFF size grew with it
+    back = read_audio(path)
+    assert back.acid == AcidInfo(tempo=96.0, root_note=60, one_shot=True, beats=4,
+                                 meter=(4, 4))  # 2.5 s at 96 BPM: 4 beats
+    assert back.frames == audio.frames and back.channels == 2
+    tolerance = 0.0 if subtype == "FLOAT" else 2.0 ** -14
+    np.testing.assert_allclose(back.samples, audio.samples, atol=tolerance)
+    # libsndfile reads the same: 4/4, one-shot (SF_LOOP_NONE = 800), 4 beats, 96 BPM, key 60
+    assert _loop_info(path) == (4, 4, 800, 4, 96.0, 60)
+
+
+def test_a_stretchable_take_and_a_pitchless_one(tmp_path: Path) -> None:
+    from models.audio_io import AcidInfo
+
+    path = tmp_path / "take.wav"
+    write_audio(path, sine(440, 44100, 10.0).with_acid(AcidInfo(tempo=128.5)))
+    assert read_audio(path).acid == AcidInfo(tempo=128.5, beats=21)
+    num, den, mode, beats, bpm, root = _loop_info(path)
+    assert (num, den, beats, bpm, root) == (4, 4, 21, 128.5, -1)  # no root note
+    assert mode == 801  # SF_LOOP_FORWARD: a loop the DAW may stretch to its tempo
+    # the chunk survives resampling and the other transforms, and goes to stdout too
+    audio = read_audio(path).resampled(48000).mono().normalized()
+    assert audio.acid == read_audio(path).acid
+    from models.audio_io import audio_bytes
+
+    piped = tmp_path / "piped.wav"
+    piped.write_bytes(audio_bytes(audio))
+    assert read_audio(piped).acid == audio.acid
+
+
+def test_without_a_tempo_the_files_are_as_before(tmp_path: Path) -> None:
+    """No acid chunk unless the audio has one: the same bytes libsndfile writes; other
+    containers have no place for it and are written as they always were."""
+    from models.audio_io import AcidInfo, audio_bytes
+
+    audio = sine(440, 16000, 1.0)
+    path = tmp_path / "plain.wav"
+    write_audio(path, audio)
+    direct = tmp_path / "direct.wav"
+    soundfile.write(str(direct), audio.samples, 16000, subtype="PCM_16", format="WAV")
+    assert path.read_bytes() == direct.read_bytes() == audio_bytes(audio)
+    assert read_audio(path).acid is None and _loop_info(path) is None
+    tagged = audio.with_acid(AcidInfo(tempo=96.0))
+    for ext in (".flac", ".aiff"):
+        write_audio(tmp_path / f"a{ext}", tagged)
+        assert b"acid" not in (tmp_path / f"a{ext}").read_bytes()
+        assert read_audio(tmp_path / f"a{ext}").acid is None
+
+
+def test_a_broken_acid_chunk_is_ignored_and_a_chunk_after_the_audio_is_read(
+        tmp_path: Path) -> None:
+    from models.audio_io import AcidInfo
+
+    audio = sine(440, 16000, 1.0)
+    plain = tmp_path / "plain.wav"
+    write_audio(plain, audio)
+    data = plain.read_bytes()
+    after = tmp_path / "after.wav"  # as some editors write it: the chunk at the end
+    chunk = AcidInfo(tempo=140.0, root_note=45).chunk(1.0)
+    grown = data + chunk
+    after.write_bytes(grown[:4] + struct.pack("<I", len(grown) - 8) + grown[8:])
+    assert read_audio(after).acid == AcidInfo(tempo=140.0, root_note=45, beats=2)
+    nan = tmp_path / "nan.wav"  # a NaN tempo: no tempo, the audio still reads
+    body = bytearray(chunk)
+    body[-4:] = struct.pack("<f", float("nan"))
+    grown = data + bytes(body)
+    nan.write_bytes(grown[:4] + struct.pack("<I", len(grown) - 8) + grown[8:])
+    back = read_audio(nan)
+    assert back.acid is None and back.frames == audio.frames
+    with pytest.raises(ValueError):
+        AcidInfo(tempo=0.0)
+    with pytest.raises(ValueError):
+        AcidInfo(tempo=float("inf"))

@@ -585,3 +585,25 @@ def test_fast_reader_leaves_what_symusic_cannot_read_to_read_midi(kind: str,
     else:
         assert not isinstance(fast, str)
         assert notes_of(fast) == notes_of(exact)
+
+
+def test_a_take_given_the_session_tempo_reads_back_with_it_and_the_same_seconds(
+        tmp_path: Path) -> None:
+    """A performance at 96 BPM: one tempo event (625,000 us per quarter), the notes where they
+    were in seconds (to half a tick: 480 ticks per quarter at 96 BPM is 1.3 ms a tick)."""
+    played = NoteSequence(
+        notes=[Note(60 + i % 12, 80, 0.1234 * i + 0.01, 0.1234 * i + 0.3) for i in range(40)],
+        tempos=[TempoChange(0.0, 120.0), TempoChange(2.0, 70.0)],
+        time_signatures=[TimeSignature(0.0, 3, 4)])
+    path = tmp_path / "take.mid"
+    write_midi(played.with_tempo(96.0), path)
+    meta = [m for track in mido.MidiFile(path).tracks for m in track if m.is_meta]
+    assert [m.tempo for m in meta if m.type == "set_tempo"] == [625_000]
+    assert [(m.numerator, m.denominator) for m in meta if m.type == "time_signature"] == [(3, 4)]
+    back = read_midi(path)
+    assert [(t.time, t.qpm) for t in back.tempos] == [(0.0, 96.0)]
+    half_tick = 60.0 / 96.0 / 480 / 2
+    for mine, theirs in zip(played.notes, back.sorted().notes, strict=True):
+        assert theirs.pitch == mine.pitch
+        assert theirs.start == pytest.approx(mine.start, abs=half_tick + 1e-9)
+        assert theirs.end == pytest.approx(mine.end, abs=half_tick + 1e-9)

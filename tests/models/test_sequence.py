@@ -147,3 +147,18 @@ def test_one_table_of_pitch_names() -> None:
     assert len(KEY_NAMES) == 24 and KEY_NAMES[1] == "Db major" and KEY_NAMES[13] == "C# minor"
     with pytest.raises(ValueError):
         pitch_class("H")
+
+
+def test_with_tempo_keeps_every_time_in_seconds() -> None:
+    seq = melody()
+    seq.time_signatures = [TimeSignature(0.0, 3, 4)]
+    seq.control_changes = [ControlChange(0.7, 64, 127)]
+    out = seq.with_tempo(96.0)
+    assert [(t.time, t.qpm) for t in out.tempos] == [(0.0, 96.0)]
+    assert spans(out) == spans(seq)
+    assert out.time_signatures == seq.time_signatures
+    assert out.control_changes == seq.control_changes
+    assert [(t.time, t.qpm) for t in seq.tempos] == [(0.0, 120.0), (2.0, 60.0)]  # a copy
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError):
+            seq.with_tempo(bad)

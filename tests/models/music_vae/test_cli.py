@@ -59,13 +59,13 @@ def test_bad_inputs_exit_2_with_one_line(tiny_melody, tiny_drums, tmp_path, caps
                  "--model", str(tiny_melody)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cadenza: error:") and err.count("\n") == 1
-    # A drum-only file has no melody.
+    # A drum-only file has no melody (and says so before the model loads).
     drums = tmp_path / "drums.mid"
     assert main(["sample", "--model", str(tiny_drums), "-n", "1", "-o", str(drums)]) == 0
     capsys.readouterr()
     assert main(["interpolate", str(drums), str(good), "-o", str(tmp_path / "y.mid"),
                  "--model", str(tiny_melody)]) == 2
-    assert "no melody" in capsys.readouterr().err
+    assert "holds drums only" in capsys.readouterr().err
 
 
 def test_evaluate_prints_json(tiny_melody, nottingham_subset, capsys):
@@ -74,3 +74,69 @@ def test_evaluate_prints_json(tiny_melody, nottingham_subset, capsys):
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"reconstruction_accuracy", "kl", "examples"} and out["examples"] == 32
+
+
+def _note_on_ticks(path) -> list[int]:  # noqa: ANN001
+    out = []
+    for track in mido.MidiFile(path).tracks:
+        tick = 0
+        for m in track:
+            tick += m.time
+            if m.type == "note_on" and m.velocity > 0:
+                out.append(tick)
+    return out
+
+
+def test_interpolate_and_sample_at_the_session_tempo(tiny_melody, nottingham_subset,
+                                                     tmp_path):
+    """--tempo 96: the grid's sixteenths become seconds at 96 BPM (0.15625 s; 2 bars are 5 s)
+    and the file carries 96 BPM, so every note starts on a sixteenth of the DAW's grid."""
+    files = sorted(nottingham_subset.glob("*.mid"))
+    assert read_midi(files[0]).qpm != 96.0  # the tempo comes from --tempo, not the clip
+    out = tmp_path / "morph.mid"
+    assert main(["interpolate", str(files[0]), str(files[1]), "-o", str(out), "--steps", "3",
+                 "--model", str(tiny_melody), "--temperature", "1.5", "--seed", "3",
+                 "--tempo", "96"]) == 0
+    seq = read_midi(out)
+    assert [(t.time, t.qpm) for t in seq.tempos] == [(0.0, 96.0)]
+    assert [m.tempo for t in mido.MidiFile(out).tracks for m in t
+            if m.type == "set_tempo"] == [625_000]
+    sixteenth = 60.0 / 96.0 / 4
+    assert seq.notes and max(n.start for n in seq.notes) < 3 * 5.0
+    assert max(n.start for n in seq.notes) >= 5.0  # the second step starts 2 bars (5 s) in
+    for n in seq.notes:
+        assert n.start / sixteenth == pytest.approx(round(n.start / sixteenth), abs=1e-6)
+    ticks = _note_on_ticks(out)  # 480 per quarter: a sixteenth is 120 ticks
+    assert ticks and all(t % 120 == 0 for t in ticks)
+
+    samples = tmp_path / "samples.mid"
+    assert main(["sample", "--model", str(tiny_melody), "-n", "3", "-o", str(samples),
+                 "--temperature", "0.8", "--seed", "4", "--tempo", "96"]) == 0
+    seq = read_midi(samples)
+    assert seq.qpm == 96.0 and seq.notes and max(n.start for n in seq.notes) < 3 * 5.0
+    assert all(t % 120 == 0 for t in _note_on_ticks(samples))
+
+
+def _exit_code(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's own refusal of a value that is not a number
+        return int(exc.code or 0)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-96", "19.9", "400.5", "1e9", "fast"])
+def test_a_bad_tempo_is_one_line_before_any_model_loads(value, nottingham_subset, tmp_path,
+                                                        capsys):
+    """Checked before the model: a model folder that does not exist is never reached."""
+    files = sorted(nottingham_subset.glob("*.mid"))
+    missing = str(tmp_path / "no-such-model")
+    for argv in (["interpolate", str(files[0]), str(files[1]), "-o", str(tmp_path / "x.mid"),
+                  "--model", missing, "--tempo", value],
+                 ["sample", "-o", str(tmp_path / "x.mid"), "--model", missing,
+                  "--tempo", value]):
+        capsys.readouterr()
+        assert _exit_code(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("cadenza: error: ") and err.count("\n") == 1, err
+        assert "--tempo" in err and "no-such-model" not in err
+        assert not (tmp_path / "x.mid").exists()

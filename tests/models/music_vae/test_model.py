@@ -105,17 +105,19 @@ def test_sampling_is_reproducible_with_a_seed(model):
     assert notes(a) != notes(c)
 
 
-def test_no_melody_is_a_cadenza_error(model):
+def test_no_melody_is_a_cadenza_error_and_a_waltz_is_a_melody(model):
     from models.errors import CadenzaError
     from models.sequence import Note, NoteSequence, TimeSignature
 
     drums_only = NoteSequence(notes=[Note(36, 100, 0.0, 0.1, is_drum=True)])
-    with pytest.raises(CadenzaError, match="no melody"):
+    with pytest.raises(CadenzaError, match="drums only"):
         model.encode([drums_only])
+    too_high = NoteSequence(notes=[Note(120, 90, 0.0, 0.5)])
+    with pytest.raises(CadenzaError, match="outside the melody model's pitches 21-108"):
+        model.encode([too_high])
     waltz = NoteSequence(notes=[Note(60, 90, 0.0, 0.5)],
                          time_signatures=[TimeSignature(0.0, 3, 4)])
-    with pytest.raises(CadenzaError):
-        model.encode([waltz])
+    assert model.encode([waltz])[0].shape == (1, model.z_size)
 
 
 def test_evaluate_reports_the_keys(model, nottingham_subset):

@@ -273,3 +273,43 @@ def test_the_decoded_sound_follows_its_sources_loudness(tiny_morpher) -> None:
                                 seed=1)
     # within a couple of dB: the gain moves smoothly between frame centres
     assert np.all(loudness_db(audio.samples[:, 0]) <= env[:16] + 2.0)
+
+
+def test_cli_morph_at_a_session_tempo_writes_an_acidized_wav(tiny_model_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """--tempo 96: the WAV's acid chunk says 96 BPM, a one-shot (a single note: not looped or
+    stretched) whose root note is the pitch the morph plays (the rendered sources' E4)."""
+    from models.audio_io import read_audio
+
+    out = tmp_path / "m.wav"
+    assert main(["morph", "gm:0", "gm:flute", "--pitch", "64", "--mix", "0.3", "--tempo", "96",
+                 "--model", str(tiny_model_dir), "-o", str(out), "--sample-rate", "48000"]) == 0
+    audio = read_audio(out)
+    assert audio.sample_rate == 48000 and audio.frames == 192000
+    acid = audio.acid
+    assert acid is not None and acid.tempo == 96.0 and acid.one_shot
+    assert acid.root_note == 64 and acid.beats == round(4.0 * 96 / 60)
+    plain = tmp_path / "plain.wav"  # without --tempo: no chunk, as before
+    assert main(["morph", "gm:0", "gm:flute", "--pitch", "64", "--mix", "0.3",
+                 "--model", str(tiny_model_dir), "-o", str(plain)]) == 0
+    assert read_audio(plain).acid is None and b"acid" not in plain.read_bytes()
+
+
+def test_morph_acid_root_note_follows_the_fundamental() -> None:
+    from models.nsynth.morph import morph_acid, root_note
+
+    assert root_note(440.0) == 69 and root_note(261.63) == 60 and root_note(329.0) == 64
+    assert root_note(float("nan")) is None and root_note(0.0) is None
+    assert root_note(1e6) is None  # past the MIDI range
+    acid = morph_acid(float("nan"), 120.0)  # an unpitched morph: a tempo, no root note
+    assert acid.tempo == 120.0 and acid.root_note is None and acid.one_shot
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "0", "401", "1e400"])
+def test_a_bad_morph_tempo_is_one_line_before_the_model_loads(value: str, tmp_path: Path,
+                                                               capsys) -> None:
+    assert main(["morph", "gm:0", "gm:flute", "--tempo", value, "--model",
+                 str(tmp_path / "no-such-model"), "-o", str(tmp_path / "o.wav")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cadenza: error: --tempo must be 20..400 BPM") and err.count("\n") == 1
+    assert not (tmp_path / "o.wav").exists()

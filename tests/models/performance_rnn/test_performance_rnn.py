@@ -586,3 +586,30 @@ def test_feeding_events_equals_priming_on_the_whole(model, primer: NoteSequence)
     pieces.feed(events[40:])
     assert np.abs(pieces._last_logits - whole._last_logits).max() < 1e-4  # noqa: SLF001
     assert pieces.generate(1.0, seed=4)[0].notes == whole.generate(1.0, seed=4)[0].notes
+
+
+def test_a_take_at_the_session_tempo_keeps_its_seconds_and_metre() -> None:
+    """``Continuation.at_tempo``: one tempo in both the joined take and the continuation, every
+    note where it was; the joined take keeps the primer's time signatures, the continuation
+    alone starts with the one in force where the primer ends."""
+    from models.performance_rnn.generate import Continuation, join
+    from models.sequence import TempoChange, TimeSignature
+
+    primer = NoteSequence(notes=[Note(60, 80, 0.0, 1.0), Note(62, 80, 2.5, 2.9)],
+                          tempos=[TempoChange(0.0, 120.0), TempoChange(1.0, 80.0)],
+                          time_signatures=[TimeSignature(0.0, 3, 4), TimeSignature(2.0, 6, 8)])
+    continuation = NoteSequence(notes=[Note(64, 70, 0.05, 0.4), Note(65, 70, 0.7, 1.3)])
+    take = Continuation(np.zeros(3, np.int64), continuation, -1.0, 3.0,
+                        join(primer, continuation, 3.0))
+    timed = take.at_tempo(96.0)
+    for seq in (timed.joined, timed.continuation):
+        assert [(t.time, t.qpm) for t in seq.tempos] == [(0.0, 96.0)]
+    assert [(n.pitch, n.start, n.end) for n in timed.joined.notes] == \
+        [(n.pitch, n.start, n.end) for n in take.joined.notes]
+    assert [(n.pitch, n.start, n.end) for n in timed.continuation.notes] == \
+        [(n.pitch, n.start, n.end) for n in continuation.notes]
+    assert timed.joined.time_signatures == primer.time_signatures
+    assert [(t.time, t.numerator, t.denominator) for t in timed.continuation.time_signatures] \
+        == [(0.0, 6, 8)]
+    assert (timed.boundary, timed.log_likelihood) == (3.0, -1.0)
+    assert take.joined.tempos[1].qpm == 80.0 and not continuation.tempos  # copies
