@@ -61,6 +61,7 @@ MIN_CELL_NOTES = 214  # the width of a cell's notes at least (a roll needs 240 w
 CELL_QUARTER_PX = 12  # a cell's notes are at least this wide per quarter note of its window
 DRUM_CELL_QUARTER_PX = 28  # drums: a sixteenth-note hit 7 px from the next
 LONG_WINDOW_BARS = 4  # longer windows are shown one cell per line
+LONG_CELL_QUARTER_PX = 6  # such a line is the results' width: 16 bars fit in 430 px
 
 
 def pitch_span(sequences: list[NoteSequence]) -> tuple[int, int] | None:
@@ -457,7 +458,8 @@ class InterpolateWorkspace(Workspace):
             if span is not None:  # one pitch scale for every cell: steps compare at a glance
                 roll.set_pitch_range(*span)
             card.fit_height()
-            per_quarter = DRUM_CELL_QUARTER_PX if roll.is_drum_view else CELL_QUARTER_PX
+            per_quarter = (LONG_CELL_QUARTER_PX if long_window else DRUM_CELL_QUARTER_PX
+                           if roll.is_drum_view else CELL_QUARTER_PX)
             card.setMinimumWidth(int(roll.keys_width + max(MIN_CELL_NOTES,
                                                            quarters * per_quarter)))
             self.results_layout.addWidget(card)

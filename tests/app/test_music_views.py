@@ -198,6 +198,7 @@ def test_interpolate_cells_show_their_whole_window(qtbot, datasets_dir):
     ws.show_result(InterpolateResult(_windows(reel, long, 3, cut=long), long))
     qtbot.wait(50)
     assert ws.results_layout.direction() == QBoxLayout.Direction.TopToBottom
+    assert ws.results.width() <= area.viewport().width()  # one line each, no sideways scroll
     roll = ws.cards[0].panel.roll
     roll.grab()
     assert roll.visible_time_range()[1] == pytest.approx(long, rel=1e-3)
