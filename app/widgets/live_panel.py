@@ -733,6 +733,16 @@ class LivePanel(QWidget):
         self._say(f"{describe_losses(losses)}. Reconnect when it is back.")
         self.reconnect_button.show()
 
+    # ------------------------------------------------------------------ the shared time
+    def sync_tempo(self) -> float | None:
+        """The session's tempo while the Sync section runs (None when off or not known)."""
+        return self.sync_box.session_bpm()
+
+    def next_sync_bar(self, t: float) -> tuple[float, int] | None:
+        """The shared grid's next bar at or after perf_counter time ``t``: its time and number
+        (1 = the first); None while sync is off or its beat is not known yet."""
+        return self.sync_box.next_bar(t)
+
     def release_audio(self) -> None:
         """Let go of built-in sound (the devices change their audio output)."""
         if self.engine is not None:
