@@ -641,7 +641,8 @@ class LivePanel(QWidget):
                 if sink is not None:
                     sinks.append(sink)
             self._takes = getattr(self, "_takes", 0) + 1
-            # With sync on, the take has the session's tempo and starts on its next bar.
+            # With sync on, the take has the session's tempo and starts on its next bar, and
+            # the metronome clicks on the session's beats.
             session_bpm = self.sync_box.session_bpm()
             if session_bpm:
                 self.tempo_spin.setValue(round(session_bpm))
@@ -650,7 +651,8 @@ class LivePanel(QWidget):
                            count_in_bars=int(self.count_in_spin.value()),
                            metronome=self.metronome_check.isChecked(), click_sinks=sinks,
                            name=f"Live take {self._takes}",
-                           on_beat=lambda *b: self._bridge.beat.emit(*b))
+                           on_beat=lambda *b: self._bridge.beat.emit(*b),
+                           grid=self.sync_box.next_time if session_bpm else None)
             rec.start(at=self.sync_box.next_time(time.perf_counter() + 0.02, 4.0)
                       if session_bpm else None)
             self.recorder = rec
