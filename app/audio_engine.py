@@ -28,7 +28,11 @@ queued at once; the bus's callback part leaves the queue alone until the block w
 is due, so the onset is exact to the frame however the feeder thread or the GIL are delayed (as
 long as ``play`` is called some 50 ms ahead: the feeder needs the time to queue the first
 block). Where PortAudio gives no stream times, the callback's own ``perf_counter`` time plus the
-stream's reported latency stand in.
+stream's reported latency stand in. The frames counted are the device's: when the callback is
+held up (another thread keeps the GIL) JACK plays whole cycles without it, and the output
+times then run ahead of the frames handed over; the callback counts those in (in whole blocks,
+once they have lasted a few callbacks: a late wake-up is not a skip), so a start planned
+before such a gap still lands on its time.
 
 **Bounded close.** :meth:`AudioEngine.close` closes the stream on a helper thread and waits at
 most :data:`CLOSE_SECONDS`; when the sound server or the device has vanished (PortAudio's JACK
@@ -49,6 +53,7 @@ from __future__ import annotations
 import atexit
 import builtins
 import importlib.util
+import math
 import os
 import queue
 import shutil
@@ -78,6 +83,10 @@ CLIP_QUEUE_BLOCKS = 32  # the clip bus: ~170 ms at 48 kHz
 LIVE_QUEUE_BLOCKS = 3  # live voices: ~16 ms at 48 kHz, plus the device's own buffer
 CLOSE_SECONDS = 0.8  # the longest close() waits for the stream before abandoning it
 HEARTBEAT_SECONDS = 2.0  # no callback for this long: the device is gone
+SKIP_BLOCKS = 2  # the device ran this many blocks ahead of the callback: cycles were skipped
+RECENT_CALLBACKS = 16  # a skip counts once it has lasted this long (2 cycles of 2048 frames)
+WARMUP_CALLBACKS = 16  # a new stream's first output times can be off (JACK's: 0)
+LAG_LEAK = 0.25  # frames a callback: the skip detector follows a device clock ~1000 ppm slow
 
 _END = None  # queue item: the clip or stream has ended
 
@@ -637,7 +646,10 @@ class AudioEngine:
         self._channels = CHANNELS
         self._device_index: int | None = None
         self._heartbeat = 0
-        self._frames_out = 0  # frames handed to the device since the stream started
+        self._frames_out = 0  # the device's frames since the stream started (see _callback)
+        self._skipped = 0  # frames the device played while the callback was not called
+        self._lag_base = math.inf  # the least (output time x rate - frame) seen
+        self._recent_excess = np.zeros(RECENT_CALLBACKS)  # the latest lags over the base
         # the latest callback's (first frame, its stream time at the output, perf_counter);
         # replaced whole, so other threads read one consistent tuple
         self._last_block: tuple[int, float, float] = (0, 0.0, 0.0)
@@ -686,6 +698,9 @@ class AudioEngine:
         self._sample_rate = int(round(rate))
         self._finished = False
         self._frames_out = 0
+        self._skipped = 0
+        self._lag_base = math.inf
+        self._recent_excess[:] = 0.0
         self._last_block = (0, 0.0, 0.0)
         try:
             stream = sd.OutputStream(
@@ -836,7 +851,27 @@ class AudioEngine:
     def _callback(self, outdata: np.ndarray, frames: int, times: Any, status: Any) -> None:
         self._heartbeat += 1
         frame = self._frames_out
-        self._last_block = (frame, times.outputBufferDacTime, time.perf_counter())
+        dac = times.outputBufferDacTime
+        if dac > 0 and self._heartbeat > WARMUP_CALLBACKS:
+            # The device may go on without us (JACK skips a client whose callback is held up
+            # for whole cycles): the output time then runs ahead of the frames counted. Its
+            # lead over the least seen (the base; wake-up delays only add to it, and the base
+            # creeps up by LAG_LEAK a callback to follow a device clock slower than the
+            # stream's), when it lasts RECENT_CALLBACKS callbacks (a late wake-up does not)
+            # and is SKIP_BLOCKS blocks or more, is counted in, in whole blocks: frames stay on
+            # the device's time line and a scheduled start keeps its time.
+            lag = dac * self._sample_rate - frame
+            recent = self._recent_excess
+            recent[self._heartbeat % recent.shape[0]] = lag - self._lag_base
+            excess = float(recent.min())  # a late wake-up passes; skipped cycles stay
+            if excess >= SKIP_BLOCKS * self.blocksize:
+                missed = int(round(excess / self.blocksize)) * self.blocksize
+                frame += missed
+                lag -= missed
+                recent -= missed
+                self._skipped += missed
+            self._lag_base = min(lag, self._lag_base + LAG_LEAK)
+        self._last_block = (frame, dac, time.perf_counter())
         outdata.fill(0)
         for bus in self._buses:
             bus.mix_into(outdata, frame)
@@ -846,8 +881,15 @@ class AudioEngine:
     # ------------------------------------------------------------------ the stream's clock
     @property
     def frames_out(self) -> int:
-        """Frames handed to the device since the stream started (the callback's count)."""
+        """The device's frames since the stream started: those handed to it by the callback,
+        plus any it played while the callback was not called (``skipped_frames``)."""
         return self._frames_out
+
+    @property
+    def skipped_frames(self) -> int:
+        """Frames the device played without our callback (whole blocks; JACK skips a client
+        whose callback is held up, by another thread holding the GIL say)."""
+        return self._skipped
 
     def _stream_offset(self) -> float | None:
         """``perf_counter() - stream.time`` now (the pair read closest together of three);

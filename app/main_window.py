@@ -843,6 +843,8 @@ class MainWindow(QMainWindow):
         except CadenzaError as exc:
             self.show_message(f"Could not play: {exc}")
             return
+        if bar is not None and not engine.clip.waiting:
+            bar = None  # too close to make after all: it started at once
         self._playing = clip
         self.playing_audio = audio
         self._play_scale = scale

@@ -3,7 +3,7 @@ bar of a synced session), heard over a real JACK server.
 
     .venv/bin/python benchmarks/bench_scheduled_start.py [--period 256] [--starts 40]
 
-* Starts its own JACK dummy server (``jackd -R -n cadenza-start-bench-PID -d dummy -r 48000
+* Starts its own JACK dummy server (``jackd -R -n cadenza-sched-PID -d dummy -r 48000
   -p PERIOD``; real-time, as musicians run it) unless ``--server NAME`` names a running one.
 * The engine (``Devices(audio_device="system")``) plays a 100 ms step of sound ``--starts``
   times, each at a random time 0.15 to 0.4 s ahead (``play(at=)``). An independent JACK client
@@ -37,7 +37,7 @@ os.environ["JACK_NO_START_SERVER"] = "1"
 
 
 def start_server(period: int) -> tuple[subprocess.Popen, str]:
-    name = f"cadenza-start-bench-{os.getpid()}"
+    name = f"cadenza-sched-{os.getpid()}"
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
     proc = subprocess.Popen(["jackd", "-R", "-n", name, "-d", "dummy", "-r", "48000",
                              "-p", str(period)], stdout=subprocess.DEVNULL,

@@ -297,3 +297,35 @@ def test_a_scheduled_start_is_heard_on_time(engine):
     assert abs(first - at) < 0.003, first - at
     assert n / rate - 0.001 < second - first < (n + block) / rate + 0.001, second - first
     assert abs(third - second - -(-n // block) * block / rate) < 0.001, third - second
+
+
+def test_a_scheduled_start_keeps_its_time_when_the_callback_is_held_up(engine):
+    """Another thread holds the GIL for 60 ms while a start waits (one C call: Python cannot
+    switch threads inside it): the engine's callback misses JACK cycles and JACK plays them
+    without it. The engine counts those frames in, so the clip is still heard on time, within
+    about a block (it was as late as the hold, less the output latency, before)."""
+    from tests.app.jack_onsets import OnsetProbe
+
+    rate = engine.sample_rate
+    burst = Audio(np.full((rate // 10, 2), 0.5, dtype=np.float32), rate)
+    time.sleep(0.1)
+    errors = []
+    skipped = engine.skipped_frames
+    with OnsetProbe() as probe:
+        time.sleep(0.3)  # the new JACK client settled in the graph
+        for i in range(3):
+            at = time.perf_counter() + 0.5
+            engine.play(burst, at=at)
+            time.sleep(0.1)
+            held = time.perf_counter()
+            sum(range(6_000_000))  # holds the GIL throughout
+            held = time.perf_counter() - held
+            assert engine.wait(timeout=3)
+            time.sleep(0.1)
+            errors.append(_nearest(probe.wait_for(i + 1), at) - at)
+            assert held > 0.03, held
+    assert engine.skipped_frames > skipped
+    ms = np.abs(np.array(errors)) * 1000
+    # within about a block (the frames missed are counted in whole blocks), where it would
+    # be some 35 ms late without them (60 ms less the output latency)
+    assert float(np.median(ms)) < 12.0, ms
