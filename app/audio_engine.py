@@ -85,6 +85,7 @@ CLOSE_SECONDS = 0.8  # the longest close() waits for the stream before abandonin
 HEARTBEAT_SECONDS = 2.0  # no callback for this long: the device is gone
 SKIP_BLOCKS = 2  # the device ran this many blocks ahead of the callback: cycles were skipped
 RECENT_CALLBACKS = 16  # a skip counts once it has lasted this long (2 cycles of 2048 frames)
+MAX_SKIP_SECONDS = 0.5  # a longer jump of the output time starts the count again
 WARMUP_CALLBACKS = 16  # a new stream's first output times can be off (JACK's: 0)
 LAG_LEAK = 0.25  # frames a callback: the skip detector follows a device clock ~1000 ppm slow
 
@@ -503,8 +504,7 @@ class Bus:
 
         self._start_frame = start_frame
         self.start_time = None if at is None else (at if start_frame else time.perf_counter())
-        self._start_feeder(clip())
-        self._frames = -lead
+        self._start_feeder(clip(), frames=-lead)
 
     def play_stream(self, blocks: Iterable[np.ndarray]) -> None:
         """Play blocks from an iterable (a generator, say) until it ends or ``stop()``.
@@ -557,9 +557,10 @@ class Bus:
         out[:n] = b[:, :CHANNELS]
         return out[:, :self.engine.channels], n, self._gen
 
-    def _start_feeder(self, items: Iterator[tuple[np.ndarray, int, int]]) -> None:
+    def _start_feeder(self, items: Iterator[tuple[np.ndarray, int, int]],
+                      frames: int = 0) -> None:
         self._stop.clear()
-        self._frames = 0
+        self._frames = frames  # before the feeder: the callback may take a block at once
         self._started_frame = -1
         self._playing = True
         self._feeder = threading.Thread(
@@ -864,7 +865,10 @@ class AudioEngine:
             recent = self._recent_excess
             recent[self._heartbeat % recent.shape[0]] = lag - self._lag_base
             excess = float(recent.min())  # a late wake-up passes; skipped cycles stay
-            if excess >= SKIP_BLOCKS * self.blocksize:
+            if excess > MAX_SKIP_SECONDS * self._sample_rate:  # a new time line, not a skip
+                recent[:] = 0.0
+                self._lag_base = lag
+            elif excess >= SKIP_BLOCKS * self.blocksize:
                 missed = int(round(excess / self.blocksize)) * self.blocksize
                 frame += missed
                 lag -= missed
