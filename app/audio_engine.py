@@ -16,6 +16,24 @@ bus (``push_block``: 3 blocks, about 16 ms), and a bus of its own for each set o
 (:meth:`AudioEngine.open_bus`: the keyboard, the duet, the morph instrument). The list of buses
 is a tuple the callback reads and other threads replace, never mutate.
 
+**Starting at a given time.** ``play(audio, at=t)`` makes a clip's first sample reach the
+speaker at ``perf_counter()`` time ``t`` (the Play button on the bar of a synced session). The
+engine counts the frames it hands to the device, and the callback keeps, for its latest block,
+the first frame's number and PortAudio's time for that frame at the output
+(``outputBufferDacTime``: the device's and the sound server's output latency included; over
+JACK, the playback ports' latency). ``frame_at(t)`` turns ``t`` into the frame that will be
+heard then, through the stream's clock as read now (``stream.time`` against ``perf_counter``).
+The clip is cut into blocks with that frame's offset within its block as leading silence, and
+queued at once; the bus's callback part leaves the queue alone until the block with that frame
+is due, so the onset is exact to the frame however the feeder thread or the GIL are delayed (as
+long as ``play`` is called some 50 ms ahead: the feeder needs the time to queue the first
+block). Where PortAudio gives no stream times, the callback's own ``perf_counter`` time plus the
+stream's reported latency stand in. The frames counted are the device's: when the callback is
+held up (another thread keeps the GIL) JACK plays whole cycles without it, and the output
+times then run ahead of the frames handed over; the callback counts those in (in whole blocks,
+once they have lasted a few callbacks: a late wake-up is not a skip), so a start planned
+before such a gap still lands on its time.
+
 **Bounded close.** :meth:`AudioEngine.close` closes the stream on a helper thread and waits at
 most :data:`CLOSE_SECONDS`; when the sound server or the device has vanished (PortAudio's JACK
 backend then waits ten minutes for a process callback that will not come) the stream is
@@ -35,6 +53,7 @@ from __future__ import annotations
 import atexit
 import builtins
 import importlib.util
+import math
 import os
 import queue
 import shutil
@@ -64,6 +83,11 @@ CLIP_QUEUE_BLOCKS = 32  # the clip bus: ~170 ms at 48 kHz
 LIVE_QUEUE_BLOCKS = 3  # live voices: ~16 ms at 48 kHz, plus the device's own buffer
 CLOSE_SECONDS = 0.8  # the longest close() waits for the stream before abandoning it
 HEARTBEAT_SECONDS = 2.0  # no callback for this long: the device is gone
+SKIP_BLOCKS = 2  # the device ran this many blocks ahead of the callback: cycles were skipped
+RECENT_CALLBACKS = 16  # a skip counts once it has lasted this long (2 cycles of 2048 frames)
+MAX_SKIP_SECONDS = 0.5  # a longer jump of the output time starts the count again
+WARMUP_CALLBACKS = 16  # a new stream's first output times can be off (JACK's: 0)
+LAG_LEAK = 0.25  # frames a callback: the skip detector follows a device clock ~1000 ppm slow
 
 _END = None  # queue item: the clip or stream has ended
 
@@ -335,6 +359,9 @@ class Bus:
         self._clip_frames = 0
         self._gen = 0  # bumped by stop(): the callback drops blocks queued before it
         self._closed = False
+        self._start_frame = 0  # the engine frame whose block starts the clip (play(at=))
+        self._started_frame = -1  # the engine frame where it did start (-1: not yet)
+        self.start_time: float | None = None  # perf_counter time it is heard from (play(at=))
 
     # ------------------------------------------------------------------ state
     @property
@@ -352,8 +379,22 @@ class Bus:
 
     @property
     def frames_played(self) -> int:
-        """Frames of the current clip or stream handed to the device so far."""
-        return self._frames
+        """Frames of the current clip or stream handed to the device so far (0 until a
+        scheduled start: its leading silence is not counted)."""
+        return max(0, self._frames)
+
+    @property
+    def waiting(self) -> bool:
+        """A scheduled start (``play(at=)``) whose first block has not gone out yet."""
+        return self._playing and self._started_frame < 0 and self._start_frame > 0
+
+    @property
+    def start_late_frames(self) -> int:
+        """How many frames after its planned block the clip's first block went out (0 when on
+        time; a ``play(at=)`` called too close to ``at``); -1 before it went out."""
+        if self._started_frame < 0:
+            return -1
+        return self._started_frame - self._start_frame
 
     @property
     def position_seconds(self) -> float:
@@ -361,7 +402,7 @@ class Bus:
         rate = self.engine.sample_rate
         if not rate:
             return 0.0
-        frames = self._frames
+        frames = max(0, self._frames)
         if self.loop and self._clip_frames:
             frames %= self._clip_frames
         return frames / rate
@@ -371,8 +412,12 @@ class Bus:
         return self._closed
 
     # ------------------------------------------------------------------ the callback's part
-    def mix_into(self, outdata: np.ndarray) -> None:
-        """Add this bus's next block to ``outdata`` (called by the audio callback only)."""
+    def mix_into(self, outdata: np.ndarray, frame: int = 0) -> None:
+        """Add this bus's next block to ``outdata`` (called by the audio callback only);
+        ``frame``: the engine frame of ``outdata``'s first frame. A scheduled clip waits, its
+        blocks queued, until its block is due."""
+        if frame < self._start_frame:
+            return
         if self._queue.empty():  # no exception raised (and allocated) while idle
             if self._playing:
                 self._underruns += 1
@@ -384,6 +429,8 @@ class Bus:
         block, valid, gen = item
         if gen != self._gen:  # left over from before a stop()
             return
+        if self._started_frame < 0:
+            self._started_frame = frame
         self._frames += valid
         np.add(outdata, block, out=outdata)
 
@@ -396,8 +443,9 @@ class Bus:
             raise CadenzaError("the audio engine is not started")
         return rate
 
-    def _blocks(self, audio: Audio, rate: int) -> tuple[np.ndarray, np.ndarray]:
-        """Audio at the device rate as (n_blocks, blocksize, 2) float32, and valid frames."""
+    def _blocks(self, audio: Audio, rate: int, lead: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Audio at the device rate as (n_blocks, blocksize, 2) float32, and valid frames;
+        ``lead`` frames of silence first."""
         if audio.sample_rate != rate:
             audio = audio.resampled(rate)
         x = np.asarray(audio.samples, dtype=np.float32)
@@ -406,34 +454,57 @@ class Bus:
         if x.shape[1] == 1:
             x = np.repeat(x, CHANNELS, axis=1)
         x = x[:, :CHANNELS]
-        n = x.shape[0]
+        n = x.shape[0] + lead
         n_blocks = max(1, -(-n // self.blocksize))
         blocks = np.zeros((n_blocks * self.blocksize, CHANNELS), dtype=np.float32)
-        blocks[:n] = x
+        blocks[lead:n] = x
         valid = np.full(n_blocks, self.blocksize, dtype=np.int64)
         valid[-1] = n - (n_blocks - 1) * self.blocksize
         return blocks.reshape(n_blocks, self.blocksize, CHANNELS), valid
 
-    def play(self, audio: Audio, loop: bool | None = None) -> None:
+    def play(self, audio: Audio, loop: bool | None = None, at: float | None = None) -> None:
         """Play a clip from the start (stopping whatever this bus plays). Call from a worker
-        thread: resampling a long clip takes a moment."""
+        thread: resampling a long clip takes a moment.
+
+        ``at``: the ``perf_counter()`` time its first sample is to be heard (see the module's
+        docstring); ``start_time`` says the time it was planned for. A time already due (or
+        too close to make) starts it at once, as without ``at``.
+        """
         rate = self._require()
         if loop is not None:
             self.loop = loop
-        blocks, valid = self._blocks(audio, rate)
+        if audio.sample_rate != rate:
+            audio = audio.resampled(rate)
+        start_frame, lead = 0, 0
+        if at is not None:
+            frame = self.engine.frame_at(at)
+            if frame is not None and frame > self.engine.frames_out + self.blocksize:
+                start_frame = frame - frame % self.blocksize
+                lead = frame - start_frame
+        blocks, valid = self._blocks(audio, rate, lead)
         self.stop()
         gen = self._gen
         channels = self.engine.channels
         items = [(blocks[i][:, :channels], int(valid[i]), gen) for i in range(len(blocks))]
-        self._clip_frames = int(valid.sum())
+        self._clip_frames = int(valid.sum()) - lead
 
         def clip() -> Iterator[tuple[np.ndarray, int, int]]:
-            while True:
+            again = items
+            if lead:  # later passes of a loop start without the leading silence
                 yield from items
                 if not self.loop:
                     return
+                plain, plain_valid = self._blocks(audio, rate)
+                again = [(plain[i][:, :channels], int(plain_valid[i]), gen)
+                         for i in range(len(plain))]
+            while True:
+                yield from again
+                if not self.loop:
+                    return
 
-        self._start_feeder(clip())
+        self._start_frame = start_frame
+        self.start_time = None if at is None else (at if start_frame else time.perf_counter())
+        self._start_feeder(clip(), frames=-lead)
 
     def play_stream(self, blocks: Iterable[np.ndarray]) -> None:
         """Play blocks from an iterable (a generator, say) until it ends or ``stop()``.
@@ -443,6 +514,8 @@ class Bus:
         self._require()
         self.stop()
         self._clip_frames = 0
+        self._start_frame = 0
+        self.start_time = None
         self._start_feeder(self._as_item(b) for b in blocks)  # items made after stop(): new gen
 
     def push_block(self, block: np.ndarray, timeout: float | None = None) -> bool:
@@ -456,6 +529,7 @@ class Bus:
         if not self._playing:
             self._clip_frames = 0
             self._frames = 0
+            self._start_frame = 0
             self._playing = True
         try:
             self._queue.put(item, timeout=timeout)
@@ -483,9 +557,11 @@ class Bus:
         out[:n] = b[:, :CHANNELS]
         return out[:, :self.engine.channels], n, self._gen
 
-    def _start_feeder(self, items: Iterator[tuple[np.ndarray, int, int]]) -> None:
+    def _start_feeder(self, items: Iterator[tuple[np.ndarray, int, int]],
+                      frames: int = 0) -> None:
         self._stop.clear()
-        self._frames = 0
+        self._frames = frames  # before the feeder: the callback may take a block at once
+        self._started_frame = -1
         self._playing = True
         self._feeder = threading.Thread(
             target=self._feed, args=(items,), name="cadenza-audio-feeder", daemon=True
@@ -571,6 +647,13 @@ class AudioEngine:
         self._channels = CHANNELS
         self._device_index: int | None = None
         self._heartbeat = 0
+        self._frames_out = 0  # the device's frames since the stream started (see _callback)
+        self._skipped = 0  # frames the device played while the callback was not called
+        self._lag_base = math.inf  # the least (output time x rate - frame) seen
+        self._recent_excess = np.zeros(RECENT_CALLBACKS)  # the latest lags over the base
+        # the latest callback's (first frame, its stream time at the output, perf_counter);
+        # replaced whole, so other threads read one consistent tuple
+        self._last_block: tuple[int, float, float] = (0, 0.0, 0.0)
         self._seen_beat = (0, 0.0)  # (heartbeat, monotonic time) when it last moved
         self._asked = 0.0  # when lost_reason() last looked at the heartbeat
         self._finished = False
@@ -615,6 +698,11 @@ class AudioEngine:
         self._channels = channels
         self._sample_rate = int(round(rate))
         self._finished = False
+        self._frames_out = 0
+        self._skipped = 0
+        self._lag_base = math.inf
+        self._recent_excess[:] = 0.0
+        self._last_block = (0, 0.0, 0.0)
         try:
             stream = sd.OutputStream(
                 device=index,
@@ -761,22 +849,107 @@ class AudioEngine:
         return self.clip.position_seconds
 
     # ------------------------------------------------------------------ the callback
-    def _callback(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
+    def _callback(self, outdata: np.ndarray, frames: int, times: Any, status: Any) -> None:
         self._heartbeat += 1
+        frame = self._frames_out
+        dac = times.outputBufferDacTime
+        if dac > 0 and self._heartbeat > WARMUP_CALLBACKS:
+            # The device may go on without us (JACK skips a client whose callback is held up
+            # for whole cycles): the output time then runs ahead of the frames counted. Its
+            # lead over the least seen (the base; wake-up delays only add to it, and the base
+            # creeps up by LAG_LEAK a callback to follow a device clock slower than the
+            # stream's), when it lasts RECENT_CALLBACKS callbacks (a late wake-up does not)
+            # and is SKIP_BLOCKS blocks or more, is counted in, in whole blocks: frames stay on
+            # the device's time line and a scheduled start keeps its time.
+            lag = dac * self._sample_rate - frame
+            recent = self._recent_excess
+            recent[self._heartbeat % recent.shape[0]] = lag - self._lag_base
+            excess = float(recent.min())  # a late wake-up passes; skipped cycles stay
+            if excess > MAX_SKIP_SECONDS * self._sample_rate:  # a new time line, not a skip
+                recent[:] = 0.0
+                self._lag_base = lag
+            elif excess >= SKIP_BLOCKS * self.blocksize:
+                missed = int(round(excess / self.blocksize)) * self.blocksize
+                frame += missed
+                lag -= missed
+                recent -= missed
+                self._skipped += missed
+            self._lag_base = min(lag, self._lag_base + LAG_LEAK)
+        self._last_block = (frame, dac, time.perf_counter())
         outdata.fill(0)
         for bus in self._buses:
-            bus.mix_into(outdata)
+            bus.mix_into(outdata, frame)
         np.clip(outdata, -1.0, 1.0, out=outdata)
+        self._frames_out = frame + frames
+
+    # ------------------------------------------------------------------ the stream's clock
+    @property
+    def frames_out(self) -> int:
+        """The device's frames since the stream started: those handed to it by the callback,
+        plus any it played while the callback was not called (``skipped_frames``)."""
+        return self._frames_out
+
+    @property
+    def skipped_frames(self) -> int:
+        """Frames the device played without our callback (whole blocks; JACK skips a client
+        whose callback is held up, by another thread holding the GIL say)."""
+        return self._skipped
+
+    def _stream_offset(self) -> float | None:
+        """``perf_counter() - stream.time`` now (the pair read closest together of three);
+        None when the stream has no clock."""
+        stream = self._stream
+        if stream is None:
+            return None
+        best: tuple[float, float] | None = None
+        for _ in range(3):
+            t0 = time.perf_counter()
+            try:
+                st = float(stream.time)
+            except Exception:  # noqa: BLE001 - PortAudioError: no stream time on this API
+                return None
+            t1 = time.perf_counter()
+            if best is None or t1 - t0 < best[0]:
+                best = (t1 - t0, (t0 + t1) / 2 - st)
+        return None if best is None else best[1]
+
+    def frame_at(self, t: float) -> int | None:
+        """The engine frame that will be heard at ``perf_counter()`` time ``t`` (None before
+        the first callback). Through PortAudio's output time of the latest block and the
+        stream's clock; without those, the callback's own time plus the stream's latency."""
+        rate = self._sample_rate
+        frame, dac, called = self._last_block
+        stream = self._stream
+        if not rate or stream is None or not called:
+            return None
+        offset = self._stream_offset() if dac > 0 else None
+        if offset is not None:
+            heard = dac + offset
+        else:
+            heard = called + float(stream.latency or 0.0)
+        return frame + int(round((t - heard) * rate))
+
+    @property
+    def output_latency(self) -> float:
+        """Seconds from a block's callback to its sound at the output, as the latest callback
+        was told (PortAudio's output time less its current time; 0 before the first)."""
+        frame, dac, called = self._last_block
+        offset = self._stream_offset() if dac > 0 and called else None
+        if offset is None:
+            stream = self._stream
+            return float(stream.latency or 0.0) if stream is not None else 0.0
+        return max(0.0, dac + offset - called)
 
     def _on_finished(self) -> None:
         if self._stream is not None:
             self._finished = True
 
     # ------------------------------------------------------------------ playing
-    def play(self, audio: Audio, loop: bool | None = None) -> None:
-        """Play a clip on the clip bus (see :meth:`Bus.play`)."""
+    def play(self, audio: Audio, loop: bool | None = None, at: float | None = None) -> None:
+        """Play a clip on the clip bus, heard from ``perf_counter()`` time ``at`` when given
+        (see :meth:`Bus.play`)."""
         self._require_started()
-        self.clip.play(audio, loop=loop)
+        self.clip.play(audio, loop=loop, at=at)
 
     def play_stream(self, blocks: Iterable[np.ndarray]) -> None:
         self._require_started()

@@ -10,6 +10,15 @@ The window asks the devices a few times a second whether one went away
 (:meth:`MainWindow.check_devices`): playback stops, the status bar says "Audio: lost" (or
 "MIDI: lost") with the reason, and offers Reconnect (a button there, and Play ▸ Reconnect
 Audio/MIDI), which rebuilds them through the devices. Everything else (export) keeps working.
+
+**Play in the shared time.** While the Live panel's Sync section runs, Play starts the clip on
+the session's next bar (:meth:`app.audio_engine.AudioEngine.play` with ``at``: the first sample
+is heard on the bar line, the output's latency accounted for) and the transport says
+"Starting on bar N…" until then. A MIDI clip is rendered at the session's tempo: its notes are
+scaled in time from the clip's own tempo (its first; 120 when it names none) to the session's
+BPM as it is when Play is pressed (the render cache knows the tempo). The position and the
+piano roll's playhead stay in the clip's own time. Audio clips keep their speed and only start
+on the bar. With sync off, Play starts at once at the clip's own tempo.
 """
 
 from __future__ import annotations
@@ -85,6 +94,9 @@ DEFAULT_SIZE = (1280, 800)
 PLAYHEAD_MS = 33
 DEVICE_CHECK_MS = 250
 AUTOSAVE_MS = 400  # the session is saved this long after the last change
+# With sync on, the bar a clip starts on is at least this far ahead (seconds): the engine needs
+# its output latency (~25 ms over JACK) and a few blocks of time to queue the first block.
+SYNC_START_MARGIN = 0.12
 
 
 class MainWindow(QMainWindow):
@@ -133,10 +145,14 @@ class MainWindow(QMainWindow):
         self.devices = self.services.devices
         self.worker = self.services.worker
         self._audio_reason = ""
-        self._renders: dict[tuple[int, int, int], Any] = {}  # (clip, rate, sound) -> Audio
+        # (clip, rate, sound, tempo: the session's BPM, 0.0 for the clip's own) -> Audio
+        self._renders: dict[tuple[int, int, int, float], Any] = {}
         self._render_job: JobHandle | None = None
         self._playing: Clip | None = None
         self._play_started = 0.0
+        self._play_scale = 1.0  # the clip's own seconds per second of what is played
+        self._start_bar: tuple[float, int] | None = None  # (perf_counter time, bar) awaited
+        self.playing_audio: Any = None  # the Audio the engine plays (rendered, resampled)
 
         # clip library (left dock)
         self.library = ClipLibrary(drag_folder=drag_folder)
@@ -780,20 +796,24 @@ class MainWindow(QMainWindow):
             return
         rate = int(engine.sample_rate)
         instrument = self._sound()
-        key = (clip.id, rate, id(instrument))
+        seq, audio = clip.sequence, clip.audio
+        tempo = self.session_bpm() if seq is not None else None
+        own = clip_tempo(clip)
+        scale = tempo / own if tempo else 1.0  # the clip's own seconds per second played
+        key = (clip.id, rate, id(instrument), round(tempo, 3) if tempo else 0.0)
         cached = self._renders.get(key)
         if cached is not None:
-            self._start(clip, cached)
+            self._start(clip, cached, scale)
             return
         if self._render_job is not None:
             self._render_job.cancel()
-        seq, audio = clip.sequence, clip.audio
 
         def prepare(ctx: Any) -> Any:
             data = audio
             if data is None:
                 ctx.progress(None, "Rendering…")
-                data = _render_midi(ctx, seq, instrument)
+                played = seq.stretch(1.0 / scale) if scale != 1.0 else seq
+                data = _render_midi(ctx, played, instrument)
             ctx.raise_if_cancelled()
             if rate and data.sample_rate != rate:
                 data = data.resampled(rate)
@@ -802,39 +822,53 @@ class MainWindow(QMainWindow):
         self.transport.set_state("Rendering…" if audio is None else "Preparing…")
         self._render_job = self.worker.submit(
             prepare,
-            on_success=lambda data, c=clip: self._prepared(c, key, data),
+            on_success=lambda data, c=clip: self._prepared(c, key, data, scale),
             on_failure=self._render_failed,
             on_cancelled=lambda: self.transport.set_state(""),
             label="prepare playback",
         )
 
-    def _prepared(self, clip: Clip, key: tuple[int, int, int], audio: Any) -> None:
+    def _prepared(self, clip: Clip, key: tuple[int, int, int, float], audio: Any,
+                  scale: float) -> None:
         self._render_job = None
         self._renders[key] = audio
         self.transport.set_state("")
         if self.library.current_clip() is clip:
-            self._start(clip, audio)
+            self._start(clip, audio, scale)
 
     def _render_failed(self, exc: Exception) -> None:
         self._render_job = None
         self.transport.set_state("")
         self.show_message(f"Could not play: {exc}")
 
-    def _start(self, clip: Clip, audio: Any) -> None:
+    def _start(self, clip: Clip, audio: Any, scale: float = 1.0) -> None:
+        """Play ``audio`` (the clip, rendered and at the output's rate): at once, or with sync
+        on, heard from the session's next bar."""
         engine = self.audio_engine()
         if engine is None:
             return
+        bar = self.live_panel.next_sync_bar(time.perf_counter() + SYNC_START_MARGIN)
         try:
-            engine.play(audio, loop=self.transport.loop)
+            engine.play(audio, loop=self.transport.loop, at=bar[0] if bar else None)
         except CadenzaError as exc:
             self.show_message(f"Could not play: {exc}")
             return
+        if bar is not None and not engine.clip.waiting:
+            bar = None  # too close to make after all: it started at once
         self._playing = clip
+        self.playing_audio = audio
+        self._play_scale = scale
         self._play_started = time.monotonic()
+        self._start_bar = bar
         self.transport.set_playing(True)
-        self.transport.set_state("Playing")
+        self.transport.set_state(f"Starting on bar {bar[1]}…" if bar else "Playing")
         self._timer.start()
         self.playback_started.emit()
+
+    @property
+    def waiting_for_bar(self) -> bool:
+        """Play was pressed with sync on and the clip is not heard yet (its bar is ahead)."""
+        return self._playing is not None and self._start_bar is not None
 
     # ------------------------------------------------------------------ morph instrument
     def set_morph_instrument(self, instrument: Any) -> None:
@@ -869,6 +903,8 @@ class MainWindow(QMainWindow):
                 self.show_message(str(exc))
         self._timer.stop()
         self._playing = None
+        self.playing_audio = None
+        self._start_bar = None
         self.transport.set_playing(False)
         self.transport.set_state("")
         self.piano_roll.roll.set_playhead(None)
@@ -880,7 +916,12 @@ class MainWindow(QMainWindow):
         if engine is None or clip is None:
             self._timer.stop()
             return
-        pos = float(engine.position_seconds)
+        if self._start_bar is not None:
+            if time.perf_counter() < self._start_bar[0]:
+                return  # "Starting on bar N…" until it is heard
+            self._start_bar = None
+            self.transport.set_state("Playing")
+        pos = float(engine.position_seconds) * self._play_scale  # in the clip's own time
         if clip.is_midi:
             self.piano_roll.roll.set_playhead(pos)
         else:
@@ -1189,6 +1230,13 @@ def _resolved(path: Path) -> Path:
         return Path(path).resolve()
     except OSError:
         return Path(path)
+
+
+def clip_tempo(clip: Clip) -> float:
+    """A clip's own tempo: its sequence's first (120 when it names none, and for audio)."""
+    seq = clip.sequence
+    qpm = float(seq.qpm) if seq is not None else 120.0
+    return qpm if qpm > 0 else 120.0
 
 
 def _render_midi(ctx: Any, seq: Any, instrument: Any) -> Any:

@@ -7,7 +7,11 @@ the message with ``time.perf_counter()`` at arrival and appends it under a lock.
 
 Time 0 of the recording is the first beat after the count-in. The metronome clicks on the GM
 drum channel (channel 10): a high wood block on the downbeat, a low one on the other beats,
-sent to the given sinks (MIDI outputs or a :class:`app.transport.LiveSynth`).
+sent to the given sinks (MIDI outputs or a :class:`app.transport.LiveSynth`). With a ``grid``
+(the session's time while the Live panel's sync runs: :meth:`app.sync.SyncSession.next_time`)
+each click is on the session's next beat rather than one beat of ``qpm`` after the last: the
+metronome keeps the shared beat and phase when the session's tempo changes (a DAW's clock, a
+Link peer); when the grid stops answering (sync stopped) it goes on at ``qpm``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from models.sequence import (
 CLICK_DOWNBEAT = 76  # GM Hi Wood Block
 CLICK_BEAT = 77  # GM Low Wood Block
 CLICK_SECONDS = 0.05
+REGRID_SECONDS = 0.03  # with a grid, a click's time is asked again this long before it
+LONGEST_BEAT = 3.0  # seconds: 20 BPM, the slowest session tempo
 EARLY_TOLERANCE = 0.15  # a note this early for beat 1 (during the count-in) starts at 0
 
 
@@ -40,7 +46,9 @@ class Recorder:
 
     ``count_in_bars`` bars of clicks at ``qpm`` come before time 0; ``metronome`` keeps clicking
     while recording. ``on_beat(bar, beat, counting_in)`` is called on the metronome thread at
-    each click (the panel shows it).
+    each click (the panel shows it). ``grid(t, beats)``: the perf_counter time of the session's
+    next multiple of ``beats`` beats at or after ``t`` (``t`` itself when there is none); the
+    clicks after the first follow it (see the module).
     """
 
     def __init__(
@@ -52,6 +60,7 @@ class Recorder:
         click_sinks: Sequence[Sink] = (),
         name: str = "Recording",
         on_beat: Callable[[int, int, bool], None] | None = None,
+        grid: Callable[[float, float], float] | None = None,
     ) -> None:
         if not 20 <= qpm <= 400:
             raise CadenzaError(f"tempo {qpm:g} is outside 20..400 quarter notes per minute")
@@ -64,6 +73,8 @@ class Recorder:
         self.click_sinks = list(click_sinks)
         self.name = name
         self.on_beat = on_beat
+        self.grid = grid
+        self.click_times: list[float] = []  # when each click was due (perf_counter)
         self._events: list[tuple[float, list[int]]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -112,10 +123,17 @@ class Recorder:
         realtime_thread()
         beat = 0
         count_in_beats = self.count_in_bars * self.beats_per_bar
+        due = self.t_start
         while not self._stop.is_set():
             if beat >= count_in_beats and not self.metronome:
                 return
-            due = self.t_start + beat * self.beat_seconds
+            if beat:
+                last, due = due, self._next_click(due)
+                if self.grid is not None:  # the tempo may change while waiting: look again
+                    if not wait_until(due - REGRID_SECONDS, self._stop):
+                        return
+                    due = self._next_click(last)
+            self.click_times.append(due)
             if not wait_until(due, self._stop):
                 return
             downbeat = beat % self.beats_per_bar == 0
@@ -129,6 +147,21 @@ class Recorder:
             for sink in self.click_sinks:
                 sink.send([0x80 | DRUM_CHANNEL, pitch, 0])
             beat += 1
+
+    def _next_click(self, last: float) -> float:
+        """The click after the one due at ``last``: the session's next beat (half a beat on,
+        so a beat estimate that moved a little never gives the same beat twice), else a beat of
+        ``qpm`` later."""
+        grid = self.grid
+        if grid is not None:
+            probe = last + self.beat_seconds / 2
+            try:
+                at = grid(probe, 1.0)
+            except Exception:  # noqa: BLE001 - the session went away: keep our own time
+                at = probe
+            if at != probe and last < at <= last + LONGEST_BEAT + self.beat_seconds:
+                return at
+        return last + self.beat_seconds
 
     def stop(self) -> NoteSequence:
         """Stop recording; the performance as a sequence (time 0 = first beat after count-in)."""

@@ -665,7 +665,8 @@ class LivePanel(QWidget):
                 if sink is not None:
                     sinks.append(sink)
             self._takes = getattr(self, "_takes", 0) + 1
-            # With sync on, the take has the session's tempo and starts on its next bar.
+            # With sync on, the take has the session's tempo and starts on its next bar, and
+            # the metronome clicks on the session's beats.
             session_bpm = self.sync_box.session_bpm()
             self._take_tempo = session_bpm
             if session_bpm:
@@ -675,7 +676,8 @@ class LivePanel(QWidget):
                            count_in_bars=int(self.count_in_spin.value()),
                            metronome=self.metronome_check.isChecked(), click_sinks=sinks,
                            name=f"Live take {self._takes}",
-                           on_beat=lambda *b: self._bridge.beat.emit(*b))
+                           on_beat=lambda *b: self._bridge.beat.emit(*b),
+                           grid=self.sync_box.next_time if session_bpm else None)
             rec.start(at=self.sync_box.next_time(time.perf_counter() + 0.02, 4.0)
                       if session_bpm else None)
             self.recorder = rec
@@ -780,6 +782,12 @@ class LivePanel(QWidget):
             self.release_audio()
         self._say(f"{describe_losses(losses)}. Reconnect when it is back.")
         self.reconnect_button.show()
+
+    # ------------------------------------------------------------------ the shared time
+    def next_sync_bar(self, t: float) -> tuple[float, int] | None:
+        """The shared grid's next bar at or after perf_counter time ``t``: its time and number
+        (1 = the first); None while sync is off or its beat is not known yet."""
+        return self.sync_box.next_bar(t)
 
     def release_audio(self) -> None:
         """Let go of built-in sound (the devices change their audio output)."""

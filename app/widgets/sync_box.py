@@ -250,6 +250,19 @@ class SyncBox(QGroupBox):
             return t
         return session.next_time(t, every)
 
+    def next_bar(self, t: float) -> tuple[float, int] | None:
+        """The session's next bar line at or after ``t``: its perf_counter time and its number
+        (1 for the first bar); None when sync is off or its beat is not known (a MIDI clock
+        that has not started)."""
+        session = self.session
+        if session is None or not session.running or session.beat(t) is None:
+            return None
+        at = session.next_time(t, float(BEATS_PER_BAR))
+        beat = session.beat(at)
+        if beat is None:
+            return None
+        return at, int(round(beat / BEATS_PER_BAR)) + 1
+
     def stop(self) -> None:
         """Stop syncing and close the clock ports (the panel lets go of its devices)."""
         self.set_running(False)

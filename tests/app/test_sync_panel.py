@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtWidgets import QApplication
 
@@ -100,3 +101,39 @@ def test_a_take_gets_the_session_tempo_and_starts_on_its_bar(panel_rig, qtbot) -
     assert panel.recorder.qpm == 90.0
     assert abs(panel.recorder.t_start - time.perf_counter()) < 0.1
     panel.record_button.click()
+
+
+def test_the_metronome_clicks_on_the_session_beats(panel_rig, qtbot) -> None:  # noqa: ANN001
+    """Recording with sync on: the clicks follow the session's beat, through a tempo change
+    (the old metronome kept its own time: a beat of the take's tempo after the last click)."""
+    _window, panel, drums, _daw = panel_rig
+    box = panel.sync_box
+
+    def clicks() -> list[float]:
+        with drums.lock:
+            return [t for t, m in drums.events if m[0] == 0x99 and m[2] > 0]
+
+    qtbot.waitUntil(lambda: panel.choose_output("SyncDrums"), timeout=3000)
+    box.tempo_spin.setValue(150.0)
+    box.run_button.click()
+    panel.count_in_spin.setValue(0)
+    panel.metronome_check.setChecked(True)
+    panel.record_button.click()
+    rec = panel.recorder
+    assert rec is not None and rec.grid is not None and rec.qpm == 150.0
+    qtbot.waitUntil(lambda: len(clicks()) >= 2, timeout=4000)  # on the bar, then at 150
+    box.tempo_spin.setValue(100.0)  # the session slows down
+    changed = time.perf_counter()
+    qtbot.wait(2700)
+    session = box.session
+    after = [t for t in clicks() if t > changed + 0.05]
+    dues = [t for t in rec.click_times if changed + 0.05 < t < time.perf_counter()]
+    beats = [session.beat(t) for t in after]
+    due_beats = [session.beat(t) for t in dues]
+    panel.record_button.click()
+    box.run_button.click()
+    assert len(after) >= 3, after
+    # each click arrives on a beat of the session (JACK's 256-frame period: 5.3 ms = 0.01 beat)
+    assert all(abs(b - round(b)) < 0.03 for b in beats), beats
+    assert all(abs(b - round(b)) < 0.001 for b in due_beats), due_beats
+    assert np.allclose(np.diff(after), 0.6, atol=0.02), np.diff(after)  # 100 BPM, not 150
