@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,26 +37,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ["JACK_NO_START_SERVER"] = "1"
 
-
-def start_server(period: int) -> tuple[subprocess.Popen | None, str]:
-    name = f"cadenza-bench-{os.getpid()}"
-    proc = subprocess.Popen(["jackd", "-R", "-n", name, "-d", "dummy", "-r", "48000", "-p",
-                             str(period)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"),
-                            start_new_session=True)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        probe = subprocess.run(["jack_lsp", "-s", name], capture_output=True, text=True)
-        if probe.returncode == 0 and "system:" in probe.stdout:
-            return proc, name
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    proc.wait()
-    raise SystemExit("could not start jackd -R (real-time not allowed?); pass --server NAME")
+from benchmarks.jack_server import jack_server  # noqa: E402
 
 
 class Listener:
@@ -211,18 +192,8 @@ def main() -> int:
     ap.add_argument("--bpm", type=float, default=120.0, help="the grid's tempo for those (120)")
     args = ap.parse_args()
 
-    proc = None
-    if args.server:
-        server = args.server
-    else:
-        proc, server = start_server(args.period)
-    os.environ["JACK_DEFAULT_SERVER"] = server
-    try:
+    with jack_server("bench", args.period, args.server) as server:
         return run(args, server)
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
 
 
 def run(args: argparse.Namespace, server: str) -> int:

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,31 +32,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ["JACK_NO_START_SERVER"] = "1"
 
-
-def start_server(period: int) -> tuple[subprocess.Popen, str]:
-    name = f"cadenza-sched-{os.getpid()}"
-    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-    proc = subprocess.Popen(["jackd", "-R", "-n", name, "-d", "dummy", "-r", "48000",
-                             "-p", str(period)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        probe = subprocess.run(["jack_lsp", "-s", name], capture_output=True, text=True)
-        if probe.returncode == 0 and "system:" in probe.stdout:
-            return proc, name
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("jackd did not start")
-
-
-def stats(values_ms: list[float]) -> dict[str, float]:
-    v = np.abs(np.asarray(values_ms, dtype=np.float64))
-    return {"n": int(v.size), "p50_ms": round(float(np.percentile(v, 50)), 3),
-            "p95_ms": round(float(np.percentile(v, 95)), 3), "max_ms": round(float(v.max()), 3)}
+from benchmarks.jack_server import jack_server, stats  # noqa: E402
 
 
 def nearest(times: list[float], at: float) -> float | None:
@@ -112,12 +88,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--server", default=None, help="a running JACK server's name")
     args = ap.parse_args()
-    proc = None
-    name = args.server
-    if name is None:
-        proc, name = start_server(args.period)
-    os.environ["JACK_DEFAULT_SERVER"] = name
-    try:
+    with jack_server("sched", args.period, args.server) as name:
         from app.devices import Devices
 
         with Devices(audio_device="system") as devices:
@@ -128,10 +99,6 @@ def main() -> None:
                           "period_ms": round(args.period / 48.0, 3),
                           "blocksize": 256, "load_average": os.getloadavg()[0], **result},
                          indent=2))
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
 
 
 if __name__ == "__main__":
