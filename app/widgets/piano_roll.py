@@ -552,14 +552,26 @@ class PianoRoll(QWidget):
                 p.drawLine(QPointF(x, 0), QPointF(x, area.bottom()))
         p.end()
 
+    def _begin_strip(self, p: QPainter, background: QColor, point_size: float) -> None:
+        """The strip left of the notes (keys or lane names): clipped, filled, its font set."""
+        strip = QRectF(0, RULER_HEIGHT, self.keys_width, self.height() - RULER_HEIGHT)
+        p.setClipRect(strip)
+        p.fillRect(strip, background)
+        font = QFont(self.font())
+        font.setPointSizeF(point_size)
+        p.setFont(font)
+
+    def _end_strip(self, p: QPainter) -> None:
+        """Unclip, and the strip's border against the notes."""
+        kw = self.keys_width
+        p.setClipping(False)
+        p.setPen(QColor(80, 82, 90))
+        p.drawLine(QPointF(kw - 0.5, RULER_HEIGHT), QPointF(kw - 0.5, self.height()))
+
     def _paint_keys(self, p: QPainter, dark: bool, p0: int, p1: int) -> None:
         kw = self.keys_width
-        strip = QRectF(0, RULER_HEIGHT, kw, self.height() - RULER_HEIGHT)
-        p.setClipRect(strip)
-        p.fillRect(strip, QColor(214, 216, 222) if dark else QColor(252, 252, 252))
-        font = QFont(self.font())
-        font.setPointSizeF(max(6.5, min(8.5, self.key_height * 0.75)))
-        p.setFont(font)
+        self._begin_strip(p, QColor(214, 216, 222) if dark else QColor(252, 252, 252),
+                          max(6.5, min(8.5, self.key_height * 0.75)))
         black_w = kw * 0.58
         every_key = self.key_height >= 13
         for pitch in range(p0, p1 + 1):
@@ -575,19 +587,13 @@ class PianoRoll(QWidget):
                 rect = QRectF(0, y + self.key_height - 14, kw - 3, 14)
                 p.drawText(rect, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignRight,
                            pitch_name(pitch, sharp="♯"))
-        p.setClipping(False)
-        p.setPen(QColor(80, 82, 90))
-        p.drawLine(QPointF(kw - 0.5, RULER_HEIGHT), QPointF(kw - 0.5, self.height()))
+        self._end_strip(p)
 
     def _paint_lanes(self, p: QPainter, dark: bool, p0: int, p1: int) -> None:
         """The drum lanes' names where the keys would be."""
         kw = self.keys_width
-        strip = QRectF(0, RULER_HEIGHT, kw, self.height() - RULER_HEIGHT)
-        p.setClipRect(strip)
-        p.fillRect(strip, QColor(214, 216, 222) if dark else QColor(246, 246, 248))
-        font = QFont(self.font())
-        font.setPointSizeF(max(6.0, min(8.5, self.key_height * 0.6)))
-        p.setFont(font)
+        self._begin_strip(p, QColor(214, 216, 222) if dark else QColor(246, 246, 248),
+                          max(6.0, min(8.5, self.key_height * 0.6)))
         for row in range(p0, p1 + 1):
             y = self.pitch_to_y(row + 1)
             if row % 2 == 1:
@@ -598,9 +604,7 @@ class PianoRoll(QWidget):
             p.drawText(QRectF(4, y, kw - 6, self.key_height),
                        Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                        self._lanes[row][0])
-        p.setClipping(False)
-        p.setPen(QColor(80, 82, 90))
-        p.drawLine(QPointF(kw - 0.5, RULER_HEIGHT), QPointF(kw - 0.5, self.height()))
+        self._end_strip(p)
 
     def _ruler_background(self, p: QPainter, dark: bool) -> None:
         p.fillRect(QRectF(0, 0, self.width(), RULER_HEIGHT),
