@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "app.commands.performance",
     "app.commands.music_vae",
     "app.commands.nsynth",
+    "app.commands.ddsp",
     "app.commands.live",
     "app.commands.play",
     "app.commands.dataset",

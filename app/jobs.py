@@ -25,6 +25,7 @@ import numpy as np
 from app.worker import Job, JobCancelled, JobContext
 from models import limits
 from models.errors import CadenzaError, Cancelled
+from models.registry import MORPH_FAMILIES
 from models.sequence import NoteSequence
 
 if TYPE_CHECKING:
@@ -275,7 +276,7 @@ def morph_job(model_name: str, sources: Sequence[MorphSource], x: float, y: floa
         from models.audio_io import Audio
 
         ctx.progress(None, "Loading the model…")
-        morpher = ctx.model(model_name, "nsynth")
+        morpher = ctx.model(model_name, MORPH_FAMILIES)
         prepared = []
         for i, s in enumerate(sources):
             ctx.raise_if_cancelled()
@@ -316,7 +317,7 @@ def instrument_job(model_name: str, sources: Sequence[MorphSource], x: float, y:
         from models.nsynth.instrument import DEFAULT_PITCHES, build_instrument
 
         ctx.progress(None, "Loading the model…")
-        morpher = ctx.model(model_name, "nsynth")
+        morpher = ctx.model(model_name, MORPH_FAMILIES)
         specs = [s.spec() for s in sources]
         if len(specs) == 3:
             specs.append(specs[2])

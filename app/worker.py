@@ -72,7 +72,8 @@ class JobContext:
     def drop_resource(self, key: Any) -> None:
         self._worker._drop_resource(key)
 
-    def model(self, name_or_path: str | None, family: str | None = None) -> Any:
+    def model(self, name_or_path: str | None,
+              family: str | tuple[str, ...] | None = None) -> Any:
         """The model (the family's façade) by name or folder, loaded once and kept by the worker
         (one entry per resolved folder, whichever way it was named). ``family`` makes a model of
         another family a one-line ``CadenzaError``; ``None`` is that family's installed default.

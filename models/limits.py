@@ -243,6 +243,9 @@ CONFIG_FIELD_RANGES: dict[str, tuple[float, float]] = {
     "enc_cycle": (1, 16), "dec_cycle": (1, 12), "dec_base": (1, 4), "note_seconds": (0.1, 30.0),
     "lag_taps": (-64, 64), "slice_bars": (1, 64), "bar_steps": (1, 96),
     "encoding_version": (0, 1000), "converter_version": (0, 1000),
+    "n_fft": (16, 16384), "n_mels": (1, 512), "n_mfcc": (1, 128), "n_harmonics": (1, 512),
+    "n_noise": (1, 512), "noise_bias": (-20.0, 20.0), "gru_units": (1, MAX_LAYER_SIZE),
+    "hidden": (1, MAX_LAYER_SIZE),
 }
 """Ranges of named fields of the model configs (for a list, of each item)."""
 

@@ -12,7 +12,8 @@ has the same shape for every family (:class:`LoadedModel`: ``name``, ``family``,
 * ``performance``: :class:`models.performance_rnn.facade.PerformanceRNN` (Continue: generation
   with progress and cancel, sessions, the live stream);
 * ``music_vae``: :class:`models.music_vae.generate.MusicVAE` (Interpolate);
-* ``nsynth``: :class:`models.nsynth.morph.Morpher` (Morph).
+* ``nsynth``: :class:`models.nsynth.morph.Morpher` (Morph, WaveNet decoder);
+* ``ddsp``: :class:`models.ddsp.morph.DDSPMorpher` (Morph, DDSP decoder; the same operations).
 
 Loaded models are kept by their resolved folder, so a name and a path of the same folder are
 one model.
@@ -44,13 +45,17 @@ FAMILIES: dict[str, str] = {
     "performance": "models.performance_rnn",
     "music_vae": "models.music_vae",
     "nsynth": "models.nsynth",
+    "ddsp": "models.ddsp",
 }
 # How messages name each family.
 FAMILY_LABELS: dict[str, str] = {
     "performance": "PerformanceRNN (performance)",
     "music_vae": "MusicVAE",
     "nsynth": "NSynth",
+    "ddsp": "DDSP",
 }
+# The families that Morph can use (their façades have the same operations), the preferred first.
+MORPH_FAMILIES = ("ddsp", "nsynth")
 
 
 def family_label(family: str) -> str:
@@ -192,26 +197,36 @@ class ModelRegistry:
         shipped = [e for e in entries if e.shipped]
         return (shipped or entries)[0]
 
-    def entry(self, name_or_path: str | None = None, family: str | None = None) -> ModelEntry:
+    def entry(self, name_or_path: str | None = None,
+              family: str | tuple[str, ...] | None = None) -> ModelEntry:
         """The entry :meth:`load` would load, checked: found, a known family (``family`` when
-        given) and weights present. ``None`` is the installed default of ``family``."""
+        given: one, or a tuple of families in the order of preference) and weights present.
+        ``None`` is the installed default of ``family`` (of the first one that has a model)."""
+        families = (family,) if isinstance(family, str) else family
         if name_or_path is None:
-            if family is None:
+            if not families:
                 raise CadenzaError("which model? (a name or a folder)")
-            entry = self.default(family)
+            for fam in families[:-1]:
+                if any(e.has_weights and not e.broken for e in self.list(fam)):
+                    entry = self.default(fam)
+                    break
+            else:
+                entry = self.default(families[-1])
         else:
             entry = self.get(str(name_or_path))
         if entry.family not in FAMILIES:
             raise CadenzaError(f"model '{entry.name}' has unknown family '{entry.family}'")
-        if family is not None and entry.family != family:
+        if families is not None and entry.family not in families:
+            wanted = " or ".join(family_label(f) for f in families)
             raise CadenzaError(f"model '{entry.name}' is a {family_label(entry.family)} model, "
-                               f"not a {family_label(family)} model")
+                               f"not a {wanted} model")
         if not entry.has_weights:
             raise CadenzaError(f"model '{entry.name}' has no weights ({WEIGHTS_FILE} is missing "
                                f"in {entry.path}): train it with 'cadenza train' first")
         return entry
 
-    def load(self, name_or_path: str | None = None, family: str | None = None) -> Any:
+    def load(self, name_or_path: str | None = None,
+             family: str | tuple[str, ...] | None = None) -> Any:
         """The family's façade (see the module docstring) of a model, by name or folder (the
         installed default of ``family`` for ``None``); built from config and weights the first
         time, then kept by its resolved folder. With ``family``, a model of another family is a

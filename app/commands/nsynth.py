@@ -119,7 +119,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_format_option(p)
     p.add_argument("--bits", choices=["16", "24", "float"], default="16",
                    help="sample format (default 16; OGG and MP3 ignore it)")
-    p.add_argument("--pitch", type=int, default=60, help="pitch for gm: sources (default 60)")
+    p.add_argument("--pitch", type=int, default=None, metavar="NOTE",
+                   help="the MIDI note the morph plays (default: the pitch of the source that "
+                        "weighs most); gm: sources are rendered there (default 60)")
     p.add_argument("--tempo", type=float, default=None, metavar="BPM",
                    help="the session tempo, 20..400: a WAV says it in its acid chunk, as a "
                         "one-shot whose root note is the pitch the morph plays (DAWs read it)")
@@ -138,9 +140,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _load_morpher(name: str | None) -> Any:
     """The NSynth ``Morpher``, by name or folder (None: the installed default)."""
-    from models.registry import ModelRegistry
+    from models.registry import MORPH_FAMILIES, ModelRegistry
 
-    return ModelRegistry().load(name, "nsynth")
+    return ModelRegistry().load(name, MORPH_FAMILIES)
 
 
 def _check_sources(args: argparse.Namespace) -> None:
@@ -171,7 +173,8 @@ def _check_sources(args: argparse.Namespace) -> None:
 
 
 def run_morph(args: argparse.Namespace) -> int:
-    limits.integer(args.pitch, "--pitch", 0, 127)
+    if args.pitch is not None:
+        limits.integer(args.pitch, "--pitch", 0, 127)
     limits.tempo(args.tempo)
     check_audio_output(args.output, args.format)
     _check_sources(args)
@@ -184,18 +187,23 @@ def run_morph(args: argparse.Namespace) -> int:
     with progress_bar("loading the model") as progress:
         morpher = _load_morpher(args.model)
         progress(0.0, "encoding the sources")
-        audios = [morpher.source_audio(s, pitch=args.pitch) for s in args.sources]
+        audios = [morpher.source_audio(s, pitch=60 if args.pitch is None else args.pitch)
+                  for s in args.sources]
         emb = morpher.encode_batch(audios)
         mixed = mix_xy(list(emb), *args.xy) if args.xy is not None else mix(list(emb), args.mix)
         f0, envelope = morpher.guide(audios, mix_weights(len(audios), args.mix, args.xy))
+        if args.pitch is not None:
+            f0 = 440.0 * 2.0 ** ((args.pitch - 69) / 12.0)
         progress(0.0, "decoding")
+        rate = {"sample_rate": args.sample_rate} if (
+            args.sample_rate and getattr(morpher, "renders_at_any_rate", False)) else {}
         audio = morpher.decode(mixed, progress=progress, temperature=args.temperature,
-                               seed=args.seed, f0=f0, envelope=envelope)
+                               seed=args.seed, f0=f0, envelope=envelope, **rate)
     if not np.isfinite(audio.samples).all():
         raise CadenzaError("the morph came out NaN: the model is broken (nothing was written)")
     if args.tempo is not None:
         audio = audio.with_acid(morph_acid(f0, args.tempo))
-    if args.sample_rate:
+    if args.sample_rate and audio.sample_rate != args.sample_rate:
         audio = audio.resampled(args.sample_rate)
     subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bits]
     write_audio_output(args.output, audio, subtype=subtype, format=args.format)

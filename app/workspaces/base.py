@@ -60,6 +60,7 @@ class Workspace(QWidget):
 
     title = "Workspace"
     family = ""  # model family in models.registry.FAMILIES
+    families: tuple[str, ...] = ()  # or several families whose models all fit (Morph)
     model_label = ""  # the model's name for people, e.g. "PerformanceRNN"
     default_model = ""  # picked first when installed (else the first of the family)
     description = ""
@@ -489,7 +490,8 @@ class Workspace(QWidget):
         ``listed=False``: the list has not arrived yet (start-up), so an empty one means
         "looking", not "none installed".
         """
-        self.models = [e for e in entries if getattr(e, "family", None) == self.family]
+        families = self.families or (self.family,)
+        self.models = [e for e in entries if getattr(e, "family", None) in families]
         # A refreshed list (after a training, or the startup listing arriving late) keeps the
         # model the musician picked.
         chosen = self._wanted_model or self.model_combo.currentData() or self.default_model

@@ -38,6 +38,7 @@ from app.widgets.waveform import WaveformView
 from app.widgets.xy_pad import XYPad
 from app.workspaces.base import Workspace, fill_clip_combo
 from models.errors import CadenzaError
+from models.registry import MORPH_FAMILIES
 from models.sequence import GM_NAMES, pitch_name
 
 if TYPE_CHECKING:
@@ -196,15 +197,18 @@ class SourceSlot(QFrame):
 
 class MorphWorkspace(Workspace):
     title = "Morph"
-    family = "nsynth"
-    model_label = "NSynth"
+    family = "ddsp"
+    families = MORPH_FAMILIES
+    model_label = "Morph (DDSP or NSynth)"
+    default_model = "ddsp-small"
     description = (
         "Put two to four sounds in the slots (audio clips, a dropped WAV, or a General MIDI "
         "instrument) and drag the point on the XY pad: Cadenza synthesises a new sound whose "
         "timbre sits between them (a flute that is partly a bass). Play it, keep it, or make "
         "a playable instrument of it."
     )
-    train_hint = "Train one with 'cadenza train nsynth' on a folder of short instrument notes."
+    train_hint = ("Train one with 'cadenza train ddsp' (or 'cadenza train nsynth') on a folder of "
+                  "short instrument notes.")
     implemented = True
     instrument_ready = Signal(object)  # a MorphInstrument, rendered and loaded
     keyboard_requested = Signal()  # "play it from the MIDI keyboard"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,10 +34,12 @@ from models import limits
 from models.audio_io import AcidInfo, Audio
 from models.errors import CadenzaError
 from models.nsynth import dataset as ds
-from models.nsynth.fastgen import CancelFn, FastGenerator, ProgressFn
-from models.nsynth.model import FAMILY, NSynthAutoencoder, NSynthConfig, build_model, lag_period
 from models.nsynth.mulaw import mu_law_encode, scale_codes
 from models.nsynth.signal import estimate_f0, follow_envelope, loudness_db
+
+if TYPE_CHECKING:  # the WaveNet's modules import Keras: only when a WaveNet model loads
+    from models.nsynth.fastgen import CancelFn, FastGenerator, ProgressFn
+    from models.nsynth.model import NSynthAutoencoder, NSynthConfig
 
 Source = str | Path | Audio | np.ndarray
 
@@ -140,7 +142,7 @@ class Morpher:
     """A trained WaveNet autoencoder with the Morph operations: the registry's façade for the
     "nsynth" family (``name``, ``family``, ``path``, ``config``, ``close()``)."""
 
-    family = FAMILY
+    family = "nsynth"  # models.nsynth.model.FAMILY (not imported here: it imports Keras)
 
     def __init__(self, model: NSynthAutoencoder, name: str = "nsynth",
                  engine: str = "auto", path: str | Path | None = None) -> None:
@@ -156,6 +158,7 @@ class Morpher:
     def load(cls, directory: str | Path, engine: str = "auto", name: str | None = None
              ) -> Morpher:
         from models.checkpoint import config_from_dict, load_weights, read_model_dir
+        from models.nsynth.model import FAMILY, NSynthConfig, build_model
 
         payload = read_model_dir(directory)
         if payload["family"] != FAMILY:
@@ -169,6 +172,8 @@ class Morpher:
     @property
     def generator(self) -> FastGenerator:
         if self._generator is None:
+            from models.nsynth.fastgen import FastGenerator
+
             self._generator = FastGenerator(self.model, engine=self.engine)
         return self._generator
 
@@ -245,6 +250,8 @@ class Morpher:
             f0s = np.repeat(f0s, batch)
         if f0s.shape[0] != batch:
             raise CadenzaError(f"{f0s.shape[0]} pitches for {batch} embeddings")
+        from models.nsynth.model import lag_period
+
         periods = np.array([lag_period(f, self.config.sample_rate) for f in f0s])
         out = self.generator.generate(emb[None] if single else emb, temperature=temperature,
                                       seed=seed, progress=progress, cancel=cancel,
