@@ -71,7 +71,7 @@ def main() -> None:
     primer = primer_events(500)
     results: dict[str, object] = {"model": model.name, "layers": list(model.config.layers)}
 
-    from models.performance_rnn.generate import single_blas_thread
+    from models.compute import single_blas_thread
 
     for engine, count in (("numpy", args.events), ("keras", max(100, args.events // 10))):
         session = Continuer(model, engine)

@@ -7,6 +7,7 @@ exception: it only sets what the backend reads when it is first imported.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
@@ -80,3 +81,13 @@ def preferred_device() -> str:
 def force_cpu() -> None:
     """Hide GPUs from the backend; call before the backend is imported."""
     os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+
+
+def single_blas_thread() -> contextlib.AbstractContextManager:
+    """Small matrix products are fastest on one BLAS thread (and leave the other cores to the
+    audio engine and the GUI)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is in the lock file
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")

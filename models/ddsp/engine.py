@@ -16,7 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from models.ddsp.synth import filtered_noise, harmonic, harmonic_mask, noise_bank, upsample
+from models.ddsp.synth import (
+    filtered_noise,
+    harmonic_mask,
+    harmonic_wavetable,
+    noise_bank,
+    upsample,
+)
 from models.errors import CadenzaError
 
 _LOG10 = math.log(10.0)
@@ -52,6 +58,13 @@ def _lrelu(x: np.ndarray) -> np.ndarray:
     return np.where(x > 0, x, 0.2 * x)
 
 
+def _mm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x (..., c_in) @ w (c_in, c_out)`` as one 2-D product (numpy's batched matmul over a
+    3-D array is many times slower than BLAS on the flattened one)."""
+    flat = np.ascontiguousarray(x).reshape(-1, x.shape[-1]) @ w
+    return flat.reshape(*x.shape[:-1], w.shape[-1])
+
+
 def _conv_same(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, dilation: int) -> np.ndarray:
     """Conv1D with ``padding="same"``: ``x (b, f, c_in)``, ``kernel (k, c_in, c_out)``."""
     k = kernel.shape[0]
@@ -61,7 +74,7 @@ def _conv_same(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, dilation: in
     f = x.shape[1]
     out = np.broadcast_to(bias, (x.shape[0], f, kernel.shape[2])).astype(np.float32)
     for j in range(k):
-        out = out + xp[:, j * dilation:j * dilation + f] @ kernel[j]
+        out = out + _mm(xp[:, j * dilation:j * dilation + f], kernel[j])
     return out
 
 
@@ -117,8 +130,8 @@ class DDSPEngine:
         h = _conv_same(x, *self.enc_in, 1)
         for (k, b), (rw, rb), d in zip(self.enc_dil, self.enc_res, self.config.enc_dilations,
                                        strict=True):
-            h = h + np.maximum(_conv_same(np.maximum(h, 0), k, b, d), 0) @ rw + rb
-        return (h @ self.enc_out[0] + self.enc_out[1]).astype(np.float32)
+            h = h + _mm(np.maximum(_conv_same(np.maximum(h, 0), k, b, d), 0), rw) + rb
+        return (_mm(h, self.enc_out[0]) + self.enc_out[1]).astype(np.float32)
 
     def initial_state(self, batch: int) -> np.ndarray:
         return np.zeros((batch, self.config.gru_units), np.float32)
@@ -133,11 +146,11 @@ class DDSPEngine:
         cond = np.asarray(cond, np.float32)
         b, f = z.shape[0], z.shape[1]
         x = np.concatenate([
-            _lrelu(cond[..., :2] @ self.dec_pitch[0] + self.dec_pitch[1]),
-            _lrelu(cond[..., 2:3] @ self.dec_loud[0] + self.dec_loud[1]),
-            _lrelu(z @ self.dec_z[0] + self.dec_z[1])], axis=-1)
+            _lrelu(_mm(cond[..., :2], self.dec_pitch[0]) + self.dec_pitch[1]),
+            _lrelu(_mm(cond[..., 2:3], self.dec_loud[0]) + self.dec_loud[1]),
+            _lrelu(_mm(z, self.dec_z[0]) + self.dec_z[1])], axis=-1)
         u = self.config.gru_units
-        gx = x @ self.gru_w + self.gru_b[0]  # (b, f, 3u): every frame's input part at once
+        gx = _mm(x, self.gru_w) + self.gru_b[0]  # (b, f, 3u): every frame's input part at once
         h = self.initial_state(b) if state is None else np.asarray(state, np.float32)
         hs = np.empty((b, f, u), np.float32)
         for t in range(f):
@@ -146,9 +159,9 @@ class DDSPEngine:
             cand = np.tanh(gx[:, t, 2 * u:] + zr[:, u:] * gh[:, 2 * u:])
             h = zr[:, :u] * h + (1.0 - zr[:, :u]) * cand
             hs[:, t] = h
-        y = _lrelu(np.concatenate([hs, x], axis=-1) @ self.dec_h1[0] + self.dec_h1[1])
-        y = _lrelu(y @ self.dec_h2[0] + self.dec_h2[1])
-        out = y @ self.dec_out[0] + self.dec_out[1]
+        y = _lrelu(_mm(np.concatenate([hs, x], axis=-1), self.dec_h1[0]) + self.dec_h1[1])
+        y = _lrelu(_mm(y, self.dec_h2[0]) + self.dec_h2[1])
+        out = _mm(y, self.dec_out[0]) + self.dec_out[1]
         c = self.config
         amp = exp_sigmoid(out[..., 0]) * cond[..., 1]
         harm = exp_sigmoid(out[..., 1:1 + c.n_harmonics])
@@ -186,7 +199,7 @@ class DDSPEngine:
         bank = self.bank(rate)
         out = np.zeros((f0.shape[0], n), np.float32)
         for v in range(f0.shape[0]):
-            sig, _ = harmonic(upsample(f0[v], hop, n), upsample(amps[v], hop, n), rate)
+            sig, _ = harmonic_wavetable(upsample(f0[v], hop, n), amps[v], hop, rate)
             out[v] = sig + filtered_noise(upsample(controls.noise[v], hop, n), bank,
                                           noise_offset + v * 7919)
         return out

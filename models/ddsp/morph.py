@@ -27,6 +27,7 @@ import numpy as np
 
 from models import limits
 from models.audio_io import Audio
+from models.compute import single_blas_thread
 from models.ddsp.config import FAMILY, DDSPConfig, decoder_inputs, scale_mfcc
 from models.ddsp.engine import DDSPEngine
 from models.ddsp.synth import frame_features
@@ -71,12 +72,15 @@ class DDSPMorpher(Morpher):
         """``(scaled MFCCs (n, frames, n_mfcc), loudness dB (n, frames))`` of prepared sounds."""
         c = self.config
         x = np.stack([np.asarray(a, np.float32) for a in audios])
-        mfcc, loud = frame_features(x, c.sample_rate, c.hop, c.n_fft, c.n_mels, c.n_mfcc)
+        with single_blas_thread():
+            mfcc, loud = frame_features(x, c.sample_rate, c.hop, c.n_fft, c.n_mels, c.n_mfcc)
         return scale_mfcc(mfcc), loud
 
     def encode_batch(self, audios: Sequence[np.ndarray]) -> np.ndarray:
         """Prepared audio (each 4 s at 16 kHz) -> embeddings ``(batch, frames, latent_dim)``."""
-        return self.engine_np.encode(self.features(audios)[0])
+        mfcc = self.features(audios)[0]
+        with single_blas_thread():
+            return self.engine_np.encode(mfcc)
 
     def loudness(self, audios: Sequence[np.ndarray]) -> np.ndarray:
         """A-weighted loudness in dB per frame ``(n, frames)`` of prepared sounds."""
@@ -144,10 +148,11 @@ class DDSPMorpher(Morpher):
         f0_frames = np.repeat(f0s[:, None], frames, axis=1).astype(np.float32)
         if cancel is not None and cancel():
             raise Cancelled("morph cancelled")
-        controls, _ = self.engine_np.controls(emb, decoder_inputs(f0_frames, loud))
-        if progress is not None:
-            progress(0.5)
-        audio = self.engine_np.synthesize(controls, f0_frames, rate, noise_offset=int(seed))
+        with single_blas_thread():  # small products: one BLAS thread is many times faster
+            controls, _ = self.engine_np.controls(emb, decoder_inputs(f0_frames, loud))
+            if progress is not None:
+                progress(0.5)
+            audio = self.engine_np.synthesize(controls, f0_frames, rate, noise_offset=int(seed))
         if progress is not None:
             progress(1.0)
         audios = [Audio(x, rate) for x in audio]

@@ -30,7 +30,6 @@ decoding rules one event at a time.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from models import limits
+from models.compute import single_blas_thread
 from models.errors import CadenzaError, Cancelled
 from models.performance_rnn import encoding as enc
 from models.performance_rnn import notes as notes_lib
@@ -741,16 +741,6 @@ class Continuer:
         """Prime on ``primer`` and return primer + continuation for each variation."""
         self.prime(primer, kwargs.get("density"), kwargs.get("pitch_histogram"))
         return [c.joined for c in self.generate_detailed(seconds, **kwargs)]
-
-
-def single_blas_thread() -> contextlib.AbstractContextManager:
-    """Small matrix products are fastest on one BLAS thread (and leave the other cores to the
-    audio engine and the GUI)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is in the lock file
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _trim_to(events: list[int], target: int) -> list[int]:
