@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -87,11 +88,19 @@ class InterpolateWorkspace(Workspace):
         self.mode = QComboBox()
         self.mode.addItems(MODES)
         self.corner_combos: list[QComboBox] = []
+        self.clip_notes: list[QLabel] = []  # why a clip gives nothing, beside its picker
         for label in ("A", "B", "C", "D"):
             combo = QComboBox()
             combo.setMinimumWidth(200)
             combo.setToolTip(f"Clip {label}, or a random sample")
+            combo.currentIndexChanged.connect(self._clear_clip_notes)
             self.corner_combos.append(combo)
+            note = QLabel()
+            note.setObjectName("clipNote")
+            note.setWordWrap(True)
+            note.setStyleSheet("color: #d9534f;")
+            note.setVisible(False)
+            self.clip_notes.append(note)
         self.steps = QSpinBox()
         self.steps.setRange(2, 16)
         self.steps.setValue(5)
@@ -125,8 +134,14 @@ class InterpolateWorkspace(Workspace):
         self.form = QFormLayout()
         self.form.addRow("Mode:", self.mode)
         self.form.addRow("", self.auto_model)
-        for label, combo in zip("ABCD", self.corner_combos, strict=True):
-            self.form.addRow(f"Clip {label}:", combo)
+        for label, combo, note in zip("ABCD", self.corner_combos, self.clip_notes, strict=True):
+            picker = QWidget()
+            column = QVBoxLayout(picker)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.setSpacing(2)
+            column.addWidget(combo)
+            column.addWidget(note)
+            self.form.addRow(f"Clip {label}:", picker)
         self.form.addRow("Steps:", self.steps)
         self.form.addRow("Temperature:", self.temperature)
         self.form.addRow("Seed:", self.seed)
@@ -279,6 +294,8 @@ class InterpolateWorkspace(Workspace):
         """The model to run on ``clips`` (picked from them with "Model from the clips"), each
         clip checked against it: a clip that gives nothing clears the result and says why."""
         used = [c for c in clips if c is not None and c.sequence is not None]
+        self._clear_clip_notes()
+        checking: Clip | None = None  # the clip being checked when an error comes
         try:
             if self.auto_model.isChecked() and used:
                 name = self._installed_like(
@@ -292,8 +309,15 @@ class InterpolateWorkspace(Workspace):
                 converter = conv.Converter(self.model_kind(entry.name),
                                            slice_bars=int(entry.config.get("slice_bars", 2)))
                 for clip in used:
+                    checking = clip
                     clip_windows(clip.sequence, converter, clip.name)
         except CadenzaError as exc:
+            if checking is not None:
+                for corner, clip in enumerate(clips):
+                    if clip is checking:
+                        note = self.clip_notes[corner]
+                        note.setText(" ".join(str(exc).split()))
+                        note.setVisible(True)
             self.result = None
             self.corner_latents = None  # the pad has nothing left to blend
             self.show_results([])
@@ -302,6 +326,11 @@ class InterpolateWorkspace(Workspace):
             self.say(f"{self.title}: {exc}")
             return None
         return self.current_model()
+
+    def _clear_clip_notes(self, *_args: object) -> None:
+        for note in self.clip_notes:
+            note.clear()
+            note.setVisible(False)
 
     def restore_session_state(self, state: dict[str, Any]) -> None:
         auto = state.get("auto_model")

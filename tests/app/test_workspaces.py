@@ -349,6 +349,12 @@ def test_interpolate_picks_the_model_from_the_clips_and_says_why_a_clip_gives_no
     ws.interpolate.click()
     assert ws.model_combo.currentData() == "tiny-melody" and ws.cards == []
     assert "drums-funk holds drums only" in ws.error_label.text()
+    # ... and beside the clip that gives nothing, in one line, until another clip is picked
+    note_a, note_b = ws.clip_notes[:2]
+    assert note_a.isVisibleTo(ws) and not note_b.isVisibleTo(ws)
+    assert "drums-funk holds drums only" in note_a.text() and "\n" not in note_a.text()
+    combo_a.setCurrentIndex(combo_a.findData(added["melody-a"].id))
+    assert not note_a.isVisibleTo(ws)
 
 
 def clip_kinds_of(clip: Clip) -> set[str]:
