@@ -108,7 +108,7 @@ def musicxml_to_sequence(data: bytes, label: str = "MusicXML data") -> NoteSeque
     if data[:4] == b"PK\x03\x04":
         data = _unpack(data, label)
     root = _parse_xml(data, label)
-    music21 = require_music21()
+    require_music21()
     from music21.musicxml.xmlToM21 import MusicXMLImporter
 
     try:
@@ -116,7 +116,7 @@ def musicxml_to_sequence(data: bytes, label: str = "MusicXML data") -> NoteSeque
         score = importer.xmlRootToScore(root)
         if getattr(score, "atSoundingPitch", True) is False:
             score = score.toSoundingPitch()  # transposing instruments sound as written for them
-        return _to_sequence(score, music21, label)
+        return _to_sequence(score, _kit_parts(root), label)
     except CadenzaError:
         raise
     except Exception as exc:  # noqa: BLE001 - music21 raises many kinds on odd scores
@@ -167,8 +167,8 @@ def _parse_xml(data: bytes, label: str, what: str = "MusicXML") -> ElementTree.E
     try:
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError as exc:
-        where = f"line {exc.position[0]}" if getattr(exc, "position", None) else _describe(exc)
-        raise CadenzaError(f"{label}: not a MusicXML file (not well-formed XML, {where})") from exc
+        raise CadenzaError(f"{label}: not a MusicXML file (not well-formed XML: "
+                           f"{_describe(exc)})") from exc
     if what != "MusicXML":
         return root
     if root.tag not in _ROOTS:
@@ -179,6 +179,14 @@ def _parse_xml(data: bytes, label: str, what: str = "MusicXML") -> ElementTree.E
                            f"as an ordinary (partwise) MusicXML file")
     limits.musicxml_notes(sum(1 for _ in root.iter("note")), label)
     return root
+
+
+def _kit_parts(root: ElementTree.Element) -> list[bool]:
+    """For each ``<part>`` in order: whether its entry in the part list names more than one
+    instrument (a drum kit, whose drums music21 does not tell apart)."""
+    counts = {entry.get("id"): len(entry.findall("score-instrument"))
+              for entry in root.iter("score-part")}
+    return [counts.get(part.get("id"), 0) > 1 for part in root.findall("part")]
 
 
 def _tempo_map(score: Any, shift: float) -> list[tuple[float, float]]:
@@ -216,7 +224,7 @@ class _Clock:
         return self.seconds[i] + (quarters - q0) * 60.0 / qpm
 
 
-def _to_sequence(score: Any, music21: Any, label: str) -> NoteSequence:
+def _to_sequence(score: Any, kits: list[bool], label: str) -> NoteSequence:
     from music21 import instrument as m21instrument
     from music21 import meter as m21meter
     from music21 import note as m21note
@@ -244,7 +252,8 @@ def _to_sequence(score: Any, music21: Any, label: str) -> NoteSequence:
         program = inst.midiProgram if inst is not None and inst.midiProgram is not None else 0
         program = min(max(int(program), 0), 127)
         kit = isinstance(inst, m21instrument.UnpitchedPercussion)
-        part_drum = getattr(inst, "percMapPitch", None) if kit else None
+        one_drum = kit and not (index < len(kits) and kits[index])  # a lone snare, say
+        part_drum = getattr(inst, "percMapPitch", None) if one_drum else None
         name = (part.partName or (inst.instrumentName if inst is not None else "") or "").strip()
         if name:
             seq.instrument_names[index] = name
@@ -271,7 +280,7 @@ def _to_sequence(score: Any, music21: Any, label: str) -> NoteSequence:
                     if not 0 <= pitch <= 127:
                         continue
                 key = (int(pitch), drum)
-                tie = getattr(member.tie, "type", None) or getattr(element.tie, "type", None)
+                tie = getattr(member.tie, "type", None)  # a chord's notes: each its own
                 held = tied.get(key)
                 if tie in ("stop", "continue") and held is not None and abs(
                         held[1] - start_q) < 1e-6:
