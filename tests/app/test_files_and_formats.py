@@ -371,6 +371,35 @@ def test_file_export_writes_musicxml_that_the_dialog_chose(window, qtbot, tmp_pa
         want.qpm, 6, 8)
 
 
+def test_a_result_exports_compressed_musicxml_through_its_export_button(window, qtbot, tmp_path):
+    """A workspace result's Export audio… button opens the same dialog; MusicXML, compressed,
+    is written in the worker and reads back as the same notes."""
+    from app.widgets.export_dialog import AudioExportDialog
+    from app.workspaces.base import SequenceCard
+    from models.music_files import read_sequence
+
+    seq = read_midi(EXAMPLES / "melody-a.mid")
+    card = SequenceCard(window.workspaces["Interpolate"], seq, "melody a")
+    qtbot.addWidget(card)
+    target = tmp_path / "melody a.mxl"
+
+    def fill():
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, AudioExportDialog) and "MXL" in dialog.formats()
+        dialog.set_format("MXL")
+        assert dialog.choice().path.suffix == ".mxl"
+        dialog.path.setText(str(target))
+        dialog.accept()
+
+    QTimer.singleShot(200, fill)
+    card.buttons["wav"].click()
+    qtbot.waitUntil(target.is_file, timeout=LONG)  # renamed in whole when written
+    sixteenth = 60.0 / seq.qpm / 4
+    back = read_sequence(target)
+    assert [(n.pitch, round(n.start / sixteenth)) for n in back.notes] == [
+        (n.pitch, round(n.start / sixteenth)) for n in seq.notes]
+
+
 def test_a_broken_musicxml_file_is_one_line_in_the_status_bar(window, tmp_path):
     bad = tmp_path / "broken.mxl"
     bad.write_bytes(b"PK\x03\x04 not really an archive")

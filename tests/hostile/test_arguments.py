@@ -270,3 +270,11 @@ def test_drums_to_musicxml_are_refused_before_the_model_loads(cli, tmp_path: Pat
                             EXAMPLES / "drums-rock.mid", "-o", out]}[command]
     assert_refused(cli(argv), "drum", "MusicXML", ".mid")
     assert not out.exists()
+
+
+def test_musicxml_output_without_music21_is_refused_first(cli, tmp_path: Path,
+                                                          monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setitem(sys.modules, "music21", None)  # as if it were not installed
+    out = tmp_path / "samples.musicxml"
+    assert_refused(cli(["sample", "-o", out]), "music21")
+    assert not out.exists()
