@@ -23,7 +23,10 @@ Reading:
 Writing (:func:`musicxml_bytes`, :func:`write_musicxml`) quantizes onsets and ends to the
 sixteenth grid of the sequence's tempo map (a note lasts at least a sixteenth), keeps the tempo
 marks and time signatures and writes one part per instrument, with chords where notes sound
-together (notes that overlap unevenly are split and tied). Drum notes are refused with one line:
+together (notes that overlap unevenly are split and tied). A NoteSequence has no key, so the
+score gets the key signature its notes fit best (Krumhansl-Schmuckler, :func:`key_signature`),
+black keys spelled by it, and accidentals only where the key does not have them. Drum notes are
+refused with one line:
 music21 writes one MIDI instrument per part and no per-note drum, so a kit (kick, snare, hats)
 would come back as a single sound; drums go out as MIDI.
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -333,13 +337,15 @@ def musicxml_bytes(seq: NoteSequence, compressed: bool = False, label: str = "",
     require_music21()
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
-    score = _score(seq, title or seq.name or "Cadenza")
     try:
+        score = _score(seq, title or seq.name or "Cadenza")
         exporter = GeneralObjectExporter(score)
-        exporter.makeNotation = False  # done above, once, without copying the score
+        exporter.makeNotation = False  # done in _score, once, without copying the score
         xml = exporter.parse()
     except Exception as exc:  # noqa: BLE001 - music21 raises many kinds
         raise CadenzaError(f"{label}: cannot write MusicXML ({_describe(exc)})") from exc
+    # music21 names itself the composer of a score without one: the tune is not its own.
+    xml = re.sub(rb"\s*<creator type=\"composer\">Music21</creator>", b"", xml, count=1)
     if not compressed:
         return xml
     buffer = io.BytesIO()
@@ -383,6 +389,7 @@ class _Grid:
 
 def _score(seq: NoteSequence, title: str) -> Any:
     from music21 import instrument as m21instrument
+    from music21 import key as m21key
     from music21 import metadata as m21metadata
     from music21 import meter as m21meter
     from music21 import stream as m21stream
@@ -397,6 +404,7 @@ def _score(seq: NoteSequence, title: str) -> Any:
     if not groups:
         groups[0] = []
     signatures = sorted(seq.time_signatures, key=lambda t: t.time) or [TimeSignature(0.0)]
+    sharps = key_signature(seq.notes)
     for number, (instrument_number, notes) in enumerate(sorted(groups.items())):
         part = m21stream.Part()
         program = notes[0].program if notes else 0
@@ -409,6 +417,8 @@ def _score(seq: NoteSequence, title: str) -> Any:
         inst.partName = inst.instrumentName = name
         part.partName = name
         part.insert(0, inst)
+        signature = m21key.KeySignature(sharps)
+        part.insert(0, signature)
         last = None
         for ts in signatures:
             offset = 0.0 if ts.time <= 0 else grid.step(ts.time) / STEPS_PER_QUARTER
@@ -425,13 +435,16 @@ def _score(seq: NoteSequence, title: str) -> Any:
                     continue
                 placed.add(offset)
                 part.insert(offset, m21tempo.MetronomeMark(number=round(t.qpm, 2)))
-        for offset, element in _slices(notes, grid):
+        for offset, element in _slices(notes, grid, flats=sharps < 0):
             part.insert(offset, element)
         part.makeMeasures(inPlace=True)
         part.makeTies(inPlace=True)  # before the rests: a note over a bar line moves on
         part.makeRests(fillGaps=True, inPlace=True, timeRangeFromBarDuration=True,
                        hideRests=False)
         part.splitAtDurations(recurse=True)  # a note of 5 sixteenths: a quarter tied to one
+        from music21.stream.makeNotation import makeAccidentalsInMeasureStream
+
+        makeAccidentalsInMeasureStream(part, useKeySignature=signature)  # none the key has
         _beam(part)
         score.insert(0, part)
     return score
@@ -459,7 +472,7 @@ def _beam(part: Any) -> None:
             n.beams = b if b is not None else m21beam.Beams()
 
 
-def _slices(notes: list[Note], grid: _Grid) -> list[tuple[float, Any]]:
+def _slices(notes: list[Note], grid: _Grid, flats: bool = False) -> list[tuple[float, Any]]:
     """Notes as one voice of notes and chords on the sixteenth grid: cut wherever a note starts
     or ends, and tied across the cuts."""
     from music21 import chord as m21chord
@@ -495,10 +508,10 @@ def _slices(notes: list[Note], grid: _Grid) -> list[tuple[float, Any]]:
         length = (b - a) / STEPS_PER_QUARTER
         if len(sounding) == 1:
             p, before, after = sounding[0]
-            element = m21note.Note(_spelled(m21pitch, p), quarterLength=length)
+            element = m21note.Note(_spelled(m21pitch, p, flats), quarterLength=length)
             element.tie = _tie(m21tie, before, after)
         else:
-            element = m21chord.Chord([_spelled(m21pitch, p) for p, _, _ in sounding],
+            element = m21chord.Chord([_spelled(m21pitch, p, flats) for p, _, _ in sounding],
                                      quarterLength=length)
             for member, (_p, before, after) in zip(element.notes, sounding, strict=True):
                 member.tie = _tie(m21tie, before, after)
@@ -506,11 +519,47 @@ def _slices(notes: list[Note], grid: _Grid) -> list[tuple[float, Any]]:
     return out
 
 
-def _spelled(m21pitch: Any, midi: int) -> Any:
-    p = m21pitch.Pitch(midi=midi)
-    if p.accidental is not None and p.accidental.name == "natural":
-        p.accidental = None
-    return p
+def _spelled(m21pitch: Any, midi: int, flats: bool) -> Any:
+    """A pitch spelled as the key signature would: black keys as flats in a flat key, as sharps
+    otherwise."""
+    names = _FLAT_NAMES if flats else _SHARP_NAMES
+    return m21pitch.Pitch(f"{names[midi % 12]}{midi // 12 - 1}")
+
+
+_SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_FLAT_NAMES = ("C", "D-", "D", "E-", "E", "F", "G-", "G", "A-", "A", "B-", "B")
+# Krumhansl and Kessler's key profiles (C major, C minor): how well each pitch class fits.
+_MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+_MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+_MAJOR_SHARPS = (0, -5, 2, -3, 4, -1, 6, 1, -4, 3, -2, 5)
+"""The key signature of each major key by its tonic's pitch class (sharps > 0, flats < 0)."""
+
+
+def key_signature(notes: list[Note]) -> int:
+    """The key signature (sharps > 0, flats < 0) of the key that the pitched notes fit best,
+    weighted by length (Krumhansl-Schmuckler): a NoteSequence carries no key, so a written
+    score gets the likeliest one. 0 (C major) without pitched notes."""
+    weights = [0.0] * 12
+    for n in notes:
+        if not n.is_drum:
+            weights[n.pitch % 12] += max(n.end - n.start, 0.0)
+    if not any(weights):
+        return 0
+    best, sharps = -2.0, 0
+    for tonic in range(12):
+        for profile, relative_major in ((_MAJOR_PROFILE, tonic), (_MINOR_PROFILE,
+                                                                   (tonic + 3) % 12)):
+            fit = _correlation(weights, [profile[(pc - tonic) % 12] for pc in range(12)])
+            if fit > best + 1e-12:
+                best, sharps = fit, _MAJOR_SHARPS[relative_major]
+    return sharps
+
+
+def _correlation(a: list[float], b: list[float]) -> float:
+    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+    da, db = [x - mean_a for x in a], [y - mean_b for y in b]
+    spread = math.sqrt(sum(x * x for x in da) * sum(y * y for y in db))
+    return sum(x * y for x, y in zip(da, db, strict=True)) / spread if spread else 0.0
 
 
 def _tie(m21tie: Any, before: bool, after: bool) -> Any:

@@ -297,3 +297,20 @@ def test_without_music21_it_is_one_line_that_names_the_extra(tmp_path, monkeypat
     for attempt in (lambda: read_musicxml(path), lambda: musicxml_bytes(seq)):
         with pytest.raises(CadenzaError, match=r"pip install 'cadenza\[music21\]'"):
             attempt()
+
+
+@pytest.mark.parametrize(("scale", "fifths", "black"), [
+    ((62, 64, 66, 67, 69, 71, 73, 74), 2, b"<step>F</step>\n          <alter>1</alter>"),
+    ((70, 72, 74, 75, 77, 79, 81, 82), -2, b"<step>B</step>\n          <alter>-1</alter>"),
+])
+def test_a_written_score_gets_the_likeliest_key_and_spells_by_it(scale, fifths, black):
+    """D major gets two sharps and F#; B-flat major two flats and B-flat (not A#). A
+    NoteSequence has no key: the score's is the one its notes fit best."""
+    seq = NoteSequence(notes=[Note(p, 80, i * 0.5, (i + 1) * 0.5) for i, p in
+                              enumerate(scale + scale[::-1])])
+    xml = musicxml_bytes(seq, title="scale")
+    assert f"<fifths>{fifths}</fifths>".encode() in xml
+    assert black in xml
+    assert b"<accidental>" not in xml  # every black key is in the key signature
+    assert b"Music21" not in xml.split(b"<software>")[0]  # nobody's name as the composer
+    assert [n.pitch for n in musicxml_to_sequence(xml).notes] == list(scale + scale[::-1])
