@@ -36,7 +36,10 @@ unpacked: at most 8 MiB (20,000 notes of a melody are about 5.5 MiB; music21 rea
 9 s)."""
 MUSICXML_MAX_NOTES = 20_000
 """Notes (``<note>`` elements, rests included) in one MusicXML file, counted before music21
-reads it."""
+reads it; and the notes of a sequence written as MusicXML."""
+MUSICXML_MAX_QUARTERS = 40_000
+"""The length of a sequence written as MusicXML, in quarter notes at its own tempo (10,000 bars
+of 4/4): music21 builds every bar in memory."""
 
 # ------------------------------------------------------------------------------ audio
 SAMPLE_RATE_MIN = 8000

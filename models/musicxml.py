@@ -33,6 +33,7 @@ would come back as a single sound; drums go out as MIDI.
 
 from __future__ import annotations
 
+import bisect
 import io
 import math
 import re
@@ -216,14 +217,13 @@ class _Clock:
 
     def __init__(self, marks: list[tuple[float, float]]) -> None:
         self.marks = marks
+        self.starts = [q for q, _ in marks]
         self.seconds = [0.0]
         for (q0, qpm), (q1, _) in zip(marks, marks[1:], strict=False):
             self.seconds.append(self.seconds[-1] + (q1 - q0) * 60.0 / qpm)
 
     def __call__(self, quarters: float) -> float:
-        i = len(self.marks) - 1
-        while i > 0 and self.marks[i][0] > quarters:
-            i -= 1
+        i = max(bisect.bisect_right(self.starts, quarters) - 1, 0)
         q0, qpm = self.marks[i]
         return self.seconds[i] + (quarters - q0) * 60.0 / qpm
 
@@ -334,6 +334,13 @@ def musicxml_bytes(seq: NoteSequence, compressed: bool = False, label: str = "",
                 and 0 <= n.start <= n.end):
             raise CadenzaError(f"{label}: cannot write a note of pitch {n.pitch} from "
                                f"{n.start!r} s to {n.end!r} s")
+    if len(seq.notes) > limits.MUSICXML_MAX_NOTES:
+        raise CadenzaError(f"{label}: {len(seq.notes):,} notes, more than the "
+                           f"{limits.MUSICXML_MAX_NOTES:,} a MusicXML file may have")
+    end = _Grid(seq.tempos).step(seq.total_time) / STEPS_PER_QUARTER
+    if end > limits.MUSICXML_MAX_QUARTERS:
+        raise CadenzaError(f"{label}: {end:,.0f} quarter notes long, more than the "
+                           f"{limits.MUSICXML_MAX_QUARTERS:,} a MusicXML file may have")
     require_music21()
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
@@ -374,14 +381,13 @@ class _Grid:
         if not ordered or ordered[0].time > 0:
             ordered.insert(0, TempoChange(0.0, ordered[0].qpm if ordered else DEFAULT_QPM))
         self.tempos = ordered
+        self.times = [t.time for t in ordered]
         self.quarters = [0.0]
         for a, b in zip(ordered, ordered[1:], strict=False):
             self.quarters.append(self.quarters[-1] + (b.time - a.time) * a.qpm / 60.0)
 
     def step(self, seconds: float) -> int:
-        i = len(self.tempos) - 1
-        while i > 0 and self.tempos[i].time > seconds:
-            i -= 1
+        i = max(bisect.bisect_right(self.times, seconds) - 1, 0)
         t = self.tempos[i]
         quarters = self.quarters[i] + (seconds - t.time) * t.qpm / 60.0
         return round(quarters * STEPS_PER_QUARTER)

@@ -314,3 +314,18 @@ def test_a_written_score_gets_the_likeliest_key_and_spells_by_it(scale, fifths, 
     assert b"<accidental>" not in xml  # every black key is in the key signature
     assert b"Music21" not in xml.split(b"<software>")[0]  # nobody's name as the composer
     assert [n.pitch for n in musicxml_to_sequence(xml).notes] == list(scale + scale[::-1])
+
+
+def test_what_is_too_long_or_too_dense_to_write_is_one_line_fast(tmp_path):
+    """A clip with a tempo of 60,000 qpm for an hour would be 3.6 million quarter notes of
+    bars: refused before music21 builds any; so are more notes than a file may have."""
+    fast = NoteSequence(notes=[Note(60, 80, 0.0, 1.0), Note(62, 80, 3599.0, 3600.0)],
+                        tempos=[TempoChange(0.0, 60_000.0)])
+    dense = NoteSequence(notes=[Note(60, 80, i * 0.01, i * 0.01 + 0.01)
+                                for i in range(limits.MUSICXML_MAX_NOTES + 1)])
+    for seq, words in ((fast, "quarter notes long"), (dense, "notes, more than")):
+        started = time.process_time()
+        with pytest.raises(CadenzaError, match=words):
+            write_musicxml(seq, tmp_path / "long.musicxml")
+        assert time.process_time() - started < 1.0
+    assert not list(tmp_path.iterdir())
