@@ -329,3 +329,28 @@ def test_what_is_too_long_or_too_dense_to_write_is_one_line_fast(tmp_path):
             write_musicxml(seq, tmp_path / "long.musicxml")
         assert time.process_time() - started < 1.0
     assert not list(tmp_path.iterdir())
+
+
+def test_a_real_compressed_score_reads_as_its_voices():
+    """A Bach chorale as the music21 corpus ships it (a real .mxl: four parts, a pickup, ties,
+    a tempo mark): four named instruments whose notes are music21's own, tied notes joined,
+    moved one bar on so that the pickup ends at the first bar line."""
+    from music21 import corpus
+
+    path = corpus.getWork("bwv66.6")
+    assert str(path).endswith(".mxl")
+    seq = read_musicxml(path)
+    assert seq.instrument_names == {0: "Soprano", 1: "Alto", 2: "Tenor", 3: "Bass"}
+    assert signatures(seq) == [(0.0, 4, 4)]
+    spq = 60.0 / seq.qpm
+    reference = corpus.parse("bwv66.6")
+    pickup = 4.0 - float(reference.parts[0].getElementsByClass("Measure")[0].duration
+                         .quarterLength)
+    assert pickup == 3.0
+    for index, part in enumerate(reference.parts):
+        want = [(n.pitch.midi, round((float(n.offset) + pickup) * spq, 6),
+                 round((float(n.offset) + pickup + float(n.quarterLength)) * spq, 6))
+                for n in part.stripTies().flatten().notes]
+        got = [(n.pitch, round(n.start, 6), round(n.end, 6)) for n in seq.notes
+               if n.instrument == index]
+        assert got == want, part.partName
