@@ -425,14 +425,15 @@ def _score(seq: NoteSequence, title: str) -> Any:
         part.insert(0, inst)
         signature = m21key.KeySignature(sharps)
         part.insert(0, signature)
-        last = None
+        bars: list[tuple[int, int]] = []  # (step, steps per bar) of each time signature
         for ts in signatures:
-            offset = 0.0 if ts.time <= 0 else grid.step(ts.time) / STEPS_PER_QUARTER
-            if last is not None and offset <= last:
+            step = 0 if ts.time <= 0 else grid.step(ts.time)
+            if bars and step <= bars[-1][0]:
                 continue
-            part.insert(offset, m21meter.TimeSignature(f"{int(ts.numerator)}/"
-                                                       f"{int(ts.denominator)}"))
-            last = offset
+            meter = m21meter.TimeSignature(f"{int(ts.numerator)}/{int(ts.denominator)}")
+            part.insert(step / STEPS_PER_QUARTER, meter)
+            bars.append((step, max(1, round(meter.barDuration.quarterLength
+                                            * STEPS_PER_QUARTER))))
         if number == 0:
             placed = set()
             for t in sorted(grid.tempos, key=lambda t: t.time):
@@ -441,12 +442,10 @@ def _score(seq: NoteSequence, title: str) -> Any:
                     continue
                 placed.add(offset)
                 part.insert(offset, m21tempo.MetronomeMark(number=round(t.qpm, 2)))
-        for offset, element in _slices(notes, grid, flats=sharps < 0):
+        for offset, element in _slices(notes, grid, bars, flats=sharps < 0):
             part.insert(offset, element)
         part.makeMeasures(inPlace=True)
-        part.makeTies(inPlace=True)  # before the rests: a note over a bar line moves on
-        part.makeRests(fillGaps=True, inPlace=True, timeRangeFromBarDuration=True,
-                       hideRests=False)
+        part.makeTies(inPlace=True)  # a note or rest over a bar line: split (and tied)
         part.splitAtDurations(recurse=True)  # a note of 5 sixteenths: a quarter tied to one
         from music21.stream.makeNotation import makeAccidentalsInMeasureStream
 
@@ -478,9 +477,11 @@ def _beam(part: Any) -> None:
             n.beams = b if b is not None else m21beam.Beams()
 
 
-def _slices(notes: list[Note], grid: _Grid, flats: bool = False) -> list[tuple[float, Any]]:
-    """Notes as one voice of notes and chords on the sixteenth grid: cut wherever a note starts
-    or ends, and tied across the cuts."""
+def _slices(notes: list[Note], grid: _Grid, bars: list[tuple[int, int]],
+            flats: bool = False) -> list[tuple[float, Any]]:
+    """Notes as one voice of notes, chords and rests on the sixteenth grid, from 0 to the end of
+    the last bar (``bars``: (step, steps per bar) where each time signature starts): cut
+    wherever a note starts or ends, and tied across the cuts."""
     from music21 import chord as m21chord
     from music21 import note as m21note
     from music21 import pitch as m21pitch
@@ -499,19 +500,25 @@ def _slices(notes: list[Note], grid: _Grid, flats: bool = False) -> list[tuple[f
         if runs and runs[-1][1] > a:
             runs[-1][1] = a
         runs.append([a, b])
-    cuts = sorted({x for runs in by_pitch.values() for run in runs for x in run})
+    starting: dict[int, list[tuple[int, int, int]]] = {}
+    for p, runs in by_pitch.items():
+        for s, e in runs:
+            starting.setdefault(s, []).append((p, s, e))
+    last = max((e for runs in by_pitch.values() for _s, e in runs), default=1)  # a bar at least
+    cuts = sorted({0, _bar_end(bars, last), *starting,
+                   *(e for runs in by_pitch.values() for _s, e in runs)})
     out: list[tuple[float, Any]] = []
+    active: dict[int, tuple[int, int]] = {}  # pitch -> its run (a sweep over the cuts)
     for a, b in zip(cuts, cuts[1:], strict=False):
-        sounding = []
-        for p, runs in by_pitch.items():
-            for s, e in runs:
-                if s <= a and b <= e:
-                    sounding.append((p, s < a, b < e))  # pitch, tied from before, tied on
-                    break
-        if not sounding:
-            continue
-        sounding.sort()
+        active = {p: run for p, run in active.items() if run[1] > a}
+        for p, s, e in starting.get(a, ()):
+            active[p] = (s, e)
         length = (b - a) / STEPS_PER_QUARTER
+        if not active:
+            out.append((a / STEPS_PER_QUARTER, m21note.Rest(quarterLength=length)))
+            continue
+        # pitch, tied from before, tied on
+        sounding = sorted((p, s < a, b < e) for p, (s, e) in active.items())
         if len(sounding) == 1:
             p, before, after = sounding[0]
             element = m21note.Note(_spelled(m21pitch, p, flats), quarterLength=length)
@@ -523,6 +530,17 @@ def _slices(notes: list[Note], grid: _Grid, flats: bool = False) -> list[tuple[f
                 member.tie = _tie(m21tie, before, after)
         out.append((a / STEPS_PER_QUARTER, element))
     return out
+
+
+def _bar_end(bars: list[tuple[int, int]], step: int) -> int:
+    """The first bar line at or after ``step`` (a step on a bar line is its own end)."""
+    start, length = bars[0]
+    for next_start, next_length in bars[1:]:
+        if next_start > step:
+            break
+        start, length = next_start, next_length
+    bars_in = -(-(step - start) // length)
+    return start + max(bars_in, 0) * length
 
 
 def _spelled(m21pitch: Any, midi: int, flats: bool) -> Any:
