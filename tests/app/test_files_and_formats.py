@@ -199,8 +199,9 @@ def test_every_audio_format_opens_and_drops_into_the_library(window, tmp_path):
     assert [c.name for c in window.library.clips()] == [p.stem for p in files]
     from app.clips import OPEN_FILTER
 
-    for ext in AUDIO_SUFFIXES:
-        assert f"*{ext}" in OPEN_FILTER
+    for ext in (*AUDIO_SUFFIXES, ".musicxml", ".xml", ".mxl"):
+        assert f"*{ext}" in OPEN_FILTER.split(";;")[0]  # "Music files": everything
+    assert "MusicXML (*.musicxml *.xml *.mxl)" in OPEN_FILTER
 
 
 @pytest.mark.parametrize(("name", "rate", "subtype", "container", "written"), [
