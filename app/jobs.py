@@ -410,8 +410,8 @@ def write_midi(seq: NoteSequence, path: str | Path) -> Path:
 
 def write_musicxml_job(seq: NoteSequence, path: str | Path) -> Job:
     """A job: ``seq`` written as MusicXML (``.mxl``: compressed) for score editors, quantized
-    to sixteenths; returns the path. In the worker: music21 takes a second to import and about
-    a second per thousand notes to write."""
+    to sixteenths; returns the path. In the worker: music21 takes up to a second to import, and
+    a thousand notes take about a third of a second of processor time to write."""
     path = Path(path)
     seq = seq.copy()
 

@@ -968,10 +968,9 @@ class MainWindow(QMainWindow):
             self.show_message("Select a MIDI clip to export as MIDI")
             return False
         from app.jobs import notation_path
-
-        path = notation_path(path)
         from models.musicxml import is_musicxml
 
+        path = notation_path(path)
         if is_musicxml(path):
             self._export_musicxml(clip.sequence, path)
             return True
