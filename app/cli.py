@@ -139,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-OPENABLE_SUFFIXES = (".mid", ".midi", ".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+OPENABLE_SUFFIXES = (".mid", ".midi", ".musicxml", ".xml", ".mxl", ".wav", ".flac", ".ogg", ".mp3",
+                     ".aiff", ".aif")
 """Files ``cadenza FILE...`` recognizes by name even when missing (``app.clips`` reads them)."""
 
 

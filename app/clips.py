@@ -18,24 +18,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.errors import CadenzaError
+from models.musicxml import MUSICXML_SUFFIXES
 from models.sequence import NoteSequence
 
 if TYPE_CHECKING:  # audio_io pulls in soundfile; imported when an audio file is opened
     from models.audio_io import Audio
 
 MIDI_SUFFIXES = (".mid", ".midi")
+SEQUENCE_SUFFIXES = MIDI_SUFFIXES + MUSICXML_SUFFIXES
+"""Files read into a MIDI clip: MIDI, and MusicXML (``models.musicxml``: notation)."""
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 """Audio files the app opens and writes (``models.audio_io.FORMATS``, without importing it)."""
 _MIDI_GLOB = " ".join(f"*{s}" for s in MIDI_SUFFIXES)
+_MUSICXML_GLOB = " ".join(f"*{s}" for s in MUSICXML_SUFFIXES)
 _AUDIO_GLOB = " ".join(f"*{s}" for s in AUDIO_SUFFIXES)
-OPEN_FILTER = (f"Music files ({_MIDI_GLOB} {_AUDIO_GLOB});;MIDI ({_MIDI_GLOB});;"
-               f"Audio ({_AUDIO_GLOB})")
+OPEN_FILTER = (f"Music files ({_MIDI_GLOB} {_MUSICXML_GLOB} {_AUDIO_GLOB});;MIDI ({_MIDI_GLOB});;"
+               f"MusicXML ({_MUSICXML_GLOB});;Audio ({_AUDIO_GLOB})")
 AUDIO_EXPORTS = (  # (label, extension, container) as offered by the export dialogs
     ("WAV", ".wav", "WAV"),
     ("FLAC", ".flac", "FLAC"),
     ("AIFF", ".aiff", "AIFF"),
     ("OGG Vorbis", ".ogg", "OGG"),
     ("MP3", ".mp3", "MP3"),
+)
+NOTATION_EXPORTS = (  # (label, extension, format): what a MIDI clip may be written as, no render
+    ("MIDI", ".mid", "MIDI"),
+    ("MusicXML", ".musicxml", "MUSICXML"),
+    ("MusicXML, compressed", ".mxl", "MXL"),
 )
 
 _ids = itertools.count(1)
@@ -105,15 +114,16 @@ class Clip:
 
 
 def load_clip(path: str | Path) -> Clip:
-    """Read a MIDI or audio file into a clip; ``CadenzaError`` for anything unusable."""
+    """Read a MIDI, MusicXML or audio file into a clip; ``CadenzaError`` for anything
+    unusable."""
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
         raise CadenzaError(f"no such file: {path}")
-    if suffix in MIDI_SUFFIXES:
-        from models.midi_io import read_midi
+    if suffix in SEQUENCE_SUFFIXES:
+        from models.music_files import read_sequence
 
-        seq = read_midi(path)
+        seq = read_sequence(path)
         if seq.is_empty:
             raise CadenzaError(f"{path.name} has no notes")
         return Clip(path.stem, sequence=seq, source=path)
@@ -124,17 +134,19 @@ def load_clip(path: str | Path) -> Clip:
         if audio.samples.shape[0] == 0:
             raise CadenzaError(f"{path.name} has no audio")
         return Clip(path.stem, audio=audio, source=path)
-    raise CadenzaError(f"{path.name}: not a MIDI ({', '.join(MIDI_SUFFIXES)}) or audio "
-                       f"({', '.join(AUDIO_SUFFIXES)}) file")
+    raise CadenzaError(f"{path.name}: not a MIDI ({', '.join(MIDI_SUFFIXES)}), MusicXML "
+                       f"({', '.join(MUSICXML_SUFFIXES)}) or audio ({', '.join(AUDIO_SUFFIXES)}) "
+                       f"file")
 
 
 def write_clip(clip: Clip, path: str | Path) -> Path:
-    """Write a MIDI clip as .mid or an audio clip as .wav (no rendering), with its tempo."""
+    """Write a MIDI clip as .mid (as MusicXML when ``path`` ends in .musicxml, .xml or .mxl) or
+    an audio clip as .wav (no rendering), with its tempo."""
     path = Path(path)
     if clip.sequence is not None:
-        from models.midi_io import write_midi
+        from models.music_files import write_sequence
 
-        write_midi(clip.sequence, path)
+        write_sequence(clip.sequence, path)
     else:
         from models.audio_io import write_audio
 

@@ -385,8 +385,18 @@ def with_tempo(audio: Any, tempo: float | None) -> Any:
     return audio.with_acid(AcidInfo(tempo=float(tempo)))
 
 
+def notation_path(path: str | Path) -> Path:
+    """``path`` as a MIDI or MusicXML file's name: kept when it ends in .mid, .midi, .musicxml,
+    .xml or .mxl, else given ``.mid``."""
+    from models.music_files import SEQUENCE_SUFFIXES
+
+    path = Path(path)
+    return path if path.suffix.lower() in SEQUENCE_SUFFIXES else path.with_suffix(".mid")
+
+
 def write_midi(seq: NoteSequence, path: str | Path) -> Path:
-    """Write a MIDI file (fast: on the GUI thread is fine); ``CadenzaError`` when it cannot."""
+    """Write a MIDI file (fast: on the GUI thread is fine); ``CadenzaError`` when it cannot.
+    A MusicXML name is written by :func:`write_musicxml_job` in the worker instead."""
     from models.midi_io import write_midi as _write
 
     path = Path(path)
@@ -397,3 +407,23 @@ def write_midi(seq: NoteSequence, path: str | Path) -> Path:
     except OSError as exc:
         raise CadenzaError(f"could not write {path}: {exc.strerror or exc}") from exc
     return path
+
+
+def write_musicxml_job(seq: NoteSequence, path: str | Path) -> Job:
+    """A job: ``seq`` written as MusicXML (``.mxl``: compressed) for score editors, quantized
+    to sixteenths; returns the path. In the worker: music21 takes up to a second to import, and
+    a thousand notes take about a third of a second of processor time to write."""
+    path = Path(path)
+    seq = seq.copy()
+
+    def job(ctx: JobContext) -> str:
+        from models.musicxml import write_musicxml
+
+        ctx.progress(None, f"Writing {path.name}…")
+        try:
+            write_musicxml(seq, path)
+        except OSError as exc:
+            raise CadenzaError(f"could not write {path}: {exc.strerror or exc}") from exc
+        return str(path)
+
+    return job

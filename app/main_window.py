@@ -80,6 +80,7 @@ from app.workspaces.continue_ws import ContinueWorkspace
 from app.workspaces.interpolate_ws import InterpolateWorkspace
 from app.workspaces.morph_ws import MorphWorkspace
 from models.errors import CadenzaError
+from models.sequence import NoteSequence
 
 log = logging.getLogger(__name__)
 
@@ -937,7 +938,7 @@ class MainWindow(QMainWindow):
             self.show_message("Select a MIDI clip to export as MIDI")
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export MIDI", clip.file_name(),
-                                              "MIDI (*.mid)")
+                                              "MIDI (*.mid);;MusicXML (*.musicxml *.mxl)")
         if path:
             self.export_midi(Path(path))
 
@@ -949,19 +950,30 @@ class MainWindow(QMainWindow):
         from app.widgets.export_dialog import AudioExportDialog
 
         own = clip.audio.sample_rate if clip.audio is not None else None
-        dialog = AudioExportDialog(Path(clip.file_name()).stem, own_rate=own, parent=self)
+        dialog = AudioExportDialog(Path(clip.file_name()).stem, own_rate=own, parent=self,
+                                   notation=clip.is_midi)
         if dialog.exec():
             choice = dialog.choice()
-            self.export_wav(choice.path, rate=choice.rate, subtype=choice.subtype)
+            if choice.is_notation:
+                self.export_midi(choice.path)
+            else:
+                self.export_wav(choice.path, rate=choice.rate, subtype=choice.subtype)
 
     def export_midi(self, path: str | Path) -> bool:
+        """Write the current MIDI clip as a MIDI file (``.mid`` added to a name without one), or
+        as MusicXML in the worker when ``path`` ends in .musicxml, .xml or .mxl; ``exported``
+        (or ``export_failed``) when written. False when there is no MIDI clip to export."""
         clip = self.library.current_clip()
         if clip is None or clip.sequence is None:
             self.show_message("Select a MIDI clip to export as MIDI")
             return False
-        path = Path(path)
-        if path.suffix.lower() not in (".mid", ".midi"):
-            path = path.with_suffix(".mid")
+        from app.jobs import notation_path
+        from models.musicxml import is_musicxml
+
+        path = notation_path(path)
+        if is_musicxml(path):
+            self._export_musicxml(clip.sequence, path)
+            return True
         try:
             from models.midi_io import write_midi
 
@@ -973,6 +985,21 @@ class MainWindow(QMainWindow):
         self.show_message(f"Exported {path}")
         self.exported.emit(str(path))
         return True
+
+    def _export_musicxml(self, seq: NoteSequence, path: Path) -> JobHandle:
+        from app.jobs import write_musicxml_job
+
+        def done(result: str) -> None:
+            self.show_message(f"Exported {result}")
+            self.exported.emit(result)
+
+        def failed(exc: Exception) -> None:
+            self.show_message(f"Could not export MusicXML: {exc}")
+            self.export_failed.emit(str(exc))
+
+        self.show_message(f"Exporting {path.name}…")
+        return self.worker.submit(write_musicxml_job(seq, path), on_success=done,
+                                  on_failure=failed, label="export musicxml")
 
     def export_wav(self, path: str | Path, rate: int = 0,
                    subtype: str = "PCM_16") -> JobHandle | None:

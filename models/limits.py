@@ -29,6 +29,18 @@ MIDI_MAX_SECONDS = 3600.0
 """The length of a MIDI file used as input (a primer, a file to render, an interpolation end):
 one hour. (Reading alone refuses files past six hours as corrupt.)"""
 
+# ------------------------------------------------------------------------------ MusicXML files
+MUSICXML_MAX_BYTES = 8 * 1024 * 1024
+"""A MusicXML file read as input, and the score inside a compressed ``.mxl`` file once
+unpacked: at most 8 MiB (20,000 notes of a melody are about 5.8 MiB; music21 reads them in about
+4 s of processor time and writes them in about 7 s)."""
+MUSICXML_MAX_NOTES = 20_000
+"""Notes (``<note>`` elements, rests included) in one MusicXML file, counted before music21
+reads it; and the notes of a sequence written as MusicXML."""
+MUSICXML_MAX_QUARTERS = 40_000
+"""The length of a sequence written as MusicXML, in quarter notes at its own tempo (10,000 bars
+of 4/4): music21 builds every bar in memory."""
+
 # ------------------------------------------------------------------------------ audio
 SAMPLE_RATE_MIN = 8000
 SAMPLE_RATE_MAX = 192000
@@ -146,13 +158,17 @@ def tempo(value: Any, name: str = "--tempo") -> float | None:
 
 
 def midi_file(path: str | Path) -> Path:
-    """An input MIDI file that exists, is a file, and is not too large to read."""
+    """An input MIDI (or MusicXML, by its extension) file that exists, is a file, and is not
+    too large to read."""
     p = Path(path)
     if not p.exists():
         raise CadenzaError(f"no such file: {p}")
     if not p.is_file():
         raise CadenzaError(f"{p}: not a file")
     size = p.stat().st_size
+    if p.suffix.lower() in (".musicxml", ".xml", ".mxl"):  # models.musicxml.MUSICXML_SUFFIXES
+        musicxml_data(size, p.name)
+        return p
     if size > MIDI_MAX_BYTES:
         raise CadenzaError(f"{p.name}: {size / 2**20:.1f} MiB, more than the "
                            f"{MIDI_MAX_BYTES / 2**20:.0f} MiB a MIDI file may have")
@@ -174,6 +190,21 @@ def midi_counts(notes: int, tempos: int, label: str) -> None:
     if tempos > MIDI_MAX_TEMPO_CHANGES:
         raise CadenzaError(f"{label}: {tempos:,} tempo changes, more than the "
                            f"{MIDI_MAX_TEMPO_CHANGES:,} a MIDI file may have")
+
+
+def musicxml_data(size: int, label: str) -> None:
+    """The byte count of a MusicXML file (or of the score unpacked from a ``.mxl``) about to be
+    parsed."""
+    if size > MUSICXML_MAX_BYTES:
+        raise CadenzaError(f"{label}: {size / 2**20:.1f} MiB, more than the "
+                           f"{MUSICXML_MAX_BYTES / 2**20:.0f} MiB a MusicXML file may have")
+
+
+def musicxml_notes(notes: int, label: str) -> None:
+    """The ``<note>`` elements of a MusicXML file, counted before it is read."""
+    if notes > MUSICXML_MAX_NOTES:
+        raise CadenzaError(f"{label}: {notes:,} notes, more than the {MUSICXML_MAX_NOTES:,} a "
+                           f"MusicXML file may have")
 
 
 def sequence_length(seconds: float, label: str, limit: float = MIDI_MAX_SECONDS) -> None:

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from app.commands import cli_command, output_folder
-from app.commands.output import MIDI_OUTPUT_HELP, check_midi_output, report, write_midi_output
+from app.commands.output import (
+    MIDI_OUTPUT_HELP,
+    check_midi_output,
+    check_notation_output,
+    report,
+    write_midi_output,
+)
 from models import limits
 from models.errors import CadenzaError
 
@@ -33,8 +39,8 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_sample)
 
     p = sub.add_parser("interpolate", help="morph one MIDI clip into another (MusicVAE)")
-    p.add_argument("a", help="first MIDI file")
-    p.add_argument("b", help="second MIDI file")
+    p.add_argument("a", help="first MIDI (or MusicXML) file")
+    p.add_argument("b", help="second MIDI (or MusicXML) file")
     p.add_argument("-o", "--output", required=True, help=MIDI_OUTPUT_HELP)
     p.add_argument("--steps", type=int, default=7, help="sequences from A to B (default 7)")
     p.add_argument("--model", default=None,
@@ -117,10 +123,10 @@ def _load(name_or_path: str) -> Any:
 
 
 def _read(path: str) -> Any:
-    from models.midi_io import read_midi
+    from models.music_files import read_sequence
 
     limits.midi_file(path)
-    seq = read_midi(path)
+    seq = read_sequence(path)
     limits.sequence_length(seq.total_time, Path(path).name)
     return seq
 
@@ -142,6 +148,12 @@ def _check_inputs(name: str | None, seqs: list, labels: list[str]) -> str:
     return name
 
 
+def _is_drums(name: str) -> bool:
+    from models.registry import ModelRegistry
+
+    return ModelRegistry().entry(name, "music_vae").config.get("kind") == "drums"
+
+
 def _write(seqs: list, seconds_each: float, output: str) -> None:
     from models.sequence import join_windows
 
@@ -154,6 +166,7 @@ def _sample(args: argparse.Namespace) -> int:
     limits.seed(args.seed)
     qpm = limits.tempo(args.tempo) or 120.0
     check_midi_output(args.output)
+    check_notation_output(args.output, _is_drums(args.model))
     model = _load(args.model)
     seqs = model.sample(args.n, temperature=args.temperature, seed=args.seed, qpm=qpm)
     _write(seqs, model.window_seconds(qpm), args.output)
@@ -169,6 +182,7 @@ def _interpolate(args: argparse.Namespace) -> int:
     check_midi_output(args.output)
     a, b = _read(args.a), _read(args.b)
     name = _check_inputs(args.model, [a, b], [Path(args.a).name, Path(args.b).name])
+    check_notation_output(args.output, _is_drums(name))
     model = _load(name)
     seqs = model.interpolate(a, b, steps=args.steps, method=args.method,
                              temperature=args.temperature, seed=args.seed, qpm=tempo)

@@ -1,9 +1,11 @@
 """Where a command's MIDI or audio result goes: a file (written atomically by ``models``), or the
 standard output for pipes when the command is given ``-o -``.
 
-With ``-o -`` the file's bytes are the only thing on stdout; the command's own report goes to
-stderr. Audio commands take ``--format`` (wav, flac, ogg, mp3, aiff): the container for stdout
-(WAV when not given), or for a file whose name has none of those extensions.
+A MIDI result goes to a MusicXML file instead when the name ends in ``.musicxml``, ``.xml`` or
+``.mxl`` (compressed): notation, quantized to sixteenths (``models.musicxml``). With ``-o -``
+the file's bytes are the only thing on stdout; the command's own report goes to stderr. Audio
+commands take ``--format`` (wav, flac, ogg, mp3, aiff): the container for stdout (WAV when not
+given), or for a file whose name has none of those extensions.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ STDOUT = "-"
 AUDIO_FORMAT_CHOICES = ("wav", "flac", "ogg", "mp3", "aiff")
 AUDIO_OUTPUT_HELP = ("audio file to write: .wav, .flac, .ogg, .mp3 or .aiff; '-' writes it to "
                      "stdout (WAV unless --format)")
-MIDI_OUTPUT_HELP = "MIDI file to write; '-' writes it to stdout (for a pipe)"
+MIDI_OUTPUT_HELP = ("MIDI file to write, or MusicXML when the name ends in .musicxml, .xml or .mxl "
+                    "(quantized to sixteenths); '-' writes MIDI to stdout (for a pipe)")
 
 
 def add_format_option(parser: argparse.ArgumentParser) -> None:
@@ -77,8 +80,28 @@ def check_audio_output(output: str | Path, format: str | None) -> str:
 
 
 def check_midi_output(output: str | Path) -> None:
-    if not is_stdout(output):
-        _check_folder(Path(output))
+    """The folder of a MIDI or MusicXML output, and for MusicXML the music21 package that writes
+    it: checked before any long work."""
+    if is_stdout(output):
+        return
+    _check_folder(Path(output))
+    from models.musicxml import MUSIC21_MISSING, is_musicxml
+
+    if is_musicxml(output):
+        import importlib.util
+
+        if importlib.util.find_spec("music21") is None:
+            raise CadenzaError(MUSIC21_MISSING)
+
+
+def check_notation_output(output: str | Path, drums: bool) -> None:
+    """Drums cannot go to MusicXML (``models.musicxml`` says why): refused before the model
+    runs, not after."""
+    from models.musicxml import is_musicxml
+
+    if drums and not is_stdout(output) and is_musicxml(output):
+        raise CadenzaError(f"{Path(output).name}: drum patterns cannot be written as MusicXML "
+                           f"(a kit would come back as one sound); write a .mid file")
 
 
 def write_audio_output(output: str | Path, audio: Audio, subtype: str = "PCM_16",
@@ -93,13 +116,16 @@ def write_audio_output(output: str | Path, audio: Audio, subtype: str = "PCM_16"
 
 
 def write_midi_output(output: str | Path, seq: NoteSequence) -> None:
-    """``seq`` as a MIDI file at ``output``, or to stdout when it is ``-``."""
-    from models.midi_io import midi_bytes, write_midi
-
+    """``seq`` as a MIDI file at ``output`` (MusicXML when its name ends in ``.musicxml``,
+    ``.xml`` or ``.mxl``), or as MIDI to stdout when it is ``-``."""
     if is_stdout(output):
+        from models.midi_io import midi_bytes
+
         _to_stdout(midi_bytes(seq), output)
     else:
-        write_midi(seq, output)
+        from models.music_files import write_sequence
+
+        write_sequence(seq, output)
 
 
 def _check_folder(path: Path) -> None:

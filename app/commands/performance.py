@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=CONTINUE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("primer", type=Path, help="MIDI file to continue")
+    p.add_argument("primer", type=Path, help="MIDI (or MusicXML) file to continue")
     p.add_argument("-o", "--output", required=True,
                    help=MIDI_OUTPUT_HELP + " (one take: --variations 1)")
     p.add_argument("--seconds", type=float, default=20.0, help="continuation length (20)")
@@ -232,9 +232,9 @@ def run_continue(args: argparse.Namespace) -> int:
         check_midi_output(path)
     limits.midi_file(args.primer)
 
-    from models.midi_io import read_midi
+    from models.music_files import read_sequence
 
-    primer = read_midi(args.primer)
+    primer = read_sequence(args.primer)
     limits.sequence_length(primer.total_time, args.primer.name)
     if not [n for n in primer.notes if not n.is_drum]:
         raise CadenzaError(f"{args.primer.name}: the primer has no (non-drum) notes")

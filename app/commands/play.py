@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="play a MIDI file to a MIDI output or built-in audio, in sync (MIDI clock, Link)",
         description=__doc__.split("\n\n", 1)[1].replace("``", "'"),
     )
-    p.add_argument("file", type=Path, metavar="IN.mid", help="the MIDI file to play")
+    p.add_argument("file", type=Path, metavar="IN.mid", help="the MIDI (or MusicXML) file to play")
     p.add_argument("--output", required=True, metavar="PORT|audio",
                    help="MIDI output port (name substring), or 'audio' for built-in sound")
     p.add_argument("--tempo", type=float, default=None, metavar="BPM",
@@ -89,14 +89,14 @@ def run_play(args: argparse.Namespace) -> int:
     from app.clock import ClockFollower, ClockIn, check_bpm
     from app.devices import Devices
     from app.transport import Transport
-    from models.midi_io import read_midi
+    from models.music_files import read_sequence
 
     sync = parse_sync(args.sync)
     if args.tempo is not None:
         check_bpm(args.tempo)
     if args.wait < 0:
         raise CadenzaError("--wait must be 0 or more seconds")
-    seq = read_midi(args.file)
+    seq = read_sequence(args.file)
     if not seq.notes:
         raise CadenzaError(f"{args.file} has no notes to play")
     file_bpm = check_bpm(seq.qpm)

@@ -95,10 +95,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read(path: Path, tail: float) -> NoteSequence:
-    """The MIDI file to render, within the input and rendering limits."""
-    from models.midi_io import read_midi
+    """The MIDI (or MusicXML) file to render, within the input and rendering limits."""
+    from models.music_files import read_sequence
 
-    seq = read_midi(path)
+    seq = read_sequence(path)
     limits.sequence_length(seq.total_time, path.name)
     limits.sequence_length(seq.total_time + tail, f"{path.name} rendered",
                            limits.RENDER_MAX_SECONDS)

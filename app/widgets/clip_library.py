@@ -33,7 +33,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.clips import AUDIO_SUFFIXES, MIDI_SUFFIXES, Clip, export_clip, exports_dir
+from app.clips import (
+    AUDIO_SUFFIXES,
+    MIDI_SUFFIXES,
+    MUSICXML_SUFFIXES,
+    Clip,
+    export_clip,
+    exports_dir,
+)
 from models.errors import CadenzaError
 
 
@@ -189,8 +196,10 @@ class ClipLibrary(QWidget):
         self.undo_stack = QUndoStack(self)
         self._dragged: dict[int, Path] = {}  # clip id -> the file a drag wrote for it
         self.list = _ClipList(self)
-        self.list.setToolTip("Drop MIDI or audio files here; drag a clip out to a DAW or folder")
-        self.info = QLabel(f"Open or drop MIDI ({', '.join(MIDI_SUFFIXES[:1])}) and audio "
+        self.list.setToolTip("Drop MIDI, MusicXML or audio files here; drag a clip out to a DAW "
+                             "or folder")
+        self.info = QLabel(f"Open or drop MIDI ({', '.join(MIDI_SUFFIXES[:1])}), MusicXML "
+                           f"({', '.join(MUSICXML_SUFFIXES)}) and audio "
                            f"({', '.join(AUDIO_SUFFIXES)}) files, or try File ▸ Open Examples.")
         self.info.setWordWrap(True)
         self.info.setObjectName("libraryInfo")

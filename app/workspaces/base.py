@@ -420,8 +420,15 @@ class Workspace(QWidget):
         self._stop_midi()
 
     def export_midi(self, seq: NoteSequence, path: str | Path) -> Path | None:
-        from app.jobs import write_midi
+        """Write ``seq`` as a MIDI file, or as MusicXML (in the worker) when ``path`` ends in
+        .musicxml, .xml or .mxl; the path, or None when it could not be written."""
+        from app.jobs import notation_path, write_midi
+        from models.musicxml import is_musicxml
 
+        path = notation_path(path)
+        if is_musicxml(path):
+            self._export_musicxml(seq, path)
+            return path
         try:
             written = write_midi(seq, path)
         except CadenzaError as exc:
@@ -429,6 +436,24 @@ class Workspace(QWidget):
             return None
         self.say(f"Exported {written}")
         return written
+
+    def _export_musicxml(self, seq: NoteSequence, path: Path) -> Any:
+        from app.jobs import write_musicxml_job
+
+        if self.worker is None:  # no worker (a workspace on its own): written here and now
+            try:
+                from models.musicxml import write_musicxml
+
+                write_musicxml(seq, path)
+            except CadenzaError as exc:
+                self.say(f"Could not export MusicXML: {exc}")
+                return None
+            self.say(f"Exported {path}")
+            return None
+        return self.worker.submit(
+            write_musicxml_job(seq, path), on_success=lambda p: self.say(f"Exported {p}"),
+            on_failure=lambda exc: self.say(f"Could not export MusicXML: {exc}"),
+            label="export musicxml")
 
     def export_wav(self, item: NoteSequence | Any, path: str | Path,
                    done: Callable[[str], None] | None = None, rate: int = 0,
@@ -460,14 +485,18 @@ class Workspace(QWidget):
             from app.widgets.export_dialog import AudioExportDialog
 
             own = getattr(item, "sample_rate", None)
-            dialog = AudioExportDialog(stem, rate=rate, own_rate=own, parent=self)
+            dialog = AudioExportDialog(stem, rate=rate, own_rate=own, parent=self,
+                                       notation=isinstance(item, NoteSequence))
             if dialog.exec():
                 choice = dialog.choice()
-                self.export_wav(item, choice.path, rate=choice.rate, subtype=choice.subtype,
-                                tempo=tempo)
+                if choice.is_notation:
+                    self.export_midi(item, choice.path)
+                else:
+                    self.export_wav(item, choice.path, rate=choice.rate,
+                                    subtype=choice.subtype, tempo=tempo)
         else:
             path, _ = QFileDialog.getSaveFileName(self, "Export MIDI", stem + ".mid",
-                                                  "MIDI (*.mid)")
+                                                  "MIDI (*.mid);;MusicXML (*.musicxml *.mxl)")
             if path:
                 self.export_midi(item, path)
 
@@ -635,7 +664,8 @@ class SequenceCard(QWidget):
              lambda: ws.send_to_midi(seq)),
             ("mid", "Export MIDI…", ".mid", "Save it as a .mid file",
              lambda: ws.export_dialog(seq, name, wav=False)),
-            ("wav", "Export audio…", ".wav", "Render it and save it as WAV, FLAC, AIFF, OGG, MP3",
+            ("wav", "Export audio…", ".wav", "Render it and save it as WAV, FLAC, AIFF, OGG, MP3 "
+             "(or write its notes as MIDI or MusicXML)",
              lambda: ws.export_dialog(seq, name, wav=True, tempo=self.tempo)),
             ("keep", "Add to library", "+ Lib", "Keep it in the clip library", self.keep),
         ]

@@ -53,7 +53,8 @@ def test_the_app_and_the_models_agree_on_the_audio_extensions():
     from app.cli import OPENABLE_SUFFIXES
 
     assert set(AUDIO_SUFFIXES) == set(AUDIO_EXTENSIONS)
-    assert set(OPENABLE_SUFFIXES) == {".mid", ".midi", *AUDIO_EXTENSIONS}
+    assert set(OPENABLE_SUFFIXES) == {".mid", ".midi", ".musicxml", ".xml", ".mxl",
+                                      *AUDIO_EXTENSIONS}
 
 
 def test_cadenza_files_opens_the_window_with_both_clips(qtbot, tmp_path, monkeypatch,
@@ -198,8 +199,9 @@ def test_every_audio_format_opens_and_drops_into_the_library(window, tmp_path):
     assert [c.name for c in window.library.clips()] == [p.stem for p in files]
     from app.clips import OPEN_FILTER
 
-    for ext in AUDIO_SUFFIXES:
-        assert f"*{ext}" in OPEN_FILTER
+    for ext in (*AUDIO_SUFFIXES, ".musicxml", ".xml", ".mxl"):
+        assert f"*{ext}" in OPEN_FILTER.split(";;")[0]  # "Music files": everything
+    assert "MusicXML (*.musicxml *.xml *.mxl)" in OPEN_FILTER
 
 
 @pytest.mark.parametrize(("name", "rate", "subtype", "container", "written"), [
@@ -276,6 +278,135 @@ def test_file_export_audio_writes_what_the_dialog_chose(window, qtbot, tmp_path)
     assert (info.format, info.subtype, info.samplerate) == ("FLAC", "PCM_24", 48000)
     source = read_audio(EXAMPLES / "sound-organ.wav")
     assert abs(info.duration - source.duration) < 0.01
+
+
+# ---------------------------------------------------------------------- MusicXML
+def _with_open_list(qtbot, dialog):  # type: ignore[no-untyped-def]
+    """The dialog with its format list open, as one picture (the list is a window of its own)."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QPainter, QPixmap
+
+    dialog.format.showPopup()
+    qtbot.wait(100)
+    popup = dialog.format.view().window()
+    base, listed = dialog.grab(), popup.grab()
+    at = popup.mapToGlobal(QPoint(0, 0)) - dialog.mapToGlobal(QPoint(0, 0))
+    top = min(0, at.y())
+    canvas = QPixmap(base.width(), max(base.height(), at.y() + listed.height()) - top)
+    canvas.fill(dialog.palette().window().color())
+    painter = QPainter(canvas)
+    painter.drawPixmap(0, -top, base)
+    painter.drawPixmap(at.x(), at.y() - top, listed)
+    painter.end()
+    dialog.format.hidePopup()
+    return canvas
+
+
+def test_the_export_dialog_offers_musicxml_for_notes(qtbot, tmp_path, artifacts_dir):
+    """For a MIDI clip or result the dialog offers the notes themselves (MIDI, MusicXML, .mxl)
+    beside the audio formats; for audio it does not. Notes have no rate or sample format."""
+    from app.widgets.export_dialog import AudioExportDialog
+
+    audio_only = AudioExportDialog("take", folder=tmp_path)
+    qtbot.addWidget(audio_only)
+    assert audio_only.formats() == ["WAV", "FLAC", "AIFF", "OGG", "MP3"]
+    assert audio_only.windowTitle() == "Export audio"
+
+    dialog = AudioExportDialog("my tune", folder=tmp_path, notation=True)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    assert dialog.formats() == ["WAV", "FLAC", "AIFF", "OGG", "MP3", "MIDI", "MUSICXML", "MXL"]
+    assert dialog.choice().path == tmp_path / "my tune.wav" and not dialog.choice().is_notation
+    dialog.set_format("MUSICXML")
+    choice = dialog.choice()
+    assert choice.path == tmp_path / "my tune.musicxml" and choice.is_notation
+    assert choice.describe() == "MusicXML"
+    assert not dialog.rate.isEnabled() and not dialog.depth.isEnabled()
+    assert dialog.save_button.isEnabled() and "MuseScore" in dialog.note.text()
+    shot = _with_open_list(qtbot, dialog)
+    shots = Path("/tmp/shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    assert shot.save(str(shots / "musicxml-export.png"))
+    shot.save(str(artifacts_dir / "screenshot-export-musicxml-dialog.png"))
+    dialog.path.setText(str(tmp_path / "my tune.mxl"))  # typing an extension picks its format
+    assert dialog.format.currentData() == "MXL" and dialog.choice().container == "MXL"
+    dialog.path.setText(str(tmp_path / "my tune.xml"))
+    assert dialog.format.currentData() == "MUSICXML"
+    assert dialog.choice().path == tmp_path / "my tune.xml"
+    dialog.set_format("WAV")  # back to audio: the rate and depth come back
+    assert dialog.choice().path == tmp_path / "my tune.wav" and dialog.rate.isEnabled()
+
+
+def test_file_export_writes_musicxml_that_the_dialog_chose(window, qtbot, tmp_path,
+                                                          datasets_dir):
+    """A Nottingham jig opened as MIDI, exported through File ▸ Export Audio's dialog as
+    MusicXML (in the worker), and opened again: the same notes, tempo and 6/8."""
+    from app.widgets.export_dialog import AudioExportDialog
+
+    source = datasets_dir / "melody" / "nottingham" / "jigs1.mid"
+    window.open_files([source])
+    target = tmp_path / "jig.musicxml"
+    offered: list[list[str]] = []
+
+    def fill():
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, AudioExportDialog)
+        offered.append(dialog.formats())
+        dialog.set_format("MUSICXML")
+        dialog.path.setText(str(target))
+        dialog.accept()
+
+    QTimer.singleShot(200, fill)
+    with qtbot.waitSignal(window.exported, timeout=LONG) as blocker:
+        window.export_wav_dialog()
+    assert blocker.args == [str(target)] and "MUSICXML" in offered[0]
+    assert b"<score-partwise" in target.read_bytes()
+
+    added = window.open_files([target])
+    assert [c.name for c in added] == ["jig"] and added[0].is_midi
+    want, got = read_midi(source), added[0].sequence
+    assert [(n.pitch, n.start, n.end) for n in got.notes] == [
+        (n.pitch, pytest.approx(n.start), pytest.approx(n.end)) for n in want.notes]
+    assert (got.qpm, got.time_signature.numerator, got.time_signature.denominator) == (
+        want.qpm, 6, 8)
+
+
+def test_a_result_exports_compressed_musicxml_through_its_export_button(window, qtbot, tmp_path):
+    """A workspace result's Export audio… button opens the same dialog; MusicXML, compressed,
+    is written in the worker and reads back as the same notes."""
+    from app.widgets.export_dialog import AudioExportDialog
+    from app.workspaces.base import SequenceCard
+    from models.music_files import read_sequence
+
+    seq = read_midi(EXAMPLES / "melody-a.mid")
+    card = SequenceCard(window.workspaces["Interpolate"], seq, "melody a")
+    qtbot.addWidget(card)
+    target = tmp_path / "melody a.mxl"
+
+    def fill():
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, AudioExportDialog) and "MXL" in dialog.formats()
+        dialog.set_format("MXL")
+        assert dialog.choice().path.suffix == ".mxl"
+        dialog.path.setText(str(target))
+        dialog.accept()
+
+    QTimer.singleShot(200, fill)
+    card.buttons["wav"].click()
+    qtbot.waitUntil(target.is_file, timeout=LONG)  # renamed in whole when written
+    sixteenth = 60.0 / seq.qpm / 4
+    back = read_sequence(target)
+    assert [(n.pitch, round(n.start / sixteenth)) for n in back.notes] == [
+        (n.pitch, round(n.start / sixteenth)) for n in seq.notes]
+
+
+def test_a_broken_musicxml_file_is_one_line_in_the_status_bar(window, tmp_path):
+    bad = tmp_path / "broken.mxl"
+    bad.write_bytes(b"PK\x03\x04 not really an archive")
+    assert window.open_files([bad]) == []
+    assert "broken.mxl: corrupt compressed MusicXML file" in window.last_message
+    assert "\n" not in window.last_message
 
 
 # ---------------------------------------------------------------------- drag-out folder

@@ -254,3 +254,27 @@ def test_argument_errors_import_no_backend(cli, primer: Path, tmp_path: Path) ->
                           timeout=60, cwd=Path(__file__).resolve().parents[2])
     assert done.stdout.split() == ["2", "False"], done.stderr
     assert done.stderr.count("\n") == 1 and "--seconds" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["sample", "interpolate"])
+@pytest.mark.parametrize("suffix", [".musicxml", ".mxl"])
+def test_drums_to_musicxml_are_refused_before_the_model_loads(cli, tmp_path: Path,
+                                                              command: str, suffix: str) -> None:
+    """MusicXML cannot carry a drum kit (models/musicxml.py): said at once, not after the
+    model has run."""
+    from tests.hostile.conftest import EXAMPLES
+
+    out = tmp_path / f"out{suffix}"
+    argv = {"sample": ["sample", "--model", "drums-2bar", "-o", out],
+            "interpolate": ["interpolate", EXAMPLES / "drums-funk.mid",
+                            EXAMPLES / "drums-rock.mid", "-o", out]}[command]
+    assert_refused(cli(argv), "drum", "MusicXML", ".mid")
+    assert not out.exists()
+
+
+def test_musicxml_output_without_music21_is_refused_first(cli, tmp_path: Path,
+                                                          monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setitem(sys.modules, "music21", None)  # as if it were not installed
+    out = tmp_path / "samples.musicxml"
+    assert_refused(cli(["sample", "-o", out]), "music21")
+    assert not out.exists()

@@ -4,7 +4,9 @@ before a model loads, and leaves no output file."""
 
 from __future__ import annotations
 
+import io
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +72,39 @@ def test_hostile_midi_files(cli, tmp_path: Path, melodies, name: str, command: s
     path.write_bytes(data)
     within = 15.0 if name in SLOW_FILES else 2.0
     assert_refused(cli(_command(command, path, tmp_path, melodies)), words, within=within)
+    assert not list(tmp_path.glob("out*"))
+
+
+def _mxl(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+_REST = b"<note><rest/><duration>1</duration></note>"
+MUSICXML_FILES = {
+    "empty": ("hostile.musicxml", b"", "empty file"),
+    "a MIDI file": ("hostile.musicxml", smf(GOOD), "not well-formed"),
+    "a web page": ("hostile.xml", b"<html><body>hi</body></html>", "<html>"),
+    "truncated": ("hostile.musicxml", b"<score-partwise><part-list><score-part id=", "XML"),
+    "corrupt archive": ("hostile.mxl", b"PK\x03\x04" + bytes(64), "corrupt compressed"),
+    "archive of 9 MiB unpacked": ("hostile.mxl", _mxl("s.musicxml", b" " * (9 * 2**20)), "MiB"),
+    "over 20,000 notes": ("hostile.musicxml", b"<score-partwise><part>"
+                          + _REST * (limits.MUSICXML_MAX_NOTES + 1) + b"</part></score-partwise>",
+                          "notes"),
+    "over 8 MiB": ("hostile.musicxml", b"<score-partwise>" + b" " * (9 * 2**20), "MiB"),
+}
+
+
+@pytest.mark.parametrize("command", ["render", "continue", "interpolate"])
+@pytest.mark.parametrize("name", sorted(MUSICXML_FILES))
+def test_hostile_musicxml_files(cli, tmp_path: Path, melodies, name: str, command: str) -> None:
+    """MusicXML input clips: refused from their bytes, before music21 or a model loads."""
+    file_name, data, words = MUSICXML_FILES[name]
+    path = tmp_path / file_name
+    path.write_bytes(data)
+    assert_refused(cli(_command(command, path, tmp_path, melodies)), file_name, words)
     assert not list(tmp_path.glob("out*"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import mido
 import pytest
@@ -140,3 +141,35 @@ def test_a_bad_tempo_is_one_line_before_any_model_loads(value, nottingham_subset
         assert err.startswith("cadenza: error: ") and err.count("\n") == 1, err
         assert "--tempo" in err and "no-such-model" not in err
         assert not (tmp_path / "x.mid").exists()
+
+
+def test_interpolate_reads_musicxml_and_writes_musicxml(datasets_dir, tmp_path, capsys):
+    """The shipped melody-2bar model: a Nottingham reel as MusicXML gives the same steps as the
+    reel as MIDI (greedy decoding), and a .musicxml output holds those steps as notation, on
+    the grid, at the reel's tempo and in its 4/4."""
+    from models.musicxml import read_musicxml, write_musicxml
+
+    root = datasets_dir / "melody" / "nottingham"
+    a, b = root / "reelsa-c1.mid", root / "ashover12.mid"
+    score = tmp_path / "reel.musicxml"
+    write_musicxml(read_midi(a), score)
+    as_midi, as_score = tmp_path / "steps.mid", tmp_path / "steps.musicxml"
+    assert main(["interpolate", str(a), str(b), "-o", str(as_midi), "--steps", "3",
+                 "--model", "melody-2bar"]) == 0
+    started = time.perf_counter()
+    assert main(["interpolate", str(score), str(b), "-o", str(as_score), "--steps", "3",
+                 "--model", "melody-2bar"]) == 0
+    print(f"interpolate with MusicXML in and out: {time.perf_counter() - started:.1f} s")
+    assert "to " + str(as_score) in capsys.readouterr().out
+    assert b"<score-partwise" in as_score.read_bytes()
+    want, got = read_midi(as_midi), read_musicxml(as_score)
+    assert len(want.notes) > 8
+    sixteenth = 60.0 / want.qpm / 4
+
+    def grid(seq):  # noqa: ANN001, ANN202
+        return [(n.pitch, round(n.start / sixteenth), round(n.end / sixteenth))
+                for n in seq.notes]
+
+    assert grid(got) == grid(want)
+    assert [(t.time, t.qpm) for t in got.tempos] == [(0.0, want.qpm)]
+    assert [(t.numerator, t.denominator) for t in got.time_signatures] == [(4, 4)]
