@@ -1,12 +1,12 @@
 """MusicXML (``.musicxml``, ``.xml`` and compressed ``.mxl``) to and from
 :class:`~models.sequence.NoteSequence`, through music21.
 
-music21 is an optional dependency (the ``music21`` extra) and slow to import (about 0.2 s warm,
-a second or more cold), so it is imported inside the functions that need it, never by importing
-this module. Every problem with a file becomes a one-line :class:`~models.errors.CadenzaError`
-that names it; the bytes are checked before music21 sees them (size, a ``.mxl`` archive's
-unpacked size, well-formed XML, a ``<score-partwise>`` root, the count of notes), so a huge or
-corrupt file is refused in well under a second.
+music21 is a dependency (an environment without it says so in one line) and slow to import (about
+0.2 s warm, a second or more cold), so it is imported inside the functions that need it, never by
+importing this module. Every problem with a file becomes a one-line
+:class:`~models.errors.CadenzaError` that names it; the bytes are checked before music21 sees them
+(size, a ``.mxl`` archive's unpacked size, well-formed XML, a ``<score-partwise>`` root, the count
+of notes), so a huge or corrupt file is refused in well under a second.
 
 Reading:
 
@@ -57,8 +57,8 @@ MUSICXML_SUFFIXES = (".musicxml", ".xml", ".mxl")
 """File names read and written as MusicXML (``.mxl`` is the compressed form)."""
 STEPS_PER_QUARTER = 4
 """The grid a written score is quantized to: sixteenth notes."""
-MUSIC21_MISSING = ("MusicXML needs the optional music21 package: pip install 'cadenza[music21]' "
-                   "(in a checkout: .venv/bin/pip install music21)")
+MUSIC21_MISSING = ("MusicXML needs the music21 package, which this environment lacks: "
+                   "pip install music21 (in a checkout: bash scripts/setup.sh installs it)")
 _ROOTS = ("score-partwise", "score-timewise")
 _DEFAULT_VELOCITY = 80
 
@@ -79,8 +79,8 @@ def is_musicxml(path: str | Path) -> bool:
 
 
 def require_music21() -> Any:
-    """The music21 package (an optional dependency), or a one-line ``CadenzaError`` naming the
-    extra that installs it."""
+    """The music21 package (a dependency), or a one-line ``CadenzaError`` saying how to install
+    it in an environment that lacks it."""
     try:
         import music21
     except ImportError as exc:

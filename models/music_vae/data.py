@@ -298,18 +298,12 @@ def load_folder(
 
 
 # ------------------------------------------------------------------------------ music21
-MUSIC21_MISSING = ("the music21 corpus needs the optional music21 package: "
-                   "pip install 'cadenza[music21]' (in a checkout: .venv/bin/pip install music21)")
-
-
 def require_music21() -> ModuleType:
-    """The music21 package (an optional dependency), or a one-line ``CadenzaError`` naming the
-    extra that installs it."""
-    try:
-        import music21
-    except ImportError as exc:
-        raise CadenzaError(MUSIC21_MISSING) from exc
-    return music21
+    """The music21 package, or a one-line ``CadenzaError`` saying how to install it (the one
+    check, :func:`models.musicxml.require_music21`)."""
+    from models.musicxml import require_music21 as required
+
+    return required()
 
 
 def music21_paths(collections: Sequence[str] = MUSIC21_DEFAULT) -> list[Path]:
