@@ -146,8 +146,9 @@ def _load_morpher(name: str | None) -> Any:
 
 
 def _check_sources(args: argparse.Namespace) -> None:
-    """The arguments shared by ``morph`` and ``morph-instrument``, and the sources (their
-    headers only), against :mod:`models.limits`: all before the model loads."""
+    """The arguments shared by ``morph`` and ``morph-instrument`` against :mod:`models.limits`,
+    and the sources (their headers, then the part a morph uses: silence, NaN): all before the
+    model loads."""
     n = len(args.sources)
     if n not in limits.MORPH_SOURCES:
         raise CadenzaError(f"give 2 sources (with --mix) or 4 (with --xy), not {n}")
@@ -169,7 +170,10 @@ def _check_sources(args: argparse.Namespace) -> None:
 
             parse_gm(s)
         else:
+            from models.nsynth.sources import check_source
+
             limits.audio_source(s)
+            check_source(s)
 
 
 def run_morph(args: argparse.Namespace) -> int:
