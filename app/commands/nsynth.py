@@ -262,10 +262,17 @@ def run_morph_instrument(args: argparse.Namespace) -> int:
 def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
     p = eval_sub.add_parser(
         "nsynth",
-        help="pitch kept and spectral distance of reconstructions of the notes under a folder",
+        help="pitch kept, spectral distance, harmonicity and morphs of a Morph model on the "
+             "notes under a folder",
         description=(
             "Reconstruct every audio file under --data (recursively) and print JSON: "
-            "pitch_accuracy (share within 50 cents), spectral_distance (log-mel L1), notes."
+            "pitch_accuracy (share within 50 cents), spectral_distance (log-mel L1), "
+            "harmonic_share (energy within 3 %% of f0 of the source's harmonics, 50 Hz-7 kHz, "
+            "0.2-3.5 s; median over notes) and flatness (spectral flatness, same band), the "
+            "same of the sources (source_harmonic_share, source_flatness), and between: the "
+            "share of 0.5 morphs of --pairs pairs of notes at the same pitch from different "
+            "instruments that are nearer each source (log-mel) than the sources are to each "
+            "other. Any Morph model (--model) is measured the same way."
         ),
     )
     p.add_argument("--data", type=Path, required=True, help="folder of notes (e.g. DIR/valid)")
@@ -277,7 +284,29 @@ def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--details", action="store_true", help="include per-note results")
     p.add_argument("--raw", action="store_true",
                    help="leave out the loudness envelope: the decoder's output as it comes")
+    p.add_argument("--pairs", type=int, default=8,
+                   help="morph up to N pairs of notes at the same pitch for 'between' "
+                        "(default 8; 0: none)")
+    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=run_evaluate)
+
+
+MORPH_FAMILIES = ("nsynth", "ddsp")
+"""Model families with the Morph façade (``source_audio``, ``encode_batch``, ``decode``...)."""
+
+
+def _load_morph_model(name: str | None) -> Any:
+    """A Morph model of any family, by name or folder (None: the installed NSynth default)."""
+    from models.registry import ModelRegistry, family_label
+
+    registry = ModelRegistry()
+    if name is None:
+        return registry.load(None, "nsynth")
+    entry = registry.entry(name)
+    if entry.family not in MORPH_FAMILIES:
+        raise CadenzaError(f"model '{entry.name}' is a {family_label(entry.family)} model, "
+                           f"not a Morph model")
+    return registry.load(name)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -289,17 +318,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise CadenzaError(f"--limit must be positive, not {args.limit}")
     if not 1 <= args.batch <= 256:
         raise CadenzaError(f"--batch must be 1..256, not {args.batch}")
-    morpher = _load_morpher(args.model)
+    limits.integer(args.pairs, "--pairs", 0, 1024)
+    limits.temperature(args.temperature, zero=True)
+    limits.seed(args.seed)
+    morpher = _load_morph_model(args.model)
 
     def progress(done: int, total: int) -> None:
         _log(f"evaluated {done}/{total}")
 
     result = evaluate(morpher, args.data, limit=args.limit, batch=args.batch,
-                      temperature=args.temperature, progress=progress, save_dir=args.save,
-                      raw=args.raw)
+                      temperature=args.temperature, seed=args.seed, progress=progress,
+                      save_dir=args.save, raw=args.raw, pairs=args.pairs)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     if not args.details:
-        result.pop("details", None)
+        for key in ("details", "pair_details", "skipped_files"):
+            result.pop(key, None)
     print(json.dumps(result))
     return 0
