@@ -291,24 +291,6 @@ def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_evaluate)
 
 
-MORPH_FAMILIES = ("nsynth", "ddsp")
-"""Model families with the Morph façade (``source_audio``, ``encode_batch``, ``decode``...)."""
-
-
-def _load_morph_model(name: str | None) -> Any:
-    """A Morph model of any family, by name or folder (None: the installed NSynth default)."""
-    from models.registry import ModelRegistry, family_label
-
-    registry = ModelRegistry()
-    if name is None:
-        return registry.load(None, "nsynth")
-    entry = registry.entry(name)
-    if entry.family not in MORPH_FAMILIES:
-        raise CadenzaError(f"model '{entry.name}' is a {family_label(entry.family)} model, "
-                           f"not a Morph model")
-    return registry.load(name)
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     from models.nsynth.evaluate import evaluate
 
@@ -321,7 +303,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     limits.integer(args.pairs, "--pairs", 0, 1024)
     limits.temperature(args.temperature, zero=True)
     limits.seed(args.seed)
-    morpher = _load_morph_model(args.model)
+    from models.registry import MORPH_FAMILIES, ModelRegistry
+
+    # any Morph family's model by name or folder; without --model, the installed NSynth one
+    morpher = ModelRegistry().load(args.model, "nsynth" if args.model is None else MORPH_FAMILIES)
 
     def progress(done: int, total: int) -> None:
         _log(f"evaluated {done}/{total}")

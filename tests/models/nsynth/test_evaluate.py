@@ -73,7 +73,7 @@ def test_cli_evaluate_prints_the_new_figures(tiny_model_dir: Path, nsynth_data: 
     (["--pairs", "-1"], "--pairs"),
     (["--seed", "-3"], "seed"),
     (["--temperature", "nan"], "--temperature"),
-    (["--model", "melody-2bar"], "not a morph model"),
+    (["--model", "melody-2bar"], "not a ddsp or nsynth model"),
 ])
 def test_cli_evaluate_bad_arguments_are_one_line(nsynth_data: Path, capsys, argv: list[str],
                                                  words: str) -> None:
