@@ -3,10 +3,11 @@ and how noisy its sound is, and whether its morphs lie between their sources.
 
 The measures themselves (YIN f0, log-mel distance, loudness, harmonic share, flatness) are in
 :mod:`models.nsynth.signal`. :func:`evaluate` takes any Morph façade (the registry's ``nsynth``
-:class:`~models.nsynth.morph.Morpher`, or another family with the same operations:
-``config.sample_rate``, ``config.hop``, ``source_audio``, ``pitches``, ``encode_batch``,
-``guide``, ``decode``). Every audio file under a folder is encoded and reconstructed (batched),
-as a morph of that one sound is: told its fundamental and following its loudness envelope.
+:class:`~models.nsynth.morph.Morpher`, ``ddsp`` :class:`~models.ddsp.morph.DDSPMorpher`: their
+``config.sample_rate``, ``source_audio``, ``encode_batch``, ``guide`` and ``decode``). Every
+audio file under a folder is encoded and reconstructed (batched), as a morph of that one sound
+is: told its fundamental and following its loudness envelope, both from the family's own
+``guide``.
 
 * ``pitch_accuracy``: the share of notes (with a detectable input pitch) whose reconstruction's
   f0 is within 50 cents of the input's; ``spectral_distance``: the mean log-mel L1.
@@ -39,7 +40,6 @@ from models.nsynth.signal import (
     estimate_f0,
     flatness,
     harmonic_share,
-    loudness_db,
     spectral_distance,
 )
 
@@ -140,8 +140,11 @@ def evaluate(
                 continue
             chunk.append(f)
         if chunk:
-            f0s = morpher.pitches(inputs)  # a pitch-lag decoder is told the input's fundamental
-            envs = None if raw else [loudness_db(x, morpher.config.hop) for x in inputs]
+            # each note is told its fundamental and follows its loudness as the family
+            # measures them for a morph of that one sound (guide)
+            guides = [morpher.guide([x], [1.0]) for x in inputs]
+            f0s = np.array([g[0] for g in guides], np.float64)
+            envs = None if raw else [g[1] for g in guides]
             embeddings = np.asarray(morpher.encode_batch(inputs))
             outs = morpher.decode(embeddings, temperature=temperature, seed=seed + start,
                                   f0=f0s, envelope=envs)
