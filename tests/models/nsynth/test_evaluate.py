@@ -82,3 +82,21 @@ def test_cli_evaluate_bad_arguments_are_one_line(nsynth_data: Path, capsys, argv
     err = capsys.readouterr().err.strip()
     assert err.startswith("cadenza: error: ") and "\n" not in err, err
     assert words in err.lower(), err
+
+
+def test_a_ddsp_model_is_evaluated_the_same_way(nsynth_data: Path, tmp_path: Path,
+                                                capsys) -> None:
+    """``evaluate nsynth --model`` takes a model of the other Morph family: the figures come from
+    the same code through the same façade operations."""
+    from models.ddsp.train import train
+
+    model = tmp_path / "tiny-ddsp"
+    train(nsynth_data, model, preset="tiny", steps=10, eval_every=10, seed=1)
+    capsys.readouterr()
+    assert main(["evaluate", "nsynth", "--data", str(nsynth_data / "train"), "--model",
+                 str(model), "--pairs", "2", "--details"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["notes"] == 4 and result["pairs"] == 2
+    assert 0.0 <= result["harmonic_share"] <= 1.0 and 0.0 <= result["flatness"] <= 1.0
+    assert result["source_harmonic_share"] > 0.8
+    assert all(d["f0_in"] > 0 for d in result["details"])
