@@ -281,7 +281,8 @@ def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=16, help="notes decoded together")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--save", type=Path, default=None, help="write the reconstructions here")
-    p.add_argument("--details", action="store_true", help="include per-note results")
+    p.add_argument("--details", action="store_true",
+                   help="include per-note and per-pair results and the files skipped")
     p.add_argument("--raw", action="store_true",
                    help="leave out the loudness envelope: the decoder's output as it comes")
     p.add_argument("--pairs", type=int, default=8,
