@@ -180,8 +180,11 @@ class Audio:
         return Audio(self.samples * np.float32(gain), self.sample_rate, self.acid)
 
 
-def read_audio(path: str | Path) -> Audio:
-    """Read an audio file (any format libsndfile knows) as float32 samples in [-1, 1]."""
+def read_audio(path: str | Path, seconds: float | None = None) -> Audio:
+    """Read an audio file (any format libsndfile knows) as float32 samples in [-1, 1].
+
+    With ``seconds``, only the file's first ``seconds`` are read (and checked): a long file
+    costs no more time or memory than its head."""
     path = Path(path)
     label = path.name or str(path)
     try:
@@ -204,7 +207,9 @@ def read_audio(path: str | Path) -> Audio:
     if info.channels <= 0:
         raise CadenzaError(f"{label}: corrupt audio file ({info.channels} channels)")
     try:
-        samples, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        frames = -1 if seconds is None else max(1, math.ceil(seconds * info.samplerate))
+        samples, sample_rate = soundfile.read(str(path), frames=frames, dtype="float32",
+                                              always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, OSError, ValueError) as exc:
         raise CadenzaError(f"{label}: truncated or corrupt audio file ({_reason(exc)})") from exc
     if samples.shape[0] == 0:

@@ -146,8 +146,9 @@ def _load_morpher(name: str | None) -> Any:
 
 
 def _check_sources(args: argparse.Namespace) -> None:
-    """The arguments shared by ``morph`` and ``morph-instrument``, and the sources (their
-    headers only), against :mod:`models.limits`: all before the model loads."""
+    """The arguments shared by ``morph`` and ``morph-instrument`` against :mod:`models.limits`,
+    and the sources (their headers, then the part a morph uses: silence, NaN): all before the
+    model loads."""
     n = len(args.sources)
     if n not in limits.MORPH_SOURCES:
         raise CadenzaError(f"give 2 sources (with --mix) or 4 (with --xy), not {n}")
@@ -169,7 +170,10 @@ def _check_sources(args: argparse.Namespace) -> None:
 
             parse_gm(s)
         else:
+            from models.nsynth.sources import check_source
+
             limits.audio_source(s)
+            check_source(s)
 
 
 def run_morph(args: argparse.Namespace) -> int:
@@ -258,10 +262,17 @@ def run_morph_instrument(args: argparse.Namespace) -> int:
 def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
     p = eval_sub.add_parser(
         "nsynth",
-        help="pitch kept and spectral distance of reconstructions of the notes under a folder",
+        help="pitch kept, spectral distance, harmonicity and morphs of a Morph model on the "
+             "notes under a folder",
         description=(
             "Reconstruct every audio file under --data (recursively) and print JSON: "
-            "pitch_accuracy (share within 50 cents), spectral_distance (log-mel L1), notes."
+            "pitch_accuracy (share within 50 cents), spectral_distance (log-mel L1), "
+            "harmonic_share (energy within 3 %% of f0 of the source's harmonics, 50 Hz-7 kHz, "
+            "0.2-3.5 s; median over notes) and flatness (spectral flatness, same band), the "
+            "same of the sources (source_harmonic_share, source_flatness), and between: the "
+            "share of 0.5 morphs of --pairs pairs of notes at the same pitch from different "
+            "instruments that are nearer each source (log-mel) than the sources are to each "
+            "other. Any Morph model (--model) is measured the same way."
         ),
     )
     p.add_argument("--data", type=Path, required=True, help="folder of notes (e.g. DIR/valid)")
@@ -270,9 +281,14 @@ def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=16, help="notes decoded together")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--save", type=Path, default=None, help="write the reconstructions here")
-    p.add_argument("--details", action="store_true", help="include per-note results")
+    p.add_argument("--details", action="store_true",
+                   help="include per-note and per-pair results and the files skipped")
     p.add_argument("--raw", action="store_true",
                    help="leave out the loudness envelope: the decoder's output as it comes")
+    p.add_argument("--pairs", type=int, default=8,
+                   help="morph up to N pairs of notes at the same pitch for 'between' "
+                        "(default 8; 0: none)")
+    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=run_evaluate)
 
 
@@ -285,17 +301,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise CadenzaError(f"--limit must be positive, not {args.limit}")
     if not 1 <= args.batch <= 256:
         raise CadenzaError(f"--batch must be 1..256, not {args.batch}")
-    morpher = _load_morpher(args.model)
+    limits.integer(args.pairs, "--pairs", 0, 1024)
+    limits.temperature(args.temperature, zero=True)
+    limits.seed(args.seed)
+    from models.registry import MORPH_FAMILIES, ModelRegistry
+
+    # any Morph family's model by name or folder; without --model, the installed NSynth one
+    morpher = ModelRegistry().load(args.model, "nsynth" if args.model is None else MORPH_FAMILIES)
 
     def progress(done: int, total: int) -> None:
         _log(f"evaluated {done}/{total}")
 
     result = evaluate(morpher, args.data, limit=args.limit, batch=args.batch,
-                      temperature=args.temperature, progress=progress, save_dir=args.save,
-                      raw=args.raw)
+                      temperature=args.temperature, seed=args.seed, progress=progress,
+                      save_dir=args.save, raw=args.raw, pairs=args.pairs)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     if not args.details:
-        result.pop("details", None)
+        for key in ("details", "pair_details", "skipped_files"):
+            result.pop(key, None)
     print(json.dumps(result))
     return 0

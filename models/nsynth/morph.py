@@ -18,7 +18,8 @@ silence after a release); this takes it away. :meth:`Morpher.guide` gives both t
 the envelope of a mix.
 
 Sources are resampled to 16 kHz, mixed to mono, cut or padded to 4 s and loudness-normalised
-exactly as the training notes were (:func:`models.nsynth.dataset.normalize_note`).
+exactly as the training notes were (:func:`models.nsynth.sources.prepare_audio`, which reads
+only the first 4 s of a file).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from models.errors import CadenzaError
 from models.nsynth import dataset as ds
 from models.nsynth.mulaw import mu_law_encode, scale_codes
 from models.nsynth.signal import estimate_f0, follow_envelope, loudness_db
+from models.nsynth.sources import prepare_audio
 
 if TYPE_CHECKING:  # the WaveNet's modules import Keras: only when a WaveNet model loads
     from models.nsynth.fastgen import CancelFn, FastGenerator, ProgressFn
@@ -108,34 +110,6 @@ def morph_acid(f0: float, tempo: float) -> AcidInfo:
     the note it plays (:func:`root_note` of the fundamental it follows; none when unpitched),
     so a sampler maps it to its own key."""
     return AcidInfo(tempo=float(tempo), root_note=root_note(f0), one_shot=True)
-
-
-def prepare_audio(source: Audio | np.ndarray | str | Path, sample_rate: int = ds.SAMPLE_RATE,
-                  samples: int = ds.NOTE_SAMPLES) -> np.ndarray:
-    """A source as the model's input: mono float32 at 16 kHz, 4 s, loudness-normalised."""
-    from models.audio_io import read_audio
-
-    if isinstance(source, (str, Path)):
-        audio = read_audio(source)
-        label = Path(source).name
-    elif isinstance(source, Audio):
-        audio, label = source, "audio"
-    else:
-        arr = np.asarray(source, dtype=np.float32)
-        if arr.ndim != 1:
-            raise CadenzaError(f"raw samples must be mono 1-D at {sample_rate} Hz, not {arr.shape}")
-        audio, label = Audio(arr, sample_rate), "audio"
-    if audio.frames == 0:
-        raise CadenzaError(f"{label}: holds no audio")
-    if not np.all(np.isfinite(audio.samples)):
-        raise CadenzaError(f"{label}: has NaN or infinite samples")
-    if not 1000 <= audio.sample_rate <= 768000:
-        raise CadenzaError(f"{label}: sample rate {audio.sample_rate} Hz is out of range")
-    x = audio.mono().resampled(sample_rate).samples[:, 0]
-    x = ds.fit_length(x, samples)
-    if not np.max(np.abs(x)) > 1e-4:
-        raise CadenzaError(f"{label}: is silent (in its first {samples / sample_rate:g} s)")
-    return ds.normalize_note(x)
 
 
 class Morpher:

@@ -7,6 +7,9 @@
   Slaney's) over an STFT magnitude, then ``log(mel + 1e-5)``; :func:`spectral_distance`.
 * :func:`loudness_db` (RMS per frame, in dB) and :func:`follow_envelope` (turn a signal down to
   a target level, frame by frame).
+* :func:`harmonic_share` (the share of a note's energy at the harmonics of its fundamental) and
+  :func:`flatness` (spectral flatness), both over :func:`band_power`: the power spectrum of the
+  held part of a note, long Hann frames, 50 Hz to 7 kHz.
 
 The data set (each note's f0), the evaluation, the morphs and the instruments use them.
 """
@@ -149,3 +152,88 @@ def follow_envelope(audio: np.ndarray, target_db: np.ndarray, hop: int = 512) ->
     gain = 10.0 ** (np.minimum(0.0, target - level) / 20.0)
     centres = np.arange(level.size) * hop + hop / 2.0
     return (y * np.interp(np.arange(y.shape[0]), centres, gain)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- harmonicity
+BAND = (50.0, 7000.0)
+"""The band :func:`harmonic_share` and :func:`flatness` look at, in Hz."""
+SPAN = (0.2, 3.5)
+"""The part of a note they look at, in seconds: after the attack, up to the end of the release
+of a 4-second NSynth note."""
+HARMONIC_TOLERANCE = 0.03
+"""A harmonic ``k * f0`` holds the bins within +-3 % of ``f0`` of it."""
+MAIN_LOBE_BINS = 2
+"""A Hann window's main lobe, in bins either side: the least a harmonic's window holds."""
+
+
+def band_power(audio: np.ndarray, sample_rate: int, band: tuple[float, float] = BAND,
+               span: tuple[float, float] = SPAN, frame_seconds: float = 1.0
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``(freqs, power)``: the power spectrum of ``span`` s of a mono signal, summed over
+    Hann-windowed frames, at the bins in ``band`` (Hz).
+
+    The frames are ``n_fft`` samples, the power of two nearest ``frame_seconds`` (16384 at
+    16 kHz: bins 0.98 Hz apart, so +-3 % of the lowest NSynth note, C2 at 65.4 Hz, is +-2 bins,
+    the Hann main lobe), with a hop of ``n_fft / 4``; a span shorter than a frame is one frame,
+    padded with silence."""
+    x = np.asarray(audio, np.float64).ravel()
+    x = x[int(span[0] * sample_rate): int(span[1] * sample_rate)]
+    n_fft = 1 << max(8, int(round(np.log2(frame_seconds * sample_rate))))
+    if x.shape[0] < n_fft:
+        x = np.pad(x, (0, n_fft - x.shape[0]))
+    frames = _frames(x, n_fft, n_fft // 4) * np.hanning(n_fft)
+    power = np.sum(np.abs(np.fft.rfft(frames, axis=1)) ** 2, axis=0)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    keep = (freqs >= band[0]) & (freqs <= band[1])
+    return freqs[keep], power[keep]
+
+
+def harmonic_mask(freqs: np.ndarray, f0: float, tolerance: float = HARMONIC_TOLERANCE,
+                  min_width: float = 0.0) -> np.ndarray:
+    """The bins at ``freqs`` within ``tolerance * f0`` of a harmonic ``k * f0`` (k >= 1), or
+    within ``min_width`` Hz of it where that is wider."""
+    f = np.asarray(freqs, np.float64)
+    k = np.maximum(1.0, np.round(f / f0))
+    return np.abs(f - k * f0) <= max(tolerance * f0, min_width)
+
+
+def harmonic_share(audio: np.ndarray, sample_rate: int, f0: float,
+                   band: tuple[float, float] = BAND, span: tuple[float, float] = SPAN,
+                   tolerance: float = HARMONIC_TOLERANCE, frame_seconds: float = 1.0) -> float:
+    """The share of a note's energy that lies at the harmonics of ``f0``; ``nan`` when ``f0``
+    is not a positive finite number or the span is silent.
+
+    Exactly: over :func:`band_power` (``span`` 0.2-3.5 s of the note, Hann frames of 2**14
+    samples at 16 kHz, bins 0.98 Hz apart, power summed over the frames, the bins from 50 Hz
+    to 7 kHz), the power of the bins within +-``tolerance`` (3 %) of ``f0`` from a harmonic
+    ``k * f0`` (k >= 1; that is, whose harmonic number f / f0 is within 0.03 of a whole
+    number), widened to the Hann main lobe (+-2 bins) where that is narrower, divided by the
+    power of all the bins. The windows are as wide at every harmonic, 6 % of the spacing, so
+    white noise scores about 0.06 at any pitch (a window of +-3 % of ``k * f0`` would cover
+    6k % of the spacing: half the spectrum at the 8th harmonic, all of it from the 17th).
+    ``f0`` is the source's (YIN), not the output's own: a note played off pitch loses share,
+    the more so at its higher harmonics (harmonic 10 leaves its window 5 cents off)."""
+    if not (np.isfinite(f0) and f0 > 0):
+        return float("nan")
+    freqs, power = band_power(audio, sample_rate, band, span, frame_seconds)
+    total = float(np.sum(power))
+    if not total > 0 or freqs.size < 2:
+        return float("nan")
+    bin_hz = float(freqs[1] - freqs[0])
+    mask = harmonic_mask(freqs, f0, tolerance, MAIN_LOBE_BINS * bin_hz)
+    return float(np.sum(power[mask]) / total)
+
+
+def flatness(audio: np.ndarray, sample_rate: int, band: tuple[float, float] = BAND,
+             span: tuple[float, float] = SPAN, frame_seconds: float = 1.0) -> float:
+    """Spectral flatness (Wiener entropy) of a note: the geometric mean of :func:`band_power`
+    (the power spectrum of ``span`` s summed over frames, 50 Hz to 7 kHz) divided by its
+    arithmetic mean; 1 for white noise, near 0 for a sum of sinusoids. Each bin's power is
+    floored at 1e-10 of the mean (-100 dB), so exact zeros do not make it 0; ``nan`` when the
+    span is silent."""
+    _, power = band_power(audio, sample_rate, band, span, frame_seconds)
+    mean = float(np.mean(power)) if power.size else 0.0
+    if not mean > 0:
+        return float("nan")
+    floored = np.maximum(power, 1e-10 * mean)
+    return float(np.exp(np.mean(np.log(floored))) / np.mean(floored))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -146,6 +147,105 @@ def test_hostile_morph_sources(cli, tmp_path: Path, sounds, kind: str) -> None:
         words = "min long"
     assert_refused(cli(["morph", sounds[0], bad, "-o", tmp_path / "out.wav"]), words)
     assert not (tmp_path / "out.wav").exists()
+
+
+def _bad_source(path: Path, kind: str) -> Path:
+    """A sound file of the kind named, written with soundfile (16 kHz unless said)."""
+    rate = 16000
+    t = np.arange(4 * rate) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    if kind == "silence":
+        sf.write(path, np.zeros(4 * rate, np.float32), rate)
+    elif kind == "silent after 4 s":
+        sf.write(path, np.concatenate([np.zeros(4 * rate), tone]).astype(np.float32), rate)
+    elif kind == "NaN samples":
+        tone[1000] = np.nan
+        sf.write(path, tone, rate, subtype="FLOAT")
+    elif kind == "infinite samples":
+        tone[-1] = np.inf
+        sf.write(path, tone, rate, subtype="FLOAT")
+    elif kind == "one silent sample":
+        sf.write(path, np.zeros(1, np.float32), rate)
+    elif kind == "white noise":
+        sf.write(path, 0.3 * np.random.default_rng(0).standard_normal(4 * rate), rate)
+    elif kind == "clicks":
+        clicks = np.zeros(4 * rate, np.float32)
+        clicks[::4000] = 0.9
+        sf.write(path, clicks, rate)
+    elif kind == "one sample":
+        sf.write(path, np.array([0.5], np.float32), rate)
+    elif kind == "8-bit":
+        sf.write(path, tone, rate, subtype="PCM_U8")
+    elif kind == "6 channels":
+        sf.write(path, np.stack([tone] * 6, axis=1), rate)
+    elif kind == "384 kHz":
+        t = np.arange(4 * 384000) / 384000
+        sf.write(path, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 384000)
+    elif kind == "NaN after 4 s":
+        tail = np.full(rate, np.nan, np.float32)
+        sf.write(path, np.concatenate([tone, tail]), rate, subtype="FLOAT")
+    elif kind == "huge":
+        # 590 s at 384 kHz in 6 channels (2.7 GB, 5.4 GB as float32): a tone for 4 s, then
+        # zeros the file system keeps sparse
+        rate, channels = 384000, 6
+        t = np.arange(4 * rate) / rate
+        head = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+        sf.write(path, np.stack([head] * channels, axis=1), rate, subtype="PCM_16")
+        data = int(590 * rate) * channels * 2
+        with path.open("r+b") as f:
+            f.seek(4)
+            f.write((36 + data).to_bytes(4, "little"))
+            f.seek(40)
+            f.write(data.to_bytes(4, "little"))
+            f.truncate(44 + data)
+        assert sf.info(str(path)).duration == 590
+    else:
+        raise AssertionError(kind)
+    return path
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("silence", "silent"), ("silent after 4 s", "silent"), ("NaN samples", "NaN"),
+    ("infinite samples", "infinite"), ("one silent sample", "silent"),
+])
+def test_unusable_morph_sources_are_refused_before_the_model_loads(
+        cli, tmp_path: Path, sounds, kind: str, words: str) -> None:
+    bad = _bad_source(tmp_path / "bad.wav", kind)
+    for command in ("morph", "morph-instrument"):
+        out = tmp_path / ("out.wav" if command == "morph" else "inst")
+        assert_refused(cli([command, sounds[0], bad, "-o", out]), "bad.wav", words)
+        assert not out.exists()
+
+
+ODD_SOURCES = ["white noise", "clicks", "one sample", "8-bit", "6 channels", "384 kHz",
+               "NaN after 4 s", "huge"]
+
+
+@pytest.mark.parametrize("kind", ODD_SOURCES)
+def test_odd_morph_sources_are_read_quickly(tmp_path: Path, kind: str) -> None:
+    """What the command does to a source before the model loads: of a file, only the 4 s a
+    morph uses are read, however long it is."""
+    from models.nsynth.sources import check_source, prepare_audio
+
+    odd = _bad_source(tmp_path / "odd.wav", kind)
+    started, cpu = time.perf_counter(), time.thread_time()
+    check_source(odd)
+    assert time.thread_time() - cpu < 1.0 and time.perf_counter() - started < 10
+    x = prepare_audio(odd)
+    assert x.shape == (64000,) and np.isfinite(x).all() and 0 < np.abs(x).max() < 0.951
+
+
+@pytest.mark.parametrize("kinds", [ODD_SOURCES[:4], ODD_SOURCES[4:]])
+def test_odd_morph_sources_make_a_morph_in_seconds(cli, tmp_path: Path, kinds: list[str]) -> None:
+    """Sounds a morph can use, however odd, four at a time (``--xy``): a 4-second morph in the
+    time of the model's load and one decode."""
+    odd = [_bad_source(tmp_path / f"odd{i}.wav", kind) for i, kind in enumerate(kinds)]
+    out = tmp_path / "out.wav"
+    outcome = cli(["morph", *odd, "--xy", "0.4,0.6", "-o", out, "--seed", "1"])
+    assert outcome.code == 0, outcome.err
+    assert outcome.seconds < 60, f"{outcome.seconds:.1f} s"
+    x, rate = sf.read(out, dtype="float32")
+    assert rate == 16000 and x.shape == (64000,) and np.isfinite(x).all() and np.abs(x).max() > 0
 
 
 # ------------------------------------------------------------------------------ instruments

@@ -195,6 +195,20 @@ def test_nan_samples(tmp_path: Path) -> None:
         write_audio(tmp_path / "inf.wav", Audio(samples, 16000), subtype="FLOAT")
 
 
+def test_reading_only_the_head(tmp_path: Path) -> None:
+    path = tmp_path / "long.wav"
+    x = sine(440, 22050, 3.0, channels=2).samples.copy()
+    x[-100:] = np.nan  # past the head: never read, so never refused
+    soundfile.write(path, x, 22050, subtype="FLOAT")
+    head = read_audio(path, seconds=1.0)
+    assert head.sample_rate == 22050 and head.samples.shape == (22050, 2)
+    np.testing.assert_array_equal(head.samples, x[:22050])
+    assert read_audio(path, seconds=1e-9).frames == 1
+    for seconds in (None, 10.0):  # the whole file
+        with pytest.raises(CadenzaError, match="NaN"):
+            read_audio(path, seconds=seconds)
+
+
 def test_zero_frames(tmp_path: Path) -> None:
     path = tmp_path / "nothing.wav"
     soundfile.write(str(path), np.zeros((0, 1), np.float32), 16000)
