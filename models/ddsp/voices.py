@@ -431,3 +431,58 @@ class DDSPVoices:
         self._f0[act] = f0_new
         self._age[act] += n
         self._noise_pos[act] = (self._noise_pos[act] + n) % self._bank.shape[0]
+
+
+class LiveMorph:
+    """A morph to play live: a DDSP morpher and the embeddings ``(sources, frames, latent)``
+    and loudness ``(sources, frames)`` of its 2 to 4 prepared sources, with the pad's position
+    ``xy`` (what new voices and :meth:`render_sequence` start from). Made in the background
+    (:meth:`from_sounds` encodes); :meth:`voices` is cheap once the noise bank of the rate is
+    made (:meth:`warm`)."""
+
+    def __init__(self, morpher: Any, embeddings: np.ndarray, loudness: np.ndarray,
+                 xy: tuple[float, float] = (0.5, 0.5), name: str = "live morph") -> None:
+        if getattr(morpher, "engine_np", None) is None:
+            raise CadenzaError("live playing needs a DDSP model (an NSynth model makes an "
+                               "instrument first)")
+        self.morpher = morpher
+        self.embeddings = np.asarray(embeddings, np.float32)
+        self.loudness = np.asarray(loudness, np.float32)
+        pad_weights(self.embeddings.shape[0], *xy)  # checks the count
+        self.xy = (float(xy[0]), float(xy[1]))
+        self.name = name
+
+    @classmethod
+    def from_sounds(cls, morpher: Any, audios: Sequence[np.ndarray],
+                    xy: tuple[float, float] = (0.5, 0.5), name: str = "live morph"
+                    ) -> LiveMorph:
+        sounds = list(audios)
+        if not 2 <= len(sounds) <= 4:
+            raise CadenzaError(f"a live morph takes 2 to 4 sounds, not {len(sounds)}")
+        return cls(morpher, morpher.encode_batch(sounds), morpher.loudness(sounds), xy, name)
+
+    @property
+    def sources(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    @property
+    def weights(self) -> np.ndarray:
+        return pad_weights(self.sources, *self.xy)
+
+    def warm(self, sample_rate: int) -> None:
+        """Make the noise bank at ``sample_rate`` now (a fraction of a second), not when the
+        first voices are made."""
+        self.morpher.engine_np.bank(int(sample_rate))
+
+    def voices(self, sample_rate: int, max_voices: int = DEFAULT_VOICES, gain: float = 0.5
+               ) -> DDSPVoices:
+        return DDSPVoices(self.morpher, self.embeddings, self.loudness, self.weights,
+                          sample_rate, max_voices=max_voices, gain=gain)
+
+    def render_sequence(self, seq: Any, sample_rate: int = 44100, tail: float = 1.0,
+                        max_voices: int = 64, gain: float = 0.5) -> Any:
+        """``seq`` played on the live voices at the pad's position now (stereo
+        :class:`~models.audio_io.Audio`; see :func:`models.nsynth.voices.play_sequence`)."""
+        from models.nsynth.voices import play_sequence
+
+        return play_sequence(self.voices(sample_rate, max_voices, gain), seq, tail)
