@@ -97,13 +97,14 @@ class SamplerSynth(LiveVoices):
 class DDSPSynth(LiveVoices):
     """A :class:`models.ddsp.voices.LiveMorph` played on a started
     :class:`~app.audio_engine.AudioEngine`. Messages sent before the render thread has made the
-    voices (the first block) are played then."""
+    voices (the first block) are played then. ``queue_blocks``: the bus's depth (the engine's
+    live depth by default; see ``benchmarks/bench_morph_live.py`` for what 1 to 3 give)."""
 
     thread_name = "cadenza-live-morph"
 
     def __init__(self, engine: Any, live: Any, gain: float = 0.5,
-                 max_voices: int = DDSP_VOICES) -> None:
-        super().__init__(engine)
+                 max_voices: int = DDSP_VOICES, queue_blocks: int | None = None) -> None:
+        super().__init__(engine, queue_blocks)
         self.gain = float(gain)
         self.max_voices = int(max_voices)
         self.live = live
