@@ -12,14 +12,16 @@ time from a key press to its sound, heard over a real JACK server.
 * **CPU, live**: the same on the app's :class:`app.sampler.DDSPSynth` feeding the audio engine
   over JACK (its render thread, paced by the engine's bus), with the pad moving from the main
   thread every 10 ms: process time over wall time (the engine's callback included), and the
-  blocks the engine found missing (underruns), for each queue depth of ``--queues``.
+  blocks the engine found missing (underruns), for each queue depth of ``--queues``; and the
+  process with the engine running idle, for reference.
 * **Key-press latency**: ``--presses`` notes sent to the synth (what the MIDI thread does with a
   key press) at random moments; an independent JACK client in a process of its own
   (``tests/app/jack_onsets.py``, as ``bench_scheduled_start.py`` uses) hears each onset: heard
   time minus send time, p50/p95/max in ms, with the JACK playback port's latency
   (``heard_ms``) and without it (``in_port_ms``: the sound in Cadenza's output port); for the
   live bus's queue depths ``--queues`` (the engine's default is 3 blocks), and for the
-  FluidSynth live synth at the default depth for comparison. Target: one block (5.3 ms) + 5 ms.
+  FluidSynth live synth at the default depth for comparison (``--presses 0``: none). Target:
+  one block (5.3 ms) + 5 ms.
 * Starts its own JACK dummy server (``jackd -R``, 48 kHz, ``--period`` frames, 256 by default)
   unless ``--server NAME`` names a running one.
 
@@ -53,28 +55,28 @@ def sweep(t: float) -> float:
     return 1.0 - abs((t % 2.0) - 1.0)
 
 
-def cpu_offline(live: object, seconds: float) -> dict:
+def cpu_offline(live: object, seconds: float, block: int = BLOCK) -> dict:
     voices = live.voices(RATE)  # type: ignore[attr-defined]
     for p in CHORD:
         voices.note_on(0, p, 100)
-    buf = np.zeros(BLOCK, np.float32)
+    buf = np.zeros(block, np.float32)
     for _ in range(20):  # warm up
-        voices.render(BLOCK, buf)
-    n = int(seconds * RATE / BLOCK)
+        voices.render(block, buf)
+    n = int(seconds * RATE / block)
     cpu, wall = time.process_time(), time.perf_counter()
     worst = 0.0
     for i in range(n):
         t0 = time.perf_counter()
-        voices.set_xy(sweep(i * BLOCK / RATE))
-        voices.render(BLOCK, buf)
+        voices.set_xy(sweep(i * block / RATE))
+        voices.render(block, buf)
         worst = max(worst, time.perf_counter() - t0)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    audio = n * BLOCK / RATE
-    return {"voices": voices.active_voices, "audio_s": round(audio, 2),
+    audio = n * block / RATE
+    return {"voices": voices.active_voices, "audio_s": round(audio, 2), "block": block,
             "cpu_percent_of_one_core": round(100 * cpu / audio, 1),
             "wall_percent": round(100 * wall / audio, 1),
             "block_mean_ms": round(1000 * wall / n, 3), "block_max_ms": round(1000 * worst, 3),
-            "block_budget_ms": round(1000 * BLOCK / RATE, 3)}
+            "block_budget_ms": round(1000 * block / RATE, 3)}
 
 
 def cpu_live(engine: object, live: object, seconds: float, queue_blocks: int) -> dict:
@@ -99,6 +101,15 @@ def cpu_live(engine: object, live: object, seconds: float, queue_blocks: int) ->
     finally:
         synth.close()
     return result
+
+
+def cpu_idle(seconds: float) -> dict:
+    """The process with the engine running and nothing playing: what the live figures stand
+    on (the engine's callback, PortAudio's JACK client)."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"cpu_percent_of_one_core": round(100 * cpu / wall, 1)}
 
 
 def latency(make_synth: object, presses: int, seed: int) -> dict:
@@ -144,6 +155,9 @@ def main() -> None:
     ap.add_argument("--queues", type=int, nargs="+", default=[3, 2, 1],
                     help="the live bus depths to time key presses with (3 2 1)")
     ap.add_argument("--period", type=int, default=256, help="JACK period in frames (256)")
+    ap.add_argument("--blocksize", type=int, default=256,
+                    help="the audio engine's block (256, the app's; another makes an engine "
+                         "of its own)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--server", default=None, help="a running JACK server's name")
     ap.add_argument("--skip-fluidsynth", action="store_true")
@@ -162,35 +176,45 @@ def main() -> None:
                     "n_harmonics": morpher.config.n_harmonics, "sources": args.sources,
                     "prepare_s": prepared, "cpu_count": os.cpu_count(),
                     "load_average_before": round(os.getloadavg()[0], 2)}
-    result["cpu_offline"] = cpu_offline(live, args.seconds)
+    result["cpu_offline"] = cpu_offline(live, args.seconds, args.blocksize)
     print(json.dumps({"cpu_offline": result["cpu_offline"]}), flush=True)
     with jack_server("morph-live", args.period, args.server) as name:
         from app.devices import Devices
         from app.sampler import DDSPSynth
 
         with Devices(audio_device="system") as devices:
-            engine = devices.audio()
+            if args.blocksize == 256:
+                engine = devices.audio()
+            else:
+                from app.audio_engine import AudioEngine
+
+                engine = AudioEngine(devices.portaudio, device="system",
+                                     blocksize=args.blocksize)
+                engine.start()
             time.sleep(0.3)
             result["server"] = name
             result["period_frames"] = args.period
             result["blocksize"] = engine.blocksize
+            result["cpu_engine_idle"] = cpu_idle(min(args.seconds, 5.0))
             result["cpu_live"] = {f"queue_{d}": cpu_live(engine, live, args.seconds, d)
                                   for d in args.queues}
             print(json.dumps({"cpu_live": result["cpu_live"]}), flush=True)
             keys: dict = {}
-            for depth in args.queues:
+            for depth in args.queues if args.presses else ():
                 keys[f"ddsp_queue_{depth}"] = latency(
                     lambda d=depth: DDSPSynth(engine, live, queue_blocks=d), args.presses,
                     args.seed)
                 print(json.dumps({f"ddsp_queue_{depth}": keys[f"ddsp_queue_{depth}"]}),
                       flush=True)
-            if not args.skip_fluidsynth:
+            if args.presses and not args.skip_fluidsynth:
                 from app.transport import LiveSynth
 
                 keys["fluidsynth_queue_3"] = latency(lambda: LiveSynth(engine), args.presses,
                                                      args.seed)
             result["key_press"] = keys
             result["target_ms"] = round(1000 * engine.blocksize / RATE + 5.0, 2)
+            if args.blocksize != 256:
+                engine.close()
     result["load_average_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result, indent=2))
 

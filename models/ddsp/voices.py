@@ -23,7 +23,7 @@ engine's band-limited bank at the output rate.
 The event API is :class:`models.nsynth.voices.SamplerVoices`'s (``note_on``, ``note_off``,
 ``control`` 64/120/123, ``pitch_bend``, ``send``, ``render``, ``release_all``, ``silence``,
 ``sounding``, ``active_voices``, ``max_voices``), so :mod:`app.sampler`'s render thread and
-:func:`models.nsynth.voices.play_events` drive either. No threads, no locks here.
+:func:`models.nsynth.voices.play_sequence` drive either. No threads, no locks here.
 """
 
 from __future__ import annotations
