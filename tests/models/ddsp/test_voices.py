@@ -68,6 +68,23 @@ def test_a_note_sounds_at_its_keys_pitch(live_model: tuple, pitch: int) -> None:
     assert abs(cents(f0, hz(pitch))) < 50, f0
 
 
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_a_notes_attack_is_the_models_own_decode(live_model: tuple, rate: int) -> None:
+    """Before its sustain frame a live note has the inputs of an offline decode of source A at
+    the key's pitch: frame by frame, interpolated and synthesized the same (times the gain)."""
+    from models.ddsp.voices import DDSPVoices
+
+    morpher, emb, loud = live_model
+    v = DDSPVoices(morpher, emb, loud, [1.0, 0.0], rate, gain=0.5)
+    v.note_on(0, 60, 127)
+    n = int(0.1 * rate)
+    x = np.concatenate([v.render(BLOCK) for _ in range(n // BLOCK)])
+    ref = morpher.decode(emb[0], f0=hz(60), envelope=loud[0], sample_rate=rate)
+    ref = ref.samples[:x.size, 0]
+    assert rms(ref) > 1e-3
+    assert np.abs(x - 0.5 * ref).max() < 1e-3 * np.abs(ref).max() + 1e-6
+
+
 def test_a_held_note_sustains_until_the_note_off_then_decays(live_model: tuple) -> None:
     v = voices(live_model)
     v.note_on(0, 60, 100)
