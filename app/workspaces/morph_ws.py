@@ -513,9 +513,9 @@ class MorphWorkspace(Workspace):
         return self.current_family() == "ddsp"
 
     def play_from_keyboard(self) -> None:
-        """"Play from keyboard": with a DDSP model the sources are encoded in the worker and the
-        keyboard plays them live (``live_ready``); with an NSynth model, the instrument made
-        last (``keyboard_requested``)."""
+        """The Play from keyboard button: with a DDSP model the sources are encoded in the
+        worker and the keyboard plays them live (``live_ready``); with an NSynth model, the
+        instrument made last (``keyboard_requested``)."""
         if not self.plays_live():
             self.keyboard_requested.emit()
             return
