@@ -9,7 +9,9 @@ made from 2 to 4 source sounds:
 * the **loudness** is the mix of the sources' loudness curves over the note's age (their
   attack, then held at their sustain level), plus a velocity offset in dB; after the note-off it
   follows the sources' own decay (their loudness after their release point), at least
-  :data:`MIN_RELEASE_DB_PER_S` dB per second, and the voice fades out over the last part of it;
+  :data:`MIN_RELEASE_DB_PER_S` dB per second, and the voice fades out over the last part of it.
+  Loudness curves mix as amplitudes (:func:`mix_db`), as :meth:`DDSPMorpher.guide` mixes them:
+  a source that falls silent leaves the others' level 6 dB down, not silent;
 * the **pitch** is the key's, times the channel's pitch bend (+-2 semitones).
 
 :meth:`DDSPVoices.set_mix` (or :meth:`~DDSPVoices.set_xy`, the Morph pad's layout) moves the
@@ -84,6 +86,13 @@ def release_curve(loudness: np.ndarray, release: int, frames: int, frame_rate: f
     tail = np.minimum.accumulate(np.minimum(tail, 0.0))
     floor = -np.arange(frames) * (MIN_RELEASE_DB_PER_S / frame_rate)
     return np.minimum(tail, floor).astype(np.float32)
+
+
+def mix_db(levels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Levels in dB ``(..., sources)`` mixed as amplitudes with ``weights`` (summing to 1):
+    ``20 log10(sum w 10 ** (level / 20))``, floored at -100 dB."""
+    amp = (10.0 ** (np.asarray(levels, np.float64) / 20.0)) @ np.asarray(weights, np.float64)
+    return np.maximum(20.0 * np.log10(np.maximum(amp, 1e-12)), LOUDNESS_FLOOR_DB)
 
 
 def pad_weights(count: int, x: float, y: float) -> np.ndarray:
@@ -315,7 +324,7 @@ class DDSPVoices:
         self._rel_level[v] = self._last_loud[v] if self._frames[v] else LOUDNESS_FLOOR_DB
         self._rel_age[v] = 0
         if seconds is None:  # the sources' decay, until RELEASE_END_DB below
-            curve = self._w @ self._rel_curve
+            curve = mix_db(self._rel_curve.T, self._w)
             below = np.flatnonzero(curve <= RELEASE_END_DB)
             frames = max(self._rel_min, int(below[0]) if below.size else curve.shape[0])
             length = int(round(frames * self.hop))
@@ -335,9 +344,9 @@ class DDSPVoices:
         idx = np.minimum(held_frame[:, None], self._sustain[None, :])  # (n, sources)
         w = self._w.astype(np.float32)
         z = np.einsum("s,nsl->nl", w, self._emb[self._src[None, :], idx])
-        loud = self._loud[self._src[None, :], idx] @ w + self._vel_db[voices]
+        loud = mix_db(self._loud[self._src[None, :], idx], w) + self._vel_db[voices]
         t = np.minimum(k - self._rel_frame[voices], self._rel_curve.shape[1] - 1)
-        rel = self._rel_level[voices] + self._rel_curve[:, np.maximum(t, 0)].T @ w
+        rel = self._rel_level[voices] + mix_db(self._rel_curve[:, np.maximum(t, 0)].T, w)
         loud = np.maximum(np.where(released, rel, loud), LOUDNESS_FLOOR_DB).astype(np.float32)
         f0 = self._target_f0(voices).astype(np.float32)
         cond = np.stack([scale_f0(f0), (f0 >= F0_MIN_HZ).astype(np.float32),
