@@ -335,10 +335,11 @@ def instrument_job(model_name: str, sources: Sequence[MorphSource], x: float, y:
 
 
 def live_morph_job(model_name: str, sources: Sequence[MorphSource], x: float, y: float,
-                   rates: Sequence[int] = (48000, 44100)) -> Job:
+                   rates: Sequence[int] = (48000,)) -> Job:
     """A job: the sources prepared and encoded for playing live
     (:class:`models.ddsp.voices.LiveMorph`, a DDSP model only; nothing is rendered), with the
-    noise bank made at ``rates`` (the audio output's) so the voices start at once."""
+    noise bank made at ``rates`` (the audio output's: 25 MB at 48 kHz) so the voices start at
+    once."""
     if not 2 <= len(sources) <= 4:
         raise CadenzaError(f"Morph takes 2 to 4 sounds, not {len(sources)}")
 

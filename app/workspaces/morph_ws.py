@@ -526,13 +526,17 @@ class MorphWorkspace(Workspace):
         x, y = self.pad.position
         if len(chosen) == 2:
             y = 0.0
+        engine = self.audio_engine()  # the keyboard plays through it: started now
+        if engine is None:
+            return
 
         def done(live: Any) -> None:
             self.live = live
             self.say(f"{self.title}: playing {live.name} live; drag the pad while you play")
             self.live_ready.emit(live)
 
-        self.submit(live_morph_job(model, chosen, x, y), done, "live morph")
+        self.submit(live_morph_job(model, chosen, x, y, rates=(int(engine.sample_rate),)),
+                    done, "live morph")
 
     def stop_live(self) -> None:
         """The pad no longer moves a live morph (another instrument plays now)."""

@@ -488,7 +488,7 @@ class LiveMorph:
         return DDSPVoices(self.morpher, self.embeddings, self.loudness, self.weights,
                           sample_rate, max_voices=max_voices, gain=gain)
 
-    def render_sequence(self, seq: Any, sample_rate: int = 44100, tail: float = 1.0,
+    def render_sequence(self, seq: Any, sample_rate: int = 48000, tail: float = 1.0,
                         max_voices: int = 64, gain: float = 0.5) -> Any:
         """``seq`` played on the live voices at the pad's position now (stereo
         :class:`~models.audio_io.Audio`; see :func:`models.nsynth.voices.play_sequence`)."""
