@@ -334,6 +334,39 @@ def instrument_job(model_name: str, sources: Sequence[MorphSource], x: float, y:
     return job
 
 
+def live_morph_job(model_name: str, sources: Sequence[MorphSource], x: float, y: float,
+                   rates: Sequence[int] = (48000,)) -> Job:
+    """A job: the sources prepared and encoded for playing live
+    (:class:`models.ddsp.voices.LiveMorph`, a DDSP model only; nothing is rendered), with the
+    noise bank made at ``rates`` (the audio output's: 25 MB at 48 kHz) so the voices start at
+    once."""
+    if not 2 <= len(sources) <= 4:
+        raise CadenzaError(f"Morph takes 2 to 4 sounds, not {len(sources)}")
+
+    def job(ctx: JobContext) -> Any:
+        from models.ddsp.voices import LiveMorph
+
+        ctx.progress(None, "Loading the model…")
+        morpher = ctx.model(model_name, MORPH_FAMILIES)
+        if getattr(morpher, "family", None) != "ddsp":
+            raise CadenzaError(f"{model_name} is not a DDSP model: make an instrument to play "
+                               "it from the keyboard")
+        prepared = []
+        for i, s in enumerate(sources):
+            ctx.raise_if_cancelled()
+            ctx.progress(None, f"Preparing sound {'ABCD'[i]}…")
+            prepared.append(morpher.source_audio(s.spec(), pitch=s.pitch))
+        ctx.progress(None, "Encoding…")
+        live = LiveMorph.from_sounds(morpher, prepared, (x, y),
+                                     name=" × ".join(s.label or "?" for s in sources))
+        for rate in rates:
+            ctx.raise_if_cancelled()
+            live.warm(rate)
+        return live
+
+    return job
+
+
 # ---------------------------------------------------------------------- audio and files
 def prepare_audio_job(item: Any, rate: int = 0, tail: float = 1.0) -> Job:
     """A job: a ``NoteSequence`` rendered (or an ``Audio`` as is), resampled to ``rate``."""

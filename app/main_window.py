@@ -191,7 +191,9 @@ class MainWindow(QMainWindow):
         assert isinstance(morph, MorphWorkspace)
         morph.instrument_ready.connect(self.set_morph_instrument)
         morph.keyboard_requested.connect(self.play_instrument_from_keyboard)
-        self.morph_instrument: Any = None  # the latest MorphInstrument, once made
+        morph.live_ready.connect(self.set_live_morph)
+        morph.mix_moved.connect(self.live_panel.set_morph_xy)
+        self.morph_instrument: Any = None  # the latest MorphInstrument or LiveMorph, once made
 
         # clip view + transport
         self.piano_roll = PianoRollPanel()
@@ -801,7 +803,7 @@ class MainWindow(QMainWindow):
         tempo = self.session_bpm() if seq is not None else None
         own = clip_tempo(clip)
         scale = tempo / own if tempo else 1.0  # the clip's own seconds per second played
-        key = (clip.id, rate, id(instrument), round(tempo, 3) if tempo else 0.0)
+        key = (clip.id, rate, _sound_key(instrument), round(tempo, 3) if tempo else 0.0)
         cached = self._renders.get(key)
         if cached is not None:
             self._start(clip, cached, scale)
@@ -877,6 +879,18 @@ class MainWindow(QMainWindow):
         self.morph_instrument = instrument
         self.transport.set_instrument_available(instrument is not None)
         self.live_panel.set_instrument(instrument)
+        morph = self.workspaces["Morph"]
+        assert isinstance(morph, MorphWorkspace)
+        morph.stop_live()
+
+    def set_live_morph(self, live: Any) -> None:
+        """A live morph (DDSP, :class:`models.ddsp.voices.LiveMorph`): the keyboard and the
+        duet play it straight from the model, the transport renders MIDI clips with it, and the
+        Morph pad moves its sounding notes' timbre."""
+        self.morph_instrument = live
+        self.transport.set_instrument_available(True)
+        self.live_panel.set_live_morph(live)
+        self.play_instrument_from_keyboard()
 
     def _sound(self) -> Any:
         """The MorphInstrument that MIDI clips are played with, or None for General MIDI."""
@@ -1266,10 +1280,18 @@ def clip_tempo(clip: Clip) -> float:
     return qpm if qpm > 0 else 120.0
 
 
+def _sound_key(instrument: Any) -> Any:
+    """What a MIDI clip's rendering depends on: the instrument, and a live morph's pad."""
+    return (id(instrument), getattr(instrument, "xy", None))
+
+
 def _render_midi(ctx: Any, seq: Any, instrument: Any) -> Any:
-    """A MIDI clip as audio: FluidSynth (the worker's renderer), or the morph instrument."""
+    """A MIDI clip as audio: FluidSynth (the worker's renderer), the morph instrument, or the
+    live morph's DDSP voices (at the pad's position now)."""
     if instrument is None:
         return ctx.renderer().render(seq)
+    if hasattr(instrument, "render_sequence"):
+        return instrument.render_sequence(seq)
     from models.nsynth.voices import render_sequence
 
     return render_sequence(instrument, seq)

@@ -124,12 +124,12 @@ class LiveVoices(NoteSink):
 
     thread_name = "cadenza-live-voices"
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, queue_blocks: int | None = None) -> None:
         if not engine.sample_rate:
             raise CadenzaError("the audio engine is not started")
         self.engine = engine
         self.sample_rate = int(engine.sample_rate)
-        self.bus = engine.open_bus(self.thread_name)
+        self.bus = engine.open_bus(self.thread_name, queue_blocks)  # None: the engine's depth
         self._lock = threading.Lock()
         self._held: set[tuple[int, int]] = set()
         self._stop = threading.Event()

@@ -109,6 +109,7 @@ class LivePanel(QWidget):
         self.input: Any = None
         self.output: Any = None  # MidiOutput, LiveSynth (built-in audio) or SamplerSynth
         self.instrument: Any = None  # the Morph workspace's MorphInstrument, once made
+        self.live_morph: Any = None  # or its LiveMorph (DDSP, played live), the later of the two
         self.engine: Any = None  # the devices' audio engine while built-in sound is the output
         self.duet: Any = None
         self.recorder: Any = None
@@ -355,7 +356,7 @@ class LivePanel(QWidget):
         for name in inputs:
             self.input_combo.addItem(name, name)
         self.output_combo.addItem(AUDIO_OUT, AUDIO_OUT)
-        if self.instrument is not None:
+        if self.instrument is not None or self.live_morph is not None:
             self.output_combo.addItem(MORPH_OUT, MORPH_OUT)
         for name in outputs:
             self.output_combo.addItem(name, name)
@@ -409,21 +410,54 @@ class LivePanel(QWidget):
 
     def set_instrument(self, instrument: Any) -> None:
         """A morph instrument (``MorphInstrument``) to offer as an output; what plays it now
-        switches to it at once."""
+        switches to it at once (a live morph that played gives way to it)."""
         self.instrument = instrument
+        was_live, self.live_morph = self.live_morph is not None, None
         output = self.output
         if output is not None and hasattr(output, "set_instrument"):
             try:
                 output.set_instrument(instrument)
             except CadenzaError as exc:
                 self._say(f"Morph instrument: {exc}")
+        elif was_live and output is not None and hasattr(output, "set_xy"):
+            self._reopen_morph_output()
+        self._offer_morph()
+
+    def set_live_morph(self, live: Any) -> None:
+        """A live morph (:class:`models.ddsp.voices.LiveMorph`) to offer as the morph output:
+        the keyboard plays it straight from the DDSP model; what plays the morph now switches
+        to it at once."""
+        self.live_morph = live
+        output = self.output
+        if output is not None and hasattr(output, "set_live"):
+            output.set_live(live)
+        elif output is not None and hasattr(output, "set_instrument"):
+            self._reopen_morph_output()
+        self._offer_morph()
+
+    def set_morph_xy(self, x: float, y: float) -> None:
+        """The Morph pad moved: the live morph's sounding notes glide to that mix."""
+        output = self.output
+        if output is not None and hasattr(output, "set_xy"):
+            output.set_xy(x, y)
+
+    def _offer_morph(self) -> None:
         names = [self.output_combo.itemData(i) for i in range(self.output_combo.count())]
         if MORPH_OUT not in names:
             self.output_combo.insertItem(1, MORPH_OUT, MORPH_OUT)
 
+    def _reopen_morph_output(self) -> None:
+        """The morph output changes kind (sampler <-> live DDSP): closed and made anew (a duet
+        stops, as when another output is chosen)."""
+        if self.duet is not None:
+            self.set_duet(False)
+        self._close_output()
+        self._ensure_output()
+
     def play_instrument(self) -> bool:
-        """Play the morph instrument from the keyboard (and answer the duet with it)."""
-        if self.instrument is None:
+        """Play the morph (the live one, else the instrument) from the keyboard, and answer
+        the duet with it."""
+        if self.instrument is None and self.live_morph is None:
             self._say("Make a morph instrument first (Morph ▸ Make instrument)")
             return False
         if not self.choose_output(MORPH_OUT) or self.output is None:
@@ -431,7 +465,8 @@ class LivePanel(QWidget):
         if self.output is None:
             return False
         what = self.input.name if self.input is not None else "a MIDI keyboard (choose it above)"
-        self._say(f"Playing the morph instrument from {what}")
+        self._say(f"Playing the morph {'live' if self.live_morph is not None else 'instrument'}"
+                  f" from {what}")
         return True
 
     def _ensure_output(self) -> Any:
@@ -445,7 +480,11 @@ class LivePanel(QWidget):
                     raise CadenzaError("no audio output (the panel runs without the app's "
                                        "devices)")
                 self.engine = self.devices.audio()
-                if name == MORPH_OUT and self.instrument is not None:
+                if name == MORPH_OUT and self.live_morph is not None:
+                    from app.sampler import DDSPSynth
+
+                    self.output = DDSPSynth(self.engine, self.live_morph)
+                elif name == MORPH_OUT and self.instrument is not None:
                     from app.sampler import SamplerSynth
 
                     self.output = SamplerSynth(self.engine, self.instrument)

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.clips import AUDIO_SUFFIXES, Clip, load_clip
-from app.jobs import MorphResult, MorphSource, instrument_job, morph_job
+from app.jobs import MorphResult, MorphSource, instrument_job, live_morph_job, morph_job
 from app.widgets.spectrogram import SpectrogramView
 from app.widgets.waveform import WaveformView
 from app.widgets.xy_pad import XYPad
@@ -212,6 +212,8 @@ class MorphWorkspace(Workspace):
     implemented = True
     instrument_ready = Signal(object)  # a MorphInstrument, rendered and loaded
     keyboard_requested = Signal()  # "play it from the MIDI keyboard"
+    live_ready = Signal(object)  # a models.ddsp.voices.LiveMorph: play it from the keyboard
+    mix_moved = Signal(float, float)  # the pad moved while a live morph plays: (x, y)
 
     def build(self) -> None:
         self.slots: list[SourceSlot] = []
@@ -261,10 +263,7 @@ class MorphWorkspace(Workspace):
         self.test_note.setToolTip("Play middle C on the morph instrument")
         self.test_note.clicked.connect(lambda: self.play_note(60, 100))
         self.keyboard_button = QPushButton("Play from keyboard")
-        self.keyboard_button.setToolTip(
-            "Play the morph instrument from your MIDI keyboard (the Live panel's output "
-            "switches to it; duet answers use it too)")
-        self.keyboard_button.clicked.connect(self.keyboard_requested)
+        self.keyboard_button.clicked.connect(self.play_from_keyboard)
         self.export_instrument_button = QPushButton("Export instrument…")
         self.export_instrument_button.setToolTip("Copy the WAVs and the SFZ into a folder")
         self.export_instrument_button.clicked.connect(self._export_instrument_dialog)
@@ -325,6 +324,8 @@ class MorphWorkspace(Workspace):
         self.instrument_dir: Path | None = None
         self.instrument_pitches: list[int] | None = None  # None: the 16 default pitches
         self._instrument_job: Any = None
+        self.live: Any = None  # models.ddsp.voices.LiveMorph, while played live
+        self.model_combo.currentIndexChanged.connect(lambda *_: self._update_buttons())
         self._update_buttons()
         self._sources_changed()
 
@@ -359,10 +360,15 @@ class MorphWorkspace(Workspace):
         slot.use_clip(clip)
         return clip
 
-    def _pad_moved(self, x: float, _y: float) -> None:
+    def _pad_moved(self, x: float, y: float) -> None:
         self.mix.blockSignals(True)
         self.mix.setValue(int(round(x * 100)))
         self.mix.blockSignals(False)
+        live = self.live
+        if live is not None:  # the live voices glide to the new mix
+            y = 0.0 if live.sources == 2 else y
+            live.xy = (x, y)
+            self.mix_moved.emit(x, y)
 
     # ------------------------------------------------------------------ morph
     def _ready(self) -> tuple[str, list[MorphSource]] | None:
@@ -483,8 +489,58 @@ class MorphWorkspace(Workspace):
                 b.setToolTip("Morph a sound first")
         inst = self.instrument is not None
         self.test_note.setEnabled(inst)
-        self.keyboard_button.setEnabled(inst)
+        live = self.plays_live()
+        self.keyboard_button.setEnabled(inst or live)
+        self.keyboard_button.setToolTip(
+            "Play the morph live from your MIDI keyboard, straight from the DDSP model: any "
+            "pitch, and the XY pad moves the timbre of the notes while they sound (the Live "
+            "panel's output switches to it; duet answers and the transport use it too)" if live
+            else "Play the morph instrument from your MIDI keyboard (the Live panel's output "
+            "switches to it; duet answers use it too)")
         self.export_instrument_button.setEnabled(inst)
+
+    # ------------------------------------------------------------------ live
+    def set_models(self, entries: list[Any], listed: bool = True) -> None:
+        super().set_models(entries, listed)
+        self._update_buttons()  # a DDSP model plays live without an instrument
+
+    def current_family(self) -> str | None:
+        name = self.current_model()
+        return next((e.family for e in self.models if e.name == name), None)
+
+    def plays_live(self) -> bool:
+        """The chosen model is a DDSP model: the keyboard plays the morph straight from it."""
+        return self.current_family() == "ddsp"
+
+    def play_from_keyboard(self) -> None:
+        """The Play from keyboard button: with a DDSP model the sources are encoded in the
+        worker and the keyboard plays them live (``live_ready``); with an NSynth model, the
+        instrument made last (``keyboard_requested``)."""
+        if not self.plays_live():
+            self.keyboard_requested.emit()
+            return
+        ready = self._ready()
+        if ready is None:
+            return
+        model, chosen = ready
+        x, y = self.pad.position
+        if len(chosen) == 2:
+            y = 0.0
+        engine = self.audio_engine()  # the keyboard plays through it: started now
+        if engine is None:
+            return
+
+        def done(live: Any) -> None:
+            self.live = live
+            self.say(f"{self.title}: playing {live.name} live; drag the pad while you play")
+            self.live_ready.emit(live)
+
+        self.submit(live_morph_job(model, chosen, x, y, rates=(int(engine.sample_rate),)),
+                    done, "live morph")
+
+    def stop_live(self) -> None:
+        """The pad no longer moves a live morph (another instrument plays now)."""
+        self.live = None
 
     # ------------------------------------------------------------------ instrument
     def build_instrument(self) -> None:

@@ -16,6 +16,7 @@ its exact sample).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -227,6 +228,14 @@ def render_sequence(instrument: MorphInstrument, seq: NoteSequence, sample_rate:
                     tail: float = 1.0, max_voices: int = 64, gain: float = 0.5) -> Audio:
     """``seq`` played on ``instrument`` (every event at its exact sample), stereo, with
     ``tail`` seconds after the last note-off for the releases. Drum notes are left out."""
+    voices = SamplerVoices(instrument, sample_rate, max_voices=max_voices, gain=gain)
+    return play_sequence(voices, seq, tail)
+
+
+def play_sequence(voices: SamplerVoices | Any, seq: NoteSequence, tail: float = 1.0) -> Audio:
+    """``seq`` played on ``voices`` (:class:`SamplerVoices` or any with its event API and a
+    ``sample_rate``: :class:`models.ddsp.voices.DDSPVoices`), every event at its exact sample;
+    stereo, with ``tail`` seconds after the last note-off, peaks above 0.99 scaled down."""
     if not 0 <= tail <= 30:
         raise CadenzaError(f"the tail is 0..30 s, not {tail}")
     times = [t for n in seq.notes for t in (n.start, n.end)]
@@ -234,7 +243,7 @@ def render_sequence(instrument: MorphInstrument, seq: NoteSequence, sample_rate:
         raise CadenzaError("the sequence has NaN, infinite or negative times; cannot render it")
     limits.sequence_length(max(times, default=0.0) + tail, "the rendering",
                            limits.RENDER_MAX_SECONDS)
-    voices = SamplerVoices(instrument, sample_rate, max_voices=max_voices, gain=gain)
+    sample_rate = int(voices.sample_rate)
     events: list[tuple[int, int, list[int]]] = []  # (sample, order, message)
     for n in seq.notes:
         if n.is_drum:
