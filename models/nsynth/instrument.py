@@ -166,17 +166,18 @@ def find_loop(x: np.ndarray, rate: int, held: float = ds.SECONDS_HELD) -> Loop |
 
 
 def _steady(x: np.ndarray, loop: Loop, rate: int) -> np.ndarray:
-    """``x`` with the level over the loop held at the level where the loop starts (a smooth gain
-    curve, at most 24 dB either way); before the loop the note is as it was."""
+    """``x`` with its level held at the loop's median level (a smooth gain curve, at most 24 dB
+    either way) from just before the loop (the samples its end is crossfaded with) onwards;
+    the attack before that is as it was."""
     level, n = _frame_levels(x, rate)
     first, end = loop.start // n, min(level.shape[0], max(loop.end // n, loop.start // n + 1))
+    lead = max(0, first - int(np.ceil(LOOP_FADE / LOOP_FRAME)) - 1)
+    target = float(np.median(level[first:end]))
     gain = np.ones(level.shape[0])
-    target = level[first]
-    gain[first:end] = np.clip(target / np.maximum(level[first:end], 1e-9), 1 / 16, 16)
+    gain[lead:end] = np.clip(target / np.maximum(level[lead:end], 1e-9), 1 / 16, 16)
     gain[end:] = gain[end - 1]
     k = 9  # smoothed over 90 ms, so the gain follows the level, not the waveform
     smooth = np.convolve(np.pad(gain, k // 2, mode="edge"), np.ones(k) / k, mode="valid")
-    smooth[: first + 1] = 1.0
     centers = (np.arange(level.shape[0]) + 0.5) * n
     curve = np.interp(np.arange(x.shape[0]), centers, smooth)
     return (x * curve).astype(np.float32)
