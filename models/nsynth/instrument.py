@@ -244,14 +244,15 @@ def _zero_mean(x: np.ndarray) -> np.ndarray:
 
 
 def _held_rms(x: np.ndarray, loop: Loop | None, rate: int) -> float:
+    """The RMS over the loop, or (no loop) over the frames within 20 dB of the loudest."""
     if loop is not None:
-        part = x[loop.start: loop.end]
-    else:  # the frames within 20 dB of the loudest
-        level, n = _frame_levels(x, rate)
-        loud = level >= level.max() * 0.1 if level.size else np.zeros(0, bool)
-        part = level[loud] if loud.any() else x
+        part = x[loop.start: loop.end].astype(np.float64)
         return float(np.sqrt(np.mean(np.square(part)))) if part.size else 0.0
-    return float(np.sqrt(np.mean(np.square(part.astype(np.float64))))) if part.size else 0.0
+    level, _ = _frame_levels(x, rate)
+    if not level.size:
+        return 0.0
+    loud = level[level >= level.max() * 0.1]
+    return float(np.sqrt(np.mean(np.square(loud))))
 
 
 def finish_notes(notes: Sequence[np.ndarray], rate: int, held: float = ds.SECONDS_HELD,

@@ -5,6 +5,8 @@ syntax. On the tiny trained model (``tiny_morpher``) and on small WAVs written h
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -310,3 +312,39 @@ def test_a_third_party_parser_reads_the_written_sfz(built) -> None:
         assert (int(r["loop_start"]), int(r["loop_end"]) + 1) == (inst.loops[key].start,
                                                                  inst.loops[key].end)
         assert str(r["loop_mode"]) == "loop_continuous"
+
+
+# ---------------------------------------------------------------------------- the CLI
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_morph_instrument_at_48k_with_a_moving_bar(tiny_model_dir: Path, tmp_path: Path,
+                                                       monkeypatch, capsys) -> None:
+    """``cadenza morph-instrument`` writes 48 kHz by default, and on a terminal its bar is
+    told more than the start and the end."""
+    import app.commands.nsynth as nsynth_cmd
+    from app.cli import main
+    from app.commands.progress import progress_bar
+
+    told: list[float] = []
+
+    @contextlib.contextmanager
+    def watched(stage: str, stream: Any = None) -> Any:
+        with progress_bar(stage, stream=Terminal()) as report:
+            def both(fraction: float | None = None, stage: str | None = None) -> None:
+                if fraction is not None:
+                    told.append(fraction)
+                report(fraction, stage)
+
+            yield both
+
+    monkeypatch.setattr(nsynth_cmd, "progress_bar", watched)
+    out = tmp_path / "inst"
+    assert main(["morph-instrument", "gm:0", "gm:73", "--pitches", "60,72", "--model",
+                 str(tiny_model_dir), "-o", str(out)]) == 0
+    assert "2 notes at 48000 Hz (2 with a sustain loop)" in capsys.readouterr().out
+    assert soundfile.info(out / "morph-p060.wav").samplerate == 48000
+    assert "loop_mode=loop_continuous" in (out / "instrument.sfz").read_text()
+    assert len({f for f in told if 0 < f < 1}) >= 10 and told[-1] == 1.0
