@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/bench_instrument.py --out /tmp/inst [--model nsynth-small]
         [--sources gm:0,gm:73] [--sample-rate 48000] [--pitches 36,40,...]
 
-Builds the instrument (16 pitches from C2 by default) and prints: the wall time, the progress
-reports (how many, their spread over the run), each WAV's DC (|mean|), how long C2, C6 and C7
-stay audible when held 4 s in Cadenza's sampler (the last 20 ms frame within 40 dB of the
-note's loudest), and the level difference between neighbouring key centers (RMS of the note
-played at its key center, held, 0.1..1.0 s).
+Builds the instrument (16 pitches from C2 by default) and prints: the wall time (and when the
+bar reached 0.1, the sources encoded, and 0.9, the notes decoded), the progress reports (how
+many, the longest gap between two), each WAV's DC (|mean|), how long C2, C6 and C7 stay audible
+when held 4 s in Cadenza's sampler (the last 20 ms frame within 40 dB of the note's loudest),
+and the level difference between neighbouring key centers (RMS of the note played at its key
+center, held, 0.1..1.0 s).
 """
 
 from __future__ import annotations
@@ -71,8 +72,12 @@ def main() -> None:
         x = held(inst, p, 1.2, rate)[int(0.1 * rate): int(1.0 * rate)]
         levels.append(20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-12))
     steps = np.abs(np.diff(levels))
+    def reached(fraction: float) -> float:
+        return round(next((t for t, f in reports if f >= fraction), took), 1)
+
     result = {
         "seconds": round(took, 1), "sample_rate": rate, "pitches": inst.pitches,
+        "encoded_at_s": reached(0.1), "decoded_at_s": reached(0.9),
         "progress_reports": len(reports), "progress_inside_0_1": len(inside),
         "longest_gap_between_reports_s": round(float(gaps.max()), 1),
         "dc_max": float(max(dc.values())),

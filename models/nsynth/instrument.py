@@ -27,6 +27,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,6 +282,38 @@ def finish_notes(notes: Sequence[np.ndarray], rate: int, held: float = ds.SECOND
     return [_zero_mean(x * np.float32(g * scale)) for x, g in zip(out, gains, strict=True)], loops
 
 
+def smpl_chunk(key: int, loop: Loop, rate: int) -> bytes:
+    """A WAV ``smpl`` chunk: the note's root key and its loop (forward, endless; the end
+    inclusive), which samplers and DAWs that load the bare WAV read."""
+    head = struct.pack("<9I", 0, 0, int(round(1e9 / rate)), int(key), 0, 0, 0, 1, 0)
+    body = head + struct.pack("<6I", 0, 0, loop.start, loop.end - 1, 0, 0)
+    return b"smpl" + struct.pack("<I", len(body)) + body
+
+
+def wav_loop(path: str | Path) -> Loop | None:
+    """The first loop of a WAV's ``smpl`` chunk (None: not a WAV, or no loop)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            for _ in range(64):  # chunks looked at, at most
+                top = f.read(8)
+                if len(top) < 8:
+                    return None
+                kind, size = struct.unpack("<4sI", top)
+                if kind == b"smpl":
+                    body = f.read(min(size, 36 + 24))
+                    if len(body) < 60 or struct.unpack_from("<I", body, 28)[0] < 1:
+                        return None
+                    start, last = struct.unpack_from("<II", body, 36 + 8)
+                    return Loop(start, last + 1) if last > start else None
+                f.seek(size + (size & 1), 1)
+    except OSError:
+        return None
+    return None
+
+
 # ---------------------------------------------------------------------------- SFZ
 def write_sfz(directory: Path, files: Sequence[str], pitches: Sequence[int],
               release: float, loops: Sequence[Loop | None] | None = None) -> Path:
@@ -392,13 +425,25 @@ def parse_sfz(path: str | Path) -> tuple[list[dict[str, str]], dict[str, str]]:
     return regions, {**scopes["global"], **scopes["master"], **scopes["group"]}
 
 
-def _region_loop(r: dict[str, str], frames: int, where: str) -> Loop | None:
+def _region_loop(r: dict[str, str], frames: int, where: str, sample: Path) -> Loop | None:
+    """The region's loop: its ``loop_start``/``loop_end`` or else the WAV's own ``smpl`` loop,
+    played as ``loop_mode`` says (by default, as the SFZ format has it, ``loop_continuous``
+    when the WAV has a loop, else none)."""
     mode = r.get("loop_mode", "").lower()
     if mode and mode not in LOOP_MODES:
         raise CadenzaError(f"{where}: loop_mode must be one of {', '.join(LOOP_MODES)}, not "
                            f"{mode}")
-    if mode not in ("loop_continuous", "loop_sustain") or "loop_end" not in r:
+    if mode in ("no_loop", "one_shot"):
         return None
+    own = wav_loop(sample)
+    if own is not None and own.end > frames:
+        own = None
+    if not mode:
+        if own is None:
+            return None
+        mode = "loop_continuous"
+    if "loop_end" not in r:
+        return None if own is None else Loop(own.start, own.end, mode)
     try:
         start, last = int(r.get("loop_start", "0")), int(r["loop_end"])
     except ValueError as exc:
@@ -464,7 +509,7 @@ class MorphInstrument:
                                    f"exist")
             limits.audio_source(sample)
             audio = read_audio(sample).mono()
-            loop = _region_loop(r, audio.frames, f"{sfz}: region {number}")
+            loop = _region_loop(r, audio.frames, f"{sfz}: region {number}", sample)
             if rate is None:
                 rate = audio.sample_rate
             if audio.sample_rate != rate:
@@ -574,20 +619,25 @@ def _hold_again(x: np.ndarray, rate: int, n: int, ratio: float) -> np.ndarray:
 def save_instrument(root: str | Path, pitches: Sequence[int], notes: Sequence[Any],
                     release: float, info: dict[str, Any] | None = None,
                     loops: Sequence[Loop | None] | None = None) -> Path:
-    """Write an instrument folder: one WAV per pitch (``notes``: :class:`Audio`), the SFZ (with
-    ``loops``, one per note or None) and ``instrument.json``. The folder is built beside
-    ``root`` and replaces it as a whole: a kill, a full disk or an error leaves the old
-    instrument exactly as it was, never old and new notes mixed, and an error says so in one
-    line."""
-    from models.audio_io import write_audio
+    """Write an instrument folder: one WAV per pitch (``notes``: :class:`Audio`; with its loop,
+    ``loops``, in a ``smpl`` chunk), the SFZ (with the loops) and ``instrument.json``. The
+    folder is built beside ``root`` and replaces it as a whole: a kill, a full disk or an error
+    leaves the old instrument exactly as it was, never old and new notes mixed, and an error
+    says so in one line."""
+    from models.audio_io import with_wav_chunk, write_audio
 
     root = Path(root)
     try:
         with replacing_folder(root) as building:
             files = []
-            for p, note in zip(pitches, notes, strict=True):
+            loops = list(loops) if loops is not None else [None] * len(notes)
+            for p, note, loop in zip(pitches, notes, loops, strict=True):
                 name = f"morph-p{int(p):03d}.wav"
                 write_audio(building / name, note)
+                if loop is not None:  # the loop in the WAV too, for those who load it alone
+                    wav = building / name
+                    wav.write_bytes(with_wav_chunk(wav.read_bytes(),
+                                                   smpl_chunk(int(p), loop, note.sample_rate)))
                 files.append(name)
             write_sfz(building, files, pitches, release, loops)
             (building / INFO_FILE).write_text(json.dumps(

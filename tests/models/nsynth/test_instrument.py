@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,37 @@ def test_every_note_has_a_seamless_loop_in_its_held_part(built) -> None:
         assert abs(20 * np.log10(before / after)) < 3.0
         key = int(r["pitch_keycenter"])
         assert inst.loops[key] == Loop(start, last + 1)
+
+
+def riff_chunks(path: Path) -> dict[bytes, bytes]:
+    """A WAV's chunks by id (read here, not with the code under test)."""
+    data = path.read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    chunks, pos = {}, 12
+    while pos + 8 <= len(data):
+        kind, size = struct.unpack_from("<4sI", data, pos)
+        chunks[kind] = data[pos + 8: pos + 8 + size]
+        pos += 8 + size + (size & 1)
+    return chunks
+
+
+def test_the_wavs_carry_their_loop_and_root_key_in_a_smpl_chunk(built, tmp_path: Path) -> None:
+    out, inst, _ = built
+    for key in PITCHES:
+        smpl = riff_chunks(out / f"morph-p{key:03d}.wav")[b"smpl"]
+        period, unity = struct.unpack_from("<II", smpl, 8)
+        loops = struct.unpack_from("<I", smpl, 28)[0]
+        kind, start, last, _, count = struct.unpack_from("<5I", smpl, 36 + 4)
+        assert (unity, loops, kind, count) == (key, 1, 0, 0)
+        assert period == round(1e9 / RATE)
+        assert (start, last + 1) == (inst.loops[key].start, inst.loops[key].end)
+    # an SFZ that names no loop plays the WAV's own (loop_continuous, as the format has it)
+    wav = out / "morph-p060.wav"
+    (tmp_path / "a.wav").write_bytes(wav.read_bytes())
+    (tmp_path / "instrument.sfz").write_text("<region> sample=a.wav key=60\n")
+    assert MorphInstrument.load(tmp_path).loops == {60: inst.loops[60]}
+    (tmp_path / "instrument.sfz").write_text("<region> sample=a.wav key=60 loop_mode=no_loop\n")
+    assert MorphInstrument.load(tmp_path).loops == {}
 
 
 def test_every_key_sustains_while_held_and_releases_on_note_off(built) -> None:
