@@ -215,7 +215,7 @@ class SamplerVoices:
             table = self._tables[self._table[v]]
             step = self._step[v] * self._bend[self._channel[v]]
             loop = self._loops[self._table[v]]
-            if loop is not None and not (loop[2] or not self._released[v]):
+            if loop is not None and not loop[2] and self._released[v]:
                 loop = None  # a loop_sustain voice, let go: on to the sample's end
             idx = self._pos[v] + step * ramp
             if loop is not None:
