@@ -4,9 +4,8 @@ NSynth Super rendered its morphs every 4 semitones; :func:`build_instrument` doe
 (16 pitches from C2 by default). A General MIDI source (``gm:flute``) is rendered at each pitch;
 an audio file is pitch-shifted there by resampling from its own detected pitch, and a note
 shifted up (so shortened) is held again to its full length through a loop of its steady part.
-All pitches are decoded together as one batch, only their held part (:data:`DECODED_SECONDS`),
-at the export rate when the model renders at any rate (:func:`renders_at_any_rate`), else at its
-own rate and resampled (soxr).
+All pitches are decoded together as one batch, at the export rate when the model renders at any
+rate (:func:`renders_at_any_rate`), else at its own rate and resampled (soxr).
 
 Each note is then made playable (:func:`finish_notes`): its DC removed (a zero-phase 12 Hz
 high-pass, then the last of the mean under a smooth window), a loop chosen on the steady part of
@@ -53,7 +52,6 @@ MIN_LOOP = 0.04  # seconds: a shorter steady part gets no loop
 LOOP_FADE = 0.03  # seconds: the crossfade baked in before the loop end
 HELD_LEVEL_DB = -20.0  # every note's level over its loop (RMS, dBFS), peaks permitting
 DC_CUTOFF = 12.0  # Hz
-DECODED_SECONDS = ds.SECONDS_HELD + 0.1  # of each note: the held part, where the loop is
 END_FADE = 0.02  # seconds: a note without a loop fades out this fast at its end
 
 
@@ -725,19 +723,14 @@ def build_instrument(
     n = len(sources)
     guides = [morpher.guide(audio[i * n:(i + 1) * n], weights) for i in range(len(pitches))]
     report(0.1)
-    # Only the held part is decoded: the loops lie inside it, and a note ends with its loop's
-    # start played once more (the sources' releases would be decoded for nothing).
-    hop = int(getattr(morpher.config, "hop", 0) or 0)
-    keep = int(np.ceil(DECODED_SECONDS * morpher.config.sample_rate / hop)) if hop else 0
-    envelopes = [g[1] for g in guides]
-    if 0 < keep < mixed.shape[1]:
-        mixed = mixed[:, :keep]
-        envelopes = [np.asarray(e)[:keep] for e in envelopes]
+    # The whole note is decoded, though only its held part is kept (the loop lies inside it):
+    # cut to that, the WaveNet's last chunk would be shorter than the others and be compiled
+    # again, which costs more than the release saves (in a new process, as the CLI is).
     rate = int(sample_rate or morpher.config.sample_rate)
     extra = {"sample_rate": rate} if renders_at_any_rate(morpher) else {}
     outs = morpher.decode(mixed, progress=lambda f: report(0.1 + 0.8 * f), cancel=cancel,
                           temperature=temperature, seed=seed, f0=[g[0] for g in guides],
-                          envelope=envelopes, **extra)
+                          envelope=[g[1] for g in guides], **extra)
     if not all(np.isfinite(a.samples).all() for a in outs):
         raise CadenzaError("the morph came out NaN: the model is broken (nothing was written)")
     decoded = [a if a.sample_rate == rate else a.resampled(rate) for a in outs]
