@@ -27,7 +27,6 @@ from models.nsynth.instrument import (
     renders_at_any_rate,
     sfz_key,
 )
-from models.nsynth.morph import Morpher
 from models.nsynth.voices import SamplerVoices, render_sequence
 from models.sequence import Note, NoteSequence
 
@@ -53,19 +52,6 @@ def held(inst: MorphInstrument, pitch: int, seconds: float) -> np.ndarray:
     return render_sequence(inst, seq, sample_rate=RATE, tail=1.0).samples[:, 0]
 
 
-class AnyRateMorpher(Morpher):
-    """A stand-in for a model family that renders at any rate (the DDSP one): the tiny WaveNet
-    decoding at 16 kHz, resampled inside ``decode``; it records the rates it was asked for."""
-
-    asked: list[int | None]
-
-    def decode(self, embedding: Any, *args: Any, sample_rate: int | None = None,
-               **kwargs: Any) -> Any:
-        self.asked.append(sample_rate)
-        out = super().decode(embedding, *args, **kwargs)
-        return [a.resampled(sample_rate) for a in out] if sample_rate else out
-
-
 @pytest.fixture(scope="module")
 def built(tiny_morpher, tmp_path_factory: pytest.TempPathFactory
           ) -> tuple[Path, MorphInstrument, list[float]]:
@@ -87,17 +73,22 @@ def test_the_wavs_are_at_the_export_rate(built, tiny_morpher) -> None:
     assert info["sample_rate"] == RATE and info["rendered_at"] == 16000
 
 
-def test_a_model_that_renders_at_any_rate_is_asked_for_the_rate(tiny_model_dir: Path,
-                                                                tmp_path: Path) -> None:
-    morpher = AnyRateMorpher.load(tiny_model_dir)
-    morpher.asked = []
+def test_a_model_that_renders_at_any_rate_renders_at_the_export_rate(
+        nsynth_data: Path, tmp_path: Path) -> None:
+    """A DDSP model (trained here for a few steps) is asked for the rate, not resampled."""
+    from models.ddsp.morph import DDSPMorpher
+    from models.ddsp.train import train
+
+    train(nsynth_data, tmp_path / "ddsp", preset="tiny", steps=10, eval_every=10, seed=1)
+    morpher = DDSPMorpher.load(tmp_path / "ddsp")
     assert renders_at_any_rate(morpher)
-    inst = build_instrument(morpher, ["gm:0", "gm:73"], tmp_path / "i", pitches=[60],
+    inst = build_instrument(morpher, ["gm:0", "gm:73"], tmp_path / "i", pitches=[48, 72],
                             sample_rate=44100)
-    assert morpher.asked == [44100] and inst.sample_rate == 44100
-    assert json.loads((tmp_path / "i" / "instrument.json").read_text())["rendered_at"] == 44100
-    morpher.renders_at_any_rate = False  # the attribute, where there is one, decides
-    assert not renders_at_any_rate(morpher)
+    info = json.loads((tmp_path / "i" / "instrument.json").read_text())
+    assert inst.sample_rate == info["sample_rate"] == info["rendered_at"] == 44100
+    for p in (48, 72):
+        x, rate = soundfile.read(tmp_path / "i" / f"morph-p{p:03d}.wav")
+        assert rate == 44100 and abs(float(np.mean(x))) < 1e-4
 
 
 def test_no_dc(built) -> None:
