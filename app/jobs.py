@@ -307,9 +307,12 @@ def morph_job(model_name: str, sources: Sequence[MorphSource], x: float, y: floa
 
 
 def instrument_job(model_name: str, sources: Sequence[MorphSource], x: float, y: float,
-                   out: str | Path, pitches: Sequence[int] | None = None) -> Job:
-    """A job: a morph instrument (one note per key center, WAVs + SFZ) written to ``out``;
-    returns the :class:`models.nsynth.instrument.MorphInstrument`."""
+                   out: str | Path, pitches: Sequence[int] | None = None,
+                   sample_rate: int | None = None) -> Job:
+    """A job: a morph instrument (one note per key center, WAVs + SFZ) written to ``out`` at
+    ``sample_rate`` (None or 0: the model's own); returns the
+    :class:`models.nsynth.instrument.MorphInstrument`. Its progress rises while the notes are
+    prepared, decoded and finished."""
     if len(sources) not in (2, 3, 4):
         raise CadenzaError(f"Morph takes 2 to 4 sounds, not {len(sources)}")
 
@@ -327,7 +330,7 @@ def instrument_job(model_name: str, sources: Sequence[MorphSource], x: float, y:
             return build_instrument(
                 morpher, specs, out, pitches=tuple(pitches or DEFAULT_PITCHES),
                 progress=lambda f: ctx.progress(f, f"Rendering the instrument… {100 * f:.0f}%"),
-                cancel=lambda: ctx.cancelled, **kwargs)
+                cancel=lambda: ctx.cancelled, sample_rate=sample_rate or None, **kwargs)
         except Cancelled as exc:
             raise JobCancelled() from exc
 

@@ -302,6 +302,12 @@ def audio_bytes(audio: Audio, format: str = "WAV", subtype: str = "PCM_16") -> b
     return buffer.getvalue()
 
 
+def with_wav_chunk(wav: bytes, chunk: bytes) -> bytes:
+    """A WAV file's bytes with one more RIFF ``chunk`` (id, size, even-length body) before its
+    audio (for a chunk libsndfile does not write, such as a sampler's ``smpl`` loop)."""
+    return _with_chunk(wav, chunk)
+
+
 def _with_chunk(wav: bytes, chunk: bytes) -> bytes:
     """A RIFF WAVE file's bytes with ``chunk`` (id, size, even-length body) added before its
     ``data`` chunk and the RIFF size grown to match; anything else (RF64 for files past 4 GiB,

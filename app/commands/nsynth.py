@@ -95,7 +95,9 @@ def _xy(text: str) -> tuple[float, float]:
     return x, y
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, sample_rate: int | None = None) -> None:
+    """The options of ``morph`` and ``morph-instrument``; ``sample_rate``: the default of
+    ``--sample-rate`` (None: the model's own)."""
     p.add_argument("sources", nargs="+",
                    help="2 or 4 sounds: audio files, or General MIDI instruments like gm:flute")
     p.add_argument("--mix", type=float, default=0.5, help="0 = first source, 1 = second")
@@ -103,9 +105,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model name or folder (default: shipped)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sample-rate", type=int, default=None, metavar="HZ",
-                   help="write the audio at this rate, e.g. 44100 or 48000 (default: the "
-                        "model's, 16000)")
+    default = f"{sample_rate}" if sample_rate else "the model's, 16000"
+    p.add_argument("--sample-rate", type=int, default=sample_rate, metavar="HZ",
+                   help=f"write the audio at this rate, e.g. 44100 or 48000 (default: "
+                        f"{default}); a model that renders at any rate renders at it, "
+                        f"another's output is resampled")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -129,9 +133,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser(
         "morph-instrument",
         help="render a morph at 16 pitches into a folder of WAVs plus an SFZ instrument",
-        description="Render the morph every 4 semitones from C2 (batched) as WAVs + SFZ.",
+        description="Render the morph every 4 semitones from C2 (batched) as WAVs + SFZ: each "
+                    "note at the export rate, without DC, with a seamless sustain loop "
+                    "(loop_start/loop_end in the SFZ) and the same level as its neighbours.",
     )
-    _add_common(q)
+    _add_common(q, sample_rate=48000)
     q.add_argument("-o", "--output", type=Path, required=True, help="folder to write")
     q.add_argument("--pitches", default=None, help="comma-separated MIDI pitches")
     q.add_argument("--release", type=float, default=0.3, help="SFZ ampeg_release seconds")
@@ -253,7 +259,9 @@ def run_morph_instrument(args: argparse.Namespace) -> int:
             release=args.release, progress=progress, temperature=args.temperature,
             seed=args.seed, sample_rate=args.sample_rate,
         )
-    print(f"{args.output}: {len(inst.pitches)} notes and instrument.sfz "
+    looped = len(inst.loops)
+    print(f"{args.output}: {len(inst.pitches)} notes at {inst.sample_rate} Hz "
+          f"({looped} with a sustain loop) and instrument.sfz "
           f"in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -255,8 +255,8 @@ class MorphWorkspace(Workspace):
                                     "the model's own 16 kHz")
         self.make_instrument = QPushButton("Make instrument")
         self.make_instrument.setToolTip(
-            "Render the morph at 16 pitches in the background: then play it from the MIDI "
-            "keyboard, or export it as WAVs + SFZ")
+            "Render the morph at 16 pitches in the background, at the export rate: then play "
+            "it from the MIDI keyboard, or export it as WAVs + SFZ (with sustain loops)")
         self.make_instrument.clicked.connect(self.build_instrument)
         self.action_buttons.append(self.make_instrument)
         self.test_note = QPushButton("▶ Test note")
@@ -544,7 +544,8 @@ class MorphWorkspace(Workspace):
 
     # ------------------------------------------------------------------ instrument
     def build_instrument(self) -> None:
-        """Render a morph instrument (one note per key center) in the worker."""
+        """Render a morph instrument (one note per key center) in the worker, at the export
+        rate chosen (48 or 44.1 kHz, or the model's own)."""
         ready = self._ready()
         if ready is None:
             return
@@ -558,7 +559,8 @@ class MorphWorkspace(Workspace):
             self.instrument_label.setText(
                 f"Ready: {len(pitches)} note{'s' if len(pitches) != 1 else ''} from "
                 f"{pitch_name(pitches[0])} to "
-                f"{pitch_name(pitches[-1])}. Play it from the MIDI keyboard, or export it.")
+                f"{pitch_name(pitches[-1])} at {instrument.sample_rate / 1000:g} kHz. Play it "
+                f"from the MIDI keyboard, or export it.")
             self._update_buttons()
             self.say(f"{self.title}: the morph instrument is ready")
             self.instrument_ready.emit(instrument)
@@ -566,7 +568,8 @@ class MorphWorkspace(Workspace):
         self.instrument_label.setText("Rendering the instrument…")
         self._instrument_job = self.submit(
             instrument_job(model, chosen, x, 0.0 if len(chosen) == 2 else y, folder,
-                           self.instrument_pitches),
+                           self.instrument_pitches,
+                           sample_rate=self.export_rate.currentData() or None),
             done, "make instrument")
 
     def play_note(self, pitch: int, velocity: int = 100, seconds: float = 1.0) -> bool:

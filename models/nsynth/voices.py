@@ -2,7 +2,10 @@
 
 A voice reads the rendered note of the nearest key center (resampled once to the output rate)
 with a fractional step of ``2 ** (semitones / 12)`` and linear interpolation, as a hardware
-sampler does, under the instrument's ADSR envelope scaled by velocity. The sustain pedal
+sampler does, under the instrument's ADSR envelope scaled by velocity. A note with a sustain
+loop (the SFZ's ``loop_mode``/``loop_start``/``loop_end``) wraps from the loop's end back to its
+start: ``loop_continuous`` for as long as the voice sounds (so a held key sustains, and the
+release fades the loop), ``loop_sustain`` only until the key (or pedal) lets go. The sustain pedal
 (CC 64), all-notes-off (CC 123), all-sound-off (CC 120) and pitch bend (+-2 semitones) work per
 channel; drum-channel notes are ignored. When every voice is busy the oldest one (a released one
 first) is taken over.
@@ -51,6 +54,18 @@ class SamplerVoices:
         self._tables = [np.concatenate([shift_pitch(instrument.samples[k], 0.0,
                                                     instrument.sample_rate, self.sample_rate),
                                         np.zeros(1, np.float32)]) for k in keys]
+        # Each table's loop at the output rate: (start, end, continuous), or None.
+        ratio = self.sample_rate / instrument.sample_rate
+        self._loops: list[tuple[int, int, bool] | None] = []
+        for k, table in zip(keys, self._tables, strict=True):
+            loop = instrument.loops.get(k)
+            if loop is not None and loop.mode in ("loop_continuous", "loop_sustain"):
+                loop = loop.scaled(ratio)
+                end = min(loop.end, table.shape[0] - 1)
+                if end - loop.start >= 2:
+                    self._loops.append((loop.start, end, loop.mode == "loop_continuous"))
+                    continue
+            self._loops.append(None)
         self._key_of = np.array([keys.index(instrument.key_center(p)) for p in range(128)])
         self._center = np.array(keys, dtype=np.float64)
         n = int(max_voices)
@@ -200,13 +215,22 @@ class SamplerVoices:
         for v in np.flatnonzero(self._active):
             table = self._tables[self._table[v]]
             step = self._step[v] * self._bend[self._channel[v]]
+            loop = self._loops[self._table[v]]
+            if loop is not None and not loop[2] and self._released[v]:
+                loop = None  # a loop_sustain voice, let go: on to the sample's end
             idx = self._pos[v] + step * ramp
+            if loop is not None:
+                start, end = loop[0], loop[1]
+                idx = np.where(idx >= end, start + np.mod(idx - start, end - start), idx)
             i0 = idx.astype(np.int64)
             last = table.shape[0] - 1
             inside = i0 < last
             i0 = np.minimum(i0, last - 1)
             frac = idx - i0
-            s = table[i0] * (1.0 - frac) + table[i0 + 1] * frac
+            i1 = i0 + 1
+            if loop is not None:  # the sample after the loop's last is its first
+                i1 = np.where(i1 >= end, i1 - (end - start), i1)
+            s = table[i0] * (1.0 - frac) + table[i1] * frac
             s[~inside] = 0.0
             if self._released[v]:
                 rel = self._rel_age[v] + ramp
@@ -218,6 +242,8 @@ class SamplerVoices:
                 done = False
             out[:frames] += (s * env * (self._amp[v] * self.gain)).astype(np.float32)
             self._pos[v] += step * frames
+            if loop is not None and self._pos[v] >= loop[1]:
+                self._pos[v] = loop[0] + (self._pos[v] - loop[0]) % (loop[1] - loop[0])
             self._age[v] += frames
             if done or not inside[-1]:
                 self._active[v] = False

@@ -415,6 +415,8 @@ def test_morph_two_general_midi_sources(win, qtbot, tmp_path, wav_file, artifact
     _wait_idle(qtbot, ws)
     assert ws.instrument is not None and ws.instrument.pitches == [60]
     assert len({v for v in seen if 0 < v < 1000}) >= 3, seen  # the bar moves as it renders
+    # rendered at the export rate, with a sustain loop
+    assert ws.instrument.sample_rate == 48000 and set(ws.instrument.loops) == {60}
     assert ws.test_note.isEnabled()
     dest = ws.export_instrument(tmp_path / "inst")
     assert dest is not None and (dest / "instrument.sfz").is_file()
