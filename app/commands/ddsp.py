@@ -30,7 +30,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from dataclasses import replace
 
-    from models.ddsp.model import TRAINING
+    from models.ddsp.config import TRAINING
     from models.ddsp.train import train
 
     changes = {k: v for k, v in (("batch_size", args.batch_size),
