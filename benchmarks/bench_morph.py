@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from benchmarks.gpu_option import parse_args_with_gpu  # noqa: E402
+
 SOURCES = ("gm:flute", "gm:clarinet")
 PITCH = 60
 QUALITY = ("pitch_kept", "harmonic_share", "harmonic_share_mean", "flatness",
@@ -148,12 +150,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--no-commands", action="store_true",
                         help="leave out the two timed commands (new processes)")
-    parser.add_argument("--gpu", action="store_true",
-                        help="run on the GPU when the backend has one (default: CPU only)")
-    args = parser.parse_args()
-    if not args.gpu:
-        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    args = parse_args_with_gpu(parser)
     if not args.data.is_dir():
         raise SystemExit(f"--data: no such folder {args.data} (cadenza dataset nsynth --out DIR)")
 

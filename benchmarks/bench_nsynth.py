@@ -26,17 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from benchmarks.gpu_option import parse_args_with_gpu  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=str(ROOT / "models" / "shipped" / "nsynth-small"))
     parser.add_argument("--samples", type=int, default=32000, help="samples per speed run")
-    parser.add_argument("--gpu", action="store_true",
-                        help="run on the GPU when the backend has one (default: CPU only)")
-    args = parser.parse_args()
-    if not args.gpu:
-        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    args = parse_args_with_gpu(parser)
 
     import numpy as np
 

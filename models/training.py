@@ -167,6 +167,75 @@ class Recipe:
         raise NotImplementedError
 
 
+# ------------------------------------------------------------- pieces the recipes share
+def warmup_cosine(peak: float, steps: int) -> Any:
+    """The learning rate at a step: a linear warm-up over the first tenth of ``steps`` (at most
+    100), then a cosine from ``peak`` down to a tenth of it at ``steps``."""
+    import keras
+    from keras import ops
+
+    warm_steps = max(1, min(100, steps // 10))
+
+    class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step: Any) -> Any:
+            s = ops.cast(step, "float32")
+            frac = ops.minimum(1.0, s / max(1, steps))
+            warm = ops.minimum(1.0, (s + 1.0) / warm_steps)
+            return peak * warm * (0.1 + 0.9 * 0.5 * (1.0 + ops.cos(math.pi * frac)))
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+    return WarmupCosine()
+
+
+def compile_warmup_cosine(model: Any, loss: Any, learning_rate: float, steps: int) -> Any:
+    """``model`` compiled with ``loss`` and Adam (clip norm 1) on :func:`warmup_cosine` over the
+    run's ``steps``; the optimizer is built, so its state can be restored. Returns ``model``."""
+    import keras
+
+    optimizer = keras.optimizers.Adam(learning_rate=warmup_cosine(learning_rate, steps),
+                                      clipnorm=1.0)
+    model.compile(optimizer=optimizer, loss=loss)
+    optimizer.build(model.trainable_variables)
+    return model
+
+
+def validation_loss(model: Any, inputs: Any, targets: Any, batch_size: int) -> dict[str, Any]:
+    """``{"val_loss": ...}``: the compiled loss of ``model`` on the validation batches."""
+    logs = model.evaluate(inputs, targets, batch_size=batch_size, verbose=0, return_dict=True)
+    return {"val_loss": float(logs["loss"])}
+
+
+def train_preset(recipe: Recipe, out: str | Path, configs: dict[str, Callable[[], Any]],
+                 trainings: dict[str, Any], *, preset: str | None, config: Any, settings: Any,
+                 steps: int, eval_every: int, checkpoint_seconds: float,
+                 max_seconds: float | None, seed: int, fresh: bool, command: str,
+                 log: Log | None, verbose: int) -> RunResult:
+    """:func:`train` as a family's ``train(...)`` asks it with a preset: the architecture is
+    ``config`` or ``preset``'s (``configs``: the presets' architectures, made by calling; default
+    small), the training settings ``settings`` or ``preset``'s (``trainings``). What is given is
+    what the run asks (a run in ``out`` with other values is resumed as the recipe allows,
+    ``fresh`` starts over); with none of the three, a run is resumed as it is. Validation and a
+    history entry every ``eval_every`` steps, a checkpoint every ``checkpoint_seconds`` (at the
+    end of a period), a stop after ``max_seconds``."""
+    if eval_every < 1:
+        raise CadenzaError(f"--eval-every must be positive, not {eval_every}")
+    if preset is not None and preset not in configs:
+        raise CadenzaError(f"unknown {recipe.family} config '{preset}' "
+                           f"(one of {', '.join(configs)})")
+    given = config is not None or settings is not None or preset is not None
+    architecture = config or configs[preset or "small"]()
+    settings = settings or trainings[preset or "small"]
+    asked = ({**dataclasses.asdict(architecture), **dataclasses.asdict(settings)} if given
+             else {})
+    start = Start(architecture, settings, asked, fresh=fresh)
+    budget = Budget(steps=steps, period=eval_every, checkpoint_minutes=checkpoint_seconds / 60,
+                    max_minutes=None if max_seconds is None else max_seconds / 60)
+    return train(recipe, out, start, budget, seed=seed, command=command or None,
+                 log=log or (lambda s: None), verbose=verbose)
+
+
 # ------------------------------------------------------------------------------- the loop
 def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, seed: int = 0,
           command: str | None = None, log: Log | None = None, verbose: int = 1) -> RunResult:

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,29 +31,57 @@ def _log(text: str) -> None:
 
 
 def register_train(train_sub: argparse._SubParsersAction) -> None:
-    p = train_sub.add_parser(
-        "nsynth",
+    p = add_train_parser(
+        train_sub, "nsynth",
         help="train the NSynth WaveNet autoencoder (Morph) on a 'cadenza dataset nsynth' folder",
         description="Train the WaveNet autoencoder; running it again with the same --out resumes.",
-    )
-    p.add_argument("--data", type=Path, required=True, help="folder from 'cadenza dataset nsynth'")
-    p.add_argument("--out", type=Path, required=True, help="model folder to write")
-    p.add_argument("--config", choices=["small", "full", "tiny"], default="small",
-                   help="small: CPU-sized (default); full: Engel et al. 2017 sizes (GPU)")
-    p.add_argument("--steps", type=int, default=2000, help="total training steps")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--crop", type=int, default=None, help="samples per crop (multiple of 512)")
-    p.add_argument("--learning-rate", type=float, default=None)
-    p.add_argument("--max-minutes", type=float, default=None,
-                   help="stop (with a checkpoint) after this much wall time")
-    p.add_argument("--checkpoint-minutes", type=float, default=3.0)
-    p.add_argument("--eval-every", type=int, default=50, help="steps between validation losses")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+        configs=["small", "full", "tiny"], config_default="small",
+        config_help="small: CPU-sized (default); full: Engel et al. 2017 sizes (GPU)",
+        steps=2000, crop="--crop", crop_help="samples per crop (multiple of 512)", eval_every=50)
     p.set_defaults(handler=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
+    check_train_args(args)
+
+    from dataclasses import replace
+
+    from models.nsynth.model import CONFIGS, TRAINING
+    from models.nsynth.train import train
+
+    changes = {k: v for k, v in (("batch_size", args.batch_size), ("crop", args.crop),
+                                 ("learning_rate", args.learning_rate)) if v is not None}
+    return train_and_report(args, train, config=CONFIGS[args.config](),
+                            settings=replace(TRAINING[args.config], **changes))
+
+
+# ------------------------------------------------------------- training, of either family
+def add_train_parser(train_sub: argparse._SubParsersAction, name: str, *, help: str,
+                     description: str, configs: list[str], config_default: str | None,
+                     config_help: str, steps: int, crop: str, crop_help: str,
+                     eval_every: int) -> argparse.ArgumentParser:
+    """The parser of ``cadenza train NAME`` for a Morph family (``nsynth``, ``ddsp``): the
+    options they share, with the family's presets, defaults and crop option."""
+    p = train_sub.add_parser(name, help=help, description=description)
+    p.add_argument("--data", type=Path, required=True, help="folder from 'cadenza dataset nsynth'")
+    p.add_argument("--out", type=Path, required=True, help="model folder to write")
+    p.add_argument("--config", choices=configs, default=config_default, help=config_help)
+    p.add_argument("--steps", type=int, default=steps, help="total training steps")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument(crop, type=int, default=None, help=crop_help)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop (with a checkpoint) after this much wall time")
+    p.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    p.add_argument("--eval-every", type=int, default=eval_every,
+                   help="steps between validation losses")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    return p
+
+
+def check_train_args(args: argparse.Namespace) -> None:
+    """The shared options of :func:`add_train_parser` checked (one clear line if not valid)."""
     output_folder(args.out)
     limits.integer(args.steps, "--steps", 1, limits.MAX_TRAIN_STEPS)
     limits.seed(args.seed)
@@ -62,19 +91,16 @@ def run_train(args: argparse.Namespace) -> int:
     if args.learning_rate is not None:
         limits.number(args.learning_rate, "--learning-rate", 0, 1, low_open=True)
 
-    from dataclasses import replace
 
-    from models.nsynth.model import CONFIGS, TRAINING
-    from models.nsynth.train import train
-
-    changes = {k: v for k, v in (("batch_size", args.batch_size), ("crop", args.crop),
-                                 ("learning_rate", args.learning_rate)) if v is not None}
+def train_and_report(args: argparse.Namespace, train: Callable[..., Any], **family: Any) -> int:
+    """``train`` (a family's ``train(data, out, ...)``) run with the shared options and the
+    family's ``family`` arguments (the architecture, the settings); its progress lines on
+    stderr, its result as one JSON line on stdout."""
     result = train(
-        args.data, args.out, config=CONFIGS[args.config](),
-        settings=replace(TRAINING[args.config], **changes), steps=args.steps,
+        args.data, args.out, steps=args.steps,
         checkpoint_seconds=60 * args.checkpoint_minutes, eval_every=args.eval_every,
         seed=args.seed, fresh=args.fresh, log=_line, command=cli_command() or "",
-        max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
+        max_seconds=None if args.max_minutes is None else 60 * args.max_minutes, **family,
     )
     print(json.dumps({"step": result.step, "loss": round(result.loss, 4),
                       "val_loss": round(result.val_loss, 4),

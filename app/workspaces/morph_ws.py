@@ -384,15 +384,21 @@ class MorphWorkspace(Workspace):
             return None
         return model, [s for s in sources if s is not None]
 
-    def run(self) -> None:
-        """Morph the sources at the pad's position, in the worker (progress, Cancel)."""
+    def _ready_at(self) -> tuple[str, list[MorphSource], float, float] | None:
+        """:meth:`_ready` and the pad's position (y is 0 with two sources: they mix along x)."""
         ready = self._ready()
         if ready is None:
-            return
+            return None
         model, chosen = ready
         x, y = self.pad.position
-        if len(chosen) == 2:
-            y = 0.0
+        return model, chosen, x, 0.0 if len(chosen) == 2 else y
+
+    def run(self) -> None:
+        """Morph the sources at the pad's position, in the worker (progress, Cancel)."""
+        ready = self._ready_at()
+        if ready is None:
+            return
+        model, chosen, x, y = ready
         self._result_xy = (x, y)
         self._labels = [s.label for s in chosen]
         self.submit(morph_job(model, chosen, x, y, seconds=self.length.value(),
@@ -519,13 +525,10 @@ class MorphWorkspace(Workspace):
         if not self.plays_live():
             self.keyboard_requested.emit()
             return
-        ready = self._ready()
+        ready = self._ready_at()
         if ready is None:
             return
-        model, chosen = ready
-        x, y = self.pad.position
-        if len(chosen) == 2:
-            y = 0.0
+        model, chosen, x, y = ready
         engine = self.audio_engine()  # the keyboard plays through it: started now
         if engine is None:
             return

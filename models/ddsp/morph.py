@@ -55,17 +55,13 @@ class DDSPMorpher(Morpher):
     @classmethod
     def load(cls, directory: str | Path, engine: str = "numpy", name: str | None = None
              ) -> DDSPMorpher:
-        from models.checkpoint import config_from_dict, read_model_dir, weights_path
+        from models.checkpoint import weights_path
 
-        payload = read_model_dir(directory)
-        if payload["family"] != FAMILY:
-            raise CadenzaError(f"{directory} is a '{payload['family']}' model, not {FAMILY}")
-        config = config_from_dict(DDSPConfig, payload["config"])
+        config, saved_name = cls._read_folder(directory, DDSPConfig)
         path = weights_path(directory)
         if not path.is_file():
             raise CadenzaError(f"model weights are missing: {path}")
-        return cls(DDSPEngine.from_file(config, path),
-                   name=name or str(payload.get("name") or Path(directory).name), path=directory)
+        return cls(DDSPEngine.from_file(config, path), name=name or saved_name, path=directory)
 
     # ------------------------------------------------------------------ analysis
     def features(self, audios: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

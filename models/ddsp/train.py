@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from models.ddsp.config import (
 )
 from models.ddsp.synth import frame_features, noise_bank
 from models.errors import CadenzaError
-from models.nsynth.dataset import load_split, note_f0s, read_manifest
+from models.nsynth.dataset import card_figures, load_split, note_f0s, read_manifest
 
 
 @dataclass
@@ -169,11 +169,7 @@ class DDSPRecipe(training.Recipe):
         source = valid if valid.audio.shape[0] else self.notes
         self.val = source.crops(np.random.default_rng(12345), self.val_crops,
                                 settings.crop_frames, architecture, self.bank, self.max_start)
-        records = manifest.get("notes", [])
-        train_notes = sum(1 for n in records if n["split"] == "train")
-        return {"data": str(self.data), "train_notes": train_notes,
-                "val_notes": len(records) - train_notes,
-                "valid_programs": manifest.get("valid_programs")}
+        return card_figures(self.data, manifest)
 
     def build(self, architecture: DDSPConfig, settings: DDSPTraining) -> Any:
         from models.ddsp.model import build_model
@@ -184,16 +180,9 @@ class DDSPRecipe(training.Recipe):
         return model
 
     def compile(self, model: Any, settings: DDSPTraining, steps: int) -> Any:
-        import keras
-
         from models.ddsp.model import spectral_loss
-        from models.nsynth.train import warmup_cosine
 
-        optimizer = keras.optimizers.Adam(learning_rate=warmup_cosine(settings.learning_rate,
-                                                                      steps), clipnorm=1.0)
-        model.compile(optimizer=optimizer, loss=spectral_loss)
-        optimizer.build(model.trainable_variables)
-        return model
+        return training.compile_warmup_cosine(model, spectral_loss, settings.learning_rate, steps)
 
     def batch(self, step: int) -> tuple[Any, Any]:
         return self.notes.crops(np.random.default_rng((self.seed, step)),
@@ -201,10 +190,7 @@ class DDSPRecipe(training.Recipe):
                                 self.architecture, self.bank, self.max_start)
 
     def validate(self, model: Any) -> dict[str, Any]:
-        inputs, target = self.val
-        logs = model.evaluate(inputs, target, batch_size=self.settings.batch_size, verbose=0,
-                              return_dict=True)
-        return {"val_loss": float(logs["loss"])}
+        return training.validation_loss(model, *self.val, self.settings.batch_size)
 
     def card(self, architecture: DDSPConfig, settings: DDSPTraining,
              info: dict[str, Any]) -> str:
@@ -231,20 +217,10 @@ def train(
 
     The architecture is ``preset``'s (small, tiny; default small) and the training settings
     ``settings`` or the preset's; with neither, a run in ``out`` is resumed as it is."""
-    if eval_every < 1:
-        raise CadenzaError(f"--eval-every must be positive, not {eval_every}")
-    if preset is not None and preset not in CONFIGS:
-        raise CadenzaError(f"unknown ddsp config '{preset}' (one of {', '.join(CONFIGS)})")
-    given = settings is not None or preset is not None
-    architecture = CONFIGS[preset or "small"]()
-    settings = settings or TRAINING[preset or "small"]
-    asked = {**asdict(architecture), **asdict(settings)} if given else {}
-    start = training.Start(architecture, settings, asked, fresh=fresh)
-    budget = training.Budget(steps=steps, period=eval_every,
-                             checkpoint_minutes=checkpoint_seconds / 60,
-                             max_minutes=None if max_seconds is None else max_seconds / 60)
-    run = training.train(DDSPRecipe(Path(data), val_crops, seed), out, start, budget,
-                         seed=seed, command=command or None, log=log or (lambda s: None),
-                         verbose=verbose)
+    run = training.train_preset(
+        DDSPRecipe(Path(data), val_crops, seed), out, CONFIGS, TRAINING, preset=preset,
+        config=None, settings=settings, steps=steps, eval_every=eval_every,
+        checkpoint_seconds=checkpoint_seconds, max_seconds=max_seconds, seed=seed, fresh=fresh,
+        command=command, log=log, verbose=verbose)
     return TrainResult(run.step, float(run.metrics.get("loss", math.nan)),
                        float(run.metrics.get("val_loss", math.nan)), run.seconds)

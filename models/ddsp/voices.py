@@ -22,10 +22,11 @@ takes them. A voice computes a decoder frame every ``hop * rate / model_rate`` o
 interpolated linearly; the harmonic phase runs on across blocks; the noise comes from the
 engine's band-limited bank at the output rate.
 
-The event API is :class:`models.nsynth.voices.SamplerVoices`'s (``note_on``, ``note_off``,
-``control`` 64/120/123, ``pitch_bend``, ``send``, ``render``, ``release_all``, ``silence``,
-``sounding``, ``active_voices``, ``max_voices``), so :mod:`app.sampler`'s render thread and
-:func:`models.nsynth.voices.play_sequence` drive either. No threads, no locks here.
+The event API (``note_on``, ``note_off``, ``control`` 64/120/123, ``pitch_bend``, ``send``,
+``release_all``, ``silence``, ``sounding``, ``active_voices``, ``max_voices``) is
+:class:`models.voicing.Voices`'s, which :class:`models.nsynth.voices.SamplerVoices` shares, so
+:mod:`app.sampler`'s render thread and :func:`models.nsynth.voices.play_sequence` drive either.
+No threads, no locks here.
 """
 
 from __future__ import annotations
@@ -39,8 +40,7 @@ import numpy as np
 
 from models.ddsp.config import F0_MIN_HZ, scale_f0, scale_loudness
 from models.errors import CadenzaError
-from models.nsynth.voices import BEND_RANGE
-from models.sequence import DRUM_CHANNEL
+from models.voicing import Voices
 
 DEFAULT_VOICES = 16
 MIX_GLIDE_S = 0.03  # the time constant of the weights' glide after set_mix
@@ -52,7 +52,6 @@ RELEASE_END_DB = -50.0  # a release ends this far below its starting level
 FADE_PART = 0.3  # the last part of a release fades out (the decoder may not go fully silent)
 VELOCITY_DB = 40.0  # velocity v plays at VELOCITY_DB * log10(v / 127) dB
 VELOCITY_MIN_DB = -30.0
-QUICK_RELEASE_S = 0.01  # a re-struck key's old voice fades this fast
 CHUNK = 1024  # the most samples rendered at once (longer renders are split)
 LOUDNESS_FLOOR_DB = -100.0
 
@@ -110,7 +109,7 @@ def pad_weights(count: int, x: float, y: float) -> np.ndarray:
     raise CadenzaError(f"a live morph takes 2 to 4 sounds, not {count}")
 
 
-class DDSPVoices:
+class DDSPVoices(Voices):
     """Polyphonic live playing of a DDSP morph at ``sample_rate``.
 
     ``morpher``: a :class:`models.ddsp.morph.DDSPMorpher` (its ``engine_np`` and ``config``);
@@ -121,10 +120,7 @@ class DDSPVoices:
     def __init__(self, morpher: Any, embeddings: np.ndarray, loudness: np.ndarray,
                  weights: Sequence[float], sample_rate: int,
                  max_voices: int = DEFAULT_VOICES, gain: float = 0.5) -> None:
-        if not 8000 <= int(sample_rate) <= 192000:
-            raise CadenzaError(f"sample rate must be 8000..192000 Hz, not {sample_rate}")
-        if max_voices < 1:
-            raise CadenzaError("max_voices must be >= 1")
+        super().__init__(sample_rate, max_voices, gain)
         emb = np.asarray(embeddings, np.float32)
         loud = np.asarray(loudness, np.float32)
         if emb.ndim != 3 or not 2 <= emb.shape[0] <= 4:
@@ -139,8 +135,6 @@ class DDSPVoices:
         if emb.shape[2] != c.latent_dim:
             raise CadenzaError(f"embeddings of size {emb.shape[2]}: the model takes "
                                f"{c.latent_dim}")
-        self.sample_rate = int(sample_rate)
-        self.gain = float(gain)
         self.hop = c.hop * self.sample_rate / c.sample_rate  # output samples per frame
         frame_rate = c.sample_rate / c.hop
         self._emb = emb
@@ -156,16 +150,9 @@ class DDSPVoices:
         self._target = self._check_weights(weights)
         self._w = self._target.copy()
         # per voice
-        n = int(max_voices)
+        n = self.max_voices
         self._slots = int(math.ceil(CHUNK / self.hop)) + 3  # frames kept per voice (a ring)
         k, b = c.n_harmonics, c.n_noise
-        self._active = np.zeros(n, bool)
-        self._channel = np.zeros(n, np.int64)
-        self._pitch = np.zeros(n, np.int64)
-        self._serial = np.zeros(n, np.int64)
-        self._released = np.zeros(n, bool)
-        self._pedal_held = np.zeros(n, bool)
-        self._age = np.zeros(n, np.int64)  # samples since the note-on
         self._frames = np.zeros(n, np.int64)  # decoder frames computed
         self._rel_frame = np.zeros(n, np.int64)  # the first frame after the note-off
         self._rel_level = np.zeros(n, np.float32)  # dB at the note-off
@@ -180,9 +167,6 @@ class DDSPVoices:
         self._state = self.engine.initial_state(n)
         self._harm = np.zeros((n, self._slots, k), np.float32)
         self._noise = np.zeros((n, self._slots, b), np.float32)
-        self._count = 0
-        self._bend = np.ones(16, np.float64)
-        self._pedal = np.zeros(16, bool)
         self._bank = self.engine.bank(self.sample_rate)
         self._ramp = np.arange(CHUNK, dtype=np.float64)
         self._k = np.arange(1, k + 1, dtype=np.float32)
@@ -218,104 +202,14 @@ class DDSPVoices:
         """The mix at (x, y) on the Morph pad (:func:`pad_weights`)."""
         self._target = pad_weights(self._emb.shape[0], x, y)
 
-    # ------------------------------------------------------------------ state
-    @property
-    def max_voices(self) -> int:
-        return int(self._active.shape[0])
-
-    @property
-    def active_voices(self) -> int:
-        return int(self._active.sum())
-
-    def sounding(self) -> set[tuple[int, int]]:
-        """``(channel, pitch)`` of the voices whose key (or pedal) still holds them."""
-        held = self._active & ~self._released
-        return {(int(c), int(p)) for c, p in zip(self._channel[held], self._pitch[held],
-                                                  strict=True)}
-
-    # ------------------------------------------------------------------ events
-    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
-        if velocity <= 0:
-            self.note_off(channel, pitch)
-            return
-        if channel == DRUM_CHANNEL or not 0 <= pitch <= 127:
-            return
-        same = self._active & ~self._released & (self._channel == channel) & (self._pitch == pitch)
-        for v in np.flatnonzero(same):
-            self._release(int(v), QUICK_RELEASE_S)
-        free = np.flatnonzero(~self._active)
-        if free.size:
-            v = int(free[0])
-        else:  # steal: the oldest released voice, else the oldest
-            released = np.flatnonzero(self._released)
-            pool = released if released.size else np.arange(self.max_voices)
-            v = int(pool[np.argmin(self._serial[pool])])
-        self._active[v] = True
-        self._channel[v] = channel
-        self._pitch[v] = pitch
-        self._released[v] = False
-        self._pedal_held[v] = False
-        self._age[v] = 0
+    # ------------------------------------------------------------------ the sound
+    def _start(self, v: int, channel: int, pitch: int, velocity: int) -> None:
         self._frames[v] = 0
         self._vel_db[v] = max(VELOCITY_MIN_DB, VELOCITY_DB * math.log10(min(velocity, 127) / 127))
         self._f0[v] = midi_hz(pitch) * self._bend[channel]
         self._phase[v] = 0.0
         self._noise_pos[v] = (v * 7919 + self._count * 104729) % self._bank.shape[0]
         self._state[v] = 0.0
-        self._count += 1
-        self._serial[v] = self._count
-
-    def note_off(self, channel: int, pitch: int) -> None:
-        hit = self._active & ~self._released & ~self._pedal_held & (self._channel == channel) \
-            & (self._pitch == pitch)
-        for v in np.flatnonzero(hit):
-            if self._pedal[channel]:
-                self._pedal_held[v] = True
-            else:
-                self._release(int(v))
-
-    def control(self, channel: int, number: int, value: int) -> None:
-        if number == 64:
-            down = value >= 64
-            self._pedal[channel] = down
-            if not down:
-                for v in np.flatnonzero(self._active & self._pedal_held
-                                        & (self._channel == channel)):
-                    self._release(int(v))
-        elif number == 123:  # all notes off: releases
-            self._pedal[channel] = False
-            for v in np.flatnonzero(self._active & ~self._released & (self._channel == channel)):
-                self._release(int(v))
-        elif number == 120:  # all sound off: at once
-            self._active[self._channel == channel] = False
-
-    def pitch_bend(self, channel: int, value: int) -> None:
-        """``value`` is the 14-bit bend, 8192 at rest."""
-        self._bend[channel] = 2.0 ** (BEND_RANGE * (int(value) - 8192) / 8192.0 / 12.0)
-
-    def send(self, data: list[int]) -> None:
-        """A raw MIDI message."""
-        if not data:
-            return
-        status, channel = data[0] & 0xF0, data[0] & 0x0F
-        if status == 0x90 and len(data) >= 3:
-            self.note_on(channel, data[1], data[2])
-        elif status == 0x80 and len(data) >= 3:
-            self.note_off(channel, data[1])
-        elif status == 0xB0 and len(data) >= 3:
-            self.control(channel, data[1], data[2])
-        elif status == 0xE0 and len(data) >= 3:
-            self.pitch_bend(channel, (data[2] << 7) | data[1])
-
-    def release_all(self) -> None:
-        """Every voice into its release (the pedal lifted on every channel)."""
-        self._pedal[:] = False
-        for v in np.flatnonzero(self._active & ~self._released):
-            self._release(int(v))
-
-    def silence(self) -> None:
-        self._active[:] = False
-        self._pedal[:] = False
 
     def _release(self, v: int, seconds: float | None = None) -> None:
         self._released[v] = True

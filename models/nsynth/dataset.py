@@ -231,6 +231,16 @@ def read_manifest(directory: str | Path) -> dict:
         raise CadenzaError(f"unreadable manifest {path}: {exc}") from exc
 
 
+def card_figures(directory: str | Path, manifest: dict) -> dict:
+    """What a model card tells of the data set a model trained on: its folder, its training and
+    validation notes and the validation split's programs."""
+    records = manifest.get("notes", [])
+    train_notes = sum(1 for n in records if n["split"] == "train")
+    return {"data": str(directory), "train_notes": train_notes,
+            "val_notes": len(records) - train_notes,
+            "valid_programs": manifest.get("valid_programs")}
+
+
 def load_split(directory: str | Path, split: str) -> tuple[np.ndarray, list[dict]]:
     """All notes of a split as int16 ``(notes, 64000)`` plus their manifest records."""
     import soundfile

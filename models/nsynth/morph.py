@@ -131,17 +131,26 @@ class Morpher:
     @classmethod
     def load(cls, directory: str | Path, engine: str = "auto", name: str | None = None
              ) -> Morpher:
-        from models.checkpoint import config_from_dict, load_weights, read_model_dir
-        from models.nsynth.model import FAMILY, NSynthConfig, build_model
+        from models.checkpoint import load_weights
+        from models.nsynth.model import NSynthConfig, build_model
 
-        payload = read_model_dir(directory)
-        if payload["family"] != FAMILY:
-            raise CadenzaError(f"{directory} is a '{payload['family']}' model, not {FAMILY}")
-        config = config_from_dict(NSynthConfig, payload["config"])
+        config, saved_name = cls._read_folder(directory, NSynthConfig)
         model = build_model(config)
         load_weights(model, directory)
-        return cls(model, name=name or str(payload.get("name") or Path(directory).name),
-                   engine=engine, path=directory)
+        return cls(model, name=name or saved_name, engine=engine, path=directory)
+
+    @classmethod
+    def _read_folder(cls, directory: str | Path, config_type: type) -> tuple[Any, str]:
+        """``(config, name)`` of the model folder ``directory``, which must hold a model of
+        ``cls.family``: the architecture as ``config_type``, and the name it was saved under
+        (else the folder's)."""
+        from models.checkpoint import config_from_dict, read_model_dir
+
+        payload = read_model_dir(directory)
+        if payload["family"] != cls.family:
+            raise CadenzaError(f"{directory} is a '{payload['family']}' model, not {cls.family}")
+        return (config_from_dict(config_type, payload["config"]),
+                str(payload.get("name") or Path(directory).name))
 
     @property
     def generator(self) -> FastGenerator:

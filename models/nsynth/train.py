@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from models import training
 from models.errors import CadenzaError
-from models.nsynth.dataset import load_split, note_f0s, read_manifest
+from models.nsynth.dataset import card_figures, load_split, note_f0s, read_manifest
 from models.nsynth.model import (
     CONFIGS,
     FAMILY,
@@ -64,27 +64,6 @@ class _Notes:
         lag = lag_features(scale_codes(self.codes[idx]), self.periods[idx], config.lag_taps,
                            start=starts, length=crop)
         return (x, lag), codes
-
-
-def warmup_cosine(peak: float, steps: int) -> Any:
-    """The learning rate at a step: a linear warm-up over the first tenth of ``steps`` (at most
-    100), then a cosine from ``peak`` down to a tenth of it at ``steps``."""
-    import keras
-    from keras import ops
-
-    warm_steps = max(1, min(100, steps // 10))
-
-    class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-        def __call__(self, step: Any) -> Any:
-            s = ops.cast(step, "float32")
-            frac = ops.minimum(1.0, s / max(1, steps))
-            warm = ops.minimum(1.0, (s + 1.0) / warm_steps)
-            return peak * warm * (0.1 + 0.9 * 0.5 * (1.0 + ops.cos(math.pi * frac)))
-
-        def get_config(self) -> dict[str, Any]:
-            return {}
-
-    return WarmupCosine()
 
 
 def _card(config: NSynthConfig, settings: NSynthTraining, info: dict[str, Any]) -> str:
@@ -148,11 +127,7 @@ class NSynthRecipe(training.Recipe):
             np.random.default_rng(12345), self.val_crops, settings.crop, architecture,
             self.max_start)
         self.val = (inputs, codes.astype(np.int32))
-        records = manifest.get("notes", [])
-        train_notes = sum(1 for n in records if n["split"] == "train")
-        return {"data": str(self.data), "train_notes": train_notes,
-                "val_notes": len(records) - train_notes,
-                "valid_programs": manifest.get("valid_programs")}
+        return card_figures(self.data, manifest)
 
     def build(self, architecture: NSynthConfig, settings: NSynthTraining) -> Any:
         from models.nsynth.model import build_model
@@ -165,12 +140,9 @@ class NSynthRecipe(training.Recipe):
     def compile(self, model: Any, settings: NSynthTraining, steps: int) -> Any:
         import keras
 
-        optimizer = keras.optimizers.Adam(learning_rate=warmup_cosine(settings.learning_rate,
-                                                                      steps), clipnorm=1.0)
-        model.compile(optimizer=optimizer,
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        optimizer.build(model.trainable_variables)
-        return model
+        return training.compile_warmup_cosine(
+            model, keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            settings.learning_rate, steps)
 
     def batch(self, step: int) -> tuple[Any, Any]:
         inputs, codes = self.notes.crops(np.random.default_rng((self.seed, step)),
@@ -179,10 +151,7 @@ class NSynthRecipe(training.Recipe):
         return inputs, codes.astype(np.int32)
 
     def validate(self, model: Any) -> dict[str, Any]:
-        inputs, codes = self.val
-        logs = model.evaluate(inputs, codes, batch_size=self.settings.batch_size, verbose=0,
-                              return_dict=True)
-        return {"val_loss": float(logs["loss"])}
+        return training.validation_loss(model, *self.val, self.settings.batch_size)
 
     def card(self, architecture: NSynthConfig, settings: NSynthTraining,
              info: dict[str, Any]) -> str:
@@ -212,21 +181,11 @@ def train(
     training settings ``settings`` or ``preset``'s. What is given must match a run that ``out``
     holds (``fresh`` starts over instead); with none of the three, a run is resumed as it is.
     """
-    if eval_every < 1:
-        raise CadenzaError(f"--eval-every must be positive, not {eval_every}")
-    if preset is not None and preset not in CONFIGS:
-        raise CadenzaError(f"unknown nsynth config '{preset}' (one of {', '.join(CONFIGS)})")
-    given = config is not None or settings is not None or preset is not None
-    architecture = config or CONFIGS[preset or "small"]()
-    settings = settings or TRAINING[preset or "small"]
-    asked = {**asdict(architecture), **asdict(settings)} if given else {}
-    start = training.Start(architecture, settings, asked, fresh=fresh)
-    budget = training.Budget(steps=steps, period=eval_every,
-                             checkpoint_minutes=checkpoint_seconds / 60,
-                             max_minutes=None if max_seconds is None else max_seconds / 60)
-    run = training.train(NSynthRecipe(Path(data), val_crops, seed), out, start, budget,
-                         seed=seed, command=command or None, log=log or (lambda s: None),
-                         verbose=verbose)
+    run = training.train_preset(
+        NSynthRecipe(Path(data), val_crops, seed), out, CONFIGS, TRAINING, preset=preset,
+        config=config, settings=settings, steps=steps, eval_every=eval_every,
+        checkpoint_seconds=checkpoint_seconds, max_seconds=max_seconds, seed=seed, fresh=fresh,
+        command=command, log=log, verbose=verbose)
     return TrainResult(run.step, float(run.metrics.get("loss", math.nan)),
                        float(run.metrics.get("val_loss", math.nan)), run.seconds,
                        training.read_history(Path(out))["log"])

@@ -8,7 +8,8 @@ start: ``loop_continuous`` for as long as the voice sounds (so a held key sustai
 release fades the loop), ``loop_sustain`` only until the key (or pedal) lets go. The sustain pedal
 (CC 64), all-notes-off (CC 123), all-sound-off (CC 120) and pitch bend (+-2 semitones) work per
 channel; drum-channel notes are ignored. When every voice is busy the oldest one (a released one
-first) is taken over.
+first) is taken over. (The events are :class:`models.voicing.Voices`'s, which
+:class:`models.ddsp.voices.DDSPVoices` shares.)
 
 :class:`SamplerVoices` has no threads and no locks: ``render(frames)`` is called by whoever owns
 the timing, the live wrapper (:class:`app.sampler.SamplerSynth`, a render thread feeding the
@@ -28,26 +29,21 @@ from models.audio_io import Audio
 from models.errors import CadenzaError
 from models.nsynth.instrument import MorphInstrument, shift_pitch
 from models.sequence import DRUM_CHANNEL, NoteSequence
+from models.voicing import Voices
 
-BEND_RANGE = 2.0  # semitones at full pitch-bend
 DEFAULT_VOICES = 32
-_QUICK_RELEASE = 0.01  # seconds: a re-struck or stolen voice fades this fast, without a click
 
 
-class SamplerVoices:
-    """Polyphonic playing of one :class:`MorphInstrument` at ``sample_rate``."""
+class SamplerVoices(Voices):
+    """Polyphonic playing of one :class:`MorphInstrument` at ``sample_rate`` (the MIDI events
+    are :class:`models.voicing.Voices`'s)."""
 
     def __init__(self, instrument: MorphInstrument, sample_rate: int,
                  max_voices: int = DEFAULT_VOICES, gain: float = 0.5) -> None:
-        if not 8000 <= int(sample_rate) <= 192000:
-            raise CadenzaError(f"sample rate must be 8000..192000 Hz, not {sample_rate}")
+        super().__init__(sample_rate, max_voices, gain)
         if not instrument.samples:
             raise CadenzaError("the instrument has no notes")
-        if max_voices < 1:
-            raise CadenzaError("max_voices must be >= 1")
         self.instrument = instrument
-        self.sample_rate = int(sample_rate)
-        self.gain = float(gain)
         keys = sorted(instrument.samples)
         # One table per key center at the output rate, with a zero after the end so that the
         # interpolation's right neighbour always exists.
@@ -68,123 +64,23 @@ class SamplerVoices:
             self._loops.append(None)
         self._key_of = np.array([keys.index(instrument.key_center(p)) for p in range(128)])
         self._center = np.array(keys, dtype=np.float64)
-        n = int(max_voices)
-        self._active = np.zeros(n, bool)
-        self._channel = np.zeros(n, np.int64)
-        self._pitch = np.zeros(n, np.int64)
+        n = self.max_voices
         self._table = np.zeros(n, np.int64)
         self._pos = np.zeros(n, np.float64)
         self._step = np.zeros(n, np.float64)
         self._amp = np.zeros(n, np.float32)
-        self._age = np.zeros(n, np.int64)  # samples since the note-on
-        self._released = np.zeros(n, bool)
         self._rel_age = np.zeros(n, np.int64)  # samples since the release began
         self._rel_len = np.ones(n, np.int64)
         self._rel_level = np.zeros(n, np.float32)
-        self._pedal_held = np.zeros(n, bool)  # key up, held by the sustain pedal
-        self._serial = np.zeros(n, np.int64)
-        self._count = 0
-        self._bend = np.ones(16, np.float64)
-        self._pedal = np.zeros(16, bool)
         self._ramp = np.arange(1 << 12, dtype=np.float64)
 
-    # ------------------------------------------------------------------ state
-    @property
-    def max_voices(self) -> int:
-        return int(self._active.shape[0])
-
-    @property
-    def active_voices(self) -> int:
-        return int(self._active.sum())
-
-    def sounding(self) -> set[tuple[int, int]]:
-        """``(channel, pitch)`` of the voices whose key (or pedal) still holds them."""
-        held = self._active & ~self._released
-        return {(int(c), int(p)) for c, p in zip(self._channel[held], self._pitch[held],
-                                                  strict=True)}
-
-    # ------------------------------------------------------------------ events
-    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
-        if velocity <= 0:
-            self.note_off(channel, pitch)
-            return
-        if channel == DRUM_CHANNEL or not 0 <= pitch <= 127:
-            return
-        same = self._active & ~self._released & (self._channel == channel) & (self._pitch == pitch)
-        for v in np.flatnonzero(same):
-            self._release(v, _QUICK_RELEASE)
-        free = np.flatnonzero(~self._active)
-        if free.size:
-            v = int(free[0])
-        else:  # steal: the oldest released voice, else the oldest
-            released = np.flatnonzero(self._released)
-            pool = released if released.size else np.arange(self.max_voices)
-            v = int(pool[np.argmin(self._serial[pool])])
+    # ------------------------------------------------------------------ the sound
+    def _start(self, v: int, channel: int, pitch: int, velocity: int) -> None:
         key = int(self._key_of[pitch])
-        self._active[v] = True
-        self._channel[v] = channel
-        self._pitch[v] = pitch
         self._table[v] = key
         self._pos[v] = 0.0
         self._step[v] = 2.0 ** ((pitch - self._center[key]) / 12.0)
         self._amp[v] = (min(int(velocity), 127) / 127.0) ** 2
-        self._age[v] = 0
-        self._released[v] = False
-        self._pedal_held[v] = False
-        self._count += 1
-        self._serial[v] = self._count
-
-    def note_off(self, channel: int, pitch: int) -> None:
-        hit = self._active & ~self._released & ~self._pedal_held & (self._channel == channel) \
-            & (self._pitch == pitch)
-        for v in np.flatnonzero(hit):
-            if self._pedal[channel]:
-                self._pedal_held[v] = True
-            else:
-                self._release(v)
-
-    def control(self, channel: int, number: int, value: int) -> None:
-        if number == 64:
-            down = value >= 64
-            self._pedal[channel] = down
-            if not down:
-                for v in np.flatnonzero(self._active & self._pedal_held
-                                        & (self._channel == channel)):
-                    self._release(v)
-        elif number == 123:  # all notes off: releases
-            self._pedal[channel] = False
-            for v in np.flatnonzero(self._active & ~self._released & (self._channel == channel)):
-                self._release(v)
-        elif number == 120:  # all sound off: at once
-            self._active[self._channel == channel] = False
-
-    def pitch_bend(self, channel: int, value: int) -> None:
-        """``value`` is the 14-bit bend, 8192 at rest."""
-        self._bend[channel] = 2.0 ** (BEND_RANGE * (int(value) - 8192) / 8192.0 / 12.0)
-
-    def send(self, data: list[int]) -> None:
-        """A raw MIDI message."""
-        if not data:
-            return
-        status, channel = data[0] & 0xF0, data[0] & 0x0F
-        if status == 0x90 and len(data) >= 3:
-            self.note_on(channel, data[1], data[2])
-        elif status == 0x80 and len(data) >= 3:
-            self.note_off(channel, data[1])
-        elif status == 0xB0 and len(data) >= 3:
-            self.control(channel, data[1], data[2])
-        elif status == 0xE0 and len(data) >= 3:
-            self.pitch_bend(channel, (data[2] << 7) | data[1])
-
-    def release_all(self) -> None:
-        """Every voice into its release (the pedal lifted on every channel)."""
-        self._pedal[:] = False
-        for v in np.flatnonzero(self._active & ~self._released):
-            self._release(v)
-
-    def silence(self) -> None:
-        self._active[:] = False
-        self._pedal[:] = False
 
     def _level(self, v: int, age: np.ndarray) -> np.ndarray:
         """The envelope (attack, decay to sustain) at ``age`` samples of voice ``v``."""

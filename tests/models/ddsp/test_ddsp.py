@@ -122,6 +122,25 @@ def test_training_learns_and_resumes(ddsp_dir: Path, nsynth_data: Path) -> None:
     assert not (ddsp_dir / "train_state.npz").stat().st_size == 0
 
 
+def test_cli_train_ddsp(nsynth_data: Path, tmp_path: Path,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    """``cadenza train ddsp``: a run of the asked preset and settings, its result one JSON
+    line."""
+    import json
+
+    from app.cli import main
+    from models.training import read_history
+
+    out = tmp_path / "cli-ddsp"
+    code = main(["train", "ddsp", "--data", str(nsynth_data), "--out", str(out), "--config",
+                 "tiny", "--steps", "2", "--eval-every", "2", "--crop-frames", "16"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["step"] == 2 and np.isfinite(result["val_loss"])
+    settings = read_history(out)["runs"][-1]["settings"]
+    assert settings["crop_frames"] == 16 and settings["batch_size"] == 4  # tiny's, one changed
+
+
 def test_morpher_renders_at_any_rate_without_keras(ddsp_dir: Path, tmp_path: Path) -> None:
     code = (
         "import sys, numpy as np\n"
