@@ -90,6 +90,8 @@ def check_train_args(args: argparse.Namespace) -> None:
         limits.number(args.max_minutes, "--max-minutes", 0, 1e6, low_open=True)
     if args.learning_rate is not None:
         limits.number(args.learning_rate, "--learning-rate", 0, 1, low_open=True)
+    if getattr(args, "batch_size", None) is not None:
+        limits.integer(args.batch_size, "--batch-size", 1, 1024)
 
 
 def train_and_report(args: argparse.Namespace, train: Callable[..., Any], **family: Any) -> int:

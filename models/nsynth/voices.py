@@ -105,6 +105,8 @@ class SamplerVoices(Voices):
             out = np.zeros(frames, np.float32)
         else:
             out[:frames] = 0.0
+        if frames <= 0:
+            return out
         if frames > self._ramp.shape[0]:
             self._ramp = np.arange(frames, dtype=np.float64)
         ramp = self._ramp[:frames]

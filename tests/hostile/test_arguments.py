@@ -204,6 +204,10 @@ TRAIN = [
     (["performance", "--seed", "-1"], "--seed"),
     (["nsynth", "--steps", "0"], "--steps"),
     (["nsynth", "--max-minutes", "-1"], "--max-minutes"),
+    (["nsynth", "--batch-size", "0"], "--batch-size"),
+    (["ddsp", "--steps", "0"], "--steps"),
+    (["ddsp", "--batch-size", "0"], "--batch-size"),
+    (["ddsp", "--learning-rate", "nan"], "--learning-rate"),
     (["melody-2bar", "--steps", "0"], "--steps"),
     (["melody-2bar", "--time-limit", "nan"], "--time-limit"),
 ]
@@ -216,7 +220,7 @@ def test_train_arguments(cli, tmp_path: Path, argv: list[str], words: str) -> No
     assert not out.exists()
 
 
-@pytest.mark.parametrize("family", ["performance", "nsynth", "melody-2bar"])
+@pytest.mark.parametrize("family", ["performance", "nsynth", "ddsp", "melody-2bar"])
 def test_train_output_below_a_file(cli, tmp_path: Path, family: str) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")

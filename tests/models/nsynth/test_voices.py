@@ -119,3 +119,10 @@ def test_bad_settings_are_refused(instrument: MorphInstrument, tmp_path: Path) -
         render_sequence(instrument, NoteSequence(), tail=-1)
     empty = render_sequence(instrument, NoteSequence(), sample_rate=22050, tail=0.1)
     assert empty.samples.shape == (2205, 2) and not empty.samples.any()
+
+
+def test_an_empty_block_renders_nothing_while_a_voice_sounds(instrument: MorphInstrument) -> None:
+    voices = SamplerVoices(instrument, RATE)
+    voices.note_on(0, 60, 100)
+    assert voices.render(0).shape == (0,)
+    assert voices.active_voices == 1 and np.abs(voices.render(256)).max() > 0
