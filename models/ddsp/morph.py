@@ -30,7 +30,7 @@ from models.audio_io import Audio
 from models.compute import single_blas_thread
 from models.ddsp.config import FAMILY, DDSPConfig, decoder_inputs, scale_mfcc
 from models.ddsp.engine import DDSPEngine
-from models.ddsp.synth import LOUDNESS_FLOOR_DB, frame_features
+from models.ddsp.synth import frame_features, mix_db
 from models.errors import CadenzaError, Cancelled
 from models.nsynth.morph import Morpher, morph_f0
 
@@ -85,18 +85,11 @@ class DDSPMorpher(Morpher):
     def guide(self, audios: Sequence[np.ndarray], weights: Sequence[float]
               ) -> tuple[float, np.ndarray]:
         """What a mix of prepared sounds plays beside its embedding: the fundamental
-        (:func:`models.nsynth.morph.morph_f0`) and the loudness per frame: the weighted mean of
-        the sources' A-weighted loudness as amplitudes, in dB. (A mean of the dB values would
-        make the mix fall silent wherever one source does: a flute and an organ half and half
-        would stop with the flute's release; this way the organ's longer release is heard
-        6 dB down.)"""
+        (:func:`models.nsynth.morph.morph_f0`) and the loudness per frame: the sources'
+        A-weighted loudness mixed by :func:`models.ddsp.synth.mix_db`, as live voices mix it."""
         if len(audios) != len(weights):
             raise CadenzaError(f"{len(weights)} weights for {len(audios)} sounds")
-        levels = self.loudness(audios).astype(np.float64)
-        w = np.asarray(weights, np.float64)
-        w = w / max(float(w.sum()), 1e-9)
-        amplitude = (w[:, None] * 10.0 ** (levels / 20.0)).sum(0)
-        envelope = np.maximum(20.0 * np.log10(np.maximum(amplitude, 1e-12)), LOUDNESS_FLOOR_DB)
+        envelope = mix_db(self.loudness(audios).T, np.asarray(weights, np.float64))
         return morph_f0(self.pitches(audios), weights), envelope.astype(np.float32)
 
     # ------------------------------------------------------------------ synthesis

@@ -28,6 +28,7 @@ import numpy as np
 from models.nsynth.signal import hz_to_mel, mel_filterbank, mel_to_hz
 
 LOUDNESS_FLOOR_DB = -100.0
+MIX_FLOOR_DB = -60.0  # a source counts at least this loud in a mix while another sounds
 NOISE_BANK_SECONDS = 4.0
 
 
@@ -83,6 +84,24 @@ def frame_features(audio: np.ndarray, sample_rate: int, hop: int, n_fft: int, n_
         mfcc[a:a + step] = np.log(np.sqrt(power) @ fb + 1e-5) @ dct
     loud = np.maximum(loud, LOUDNESS_FLOOR_DB)
     return (mfcc[0], loud[0]) if single else (mfcc, loud)
+
+
+def mix_db(levels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Loudness curves in dB ``(..., sources)`` mixed with ``weights`` (normalised here): the
+    weighted mean of the dB values, each source counted at no less than :data:`MIX_FLOOR_DB`
+    wherever another is louder than that (where all are quieter, the plain mean).
+
+    A plain mean of dB values would make a mix fall silent wherever one source does (a flute
+    and an organ half and half would stop with the flute's release); a mean of amplitudes would
+    let the longer source decide alone (a guitar and a kalimba would ring like the guitar). With
+    the floor the mix decays between its sources, and the longer release still sounds, some
+    15-20 dB down."""
+    lv = np.asarray(levels, np.float64)
+    w = np.asarray(weights, np.float64)
+    w = w / max(float(w.sum()), 1e-9)
+    floored = np.maximum(lv, MIX_FLOOR_DB) @ w
+    plain = lv @ w
+    return np.maximum(np.where(lv.max(-1) > MIX_FLOOR_DB, floored, plain), LOUDNESS_FLOOR_DB)
 
 
 # ---------------------------------------------------------------------------- controls

@@ -10,8 +10,9 @@ made from 2 to 4 source sounds:
   attack, then held at their sustain level), plus a velocity offset in dB; after the note-off it
   follows the sources' own decay (their loudness after their release point), at least
   :data:`MIN_RELEASE_DB_PER_S` dB per second, and the voice fades out over the last part of it.
-  Loudness curves mix as amplitudes (:func:`mix_db`), as :meth:`DDSPMorpher.guide` mixes them:
-  a source that falls silent leaves the others' level 6 dB down, not silent;
+  Loudness curves mix as :meth:`DDSPMorpher.guide` mixes them
+  (:func:`models.ddsp.synth.mix_db`): a mix decays between its sources, and a source that
+  falls silent leaves the others sounding, lower, not silent;
 * the **pitch** is the key's, times the channel's pitch bend (+-2 semitones).
 
 :meth:`DDSPVoices.set_mix` (or :meth:`~DDSPVoices.set_xy`, the Morph pad's layout) moves the
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from models.ddsp.config import F0_MIN_HZ, scale_f0, scale_loudness
+from models.ddsp.synth import LOUDNESS_FLOOR_DB, mix_db
 from models.errors import CadenzaError
 from models.voicing import Voices
 
@@ -53,7 +55,6 @@ FADE_PART = 0.3  # the last part of a release fades out (the decoder may not go 
 VELOCITY_DB = 40.0  # velocity v plays at VELOCITY_DB * log10(v / 127) dB
 VELOCITY_MIN_DB = -30.0
 CHUNK = 1024  # the most samples rendered at once (longer renders are split)
-LOUDNESS_FLOOR_DB = -100.0
 
 
 def midi_hz(pitch: float) -> float:
@@ -85,13 +86,6 @@ def release_curve(loudness: np.ndarray, release: int, frames: int, frame_rate: f
     tail = np.minimum.accumulate(np.minimum(tail, 0.0))
     floor = -np.arange(frames) * (MIN_RELEASE_DB_PER_S / frame_rate)
     return np.minimum(tail, floor).astype(np.float32)
-
-
-def mix_db(levels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Levels in dB ``(..., sources)`` mixed as amplitudes with ``weights`` (summing to 1):
-    ``20 log10(sum w 10 ** (level / 20))``, floored at -100 dB."""
-    amp = (10.0 ** (np.asarray(levels, np.float64) / 20.0)) @ np.asarray(weights, np.float64)
-    return np.maximum(20.0 * np.log10(np.maximum(amp, 1e-12)), LOUDNESS_FLOOR_DB)
 
 
 def pad_weights(count: int, x: float, y: float) -> np.ndarray:

@@ -203,3 +203,17 @@ def test_wavetable_synthesis_equals_the_sum_of_sines() -> None:
     got, end_b = harmonic_wavetable(f0, amps, hop, sr)
     assert np.abs(want - got).max() < 1e-3 * np.abs(want).max()
     assert abs(end_a - end_b) < 1e-6
+
+
+def test_loudness_mix_decays_between_its_sources() -> None:
+    from models.ddsp.synth import MIX_FLOOR_DB, mix_db
+
+    flute = np.array([-20.0, -20.0, -100.0, -100.0])  # released after two frames
+    organ = np.array([-30.0, -30.0, -30.0, -100.0])  # rings one frame longer
+    mixed = mix_db(np.stack([flute, organ], axis=-1), np.array([1.0, 1.0]))
+    assert np.allclose(mixed[:2], -25.0)  # the mean in dB while both sound
+    # one released: the mix still sounds, below the other source, above silence
+    assert -30.0 > mixed[2] > -60.0 and mixed[2] == (MIX_FLOOR_DB - 30.0) / 2
+    assert mixed[3] == -100.0  # both silent: silent
+    lopsided = mix_db(np.stack([flute, organ], axis=-1), np.array([3.0, 1.0]))
+    assert np.allclose(lopsided[:2], 0.75 * -20.0 + 0.25 * -30.0)
