@@ -211,14 +211,15 @@ def train_preset(recipe: Recipe, out: str | Path, configs: dict[str, Callable[[]
                  trainings: dict[str, Any], *, preset: str | None, config: Any, settings: Any,
                  steps: int, eval_every: int, checkpoint_seconds: float,
                  max_seconds: float | None, seed: int, fresh: bool, command: str,
-                 log: Log | None, verbose: int) -> RunResult:
+                 log: Log | None, verbose: int, init: Path | None = None) -> RunResult:
     """:func:`train` as a family's ``train(...)`` asks it with a preset: the architecture is
     ``config`` or ``preset``'s (``configs``: the presets' architectures, made by calling; default
     small), the training settings ``settings`` or ``preset``'s (``trainings``). What is given is
     what the run asks (a run in ``out`` with other values is resumed as the recipe allows,
     ``fresh`` starts over); with none of the three, a run is resumed as it is. Validation and a
     history entry every ``eval_every`` steps, a checkpoint every ``checkpoint_seconds`` (at the
-    end of a period), a stop after ``max_seconds``."""
+    end of a period), a stop after ``max_seconds``; ``init``: a warm start from that model
+    folder's weights (a fresh optimizer, step 0)."""
     if eval_every < 1:
         raise CadenzaError(f"--eval-every must be positive, not {eval_every}")
     if preset is not None and preset not in configs:
@@ -229,7 +230,8 @@ def train_preset(recipe: Recipe, out: str | Path, configs: dict[str, Callable[[]
     settings = settings or trainings[preset or "small"]
     asked = ({**dataclasses.asdict(architecture), **dataclasses.asdict(settings)} if given
              else {})
-    start = Start(architecture, settings, asked, fresh=fresh)
+    start = Start(architecture, settings, asked, init=None if init is None else Path(init),
+                  fresh=fresh)
     budget = Budget(steps=steps, period=eval_every, checkpoint_minutes=checkpoint_seconds / 60,
                     max_minutes=None if max_seconds is None else max_seconds / 60)
     return train(recipe, out, start, budget, seed=seed, command=command or None,

@@ -73,6 +73,9 @@ def add_train_parser(train_sub: argparse._SubParsersAction, name: str, *, help: 
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop (with a checkpoint) after this much wall time")
     p.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    p.add_argument("--init", type=Path, default=None, metavar="DIR",
+                   help="start from this model folder's weights (same architecture; a fresh "
+                        "optimizer): how a shipped model trains on")
     p.add_argument("--eval-every", type=int, default=eval_every,
                    help="steps between validation losses")
     p.add_argument("--seed", type=int, default=0)
@@ -101,7 +104,8 @@ def train_and_report(args: argparse.Namespace, train: Callable[..., Any], **fami
     result = train(
         args.data, args.out, steps=args.steps,
         checkpoint_seconds=60 * args.checkpoint_minutes, eval_every=args.eval_every,
-        seed=args.seed, fresh=args.fresh, log=_line, command=cli_command() or "",
+        seed=args.seed, fresh=args.fresh, init=args.init, log=_line,
+        command=cli_command() or "",
         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes, **family,
     )
     print(json.dumps({"step": result.step, "loss": round(result.loss, 4),

@@ -208,6 +208,7 @@ def train(
     val_crops: int = 16,
     seed: int = 0,
     fresh: bool = False,
+    init: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     command: str = "",
     max_seconds: float | None = None,
@@ -221,6 +222,7 @@ def train(
         DDSPRecipe(Path(data), val_crops, seed), out, CONFIGS, TRAINING, preset=preset,
         config=None, settings=settings, steps=steps, eval_every=eval_every,
         checkpoint_seconds=checkpoint_seconds, max_seconds=max_seconds, seed=seed, fresh=fresh,
+        init=None if init is None else Path(init),
         command=command, log=log, verbose=verbose)
     return TrainResult(run.step, float(run.metrics.get("loss", math.nan)),
                        float(run.metrics.get("val_loss", math.nan)), run.seconds)

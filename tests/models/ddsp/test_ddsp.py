@@ -217,3 +217,21 @@ def test_loudness_mix_decays_between_its_sources() -> None:
     assert mixed[3] == -100.0  # both silent: silent
     lopsided = mix_db(np.stack([flute, organ], axis=-1), np.array([3.0, 1.0]))
     assert np.allclose(lopsided[:2], 0.75 * -20.0 + 0.25 * -30.0)
+
+
+def test_a_run_warm_starts_from_a_model_folder(ddsp_dir: Path, nsynth_data: Path,
+                                               tmp_path: Path) -> None:
+    from models.ddsp.config import TRAINING
+    from models.ddsp.train import train
+    from models.training import read_history
+
+    before = [e["val_loss"] for e in read_history(ddsp_dir)["log"] if "val_loss" in e][-1]
+    settings = TRAINING["tiny"].__class__(**{**TRAINING["tiny"].__dict__, "learning_rate": 1e-9})
+    out = tmp_path / "warm"
+    result = train(nsynth_data, out, steps=2, eval_every=2, seed=1, preset="tiny",
+                   settings=settings, init=ddsp_dir)
+    assert result.step == 2  # a new run from step 0, with the folder's weights
+    assert abs(result.val_loss - before) < 0.02 * before, (result.val_loss, before)
+    fresh = train(nsynth_data, tmp_path / "fresh", steps=2, eval_every=2, seed=1, preset="tiny",
+                  settings=settings)
+    assert abs(fresh.val_loss - before) > abs(result.val_loss - before)
