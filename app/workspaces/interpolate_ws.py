@@ -134,8 +134,10 @@ class InterpolateWorkspace(Workspace):
         self.form = QFormLayout()
         self.form.addRow("Mode:", self.mode)
         self.form.addRow("", self.auto_model)
+        self.pickers: list[QWidget] = []  # each corner's row: its combo and its note
         for label, combo, note in zip("ABCD", self.corner_combos, self.clip_notes, strict=True):
             picker = QWidget()
+            self.pickers.append(picker)
             column = QVBoxLayout(picker)
             column.setContentsMargins(0, 0, 0, 0)
             column.setSpacing(2)
@@ -225,8 +227,8 @@ class InterpolateWorkspace(Workspace):
 
     def _mode_changed(self, index: int) -> None:
         four = index == 1
-        for combo in self.corner_combos[2:]:
-            self.form.setRowVisible(combo, four)
+        for picker in self.pickers[2:]:
+            self.form.setRowVisible(picker, four)
         self.form.setRowVisible(self.steps, not four)
         self.pad.setVisible(four)
         self.interpolate.setText("Set corners" if four else "Interpolate")

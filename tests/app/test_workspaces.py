@@ -266,8 +266,10 @@ def test_interpolate_two_melodies_then_the_xy_pad(win, nottingham, qtbot, tmp_pa
 
     # four corners: A, B from the clips, C and D sampled; the pad decodes (debounced)
     before = win.last_message
+    assert not ws.corner_combos[2].isVisibleTo(ws)  # two endpoints: no C and D pickers
     ws.mode.setCurrentIndex(1)
     assert ws.pad.isVisibleTo(ws) and ws.interpolate.text() == "Set corners"
+    assert ws.corner_combos[2].isVisibleTo(ws) and ws.corner_combos[3].isVisibleTo(ws)
     ws.interpolate.click()
     _wait_idle(qtbot, ws)
     qtbot.waitUntil(lambda: len(ws.cards) == 1 and ws._pad_job is None, timeout=LONG)
