@@ -60,6 +60,7 @@ STEPS_PER_QUARTER = 4
 MUSIC21_MISSING = ("MusicXML needs the music21 package, which this environment lacks: "
                    "pip install music21 (in a checkout: bash scripts/setup.sh installs it)")
 _ROOTS = ("score-partwise", "score-timewise")
+_NOTE_TAG = re.compile(rb"<note[\s/>]")  # a <note> element's start tag (not <notehead> ...)
 _DEFAULT_VELOCITY = 80
 
 # Where a standard drum staff (MuseScore's drumset, the General MIDI percussion key) writes each
@@ -168,7 +169,10 @@ def _unpack(data: bytes, label: str) -> bytes:
 
 def _parse_xml(data: bytes, label: str, what: str = "MusicXML") -> ElementTree.Element:
     """The XML tree of ``data`` (expat: no external entities, bounded entity expansion), with a
-    MusicXML score's root and a bounded count of notes."""
+    MusicXML score's root and a bounded count of notes (counted in the bytes first, so a file
+    of far too many notes is refused before it is parsed)."""
+    if what == "MusicXML":
+        limits.musicxml_notes(len(_NOTE_TAG.findall(data)), label)
     try:
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError as exc:

@@ -385,6 +385,7 @@ def _old_form_copy(name: str, tmp_path: Path) -> Path:
 def test_shipped_folders_hold_the_architecture_and_their_settings_apart(tmp_path: Path) -> None:
     """config.json has the architecture alone, history.json the settings of the run behind the
     weights; an old-form copy (settings in config.json) builds the same architecture."""
+    from models.ddsp.config import DDSPConfig, DDSPTraining
     from models.music_vae.model import MusicVAETraining, load_config
     from models.nsynth.model import NSynthConfig, NSynthTraining
     from models.performance_rnn.model import PerformanceTraining, read_config
@@ -393,7 +394,8 @@ def test_shipped_folders_hold_the_architecture_and_their_settings_apart(tmp_path
 
     kinds = {"performance": (read_config, PerformanceTraining),
              "music_vae": (load_config, MusicVAETraining),
-             "nsynth": (lambda d: _nsynth_config(d, NSynthConfig), NSynthTraining)}
+             "nsynth": (lambda d: _nsynth_config(d, NSynthConfig), NSynthTraining),
+             "ddsp": (lambda d: _nsynth_config(d, DDSPConfig), DDSPTraining)}
     for folder in sorted(p for p in SHIPPED_DIR.iterdir() if (p / "config.json").is_file()):
         payload = json.loads((folder / "config.json").read_text())
         read, settings_type = kinds[payload["family"]]
