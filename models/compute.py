@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 XLA_CACHE_FLAG = "--tf_xla_persistent_cache_directory"
 
@@ -83,11 +84,25 @@ def force_cpu() -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
 
 
-def single_blas_thread() -> contextlib.AbstractContextManager:
+def single_blas_thread(controller: Any = None) -> contextlib.AbstractContextManager:
     """Small matrix products are fastest on one BLAS thread (and leave the other cores to the
-    audio engine and the GUI)."""
+    audio engine and the GUI). ``controller``: a :func:`blas_controller` kept by a caller that
+    asks often (a live render thread, every block): reusing it costs microseconds, where each
+    plain call looks at the loaded libraries again."""
+    if controller is not None:
+        return controller.limit(limits=1, user_api="blas")
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl is in the lock file
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def blas_controller() -> Any:
+    """A ``threadpoolctl.ThreadpoolController`` for :func:`single_blas_thread` (None without
+    threadpoolctl)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl is in the lock file
+        return None
+    return ThreadpoolController()

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from models.compute import blas_controller, single_blas_thread
 from models.ddsp.config import F0_MIN_HZ, scale_f0, scale_loudness
 from models.ddsp.synth import LOUDNESS_FLOOR_DB, mix_db
 from models.errors import CadenzaError
@@ -271,12 +272,8 @@ class DDSPVoices(Voices):
         """The decoder's products are small: on several BLAS threads they cost ten times the
         CPU (the threads spin), so a render runs on one (about 10 us to switch)."""
         if self._blas is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:  # pragma: no cover - threadpoolctl is in the lock file
-                return contextlib.nullcontext()
-            self._blas = ThreadpoolController()
-        return self._blas.limit(limits=1, user_api="blas")
+            self._blas = blas_controller()
+        return single_blas_thread(self._blas)
 
     def _render_chunk(self, n: int, out: np.ndarray) -> None:
         glide = 1.0 - math.exp(-n / (MIX_GLIDE_S * self.sample_rate))

@@ -628,7 +628,7 @@ def save_instrument(root: str | Path, pitches: Sequence[int], notes: Sequence[An
     folder is built beside ``root`` and replaces it as a whole: a kill, a full disk or an error
     leaves the old instrument exactly as it was, never old and new notes mixed, and an error
     says so in one line."""
-    from models.audio_io import with_wav_chunk, write_audio
+    from models.audio_io import audio_bytes, with_wav_chunk
 
     root = Path(root)
     try:
@@ -637,11 +637,10 @@ def save_instrument(root: str | Path, pitches: Sequence[int], notes: Sequence[An
             loops = list(loops) if loops is not None else [None] * len(notes)
             for p, note, loop in zip(pitches, notes, loops, strict=True):
                 name = f"morph-p{int(p):03d}.wav"
-                write_audio(building / name, note)
+                data = audio_bytes(note, "WAV", "PCM_16")
                 if loop is not None:  # the loop in the WAV too, for those who load it alone
-                    wav = building / name
-                    wav.write_bytes(with_wav_chunk(wav.read_bytes(),
-                                                   smpl_chunk(int(p), loop, note.sample_rate)))
+                    data = with_wav_chunk(data, smpl_chunk(int(p), loop, note.sample_rate))
+                (building / name).write_bytes(data)  # in the new folder, renamed as a whole
                 files.append(name)
             write_sfz(building, files, pitches, release, loops)
             (building / INFO_FILE).write_text(json.dumps(
