@@ -14,7 +14,10 @@ playing stays immediate. Each source gets a bus with the queue depth it needs: t
 (clips and previews: 32 blocks, about 170 ms, so a busy worker never starves it), the ``live``
 bus (``push_block``: 3 blocks, about 16 ms), and a bus of its own for each set of live voices
 (:meth:`AudioEngine.open_bus`: the keyboard, the duet, the morph instrument). The list of buses
-is a tuple the callback reads and other threads replace, never mutate.
+is a tuple the callback reads and other threads replace, never mutate. A queue's depth is not
+always its latency: live voices that can render a new note on its own add it into the blocks
+still queued (:meth:`Bus.pending_blocks`, see :class:`app.transport.LiveVoices`), so a key
+press is heard from the next block the callback takes.
 
 **Starting at a given time.** ``play(audio, at=t)`` makes a clip's first sample reach the
 speaker at ``perf_counter()`` time ``t`` (the Play button on the bar of a synced session). The
@@ -537,6 +540,25 @@ class Bus:
             return False
         return True
 
+    def wait_room(self, timeout: float) -> bool:
+        """Wait until the queue has room for a block (the callback took one): a live player
+        renders its next block then, so that every block it has rendered is queued, where
+        :meth:`pending_blocks` finds it. False when it timed out; raises :class:`CadenzaError`
+        once the bus (or the engine) is closed."""
+        self._require()
+        q = self._queue
+        with q.not_full:  # the queue's own condition: the callback's get notifies it
+            return q.not_full.wait_for(lambda: len(q.queue) < q.maxsize, timeout)
+
+    def pending_blocks(self) -> list[np.ndarray]:
+        """The pushed blocks still queued, the next one the callback takes first: a live player
+        adds a note that has just begun into them, in place (what it adds to a block the
+        callback has taken meanwhile is not heard)."""
+        q = self._queue
+        with q.mutex:
+            items = list(q.queue)
+        return [item[0] for item in items if item is not _END and item[2] == self._gen]
+
     def end_stream(self) -> None:
         """Mark the end of pushed blocks: playing stops once they have been heard."""
         try:
@@ -883,6 +905,15 @@ class AudioEngine:
         self._frames_out = frame + frames
 
     # ------------------------------------------------------------------ the stream's clock
+    def to_next_block(self) -> float:
+        """Seconds until the callback is next due (from the latest one's ``perf_counter``
+        time); one block's time before the first callback."""
+        period = self.blocksize / self._sample_rate if self._sample_rate else 0.0
+        last = self._last_block[2]
+        if not last:
+            return period
+        return last + period - time.perf_counter()
+
     @property
     def frames_out(self) -> int:
         """The device's frames since the stream started: those handed to it by the callback,

@@ -68,6 +68,9 @@ class SamplerSynth(LiveVoices):
             self._held.clear()
 
     # ------------------------------------------------------------------ sink
+    def _voice_set(self) -> SamplerVoices | None:
+        return self._voices
+
     def _apply(self, data: list[int]) -> bool:
         if self._voices is None:
             return False
@@ -144,6 +147,9 @@ class DDSPSynth(LiveVoices):
             self._held.clear()
 
     # ------------------------------------------------------------------ sink
+    def _voice_set(self) -> DDSPVoices | None:
+        return self._voices if self._next is None else None  # not voices about to go
+
     def _apply(self, data: list[int]) -> bool:
         if not self._open:
             return False

@@ -45,6 +45,7 @@ __all__ = ["LiveSynth", "LiveVoices", "Scheduler", "Sink", "Transport", "normal_
 log = logging.getLogger(__name__)
 
 SPIN_SECONDS = 0.002  # sleep until this long before an event, then nap/spin
+SPLICE_MARGIN_S = 0.0015  # a note is not added into the block the callback takes sooner
 _NAP = 0.0001
 _JITTER_KEEP = 20000
 
@@ -120,6 +121,15 @@ class LiveVoices(NoteSink):
 
     Subclasses fill one stereo block in :meth:`_render` (called with ``_lock`` held, the lock
     that ``send`` and ``panic`` take too) and call :meth:`_start` at the end of their set-up.
+
+    **A key sounds at the next block, not after the queue.** The thread renders a block when
+    the bus has room for it and queues it under the lock, so every block rendered is either
+    heard already or still queued. Voices that can render a note on its own
+    (:class:`models.voicing.Voices`: ``take_fresh``, ``render(only=)``; :meth:`_voice_set`
+    returns them) add a note that begins into the queued blocks (:meth:`_splice`, on the
+    sender's thread): it sounds from the next block the device takes, within one block of the
+    key press, while the queue still covers a late render. Events other than a note's start
+    (releases, the pedal, bends) take effect from the next block rendered.
     """
 
     thread_name = "cadenza-live-voices"
@@ -135,7 +145,9 @@ class LiveVoices(NoteSink):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.blocks_rendered = 0
+        self.blocks_spliced = 0  # queued blocks a note was added into (_splice)
         self.peak = 0.0  # loudest sample since the last read of take_peak()
+        self._solo = np.zeros(engine.blocksize, np.float32)  # _splice's buffer
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
@@ -160,8 +172,35 @@ class LiveVoices(NoteSink):
                 return
             if status == 0x90 and len(data) >= 3 and data[2] > 0:
                 self._held.add((channel, data[1]))
+                self._splice()
             elif status in (0x80, 0x90) and len(data) >= 3:
                 self._held.discard((channel, data[1]))
+
+    def _voice_set(self) -> Any:
+        """The voices, when they can render a new note on its own (``take_fresh`` and
+        ``render(frames, out, only=)``, :class:`models.voicing.Voices`); None otherwise."""
+        return None
+
+    def _splice(self) -> None:
+        """Add the notes just begun into the blocks still queued (``_lock`` held). The block
+        the callback takes next is left out when the callback is due within
+        :data:`SPLICE_MARGIN_S`: the note then starts with the block after it, whole."""
+        voices = self._voice_set()
+        if voices is None:
+            return
+        fresh = voices.take_fresh()
+        if not fresh.size:
+            return
+        blocks = self.bus.pending_blocks()
+        if blocks and self.engine.to_next_block() < SPLICE_MARGIN_S:
+            blocks = blocks[1:]
+        for block in blocks:
+            solo = voices.render(block.shape[0], self._solo, only=fresh)
+            block += solo[:block.shape[0], None]
+            peak = float(np.abs(solo).max())
+            if peak > self.peak:
+                self.peak = peak
+            self.blocks_spliced += 1
 
     def _closed(self) -> None:
         """Release what the voices hold (called once, with ``_lock`` held, after the thread)."""
@@ -173,21 +212,22 @@ class LiveVoices(NoteSink):
     def _run(self) -> None:
         realtime_thread(15)
         buf = np.zeros((self.engine.blocksize, 2), dtype=np.float32)
-        while not self._stop.is_set():
-            with self._lock:
-                if not self._render(buf):
-                    break
-            peak = float(np.abs(buf).max())
-            if peak > self.peak:
-                self.peak = peak
-            np.clip(buf, -1.0, 1.0, out=buf)
-            try:
-                while not self._stop.is_set():
-                    if self.bus.push_block(buf, timeout=0.05):
+        try:
+            while not self._stop.is_set():
+                if not self.bus.wait_room(timeout=0.05):
+                    continue
+                with self._lock:  # rendered and queued as one step (see _splice)
+                    if not self._render(buf):
                         break
-            except CadenzaError:  # the engine was closed (or lost)
-                break
-            self.blocks_rendered += 1
+                    peak = float(np.abs(buf).max())
+                    if peak > self.peak:
+                        self.peak = peak
+                    np.clip(buf, -1.0, 1.0, out=buf)
+                    if not self.bus.push_block(buf, timeout=0.05):  # there was room
+                        continue
+                self.blocks_rendered += 1
+        except CadenzaError:  # the engine was closed (or lost)
+            pass
 
     def close(self) -> None:
         if self._thread is None:

@@ -6,7 +6,9 @@
 per channel; drum-channel notes are ignored. A re-struck key's old voice fades in
 :data:`QUICK_RELEASE_S`; when every voice is busy the oldest one (a released one first) is taken
 over. A subclass makes the sound: :meth:`Voices._start` sets up a new voice, :meth:`Voices._release`
-begins its release, ``render(frames, out)`` mixes the voices
+begins its release, ``render(frames, out, only=None)`` mixes the voices (or only some: those
+that :meth:`Voices.take_fresh` names, for a live player that adds a new note to audio it has
+queued already)
 (:class:`models.nsynth.voices.SamplerVoices`, :class:`models.ddsp.voices.DDSPVoices`).
 """
 
@@ -40,6 +42,7 @@ class Voices:
         self._released = np.zeros(n, bool)
         self._pedal_held = np.zeros(n, bool)  # key up, held by the sustain pedal
         self._age = np.zeros(n, np.int64)  # samples since the note-on
+        self._fresh = np.zeros(n, bool)  # begun since the last full render (take_fresh)
         self._count = 0
         self._bend = np.ones(16, np.float64)
         self._pedal = np.zeros(16, bool)
@@ -61,6 +64,23 @@ class Voices:
     @property
     def active_voices(self) -> int:
         return int(self._active.sum())
+
+    def take_fresh(self) -> np.ndarray:
+        """The voices begun since the last full ``render`` (and since the last call): a live
+        player renders them alone (``render(..., only=)``) into audio it has queued already, so
+        a key sounds from the next block the device takes rather than after the queue."""
+        fresh = np.flatnonzero(self._fresh & self._active)
+        self._fresh[:] = False
+        return fresh
+
+    def _rendering(self, only: np.ndarray | None) -> np.ndarray:
+        """The voices a render mixes: every active one (and none is fresh any more), or the
+        active ones of ``only``."""
+        if only is None:
+            self._fresh[:] = False
+            return np.flatnonzero(self._active)
+        only = np.asarray(only, np.int64)
+        return only[self._active[only]]
 
     def sounding(self) -> set[tuple[int, int]]:
         """``(channel, pitch)`` of the voices whose key (or pedal) still holds them."""
@@ -91,6 +111,7 @@ class Voices:
         self._released[v] = False
         self._pedal_held[v] = False
         self._age[v] = 0
+        self._fresh[v] = True
         self._start(v, channel, pitch, velocity)
         self._count += 1
         self._serial[v] = self._count

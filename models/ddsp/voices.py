@@ -254,17 +254,24 @@ class DDSPVoices(Voices):
         return 440.0 * 2.0 ** ((pitch - 69.0) / 12.0) * self._bend[self._channel[voices]]
 
     # ------------------------------------------------------------------ audio
-    def render(self, frames: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Mix the next ``frames`` samples of every voice into ``out`` (mono float32)."""
+    def render(self, frames: int, out: np.ndarray | None = None,
+               only: np.ndarray | None = None) -> np.ndarray:
+        """Mix the next ``frames`` samples of every voice (or of the voices ``only``; the mix's
+        glide then stays where it is) into ``out`` (mono float32)."""
         if out is None:
             out = np.zeros(frames, np.float32)
         else:
             out[:frames] = 0.0
+        voices = self._rendering(only)
         pos = 0
         with self._one_blas_thread():
             while pos < frames:
                 n = min(CHUNK, frames - pos)
-                self._render_chunk(n, out[pos:pos + n])
+                if only is None:
+                    glide = 1.0 - math.exp(-n / (MIX_GLIDE_S * self.sample_rate))
+                    self._w += (self._target - self._w) * glide
+                    voices = np.flatnonzero(self._active)
+                self._render_chunk(n, out[pos:pos + n], voices[self._active[voices]])
                 pos += n
         return out
 
@@ -275,10 +282,7 @@ class DDSPVoices(Voices):
             self._blas = blas_controller()
         return single_blas_thread(self._blas)
 
-    def _render_chunk(self, n: int, out: np.ndarray) -> None:
-        glide = 1.0 - math.exp(-n / (MIX_GLIDE_S * self.sample_rate))
-        self._w += (self._target - self._w) * glide
-        act = np.flatnonzero(self._active)
+    def _render_chunk(self, n: int, out: np.ndarray, act: np.ndarray) -> None:
         if not act.size:
             return
         ages = self._age[act]

@@ -99,18 +99,21 @@ class SamplerVoices(Voices):
         self._rel_len[v] = max(1, int(round(seconds * self.sample_rate)))
 
     # ------------------------------------------------------------------ audio
-    def render(self, frames: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Mix the next ``frames`` samples of every voice into ``out`` (mono float32)."""
+    def render(self, frames: int, out: np.ndarray | None = None,
+               only: np.ndarray | None = None) -> np.ndarray:
+        """Mix the next ``frames`` samples of every voice (or of the voices ``only``) into
+        ``out`` (mono float32)."""
         if out is None:
             out = np.zeros(frames, np.float32)
         else:
             out[:frames] = 0.0
+        voices = self._rendering(only)
         if frames <= 0:
             return out
         if frames > self._ramp.shape[0]:
             self._ramp = np.arange(frames, dtype=np.float64)
         ramp = self._ramp[:frames]
-        for v in np.flatnonzero(self._active):
+        for v in voices:
             table = self._tables[self._table[v]]
             step = self._step[v] * self._bend[self._channel[v]]
             loop = self._loops[self._table[v]]

@@ -89,6 +89,32 @@ def test_ddsp_synth_plays_the_model_live(live_engine, ddsp_models: Path) -> None
     assert np.abs(rec[-9600:]).max() < 1e-4  # released, then silence
 
 
+def test_a_key_press_is_added_into_the_blocks_already_queued(live_engine,
+                                                             ddsp_models: Path) -> None:
+    """A note-on does not wait behind the bus's queue: the synth renders it into the blocks
+    queued already (all but, at most, the one the callback takes within the margin), so it is
+    in the bus before ``send`` returns; the next blocks rendered carry it on."""
+    from app.sampler import DDSPSynth
+
+    synth = DDSPSynth(live_engine, live_morph(ddsp_models))
+    try:
+        deadline = time.monotonic() + 5.0
+        while synth.blocks_rendered < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        queued = synth.bus.pending_blocks()
+        assert queued and all(not b.any() for b in queued)  # silence, nothing played yet
+        synth.send([0x90, 60, 120])
+        blocks = synth.bus.pending_blocks()
+        spliced = synth.blocks_spliced
+        assert spliced >= 1
+        assert any(np.abs(b).max() > 1e-6 for b in blocks)
+        time.sleep(0.3)
+        assert synth.active_voices == 1 and synth.peak > 1e-3
+        assert synth.blocks_spliced == spliced  # only a note's start is added in
+    finally:
+        synth.close()
+
+
 def test_play_from_keyboard_plays_a_ddsp_morph_live(rig, qtbot, ddsp_models: Path) -> None:
     from app.main_window import _render_midi
     from app.sampler import DDSPSynth, SamplerSynth

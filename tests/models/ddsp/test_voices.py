@@ -221,3 +221,31 @@ def test_eight_voices_render_faster_than_real_time(live_model: tuple) -> None:
     assert v.active_voices == 8
     assert cpu < 0.5 * seconds, cpu  # at most half a core (about 0.1 on a quiet machine)
     assert wall < seconds, wall
+
+
+def test_a_note_added_into_queued_blocks_sounds_as_if_it_began_with_them(
+        live_model: tuple) -> None:
+    """What a live player does on a key press (``take_fresh``, then ``render(only=)`` into the
+    blocks it has queued): the same audio as a note that began with those blocks, and the
+    voices sounding already are left alone."""
+    queued = voices(live_model)
+    queued.note_on(0, 55, 100)
+    blocks = [queued.render(BLOCK) for _ in range(3)]  # rendered, queued, not heard yet
+    assert queued.take_fresh().size == 0  # the full renders took the first note in
+    queued.note_on(0, 67, 90)
+    fresh = queued.take_fresh()
+    assert fresh.size == 1 and queued.take_fresh().size == 0
+    for block in blocks:
+        block += queued.render(BLOCK, only=fresh)
+    spliced = np.concatenate(blocks + [queued.render(BLOCK) for _ in range(5)])
+
+    together = voices(live_model)
+    together.note_on(0, 55, 100)
+    together.note_on(0, 67, 90)
+    both = play(together, 8 * BLOCK / RATE)
+    assert rms(both) > 1e-3
+    assert np.allclose(spliced, both, atol=1e-5), np.abs(spliced - both).max()
+
+    alone = voices(live_model)
+    alone.note_on(0, 55, 100)
+    assert rms(both - play(alone, 8 * BLOCK / RATE)) > 0.1 * rms(both)  # the note is in it

@@ -126,3 +126,24 @@ def test_an_empty_block_renders_nothing_while_a_voice_sounds(instrument: MorphIn
     voices.note_on(0, 60, 100)
     assert voices.render(0).shape == (0,)
     assert voices.active_voices == 1 and np.abs(voices.render(256)).max() > 0
+
+
+def test_a_note_added_into_queued_blocks_sounds_as_if_it_began_with_them(
+        instrument: MorphInstrument) -> None:
+    """``take_fresh`` and ``render(only=)``, as a live player adds a key press into the blocks
+    it has queued: the same audio as a note that began with them."""
+    queued = SamplerVoices(instrument, RATE)
+    queued.note_on(0, 60, 100)
+    blocks = [queued.render(256) for _ in range(3)]
+    queued.note_on(0, 64, 100)
+    fresh = queued.take_fresh()
+    assert list(fresh) == [1]
+    for block in blocks:
+        block += queued.render(256, only=fresh)
+    spliced = np.concatenate(blocks + [queued.render(256) for _ in range(3)])
+    together = SamplerVoices(instrument, RATE)
+    together.note_on(0, 60, 100)
+    together.note_on(0, 64, 100)
+    both = np.concatenate([together.render(256) for _ in range(6)])
+    assert np.abs(both).max() > 1e-3
+    assert np.allclose(spliced, both, atol=1e-6)
