@@ -154,8 +154,8 @@ def interpolate_job(model_name: str, a: NoteSequence | None, b: NoteSequence | N
         ctx.progress(0.6, f"Decoding {steps} steps…")
         zs = model.interpolation_latents(z[0], z[1], steps)
         qpm = tempo or next((s.qpm for s in (a, b) if s is not None), 120.0)
-        meter = next(((s.time_signature.numerator, s.time_signature.denominator)
-                      for s in (a, b) if s is not None), (4, 4))  # the steps keep A's metre
+        meter = next((model.meters_of(s) for s in (a, b) if s is not None),
+                     (4, 4))  # the steps keep A's metres
         seqs = model.decode(zs, temperature, None if seed is None else seed + 1, qpm,
                             time_signature=meter)
         ctx.progress(1.0, "")
@@ -184,29 +184,32 @@ def sample_job(model_name: str, n: int = 5, temperature: float = 0.5,
 
 def corners_job(model_name: str, corners: Sequence[NoteSequence | None],
                 seed: int | None = None) -> Job:
-    """A job: the four corner latents ``[4, z]`` (a ``None`` corner is a random sample)."""
+    """A job: the four corner latents ``[4, z]`` (a ``None`` corner is a random sample) and
+    the metres the blends are marked with (the first clip's, as ``MusicVAE.meters_of``)."""
     if len(corners) != 4:
         raise CadenzaError("the XY pad needs four corners")
 
-    def job(ctx: JobContext) -> np.ndarray:
+    def job(ctx: JobContext) -> tuple[np.ndarray, Any]:
         ctx.progress(None, "Encoding the corners…")
         model = ctx.model(model_name, "music_vae")
-        return _corner_latents(model, list(corners), _seeds(seed))
+        meters = next((model.meters_of(s) for s in corners if s is not None), (4, 4))
+        return _corner_latents(model, list(corners), _seeds(seed)), meters
 
     return job
 
 
 def blend_job(model_name: str, latents: np.ndarray, x: float, y: float,
               temperature: float = 0.0, seed: int | None = None, qpm: float = 120.0,
-              tempo: float | None = None) -> Job:
-    """A job: the bilinear blend of the four corner latents at (x, y), decoded at ``qpm``;
-    ``tempo``: the session tempo that ``qpm`` is (recorded in the result)."""
+              tempo: float | None = None, meters: Any = (4, 4)) -> Job:
+    """A job: the bilinear blend of the four corner latents at (x, y), decoded at ``qpm`` and
+    marked with ``meters`` (what ``corners_job`` gave); ``tempo``: the session tempo that
+    ``qpm`` is (recorded in the result)."""
 
     def job(ctx: JobContext) -> InterpolateResult:
         model = ctx.model(model_name, "music_vae")
         ctx.raise_if_cancelled()
         seq = model.blend4(list(np.asarray(latents)), x, y, temperature=temperature, seed=seed,
-                           qpm=qpm)
+                           qpm=qpm, time_signature=meters)
         return InterpolateResult([seq], _window(model, qpm), tempo=tempo)
 
     return job

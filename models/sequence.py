@@ -346,13 +346,22 @@ def _pedal_intervals(changes: list[ControlChange]) -> list[tuple[float, float]]:
 
 def join_windows(sequences: Sequence[NoteSequence], seconds_each: float) -> NoteSequence:
     """Windows one after another, ``seconds_each`` apart (bar-exact, rests kept): the steps of
-    an interpolation or a set of samples as one sequence."""
+    an interpolation or a set of samples as one sequence, with each window's time signatures
+    (a repeated one left out)."""
     if not sequences:
         return NoteSequence()
     out = sequences[0].copy()
     out.notes = []
+    out.time_signatures = []
     for i, s in enumerate(sequences):
         out.notes += s.shift(i * seconds_each).notes
+        for t in sorted(s.time_signatures, key=lambda t: t.time):
+            if t.time >= seconds_each - 1e-9:
+                continue
+            last = out.time_signatures[-1] if out.time_signatures else None
+            if last is None or (last.numerator, last.denominator) != (t.numerator,
+                                                                      t.denominator):
+                out.time_signatures.append(replace(t, time=t.time + i * seconds_each))
     return out.sorted()
 
 

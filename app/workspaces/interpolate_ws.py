@@ -165,6 +165,7 @@ class InterpolateWorkspace(Workspace):
         self._pad_job: Any = None
         self._pad_again = False
         self.corner_latents: np.ndarray | None = None
+        self.corner_meters: Any = (4, 4)  # the metres the pad's blends are marked with
         self._corner_model: str | None = None
         self._qpm = 120.0
         self._corner_tempo: float | None = None  # the session tempo the corners were set at
@@ -366,7 +367,7 @@ class InterpolateWorkspace(Workspace):
         self._corner_tempo = tempo
         if self.four_corners:
             self.submit(corners_job(model, seqs, self._seed()),
-                        lambda z, m=model: self._corners_ready(m, z), "encode corners")
+                        lambda r, m=model: self._corners_ready(m, *r), "encode corners")
         else:
             self.submit(interpolate_job(model, seqs[0], seqs[1], self.steps.value(),
                                         self.temperature.value(), self._seed(), tempo=tempo),
@@ -382,8 +383,9 @@ class InterpolateWorkspace(Workspace):
                                tempo=self.session_tempo()),
                     lambda r: self._show_ready(r, "sample", "sample"), "sample")
 
-    def _corners_ready(self, model: str, latents: np.ndarray) -> None:
+    def _corners_ready(self, model: str, latents: np.ndarray, meters: Any) -> None:
         self.corner_latents = np.asarray(latents)
+        self.corner_meters = meters
         self._corner_model = model
         self.decode_pad()
 
@@ -414,7 +416,8 @@ class InterpolateWorkspace(Workspace):
 
         self._pad_job = self.submit(
             blend_job(self._corner_model, self.corner_latents, x, y, self.temperature.value(),
-                      self._seed(), self._qpm, tempo=self._corner_tempo),
+                      self._seed(), self._qpm, tempo=self._corner_tempo,
+                      meters=self.corner_meters),
             done, "blend", quiet=True, on_failure=failed)
 
     # ------------------------------------------------------------------ results

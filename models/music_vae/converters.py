@@ -33,6 +33,10 @@ of ``gap_bars`` of its bars ends them, and windows start on each of its bar line
 in 6/8 and 3/4, 18 in 9/8, 8 in 2/4). Only tempo changes split a part (they change the step's
 length); a metre change inside a part keeps the first metre's bar length for placing windows.
 A metre whose bar is not a whole number of sixteenths (3/32) places windows every 16 steps.
+Decoded windows are marked with the metres of the clip's window they stand for, changes in their
+places (``event_parts`` gives each event list's metres, :func:`meters_at` re-bases them to a
+window), and a window that ends inside a bar marks that part bar with a metre of its own
+(:func:`whole_bars`), so steps joined one after another keep the source's bar lines.
 The alternative, windows of whole bars of the metre with each bar padded to 16 steps, was
 measured on the shipped models (``benchmarks/bench_meters.py``; the cards have the figures): it
 reconstructs the tune's own steps as well or a little better, but only fits bars of at most 16
@@ -54,6 +58,7 @@ import numpy as np
 
 from models.sequence import DRUM_CHANNEL, Note, NoteSequence, TempoChange, TimeSignature
 
+Meters = tuple[tuple[int, int, int], ...]  # (step, numerator, denominator), from a window's start
 STEPS_PER_QUARTER = 4
 MELODY_NO_EVENT = -2
 MELODY_NOTE_OFF = -1
@@ -334,8 +339,10 @@ def extract_melodies(
     gap_bars: float = 1.0,
     min_unique_pitches: int = 1,
     instruments: list[int] | None = None,
+    starts: list[int] | None = None,
 ) -> list[list[int]]:
-    """Magenta's ``extract_melodies`` (pad_end=True, polyphony ignored): event lists."""
+    """Magenta's ``extract_melodies`` (pad_end=True, polyphony ignored): event lists; the
+    step each one begins on is appended to ``starts`` when given."""
     steps_per_bar = q.steps_per_bar
     found: list[list[int]] = []
     chosen = sorted({n.instrument for n in q.notes}) if instruments is None else instruments
@@ -353,6 +360,8 @@ def extract_melodies(
             if len({e for e in mel.events if e >= 0}) < min_unique_pitches:
                 continue
             found.append(list(mel.events))
+            if starts is not None:
+                starts.append(mel.start_step)
     return found
 
 
@@ -401,13 +410,15 @@ def extract_drum_tracks(
     min_bars: int = 1,
     max_steps_truncate: int | None = None,
     gap_bars: float = 1.0,
+    starts: list[int] | None = None,
 ) -> list[list[frozenset[int]]]:
-    """Magenta's ``extract_drum_tracks`` (pad_end=True)."""
+    """Magenta's ``extract_drum_tracks`` (pad_end=True); the step each track begins on is
+    appended to ``starts`` when given."""
     steps_per_bar = q.steps_per_bar
     found = []
     search = 0
     while True:
-        events, _, end = drum_track_from_quantized(q, search, gap_bars, pad_end=True)
+        events, begin, end = drum_track_from_quantized(q, search, gap_bars, pad_end=True)
         search = end + (search - end) % steps_per_bar
         if not events:
             break
@@ -416,6 +427,8 @@ def extract_drum_tracks(
         if max_steps_truncate is not None and len(events) > max_steps_truncate:
             events = events[: max_steps_truncate - max_steps_truncate % steps_per_bar]
         found.append(events)
+        if starts is not None:
+            starts.append(begin)
     return found
 
 
@@ -473,16 +486,18 @@ class Converter:
         self, seq: NoteSequence, meter: str = "file", instruments: list[int] | None = None
     ) -> list[list]:
         """The melodies (or drum tracks) Magenta would extract from ``seq``, as event lists."""
-        return [events for events, _ in self.event_parts(seq, meter, instruments)]
+        return [events for events, _, _ in self.event_parts(seq, meter, instruments)]
 
     def event_parts(
         self, seq: NoteSequence, meter: str = "file", instruments: list[int] | None = None
-    ) -> list[tuple[list, int]]:
-        """(event list, steps per bar of its part) of each melody (or drum track) in ``seq``.
+    ) -> list[tuple[list, int, Meters]]:
+        """(event list, steps per bar of its part, its metres) of each melody (or drum track)
+        in ``seq``; the metres are the time signatures of ``seq`` over the event list, as
+        ``(step, numerator, denominator)`` from its first step (:func:`meters_at`).
 
         Without ``any_meter`` only parts with 16 steps per bar give any (Magenta's rule).
         """
-        out: list[tuple[list, int]] = []
+        out: list[tuple[list, int, Meters]] = []
         if self.any_meter and meter == "file":
             meter = "any"
         for part in split_on_time_changes(seq, meters=not self.any_meter):
@@ -494,13 +509,14 @@ class Converter:
             except ConversionError:
                 continue
             truncate = self.max_bars * self.steps_per_bar if self.max_bars else None
+            starts: list[int] = []
             if self.kind == "melody":
                 if self.valid_programs is not None:
                     q.notes = [n for n in q.notes if n.program in self.valid_programs]
                 q.notes = [n for n in q.notes if not n.is_drum]
                 found = extract_melodies(
                     q, min_bars=1, max_steps_truncate=truncate, gap_bars=self.gap_bars,
-                    instruments=instruments,
+                    instruments=instruments, starts=starts,
                 )
             else:
                 kept = []
@@ -511,8 +527,11 @@ class Converter:
                                           n.end_step, n.instrument, n.program, True))
                 q.notes = kept
                 found = extract_drum_tracks(q, min_bars=1, max_steps_truncate=truncate,
-                                            gap_bars=self.gap_bars)
-            out += [(events, bar) for events in found]
+                                            gap_bars=self.gap_bars, starts=starts)
+            step = 60.0 / q.qpm / self.steps_per_quarter
+            marks = step_meters(part.time_signatures, step)
+            out += [(events, bar, meters_at(marks, start, len(events)))
+                    for events, start in zip(found, starts, strict=True)]
         return out
 
     def encode_events(self, events: list) -> list[int] | None:
@@ -533,7 +552,7 @@ class Converter:
         steps (one bar by default)."""
         windows: set[tuple[int, ...]] = set()
         n = self.num_steps
-        for events, bar in self.event_parts(seq, meter, instruments):
+        for events, bar, _ in self.event_parts(seq, meter, instruments):
             hop = self.hop_steps or bar
             labels = self.encode_events(events)
             if labels is None:
@@ -554,11 +573,15 @@ class Converter:
     # -------------------------------------------------------------- to sequences
     def to_sequence(
         self, labels: np.ndarray | list[int], qpm: float = 120.0, velocity: int = OUTPUT_VELOCITY,
-        time_signature: tuple[int, int] = (4, 4),
+        time_signature: tuple[int, int] | Meters = (4, 4),
     ) -> NoteSequence:
         """One window of class indices as a NoteSequence (drums on channel 10, is_drum), in
-        ``time_signature`` (the source's: the steps are sixteenths whatever the metre)."""
+        ``time_signature`` (the source's: the steps are sixteenths whatever the metre): one
+        ``(numerator, denominator)``, or the source's metres over its window, ``(step,
+        numerator, denominator)`` each (a metre that changes on its step)."""
         step = 60.0 / qpm / self.steps_per_quarter
+        signatures = [TimeSignature(s * step, num, den)
+                      for s, num, den in whole_bars(as_meters(time_signature), len(labels))]
         notes: list[Note] = []
         if self.kind == "drums":
             for i, c in enumerate(labels):
@@ -582,9 +605,65 @@ class Converter:
         return NoteSequence(
             notes=notes,
             tempos=[TempoChange(0.0, qpm)],
-            time_signatures=[TimeSignature(0.0, *time_signature)],
+            time_signatures=signatures,
             instrument_names={DRUM_CHANNEL: "Drums"} if self.kind == "drums" else {0: "Melody"},
         )
+
+
+def step_meters(signatures: list[TimeSignature], step_seconds: float) -> Meters:
+    """A part's time signatures as ``(step, numerator, denominator)`` on its sixteenth grid
+    (4/4 before the first, as a MIDI file without one means)."""
+    out: list[tuple[int, int, int]] = [(0, 4, 4)]
+    for t in sorted(signatures, key=lambda t: t.time):
+        if t.numerator <= 0 or t.denominator <= 0:
+            continue
+        mark = (max(0, int(round(t.time / step_seconds))), t.numerator, t.denominator)
+        while out and out[-1][0] >= mark[0]:
+            out.pop()
+        out.append(mark)
+    return tuple(out)
+
+
+def meters_at(marks: Meters, start: int, steps: int) -> Meters:
+    """The metres of ``marks`` over ``steps`` steps from step ``start``, re-based to it: the
+    one in force at ``start`` first (at 0), then each change inside, a repeated one left out."""
+    first = next(m for m in reversed(marks) if m[0] <= start) if marks else (0, 4, 4)
+    out = [(0, first[1], first[2])]
+    for s, num, den in marks:
+        if start < s < start + steps and (num, den) != out[-1][1:]:
+            out.append((s - start, num, den))
+    return tuple(out)
+
+
+def whole_bars(meters: Meters, steps: int) -> Meters:
+    """``meters`` within a window of ``steps`` sixteenths, its last bar marked with a metre of
+    its own when the window ends inside it (6/8 over 32 steps: two bars of 6/8, then one of
+    4/8), so windows played one after another keep their bar lines where the source had them.
+    """
+    inside = [m for m in meters if m[0] < steps]
+    if not inside:
+        return ()
+    start, num, den = inside[-1]
+    bar = num * 16 / den  # sixteenths a bar
+    if bar % 1 or bar <= 0:
+        return tuple(inside)
+    left = (steps - start) % int(bar)
+    if left:
+        last = steps - left
+        unit = 16 // den if 16 % den == 0 else 0  # sixteenths per beat of this metre
+        mark = (last, left // unit, den) if unit and left % unit == 0 else (last, left, 16)
+        inside = [m for m in inside if m[0] < last] + [mark]
+    return tuple(inside)
+
+
+def as_meters(time_signature: tuple[int, int] | Meters) -> Meters:
+    """``(numerator, denominator)`` or metres ``((step, numerator, denominator), ...)`` as
+    metres."""
+    items = tuple(time_signature)
+    if items and isinstance(items[0], int | np.integer):
+        num, den = items  # type: ignore[misc]
+        return ((0, int(num), int(den)),)
+    return tuple((int(s), int(num), int(den)) for s, num, den in items)  # type: ignore[misc]
 
 
 def melody_converter(slice_bars: int = 2) -> Converter:

@@ -22,6 +22,7 @@ import numpy as np
 
 from models import limits
 from models.errors import CadenzaError
+from models.music_vae.converters import Meters
 from models.music_vae.model import MusicVAENet, load_model
 from models.sequence import NoteSequence
 
@@ -325,8 +326,17 @@ class MusicVAE:
             return np.asarray(seqs, np.int64).reshape(-1, self.num_steps)
         return np.stack([self.labels_for(s) for s in seqs])
 
+    def meters_of(self, seq: NoteSequence) -> Meters:
+        """The time signatures of ``seq`` over the window this model reads of it, as ``(step,
+        numerator, denominator)``: what its reconstruction (or a step from it) is marked with,
+        metre changes in their places."""
+        from models.music_vae.inputs import clip_meters
+
+        return clip_meters(seq, self.converter, seq.name or "the input")
+
     def to_sequences(self, labels: np.ndarray, qpm: float = 120.0,
-                     time_signature: tuple[int, int] = (4, 4)) -> list[NoteSequence]:
+                     time_signature: tuple[int, int] | Meters = (4, 4)
+                     ) -> list[NoteSequence]:
         return [self.converter.to_sequence(row, qpm=qpm, time_signature=time_signature)
                 for row in np.asarray(labels)]
 
@@ -359,9 +369,10 @@ class MusicVAE:
 
     def decode(self, z: np.ndarray, temperature: float = 0.0, seed: int | None = None,
                qpm: float = 120.0, backend: str = "numpy",
-               time_signature: tuple[int, int] = (4, 4)) -> list[NoteSequence]:
+               time_signature: tuple[int, int] | Meters = (4, 4)) -> list[NoteSequence]:
         """NoteSequences decoded from ``z`` [N, z] (greedy when temperature is 0), marked with
-        ``time_signature`` (the sixteenth-note steps are the same in every metre)."""
+        ``time_signature`` (the sixteenth-note steps are the same in every metre): one
+        ``(numerator, denominator)`` or metres with their steps (:meth:`meters_of`)."""
         limits.temperature(temperature, "temperature", zero=True)
         if seed is not None:
             limits.integer(seed, "the seed", 0, 2 * limits.SEED_MAX)
@@ -416,21 +427,25 @@ class MusicVAE:
                     method: str = "slerp", temperature: float = 0.0, seed: int | None = None,
                     qpm: float | None = None, backend: str = "numpy") -> list[NoteSequence]:
         """``steps`` sequences from A to B; the first and last reconstruct A and B. They keep
-        A's tempo (unless ``qpm`` is given) and time signature."""
+        A's tempo (unless ``qpm`` is given) and time signatures (changes of metre included)."""
         z = self.latents([seq_a, seq_b], backend)
         zs = self.interpolation_latents(z[0], z[1], steps, method)
-        ts = seq_a.time_signature
         return self.decode(zs, temperature, seed, qpm or seq_a.qpm, backend,
-                           (ts.numerator, ts.denominator))
+                           self.meters_of(seq_a))
 
     def blend4(self, corners: Sequence[Corner], x: float, y: float, temperature: float = 0.0,
-               seed: int | None = None, qpm: float = 120.0) -> NoteSequence:
+               seed: int | None = None, qpm: float = 120.0,
+               time_signature: tuple[int, int] | Meters | None = None) -> NoteSequence:
         """Bilinear blend of four corners (sequences or z's) ordered top-left, top-right,
-        bottom-left, bottom-right; (x, y) in [0, 1]^2, (0, 0) is the first corner."""
+        bottom-left, bottom-right; (x, y) in [0, 1]^2, (0, 0) is the first corner. Marked with
+        ``time_signature``, by default the metres of the first corner that is a sequence."""
         if len(corners) != 4:
             raise CadenzaError("blend4 needs exactly four corners")
         z = bilinear(self.latents(corners), float(x), float(y))
-        return self.decode(z[None], temperature, seed, qpm)[0]
+        if time_signature is None:
+            time_signature = next((self.meters_of(c) for c in corners
+                                   if isinstance(c, NoteSequence)), (4, 4))
+        return self.decode(z[None], temperature, seed, qpm, time_signature=time_signature)[0]
 
     def grid(self, corners: Sequence[Corner], n: int, temperature: float = 0.0,
              seed: int | None = None, qpm: float = 120.0) -> list[list[NoteSequence]]:

@@ -120,6 +120,18 @@ def clip_windows(seq: NoteSequence, converter: conv.Converter, label: str = "",
 
     Raises a one-line CadenzaError saying why a clip gives nothing.
     """
+    return np.stack([labels for labels, _ in _windows(seq, converter, label, first)])
+
+
+def clip_meters(seq: NoteSequence, converter: conv.Converter, label: str = "") -> conv.Meters:
+    """The time signatures of ``seq`` over its first window for ``converter`` (the window
+    :func:`clip_windows` gives), as ``(step, numerator, denominator)`` from the window's first
+    step: what a window decoded in its place is marked with, metre changes included."""
+    return _windows(seq, converter, label, True)[0][1]
+
+
+def _windows(seq: NoteSequence, converter: conv.Converter, label: str,
+             first: bool) -> list[tuple[np.ndarray, conv.Meters]]:
     label = label or seq.name or "the clip"
     converter = replace(converter, any_meter=True)
     seq = _as_four_four(seq)
@@ -139,9 +151,9 @@ def clip_windows(seq: NoteSequence, converter: conv.Converter, label: str = "",
         raise CadenzaError(f"{label}: none of its drum notes is a GM drum the model knows "
                            f"(kick, snare, hi-hats, toms, crash, ride)")
     steps = converter.num_steps
-    windows: list[np.ndarray] = []
+    windows: list[tuple[np.ndarray, conv.Meters]] = []
     out_of_range = False
-    for events in converter.event_lists(line, instruments=instruments):
+    for events, _, meters in converter.event_parts(line, instruments=instruments):
         labels = converter.encode_events(events)
         if labels is None:
             out_of_range = True
@@ -150,11 +162,11 @@ def clip_windows(seq: NoteSequence, converter: conv.Converter, label: str = "",
         for end in range(steps, max(len(labels), steps) + 1, hop):
             window = np.array((labels + [0] * steps)[end - steps:end], np.int64)
             if converter.has_onset(window):
-                windows.append(window)
+                windows.append((window, conv.meters_at(meters, end - steps, steps)))
                 if first:
-                    return np.stack(windows)
+                    return windows
     if windows:
-        return np.stack(windows)
+        return windows
     if out_of_range:
         raise CadenzaError(f"{label}: {what} lies outside the melody model's pitches 21-108")
     noun = "drum pattern" if kind == "drums" else "melody"

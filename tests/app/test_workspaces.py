@@ -342,6 +342,13 @@ def test_interpolate_picks_the_model_from_the_clips_and_says_why_a_clip_gives_no
     assert ws.model_combo.currentData() == "melody-16bar" and len(ws.cards) == 3
     assert all((c.sequence.time_signature.numerator, c.sequence.time_signature.denominator)
                == (6, 8) for c in ws.cards)
+    ws.mode.setCurrentIndex(1)  # the pad's blends keep it too (C and D sampled)
+    ws.interpolate.click()
+    _wait_idle(qtbot, ws)
+    qtbot.waitUntil(lambda: len(ws.cards) == 1 and ws._pad_job is None, timeout=LONG)
+    blend = ws.cards[0].sequence.time_signature
+    assert (blend.numerator, blend.denominator) == (6, 8)
+    ws.mode.setCurrentIndex(0)
 
     # the musician chooses the melody model: it stays, and a groove says why it gives nothing
     ws.model_combo.setCurrentIndex(ws.model_combo.findData("tiny-melody"))

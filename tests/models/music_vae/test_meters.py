@@ -17,7 +17,7 @@ from models.midi_io import read_midi
 from models.music_vae import converters as conv
 from models.music_vae.inputs import clip_windows, pick_model, skyline
 from models.registry import SHIPPED_DIR
-from models.sequence import Note, NoteSequence, TempoChange, TimeSignature
+from models.sequence import Note, NoteSequence, TempoChange, TimeSignature, join_windows
 
 ROOT = Path(__file__).resolve().parents[3]
 # One tune per metre: 6/8, 3/4, 2/4, 9/8, 3/4 with 2/4 bars, 6/8 then 9/8, 6/4-4/4-5/4.
@@ -73,6 +73,53 @@ def test_a_jig_and_a_waltz_interpolate_keeping_tempo_and_metre(nottingham, melod
     a = melody2.labels_for(jig)
     got = melody2.to_labels([seqs[0]])[0]
     assert np.mean(got == a) >= 0.85
+
+
+def test_metre_changes_come_out_in_their_places(nottingham, tmp_path):
+    """A tune that changes metre (6/8 with 9/8 bars) interpolated with melody-16bar: every step
+    is marked with the jig's time signatures where they fall in its 16-bar window, and a MIDI
+    file written from it keeps them."""
+    from models.midi_io import write_midi
+    from models.music_vae.generate import load
+
+    melody16 = load(SHIPPED_DIR / "melody-16bar")
+    jig, waltz = read_midi(nottingham / "jigs6.mid"), read_midi(nottingham / "ashover1.mid")
+    want = [(0.0, 6, 8), (9.0, 9, 8), (11.25, 6, 8), (27.75, 9, 8), (30.0, 6, 8)]
+    assert [(t.time, t.numerator, t.denominator) for t in jig.time_signatures[:5]] == want
+    assert melody16.meters_of(jig) == ((0, 6, 8), (72, 9, 8), (90, 6, 8), (222, 9, 8),
+                                       (240, 6, 8))
+    seqs = melody16.interpolate(jig, waltz, steps=3)
+    marked = want + [(31.5, 2, 8)]  # the window's last, part bar (4 of its 256 sixteenths)
+    for s in seqs:
+        assert [(t.time, t.numerator, t.denominator) for t in s.time_signatures] == marked
+    # the steps one after another keep the jig's bar lines: each window begins a bar in 6/8
+    row = join_windows(seqs, melody16.window_seconds(120.0))
+    assert [(t.time, t.numerator, t.denominator) for t in row.time_signatures] == \
+        marked + [(32.0 + t, n, d) for t, n, d in marked] + [(64.0 + t, n, d) for t, n, d in marked]
+    write_midi(row, tmp_path / "row.mid")
+    back = read_midi(tmp_path / "row.mid")
+    assert [(round(t.time, 3), t.numerator, t.denominator)
+            for t in back.time_signatures] == [(t.time, t.numerator, t.denominator)
+                                               for t in row.time_signatures]
+
+
+def test_a_window_later_in_a_tune_takes_the_metre_in_force_there():
+    marks = conv.step_meters([TimeSignature(0.0, 3, 4), TimeSignature(3.0, 2, 4),
+                              TimeSignature(4.0, 3, 4)], 0.125)
+    assert marks == ((0, 3, 4), (24, 2, 4), (32, 3, 4))
+    assert conv.meters_at(marks, 28, 32) == ((0, 2, 4), (4, 3, 4))
+    assert conv.meters_at(marks, 40, 32) == ((0, 3, 4),)
+    assert conv.step_meters([TimeSignature(1.0, 6, 8)], 0.125) == ((0, 4, 4), (8, 6, 8))
+    assert conv.as_meters((6, 8)) == ((0, 6, 8),)
+    # a window that ends inside a bar marks that bar with a metre of its own
+    assert conv.whole_bars(((0, 6, 8),), 32) == ((0, 6, 8), (24, 4, 8))
+    assert conv.whole_bars(((0, 3, 4),), 32) == ((0, 3, 4), (24, 2, 4))
+    assert conv.whole_bars(((0, 5, 4), (20, 7, 8)), 32) == ((0, 5, 4), (20, 6, 8))
+    assert conv.whole_bars(((0, 4, 4),), 32) == ((0, 4, 4),)
+    assert conv.whole_bars(((0, 9, 8),), 32) == ((0, 9, 8), (18, 7, 8))
+    seq = conv.Converter("melody").to_sequence([0] * 31 + [50], qpm=120.0,
+                                               time_signature=marks)
+    assert [(t.time, t.numerator) for t in seq.time_signatures] == [(0.0, 3), (3.0, 2)]
 
 
 def test_reconstruction_in_other_metres_is_close_to_4_4(nottingham, melody2):
