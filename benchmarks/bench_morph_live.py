@@ -21,7 +21,9 @@ time from a key press to its sound, heard over a real JACK server.
   (``heard_ms``) and without it (``in_port_ms``: the sound in Cadenza's output port); for the
   live bus's queue depths ``--queues`` (the engine's default is 3 blocks), and for the
   FluidSynth live synth at the default depth for comparison (``--presses 0``: none). Target:
-  one block (5.3 ms) + 5 ms.
+  one block (5.3 ms) + 5 ms. The DDSP voices add a key press into the blocks already queued
+  (:class:`app.transport.LiveVoices`), so their figure no longer grows with the queue's depth;
+  FluidSynth's does.
 * Starts its own JACK dummy server (``jackd -R``, 48 kHz, ``--period`` frames, 256 by default)
   unless ``--server NAME`` names a running one.
 
