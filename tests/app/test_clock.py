@@ -298,7 +298,7 @@ def test_lost_clock_stops_the_transport_with_nothing_stuck(devices: Devices) -> 
         tx.send([START])
         tx.pulses(150, 4)  # the file at 120, the clock at 150: it plays 1.25 times as fast
         assert transport.is_playing
-        assert abs(transport.tempo - 1.25) < 0.03
+        assert abs(transport.tempo - 1.25) < 0.06  # 1.25 +- a late pulse or two on 2 cores
         # the transport is on the clock's beat: 4 beats in, within a JACK cycle or two
         assert abs(transport.position - 4 * 0.5) < 0.05, transport.position
         # the clock stops coming (cable pulled): within lost_after the transport stops
@@ -513,9 +513,12 @@ def test_duet_sync_sends_and_forwards_clock(devices: Devices) -> None:
         time.sleep(0.6)
         for obj in closers:
             obj.close()
-        time.sleep(0.1)
-        system = [m for m in drums.messages() if m[0] >= 0xF0 and m != [CLOCK]]
-        assert system == [[START], [STOP]] and "MIDI clock at 100 BPM" in said[0]
+
+        def system() -> list[list[int]]:
+            return [m for m in drums.messages() if m[0] >= 0xF0 and m != [CLOCK]]
+
+        wait_for(lambda: [STOP] in system(), 2.0)
+        assert system() == [[START], [STOP]] and "MIDI clock at 100 BPM" in said[0]
         assert 18 <= len(drums.pulse_times()) <= 26  # 0.6 s at 100 BPM: 24 pulses
         with drums.lock:
             drums.events.clear()
