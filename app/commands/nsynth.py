@@ -119,7 +119,7 @@ def _line(text: str) -> None:
 
 
 # ---------------------------------------------------------------------------- morph
-def _xy(text: str) -> tuple[float, float]:
+def xy_arg(text: str) -> tuple[float, float]:
     try:
         x, y = (float(v) for v in text.split(","))
     except ValueError as exc:
@@ -133,7 +133,7 @@ def _add_common(p: argparse.ArgumentParser, sample_rate: int | None = None) -> N
     p.add_argument("sources", nargs="+",
                    help="2 or 4 sounds: audio files, or General MIDI instruments like gm:flute")
     p.add_argument("--mix", type=float, default=0.5, help="0 = first source, 1 = second")
-    p.add_argument("--xy", type=_xy, default=None, help="X,Y in 0..1 for four sources")
+    p.add_argument("--xy", type=xy_arg, default=None, help="X,Y in 0..1 for four sources")
     p.add_argument("--model", default=None, help="model name or folder (default: shipped)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     p.add_argument("--seed", type=int, default=0)
@@ -203,15 +203,22 @@ def _check_sources(args: argparse.Namespace) -> None:
     limits.temperature(args.temperature, zero=True)
     limits.seed(args.seed)
     for s in args.sources:
-        if s.lower().startswith("gm:"):
-            from models.nsynth.dataset import parse_gm
+        check_sound(s)
 
-            parse_gm(s)
-        else:
-            from models.nsynth.sources import check_source
 
-            limits.audio_source(s)
-            check_source(s)
+def check_sound(source: str) -> None:
+    """A Morph source named on the command line: a General MIDI instrument (``gm:flute``), or
+    an audio file whose header and the part a morph uses (silence, NaN) are read now, before
+    any model loads."""
+    if source.lower().startswith("gm:"):
+        from models.nsynth.dataset import parse_gm
+
+        parse_gm(source)
+    else:
+        from models.nsynth.sources import check_source
+
+        limits.audio_source(source)
+        check_source(source)
 
 
 def run_morph(args: argparse.Namespace) -> int:

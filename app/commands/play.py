@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio-device", default=None, metavar="NAME",
                    help="audio output for --output audio (default device)")
     p.add_argument("--soundfont", default=None, help="soundfont for --output audio")
+    from app.commands.live import add_morph_options
+
+    add_morph_options(p)
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="with --sync midi-clock: give up after this long without a start (0: "
                         "wait until Ctrl+C); with --sync link: wait this long for another peer "
@@ -87,6 +90,7 @@ def _say(text: str) -> None:
 
 def run_play(args: argparse.Namespace) -> int:
     from app.clock import ClockFollower, ClockIn, check_bpm
+    from app.commands.live import audio_synth, check_sound_options, load_live_morph, sound_name
     from app.devices import Devices
     from app.transport import Transport
     from models.music_files import read_sequence
@@ -102,18 +106,18 @@ def run_play(args: argparse.Namespace) -> int:
     file_bpm = check_bpm(seq.qpm)
     bpm = args.tempo or file_bpm
     to_audio = args.output.strip().lower() == AUDIO
+    check_sound_options(args, to_audio)
     devices = Devices(audio_device=args.audio_device)
     closers: list[Any] = []
     transport: Transport | None = None
     try:
         sinks: list[Any] = []
         if to_audio:
-            from app.transport import LiveSynth
-
-            synth = LiveSynth(devices.audio(), soundfont=args.soundfont)
+            live = load_live_morph(args)
+            synth = audio_synth(devices.audio(), soundfont=args.soundfont, live=live)
             closers.append(synth)
             sinks.append(synth)
-            out_name = f"audio ({synth.sample_rate} Hz)"
+            out_name = f"audio ({sound_name(args, live)}{synth.sample_rate} Hz)"
         else:
             output = devices.open_midi_output(args.output)
             closers.append(output)

@@ -197,3 +197,85 @@ def test_duet_audio_output_plays_the_instrument(live_engine, instrument_dir: Pat
         assert isinstance(fluid, LiveSynth)
     finally:
         fluid.close()
+
+
+# ---------------------------------------------------------------------------- --morph
+def test_morph_option_errors_come_before_midi_and_the_model(
+        capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, midi_file: Path) -> None:
+    """``duet`` and ``play`` with ``--morph``: each mistake is exit 2 with one line, before the
+    MIDI system or the sound is asked (there is none here) and before any model loads."""
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "cadenza-nowhere")
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(16000, np.float32), 16000)
+    cases = [
+        (["--output", "Some Synth", "--morph", "gm:flute", "gm:clarinet"],
+         ("--morph", "--output audio")),
+        (["--output", "audio", "--morph", "gm:flute"], ("2 or 4 sounds",)),
+        (["--output", "audio", "--soundfont", "x.sf2", "--morph", "gm:flute", "gm:oboe"],
+         ("--soundfont", "--morph", "exclude")),
+        (["--output", "audio", "--morph", "gm:flute", "gm:oboe", "--morph-xy", "2,0"],
+         ("--morph-xy",)),
+        (["--output", "audio", "--morph", "gm:flute", str(tmp_path / "none.wav")],
+         ("none.wav",)),
+        (["--output", "audio", "--morph", "gm:flute", str(silent)], ("silent",)),
+        (["--output", "audio", "--morph", "gm:flute", "gm:no-such-instrument"],
+         ("no-such-instrument",)),
+    ]
+    started = time.perf_counter()
+    for command in (["duet", "--input", "cadenza-no-such-keyboard"], ["play", midi_file]):
+        for extra, words in cases:
+            code, _, err = cadenza(capsys, *command, *extra)
+            assert code == 2, (command, extra)
+            line = one_line_error(err)
+            assert all(w.lower() in line.lower() for w in words), (extra, line)
+    code, _, err = cadenza(capsys, "duet", "--input", "cadenza-no-such-keyboard", "--output",
+                           "audio", "--instrument", tmp_path, "--morph", "gm:flute", "gm:oboe")
+    assert "--instrument and --morph exclude" in one_line_error(err)
+    assert time.perf_counter() - started < 10
+    # good sounds go on to the devices
+    code, _, err = cadenza(capsys, "duet", "--input", "cadenza-no-such-keyboard", "--output",
+                           "audio", "--morph", "gm:flute", "gm:clarinet")
+    assert code == 2 and "midi" in one_line_error(err).lower()
+
+
+@pytest.mark.jack
+def test_play_and_duet_play_a_morph_live_from_the_ddsp_model(
+        capsys, live_engine, midi_file: Path) -> None:
+    """``--morph`` builds the DDSP live voices (the sink ``duet`` answers on and ``play``
+    plays to): a note sounds in tune; ``cadenza play --output audio --morph`` plays a file
+    through them to the end."""
+    import argparse
+
+    from app.commands.live import audio_synth, load_live_morph
+    from app.sampler import DDSPSynth
+
+    args = argparse.Namespace(morph=["gm:flute", "gm:clarinet"], morph_xy=(0.3, 0.5),
+                              morph_model=None)
+    live = load_live_morph(args)
+    assert live.name == "gm:flute x gm:clarinet"
+    assert np.allclose(live.weights, [0.7, 0.3])
+    cap = Capture(live_engine)
+    synth = audio_synth(live_engine, live=live)
+    try:
+        assert isinstance(synth, DDSPSynth)
+        time.sleep(0.2)
+        quiet = len(cap.audio())
+        synth.send([0x90, 67, 100])
+        time.sleep(0.8)
+        synth.send([0x80, 67, 0])
+        time.sleep(1.2)
+        rec = cap.audio()[quiet:, 0]
+    finally:
+        synth.close()
+        cap.close()
+    assert np.abs(rec).max() > 0.02
+    loud = np.flatnonzero(np.abs(rec) > 0.1 * np.abs(rec).max())
+    f0 = estimate_f0(rec[loud[0]: loud[0] + 24000], live_engine.sample_rate, start=0.1,
+                     end=0.45)
+    assert abs(cents(f0, 67)) < 30, f0
+    assert np.abs(rec[-4800:]).max() < 1e-3  # released
+
+    code, out, err = cadenza(capsys, "play", midi_file, "--output", "audio",
+                             "--audio-device", "system", "--morph", "gm:flute", "gm:clarinet")
+    assert code == 0, err
+    assert "morph gm:flute x gm:clarinet" in out, out
