@@ -64,7 +64,7 @@ import tempfile
 import threading
 import time
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -339,6 +339,41 @@ def _load_sounddevice_copy(sd: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- buses
+def clip_blocks(x: np.ndarray, blocksize: int, lead: int = 0,
+                looping: Callable[[], bool] = lambda: False
+                ) -> Iterator[tuple[np.ndarray, int]]:
+    """``(block, valid frames)`` of a clip ``x`` (frames, channels), ``lead`` frames of silence
+    first; while ``looping()`` says so at the clip's end, the next pass follows at once, inside
+    the same block, so a loop keeps its length to the frame (a pass padded to whole blocks
+    would drift by up to a block a pass). Every block is a new array (they are queued)."""
+    n = x.shape[0]
+    pos = -int(lead)  # in the clip; below 0: the leading silence
+    while True:
+        block = np.zeros((blocksize, x.shape[1]), dtype=np.float32)
+        filled = 0
+        while filled < blocksize:
+            if pos < 0:
+                take = min(-pos, blocksize - filled)
+            elif pos < n:
+                take = min(n - pos, blocksize - filled)
+                block[filled:filled + take] = x[pos:pos + take]
+            elif n and looping():
+                pos = 0
+                continue
+            else:
+                break
+            pos += take
+            filled += take
+        if filled:
+            yield block, filled
+        if filled < blocksize:
+            return
+        if pos >= n:  # a pass ended with the block
+            if not (n and looping()):
+                return
+            pos = 0
+
+
 class Bus:
     """One source in the engine's mix: a bounded queue of blocks of the stream's blocksize,
     one taken per callback. A clip (``play``), a stream of blocks from an iterable on a feeder
@@ -446,24 +481,15 @@ class Bus:
             raise CadenzaError("the audio engine is not started")
         return rate
 
-    def _blocks(self, audio: Audio, rate: int, lead: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Audio at the device rate as (n_blocks, blocksize, 2) float32, and valid frames;
-        ``lead`` frames of silence first."""
-        if audio.sample_rate != rate:
-            audio = audio.resampled(rate)
+    @staticmethod
+    def _frames_of(audio: Audio) -> np.ndarray:
+        """The samples as float32 (frames, CHANNELS) (at the rate they come in)."""
         x = np.asarray(audio.samples, dtype=np.float32)
         if x.ndim == 1:
             x = x[:, None]
         if x.shape[1] == 1:
             x = np.repeat(x, CHANNELS, axis=1)
-        x = x[:, :CHANNELS]
-        n = x.shape[0] + lead
-        n_blocks = max(1, -(-n // self.blocksize))
-        blocks = np.zeros((n_blocks * self.blocksize, CHANNELS), dtype=np.float32)
-        blocks[lead:n] = x
-        valid = np.full(n_blocks, self.blocksize, dtype=np.int64)
-        valid[-1] = n - (n_blocks - 1) * self.blocksize
-        return blocks.reshape(n_blocks, self.blocksize, CHANNELS), valid
+        return x[:, :CHANNELS]
 
     def play(self, audio: Audio, loop: bool | None = None, at: float | None = None) -> None:
         """Play a clip from the start (stopping whatever this bus plays). Call from a worker
@@ -484,30 +510,15 @@ class Bus:
             if frame is not None and frame > self.engine.frames_out + self.blocksize:
                 start_frame = frame - frame % self.blocksize
                 lead = frame - start_frame
-        blocks, valid = self._blocks(audio, rate, lead)
+        x = self._frames_of(audio)
         self.stop()
         gen = self._gen
-        channels = self.engine.channels
-        items = [(blocks[i][:, :channels], int(valid[i]), gen) for i in range(len(blocks))]
-        self._clip_frames = int(valid.sum()) - lead
-
-        def clip() -> Iterator[tuple[np.ndarray, int, int]]:
-            again = items
-            if lead:  # later passes of a loop start without the leading silence
-                yield from items
-                if not self.loop:
-                    return
-                plain, plain_valid = self._blocks(audio, rate)
-                again = [(plain[i][:, :channels], int(plain_valid[i]), gen)
-                         for i in range(len(plain))]
-            while True:
-                yield from again
-                if not self.loop:
-                    return
-
+        self._clip_frames = x.shape[0]
+        blocks = clip_blocks(x, self.blocksize, lead, lambda: self.loop)
+        items = ((block[:, :self.engine.channels], valid, gen) for block, valid in blocks)
         self._start_frame = start_frame
         self.start_time = None if at is None else (at if start_frame else time.perf_counter())
-        self._start_feeder(clip(), frames=-lead)
+        self._start_feeder(items, frames=-lead)
 
     def play_stream(self, blocks: Iterable[np.ndarray]) -> None:
         """Play blocks from an iterable (a generator, say) until it ends or ``stop()``.

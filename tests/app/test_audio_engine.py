@@ -114,6 +114,52 @@ def test_live_stream_and_loop(engine):
     assert 0 <= engine.position_seconds < 0.1
 
 
+def test_clip_blocks_loop_to_the_frame():
+    """A clip that is not whole blocks long, with leading silence: the blocks carry the silence,
+    then the clip pass after pass with nothing between (what the callback plays), and end with
+    the pass during which looping was turned off."""
+    from app.audio_engine import clip_blocks
+
+    x = np.arange(1, 1001, dtype=np.float32)[:, None].repeat(2, axis=1)  # 1000 frames
+    passes = [True, True, False]
+    out = list(clip_blocks(x, 256, lead=100, looping=lambda: passes.pop(0)))
+    assert all(b.shape == (256, 2) for b, _ in out)
+    stream = np.concatenate([b[:v] for b, v in out])[:, 0]
+    assert np.array_equal(stream, np.concatenate([np.zeros(100), np.tile(x[:, 0], 3)]))
+    assert sum(v for _, v in out) == 3100 and out[-1][1] == 3100 % 256
+    assert not passes  # asked once at each pass's end
+    once = list(clip_blocks(x, 250))  # whole blocks, not looping: four of them
+    assert [v for _, v in once] == [250] * 4
+    asked = [True, False]  # a pass that ends with a block: asked once, then the next pass
+    twice = list(clip_blocks(x, 250, looping=lambda: asked.pop(0)))
+    assert [v for _, v in twice] == [250] * 8 and not asked
+    assert list(clip_blocks(x[:0], 256)) == []
+
+
+def test_a_loop_keeps_its_length(engine):
+    """Through JACK: a loop of 7,100 frames (27.7 blocks) of silence with a click at its start,
+    recorded from the engine's output ports: the clicks are 7,100 frames apart, pass after
+    pass (they drifted by up to a block a pass when each pass was padded to whole blocks)."""
+    from tests.app.test_live_transport import Capture
+
+    n = 7100
+    clip = np.zeros((n, 2), np.float32)
+    clip[:8] = 0.5
+    cap = Capture(engine)
+    try:
+        engine.play(Audio(clip, engine.sample_rate), loop=True)
+        time.sleep(12 * n / engine.sample_rate)
+        engine.stop()
+        rec = cap.audio()[:, 0]
+    finally:
+        cap.close()
+    hot = np.flatnonzero(rec > 0.25)
+    onsets = hot[np.concatenate([[True], np.diff(hot) > 100])]
+    gaps = np.diff(onsets)
+    assert len(gaps) >= 8, onsets
+    assert int(np.median(gaps)) == n, gaps  # a JACK stall may move one of them
+
+
 def test_stop_is_quick_and_leaves_no_thread(engine):
     long_clip = Audio(np.zeros((48000 * 60, 2), dtype=np.float32), 48000)
     before = {t.name for t in threading.enumerate()}
@@ -291,16 +337,16 @@ def test_a_scheduled_start_is_heard_on_time(engine):
     # touched by one (benchmarks/bench_scheduled_start.py: 0.15 ms p95 on a real-time server)
     assert float(np.median(ms)) < 1.0 and ms[4] < 2.0, ms
     assert min(late) >= 0 and sorted(late)[4] == 0, late  # on their planned blocks
-    # a pass of the loop lasts whole blocks: the first (after its leading silence) between the
-    # clip's length and a block more, the next ones exactly the clip's length in blocks
-    n, block = looped.samples.shape[0], engine.blocksize
+    # the passes follow each other at the clip's length (test_a_loop_keeps_its_length has it
+    # to the frame)
+    n = looped.samples.shape[0]
     first = _nearest(heard, at)
     second = _nearest(heard, first + n / rate)
     third = _nearest(heard, second + n / rate)
     assert abs(first - at) < 0.025, first - at  # one start: a JACK stall may touch it
     # (a JACK stall on this busy machine can move one onset by a few cycles)
-    assert n / rate - 0.025 < second - first < (n + block) / rate + 0.025, second - first
-    assert abs(third - second - -(-n // block) * block / rate) < 0.025, third - second
+    assert abs(second - first - n / rate) < 0.025, second - first
+    assert abs(third - second - n / rate) < 0.025, third - second
 
 
 def test_a_scheduled_start_keeps_its_time_when_the_callback_is_held_up(engine):
