@@ -11,7 +11,10 @@ sent to the given sinks (MIDI outputs or a :class:`app.transport.LiveSynth`). Wi
 (the session's time while the Live panel's sync runs: :meth:`app.sync.SyncSession.next_time`)
 each click is on the session's next beat rather than one beat of ``qpm`` after the last: the
 metronome keeps the shared beat and phase when the session's tempo changes (a DAW's clock, a
-Link peer); when the grid stops answering (sync stopped) it goes on at ``qpm``.
+Link peer); when the grid stops answering (sync stopped) it goes on at ``qpm``. A sink that
+says its ``latency`` (the built-in sound: :attr:`app.transport.LiveVoices.latency`) gets each
+click that much before its beat, so the click is heard on the beat and a take played along with
+it lands on the grid, as a DAW compensates its output latency; a MIDI port says none.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ CLICK_BEAT = 77  # GM Low Wood Block
 CLICK_SECONDS = 0.05
 REGRID_SECONDS = 0.03  # with a grid, a click's time is asked again this long before it
 LONGEST_BEAT = 3.0  # seconds: 20 BPM, the slowest session tempo
+MAX_LEAD = 0.25  # seconds: the most a click is sent before its beat (a sink's latency)
 EARLY_TOLERANCE = 0.15  # a note this early for beat 1 (during the count-in) starts at 0
 
 
@@ -101,7 +105,8 @@ class Recorder:
         with self._lock:
             self._events = []
         now = time.perf_counter()
-        self.t_start = now + 0.02 if at is None else max(float(at), now)
+        lead = max((lead_of(sink) for sink in self.click_sinks), default=0.0)
+        self.t_start = now + 0.02 + lead if at is None else max(float(at), now)
         self.t_zero = self.t_start + self.count_in_bars * self.beats_per_bar * self.beat_seconds
         self.recording = True
         self._stop.clear()
@@ -134,18 +139,23 @@ class Recorder:
                         return
                     due = self._next_click(last)
             self.click_times.append(due)
-            if not wait_until(due, self._stop):
-                return
             downbeat = beat % self.beats_per_bar == 0
             pitch = CLICK_DOWNBEAT if downbeat else CLICK_BEAT
-            for sink in self.click_sinks:
-                sink.send([0x90 | DRUM_CHANNEL, pitch, 110 if downbeat else 80])
+            sinks = sorted(((lead_of(sink), i) for i, sink in enumerate(self.click_sinks)),
+                           reverse=True)  # the slowest sink first, its latency early
+            for lead, i in sinks:
+                if not wait_until(due - lead, self._stop):
+                    return
+                self.click_sinks[i].send([0x90 | DRUM_CHANNEL, pitch,
+                                          110 if downbeat else 80])
+            if not wait_until(due, self._stop):
+                return
             if self.on_beat is not None:
                 bar = beat // self.beats_per_bar - self.count_in_bars
                 self.on_beat(bar, beat % self.beats_per_bar, beat < count_in_beats)
-            wait_until(due + CLICK_SECONDS, self._stop)  # the click ends even when stopped
-            for sink in self.click_sinks:
-                sink.send([0x80 | DRUM_CHANNEL, pitch, 0])
+            for lead, i in sinks:  # the click ends even when stopped
+                wait_until(due + CLICK_SECONDS - lead, self._stop)
+                self.click_sinks[i].send([0x80 | DRUM_CHANNEL, pitch, 0])
             beat += 1
 
     def _next_click(self, last: float) -> float:
@@ -184,6 +194,16 @@ class Recorder:
         if seq.is_empty:
             return None
         return Clip(self.name, sequence=seq)
+
+
+def lead_of(sink: Sink) -> float:
+    """How long before its beat a click goes to ``sink``: the latency it says it has (0 for a
+    MIDI port), at most :data:`MAX_LEAD`."""
+    try:
+        lead = float(getattr(sink, "latency", 0.0) or 0.0)
+    except Exception:  # noqa: BLE001 - a sink that cannot say (its engine went away)
+        return 0.0
+    return min(max(lead, 0.0), MAX_LEAD) if lead == lead else 0.0
 
 
 def events_to_sequence(

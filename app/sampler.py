@@ -32,6 +32,7 @@ class SamplerSynth(LiveVoices):
     """A :class:`MorphInstrument` on a started :class:`~app.audio_engine.AudioEngine`."""
 
     thread_name = "cadenza-sampler"
+    plays_drums = False  # one instrument: channel 10 is ignored
 
     def __init__(self, engine: Any, instrument: MorphInstrument, gain: float = 0.5,
                  max_voices: int = DEFAULT_VOICES) -> None:
@@ -104,6 +105,7 @@ class DDSPSynth(LiveVoices):
     live depth by default; see ``benchmarks/bench_morph_live.py`` for what 1 to 3 give)."""
 
     thread_name = "cadenza-live-morph"
+    plays_drums = False
 
     def __init__(self, engine: Any, live: Any, gain: float = 0.5,
                  max_voices: int = DDSP_VOICES, queue_blocks: int | None = None) -> None:

@@ -133,6 +133,7 @@ class LiveVoices(NoteSink):
     """
 
     thread_name = "cadenza-live-voices"
+    plays_drums = True  # General MIDI drums on channel 10 (a metronome's clicks)
 
     def __init__(self, engine: Any, queue_blocks: int | None = None) -> None:
         if not engine.sample_rate:
@@ -204,6 +205,16 @@ class LiveVoices(NoteSink):
 
     def _closed(self) -> None:
         """Release what the voices hold (called once, with ``_lock`` held, after the thread)."""
+
+    @property
+    def latency(self) -> float:
+        """Seconds from ``send`` to the sound at the output, on average: half a block until the
+        next callback, the queue when a new note cannot be added into it (:meth:`_splice`),
+        and the device's output latency. What a metronome sends this early to be heard on
+        its beat."""
+        block = self.engine.blocksize / self.sample_rate
+        queued = 0.0 if self._voice_set() is not None else self.bus.queue_blocks
+        return (queued + 0.5) * block + float(self.engine.output_latency)
 
     def take_peak(self) -> float:
         peak, self.peak = self.peak, 0.0

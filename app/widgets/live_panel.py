@@ -111,6 +111,7 @@ class LivePanel(QWidget):
         self.instrument: Any = None  # the Morph workspace's MorphInstrument, once made
         self.live_morph: Any = None  # or its LiveMorph (DDSP, played live), the later of the two
         self.engine: Any = None  # the devices' audio engine while built-in sound is the output
+        self.click_synth: Any = None  # GM drums for the metronome when the output plays a morph
         self.duet: Any = None
         self.recorder: Any = None
         self._take_tempo: float | None = None  # the session tempo of the take being recorded
@@ -499,9 +500,33 @@ class LivePanel(QWidget):
             self._close_output()
         return self.output
 
+    def _clicks_through(self, sink: Any) -> Any:
+        """The sink the metronome clicks on: the output, or FluidSynth's GM drums on the same
+        engine when the output plays a morph (its voices have no drum channel)."""
+        if getattr(sink, "plays_drums", True) or self.engine is None:
+            return sink
+        if self.click_synth is None:
+            from app.transport import LiveSynth
+
+            try:
+                self.click_synth = LiveSynth(self.engine, soundfont=self.soundfont)
+            except CadenzaError as exc:
+                self._say(f"Metronome: {exc}")
+                return sink
+        return self.click_synth
+
+    def _close_click_synth(self) -> None:
+        synth, self.click_synth = self.click_synth, None
+        if synth is not None:
+            try:
+                synth.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing the metronome's synth")
+
     def _close_output(self) -> None:
         """Close the output (built-in voices take their bus out of the engine's mix; the
         engine itself belongs to the devices)."""
+        self._close_click_synth()
         output, self.output, self.engine = self.output, None, None
         if output is not None:
             try:
@@ -702,7 +727,7 @@ class LivePanel(QWidget):
             if self.metronome_check.isChecked() or self.count_in_spin.value():
                 sink = self._ensure_output()
                 if sink is not None:
-                    sinks.append(sink)
+                    sinks.append(self._clicks_through(sink))
             self._takes = getattr(self, "_takes", 0) + 1
             # With sync on, the take has the session's tempo and starts on its next bar, and
             # the metronome clicks on the session's beats.
@@ -724,6 +749,7 @@ class LivePanel(QWidget):
         elif not on and self.recorder is not None:
             rec, self.recorder = self.recorder, None
             clip = rec.stop_clip()
+            self._close_click_synth()
             self.beat_label.setText("")
             if clip is None:
                 self._say("Nothing was played: no take")

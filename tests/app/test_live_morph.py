@@ -154,6 +154,20 @@ def test_play_from_keyboard_plays_a_ddsp_morph_live(rig, qtbot, ddsp_models: Pat
         cap.close()
     assert abs(cents(pitch_of(rec), 220.0)) < 50
 
+    # recording with the metronome: the morph has no drums, so the clicks sound on General
+    # MIDI drums beside it, on the same engine, for as long as the take
+    from app.transport import LiveSynth
+
+    panel.metronome_check.setChecked(True)
+    panel.set_recording(True)
+    clicks = panel.recorder.click_sinks
+    assert len(clicks) == 1 and isinstance(clicks[0], LiveSynth) and clicks[0].plays_drums
+    assert panel.output is synth and not synth.plays_drums
+    time.sleep(0.3)
+    panel.set_recording(False)
+    assert panel.click_synth is None and panel.output is synth
+    panel.metronome_check.setChecked(False)
+
     # the transport renders MIDI clips with the live morph (at the pad's position)
     assert window.transport.use_instrument and window._sound() is morph.live
     audio = _render_midi(None, NoteSequence(notes=[Note(64, 100, 0.1, 0.6)]), window._sound())

@@ -662,6 +662,32 @@ def test_recorder_with_count_in_and_metronome(midi, listener):
     assert "cadenza-metronome" not in _threads()
 
 
+def test_metronome_clicks_are_heard_on_their_beats(live_engine):
+    """On the built-in sound the clicks go out the synth's latency early (its queue and the
+    output's: some 30 ms here), so an independent JACK client hears each one on its beat,
+    within a few ms; a take played along with them then lands on the grid."""
+    from tests.app.jack_onsets import OnsetProbe
+
+    synth = LiveSynth(live_engine)
+    rec = Recorder(qpm=150, count_in_bars=2, click_sinks=[synth])
+    try:
+        with OnsetProbe(threshold=0.01, quiet=4800) as probe:
+            time.sleep(0.4)
+            latency = synth.latency
+            rec.start()
+            time.sleep(8 * 0.4 + 0.3)
+            heard = probe.onsets()
+            rec.stop()
+    finally:
+        synth.close()
+    assert 0.02 < latency < 0.1, latency  # 3.5 blocks of 5.3 ms and the playback port's
+    assert len(rec.click_times) == 8 and len(heard) >= 6, heard
+    errors_ms = [1000 * (min(heard, key=lambda h, t=t: abs(h - t)) - t) for t in rec.click_times]
+    print("heard - beat, ms:", [round(e, 1) for e in errors_ms])
+    assert abs(float(np.median(errors_ms))) < 4.0, errors_ms  # late by the latency before
+    assert sorted(abs(e) for e in errors_ms)[5] < 8.0, errors_ms
+
+
 def test_recorder_rejects_bad_settings_and_empty_takes():
     with pytest.raises(CadenzaError, match="tempo"):
         Recorder(qpm=5)
