@@ -18,7 +18,14 @@ Reading:
   time signatures are kept; tied notes are one note; grace notes are left out. Key signatures
   are not kept: a NoteSequence has none.
 * A pickup bar is padded at the start so that bar lines fall on whole bars from 0 s, as the
-  models' bar windows expect. Repeats are read as written (not played out).
+  models' bar windows expect.
+* Repeats are played out as a musician plays them (repeat bar lines, first and second endings,
+  D.C. and D.S. marks, through music21's repeat expander); a score whose repeats cannot be
+  played out (a broken mark), or would come out longer than :data:`MAX_EXPANDED_MEASURES`
+  bars, is read as written.
+* Dynamics marks set the velocity of the notes after them in their part, as MuseScore plays
+  them (``p`` 49, ``mf`` 80, ``f`` 96, ...: :data:`DYNAMIC_VELOCITY`); a note's own velocity
+  (``<sound dynamics>``) comes first; without either a note has velocity 80 (mf).
 
 Writing (:func:`musicxml_bytes`, :func:`write_musicxml`) quantizes onsets and ends to the
 sixteenth grid of the sequence's tempo map (a note lasts at least a sixteenth), keeps the tempo
@@ -62,6 +69,12 @@ MUSIC21_MISSING = ("MusicXML needs the music21 package, which this environment l
 _ROOTS = ("score-partwise", "score-timewise")
 _NOTE_TAG = re.compile(rb"<note[\s/>]")  # a <note> element's start tag (not <notehead> ...)
 _DEFAULT_VELOCITY = 80
+MAX_EXPANDED_MEASURES = 4000
+"""The most bars a score's repeats may play out to (more is read as written)."""
+DYNAMIC_VELOCITY = {"pppp": 8, "ppp": 16, "pp": 33, "p": 49, "mp": 64, "mf": 80, "f": 96,
+                    "ff": 112, "fff": 126, "ffff": 127, "sf": 112, "sfz": 112, "sffz": 120,
+                    "fz": 112, "rf": 104, "rfz": 104, "fp": 96, "sfp": 112}
+"""Velocities of the standard dynamics marks (MuseScore's playback values)."""
 
 # Where a standard drum staff (MuseScore's drumset, the General MIDI percussion key) writes each
 # drum: (display step and octave, x notehead) -> General MIDI drum note.
@@ -122,7 +135,7 @@ def musicxml_to_sequence(data: bytes, label: str = "MusicXML data") -> NoteSeque
         score = importer.xmlRootToScore(root)
         if getattr(score, "atSoundingPitch", True) is False:
             score = score.toSoundingPitch()  # transposing instruments sound as written for them
-        return _to_sequence(score, _kit_parts(root), label)
+        return _to_sequence(_played_out(score), _kit_parts(root), label)
     except CadenzaError:
         raise
     except Exception as exc:  # noqa: BLE001 - music21 raises many kinds on odd scores
@@ -188,6 +201,39 @@ def _parse_xml(data: bytes, label: str, what: str = "MusicXML") -> ElementTree.E
                            f"as an ordinary (partwise) MusicXML file")
     limits.musicxml_notes(sum(1 for _ in root.iter("note")), label)
     return root
+
+
+def _played_out(score: Any) -> Any:
+    """``score`` with its repeats played out (see the module), or as written."""
+    from music21 import repeat
+
+    marks = list(score.recurse().getElementsByClass(repeat.RepeatMark))
+    if not marks:
+        return score
+    parts = list(score.parts) or [score]
+    measures = len(parts[0].getElementsByClass("Measure"))
+    passes = 1 + sum(max(int(getattr(m, "times", None) or 2) - 1, 1) for m in marks)
+    if measures * passes > MAX_EXPANDED_MEASURES:
+        return score
+    try:
+        return score.expandRepeats()
+    except Exception:  # noqa: BLE001 - a repeat music21 cannot resolve: as written
+        return score
+
+
+def _dynamics(flat: Any) -> tuple[list[float], list[int]]:
+    """(offsets, velocities) of the dynamics marks of a flattened part, in order."""
+    from music21 import dynamics
+
+    marks: list[tuple[float, int]] = []
+    for mark in flat.getElementsByClass(dynamics.Dynamic):
+        velocity = DYNAMIC_VELOCITY.get(str(mark.value))
+        if velocity is None and mark.volumeScalar is not None:
+            velocity = int(round(float(mark.volumeScalar) * 127))
+        if velocity is not None:
+            marks.append((float(mark.offset), min(max(velocity, 1), 127)))
+    marks.sort(key=lambda m: m[0])
+    return [m[0] for m in marks], [m[1] for m in marks]
 
 
 def _kit_parts(root: ElementTree.Element) -> list[bool]:
@@ -266,7 +312,9 @@ def _to_sequence(score: Any, kits: list[bool], label: str) -> NoteSequence:
         if name:
             seq.instrument_names[index] = name
         tied: dict[tuple[int, bool], tuple[Note, float]] = {}  # open ties: note, end
-        for element in part.flatten().notes:
+        flat = part.flatten()
+        marked_at, marked = _dynamics(flat)
+        for element in flat.notes:
             if element.duration.isGrace:
                 continue
             start_q = float(element.offset) + shift
@@ -276,7 +324,10 @@ def _to_sequence(score: Any, kits: list[bool], label: str) -> NoteSequence:
                 raise CadenzaError(f"{label}: corrupt MusicXML file (notes "
                                    f"{end / 3600:.1f} hours in)")
             velocity = element.volume.velocity if element.volume is not None else None
-            velocity = _DEFAULT_VELOCITY if velocity is None else min(max(int(velocity), 1), 127)
+            if velocity is None:
+                last = bisect.bisect_right(marked_at, float(element.offset) + 1e-9) - 1
+                velocity = marked[last] if last >= 0 else _DEFAULT_VELOCITY
+            velocity = min(max(int(velocity), 1), 127)
             members = list(element.notes) if element.isChord else [element]
             for member in members:
                 if isinstance(member, m21note.Unpitched) or kit:

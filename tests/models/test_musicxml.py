@@ -354,3 +354,51 @@ def test_a_real_compressed_score_reads_as_its_voices():
         got = [(n.pitch, round(n.start, 6), round(n.end, 6)) for n in seq.notes
                if n.instrument == index]
         assert got == want, part.partName
+
+
+def _repeated_tune(path: Path, times: int = 2) -> None:
+    """A 2/4 tune: bar 1 (p) and bar 2 (f) between repeat bar lines, first ending bar 3,
+    second ending bar 4, then bar 5; written with music21 as MuseScore writes such marks."""
+    from music21 import bar, dynamics, meter, note, spanner, stream
+
+    part = stream.Part()
+    bars = []
+    for number, pitches in enumerate((["C4", "D4"], ["E4", "F4"], ["G4", "A4"], ["B4", "C5"],
+                                      ["D5", "E5"]), start=1):
+        m = stream.Measure(number=number)
+        if number == 1:
+            m.append(meter.TimeSignature("2/4"))
+            m.insert(0, dynamics.Dynamic("p"))
+            m.leftBarline = bar.Repeat(direction="start")
+        if number == 2:
+            m.insert(0, dynamics.Dynamic("f"))
+        m.append([note.Note(p) for p in pitches])
+        bars.append(m)
+    bars[2].rightBarline = bar.Repeat(direction="end", times=times)
+    part.append(bars)
+    part.insert(0, spanner.RepeatBracket(bars[2], number=1))
+    part.insert(0, spanner.RepeatBracket(bars[3], number=2))
+    score = stream.Score()
+    score.append(part)
+    score.write("musicxml", path)
+
+
+def test_repeats_are_played_out_and_dynamics_set_velocities(tmp_path):
+    path = tmp_path / "repeats.musicxml"
+    _repeated_tune(path)
+    seq = read_musicxml(path)
+    names = [n.pitch for n in seq.notes]
+    # bars 1 2 3 (first ending), again 1 2, then 4 (second ending) and 5
+    assert names == [60, 62, 64, 65, 67, 69, 60, 62, 64, 65, 71, 72, 74, 76], names
+    assert [round(n.start, 3) for n in seq.notes] == [0.5 * k for k in range(14)]
+    velocities = [n.velocity for n in seq.notes]
+    assert velocities == [49, 49, 96, 96, 96, 96, 49, 49, 96, 96, 96, 96, 96, 96], velocities
+
+
+def test_a_repeat_too_long_to_play_out_is_read_as_written_fast(tmp_path):
+    path = tmp_path / "forever.musicxml"
+    _repeated_tune(path, times=100000)
+    started = time.perf_counter()
+    seq = read_musicxml(path)
+    assert time.perf_counter() - started < 5
+    assert len(seq.notes) == 10  # as written: each bar once
