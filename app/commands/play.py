@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio-device", default=None, metavar="NAME",
                    help="audio output for --output audio (default device)")
     p.add_argument("--soundfont", default=None, help="soundfont for --output audio")
-    from app.commands.live import add_morph_options
+    from app.commands.sound import add_morph_options
 
     add_morph_options(p)
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
@@ -90,7 +90,7 @@ def _say(text: str) -> None:
 
 def run_play(args: argparse.Namespace) -> int:
     from app.clock import ClockFollower, ClockIn, check_bpm
-    from app.commands.live import audio_synth, check_sound_options, load_live_morph, sound_name
+    from app.commands.sound import audio_synth, check_sound_options, load_live_morph, sound_name
     from app.devices import Devices
     from app.transport import Transport
     from models.music_files import read_sequence

@@ -168,7 +168,7 @@ def test_duet_with_a_good_instrument_goes_on_to_the_midi_ports(
 def test_duet_audio_output_plays_the_instrument(live_engine, instrument_dir: Path) -> None:
     """The sink ``cadenza duet --output audio`` builds (``rig.synth``, which --thru plays too):
     with --instrument the morph instrument sounds, in tune; without, FluidSynth."""
-    from app.commands.live import audio_synth
+    from app.commands.sound import audio_synth
     from app.sampler import SamplerSynth
     from app.transport import LiveSynth
 
@@ -246,7 +246,7 @@ def test_play_and_duet_play_a_morph_live_from_the_ddsp_model(
     through them to the end."""
     import argparse
 
-    from app.commands.live import audio_synth, load_live_morph
+    from app.commands.sound import audio_synth, load_live_morph
     from app.sampler import DDSPSynth
 
     args = argparse.Namespace(morph=["gm:flute", "gm:clarinet"], morph_xy=(0.3, 0.5),
