@@ -32,12 +32,12 @@ from models.ddsp.config import FAMILY, DDSPConfig, decoder_inputs, scale_mfcc
 from models.ddsp.engine import DDSPEngine
 from models.ddsp.synth import frame_features, mix_db
 from models.errors import CadenzaError, Cancelled
-from models.nsynth.morph import Morpher, morph_f0
+from models.nsynth.morph import MorphModel, morph_f0
 
 DEFAULT_LOUDNESS_DB = -25.0  # a held note of the training set, when no envelope is given
 
 
-class DDSPMorpher(Morpher):
+class DDSPMorpher(MorphModel):
     """A trained DDSP autoencoder with the Morph operations: the registry's façade for the
     "ddsp" family (``name``, ``family``, ``path``, ``config``, ``close()``)."""
 
@@ -46,11 +46,9 @@ class DDSPMorpher(Morpher):
 
     def __init__(self, engine: DDSPEngine, name: str = "ddsp",
                  path: str | Path | None = None) -> None:
+        super().__init__(engine.config, name, path)
+        self.config: DDSPConfig = engine.config
         self.engine_np = engine
-        self.config: DDSPConfig = engine.config  # type: ignore[assignment]
-        self.name = name
-        self.path = None if path is None else Path(path)
-        self._renderer: Any = None
 
     @classmethod
     def load(cls, directory: str | Path, engine: str = "numpy", name: str | None = None
@@ -157,7 +155,3 @@ class DDSPMorpher(Morpher):
         kwargs.setdefault("f0", self.pitches(audios))
         kwargs.setdefault("envelope", list(self.loudness(audios)))
         return self.decode(self.encode_batch(audios), **kwargs)  # type: ignore[return-value]
-
-    @property
-    def generator(self) -> Any:
-        raise CadenzaError("a DDSP model has no sample-by-sample generator")

@@ -112,32 +112,21 @@ def morph_acid(f0: float, tempo: float) -> AcidInfo:
     return AcidInfo(tempo=float(tempo), root_note=root_note(f0), one_shot=True)
 
 
-class Morpher:
-    """A trained WaveNet autoencoder with the Morph operations: the registry's façade for the
-    "nsynth" family (``name``, ``family``, ``path``, ``config``, ``close()``)."""
+class MorphModel:
+    """What every Morph model offers (the registry's façade of a Morph family: ``name``,
+    ``family``, ``path``, ``config``, ``close()``): its sources (:meth:`source_audio`, General
+    MIDI notes rendered on demand), their pitches, ``encode``; a family adds ``encode_batch``,
+    ``guide``, ``decode`` and ``reconstruct`` (:class:`Morpher`, the WaveNet;
+    :class:`models.ddsp.morph.DDSPMorpher`), which the CLI, jobs, instruments and evaluation
+    call alike."""
 
-    family = "nsynth"  # models.nsynth.model.FAMILY (not imported here: it imports Keras)
+    family = ""
 
-    def __init__(self, model: NSynthAutoencoder, name: str = "nsynth",
-                 engine: str = "auto", path: str | Path | None = None) -> None:
-        self.model = model
-        self.config: NSynthConfig = model.config
+    def __init__(self, config: Any, name: str, path: str | Path | None = None) -> None:
+        self.config = config
         self.name = name
         self.path = None if path is None else Path(path)
-        self.engine = engine
-        self._generator: FastGenerator | None = None
         self._renderer: Any = None
-
-    @classmethod
-    def load(cls, directory: str | Path, engine: str = "auto", name: str | None = None
-             ) -> Morpher:
-        from models.checkpoint import load_weights
-        from models.nsynth.model import NSynthConfig, build_model
-
-        config, saved_name = cls._read_folder(directory, NSynthConfig)
-        model = build_model(config)
-        load_weights(model, directory)
-        return cls(model, name=name or saved_name, engine=engine, path=directory)
 
     @classmethod
     def _read_folder(cls, directory: str | Path, config_type: type) -> tuple[Any, str]:
@@ -151,14 +140,6 @@ class Morpher:
             raise CadenzaError(f"{directory} is a '{payload['family']}' model, not {cls.family}")
         return (config_from_dict(config_type, payload["config"]),
                 str(payload.get("name") or Path(directory).name))
-
-    @property
-    def generator(self) -> FastGenerator:
-        if self._generator is None:
-            from models.nsynth.fastgen import FastGenerator
-
-            self._generator = FastGenerator(self.model, engine=self.engine)
-        return self._generator
 
     # ------------------------------------------------------------------ sources
     def source_audio(self, source: Source, pitch: int = 60, velocity: int = 100) -> np.ndarray:
@@ -177,15 +158,63 @@ class Morpher:
             raise CadenzaError(f"no such file: {source} (General MIDI sources look like gm:flute)")
         return prepare_audio(source, self.config.sample_rate, self.config.note_samples)
 
+    def pitches(self, audios: Sequence[np.ndarray]) -> np.ndarray:
+        """The fundamental (Hz, YIN on the held part) of each prepared sound; NaN if none."""
+        return np.array([estimate_f0(a, self.config.sample_rate) for a in audios])
+
+    def encode_batch(self, audios: Sequence[np.ndarray]) -> np.ndarray:
+        """Prepared sounds -> embeddings ``(batch, frames, latent)``."""
+        raise NotImplementedError
+
+    def encode(self, source: Source, pitch: int = 60) -> np.ndarray:
+        """One sound (a path, :class:`Audio`, samples at the model's rate or ``gm:NAME``) ->
+        its embedding ``(frames, latent)``."""
+        return self.encode_batch([self.source_audio(source, pitch)])[0]
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+class Morpher(MorphModel):
+    """A trained WaveNet autoencoder with the Morph operations: the registry's façade for the
+    "nsynth" family."""
+
+    family = "nsynth"  # models.nsynth.model.FAMILY (not imported here: it imports Keras)
+
+    def __init__(self, model: NSynthAutoencoder, name: str = "nsynth",
+                 engine: str = "auto", path: str | Path | None = None) -> None:
+        super().__init__(model.config, name, path)
+        self.config: NSynthConfig = model.config
+        self.model = model
+        self.engine = engine
+        self._generator: FastGenerator | None = None
+
+    @classmethod
+    def load(cls, directory: str | Path, engine: str = "auto", name: str | None = None
+             ) -> Morpher:
+        from models.checkpoint import load_weights
+        from models.nsynth.model import NSynthConfig, build_model
+
+        config, saved_name = cls._read_folder(directory, NSynthConfig)
+        model = build_model(config)
+        load_weights(model, directory)
+        return cls(model, name=name or saved_name, engine=engine, path=directory)
+
+    @property
+    def generator(self) -> FastGenerator:
+        if self._generator is None:
+            from models.nsynth.fastgen import FastGenerator
+
+            self._generator = FastGenerator(self.model, engine=self.engine)
+        return self._generator
+
     # ------------------------------------------------------------------ encode / decode
     def encode_batch(self, audios: Sequence[np.ndarray]) -> np.ndarray:
         """Prepared audio (each 4 s at 16 kHz) -> embeddings ``(batch, frames, 16)``."""
         x = np.stack([np.asarray(a, np.float32) for a in audios])
         return np.asarray(self.model.encode(scale_codes(mu_law_encode(x))), np.float32)
-
-    def pitches(self, audios: Sequence[np.ndarray]) -> np.ndarray:
-        """The fundamental (Hz, YIN on the held part) of each prepared sound; NaN if none."""
-        return np.array([estimate_f0(a, self.config.sample_rate) for a in audios])
 
     def guide(self, audios: Sequence[np.ndarray], weights: Sequence[float]
               ) -> tuple[float, np.ndarray]:
@@ -199,10 +228,6 @@ class Morpher:
         w = np.asarray(weights, np.float64)
         envelope = (w[:, None] * levels).sum(0) / max(float(w.sum()), 1e-9)
         return morph_f0(self.pitches(audios), weights), envelope
-
-    def encode(self, source: Source, pitch: int = 60) -> np.ndarray:
-        """One sound (a path, :class:`Audio`, 16 kHz samples or ``gm:NAME``) -> ``(125, 16)``."""
-        return self.encode_batch([self.source_audio(source, pitch)])[0]
 
     def decode(
         self,
@@ -252,8 +277,3 @@ class Morpher:
         kwargs.setdefault("f0", self.pitches(audios))
         kwargs.setdefault("envelope", [loudness_db(a, self.config.hop) for a in audios])
         return self.decode(self.encode_batch(audios), **kwargs)  # type: ignore[return-value]
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
