@@ -1290,8 +1290,4 @@ def _render_midi(ctx: Any, seq: Any, instrument: Any) -> Any:
     live morph's DDSP voices (at the pad's position now)."""
     if instrument is None:
         return ctx.renderer().render(seq)
-    if hasattr(instrument, "render_sequence"):
-        return instrument.render_sequence(seq)
-    from models.nsynth.voices import render_sequence
-
-    return render_sequence(instrument, seq)
+    return instrument.render_sequence(seq)  # a MorphInstrument or a LiveMorph
