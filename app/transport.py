@@ -148,7 +148,7 @@ class LiveVoices(NoteSink):
         self.blocks_rendered = 0
         self.blocks_spliced = 0  # queued blocks a note was added into (_splice)
         self.peak = 0.0  # loudest sample since the last read of take_peak()
-        self._solo = np.zeros(engine.blocksize, np.float32)  # _splice's buffer
+        self._solo = np.zeros(self.bus.queue_blocks * engine.blocksize, np.float32)  # _splice's
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
@@ -195,13 +195,19 @@ class LiveVoices(NoteSink):
         blocks = self.bus.pending_blocks()
         if blocks and self.engine.to_next_block() < SPLICE_MARGIN_S:
             blocks = blocks[1:]
-        for block in blocks:
-            solo = voices.render(block.shape[0], self._solo, only=fresh)
-            block += solo[:block.shape[0], None]
-            peak = float(np.abs(solo).max())
-            if peak > self.peak:
-                self.peak = peak
-            self.blocks_spliced += 1
+        # the block heard next at once (it has the least time left), the others in one call
+        for group in (blocks[:1], blocks[1:]):
+            frames = sum(block.shape[0] for block in group)
+            if not frames or frames > self._solo.shape[0]:
+                continue
+            solo = voices.render(frames, self._solo, only=fresh)
+            pos = 0
+            for block in group:
+                n = block.shape[0]
+                block += solo[pos:pos + n, None]
+                pos += n
+            self.peak = max(self.peak, float(np.abs(solo[:frames]).max()))
+            self.blocks_spliced += len(group)
 
     def _closed(self) -> None:
         """Release what the voices hold (called once, with ``_lock`` held, after the thread)."""
