@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 
@@ -28,20 +29,25 @@ def jack_server(prefix: str, period: int, server: str | None = None) -> Iterator
         yield server
         return
     name = f"cadenza-{prefix}-{os.getpid()}"
+    log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(["jackd", "-R", "-n", name, "-d", "dummy", "-r", "48000", "-p",
-                             str(period)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             str(period)], stdout=log, stderr=subprocess.STDOUT,
                             env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"),
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 15
+        time.sleep(0.5)  # a client that connects while the server starts up can crash it
         while True:
             probe = subprocess.run(["jack_lsp", "-s", name], capture_output=True, text=True)
             if probe.returncode == 0 and "system:" in probe.stdout:
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("could not start jackd -R (real-time not allowed?); "
-                                 "pass --server NAME")
-            time.sleep(0.1)
+                log.seek(0)
+                said = [line.strip() for line in log if line.strip()]
+                raise SystemExit(f"could not start jackd -R ({said[-1] if said else 'no output'}"
+                                 f"; exit {proc.poll()}; jack_lsp: {probe.stderr.strip()[-200:]})"
+                                 f"; start one and pass --server NAME")
+            time.sleep(0.25)
         os.environ["JACK_DEFAULT_SERVER"] = name
         yield name
     finally:
