@@ -1290,4 +1290,9 @@ def _render_midi(ctx: Any, seq: Any, instrument: Any) -> Any:
     live morph's DDSP voices (at the pad's position now)."""
     if instrument is None:
         return ctx.renderer().render(seq)
-    return instrument.render_sequence(seq)  # a MorphInstrument or a LiveMorph
+    from models.ddsp.voices import LiveMorph
+    from models.nsynth.voices import render_sequence
+
+    if isinstance(instrument, LiveMorph):
+        return instrument.render_sequence(seq)
+    return render_sequence(instrument, seq)  # a MorphInstrument

@@ -585,15 +585,6 @@ class MorphInstrument:
         gain = (int(velocity) / 127.0) ** 2
         return (out * self.envelope(n, held, rate) * np.float32(gain)).astype(np.float32)
 
-    def render_sequence(self, seq: Any, sample_rate: int = 44100, tail: float = 1.0,
-                        max_voices: int = 64, gain: float = 0.5) -> Any:
-        """``seq`` played on this instrument (stereo :class:`~models.audio_io.Audio`; see
-        :func:`models.nsynth.voices.render_sequence`), as a live morph renders one
-        (:meth:`models.ddsp.voices.LiveMorph.render_sequence`)."""
-        from models.nsynth.voices import render_sequence
-
-        return render_sequence(self, seq, sample_rate, tail, max_voices, gain)
-
 
 def _source_at(morpher: Any, source: Any, pitch: int, cache: dict) -> np.ndarray:
     """A source as the model's input at ``pitch``: a GM instrument rendered there, an audio

@@ -181,7 +181,10 @@ def test_duet_audio_output_plays_the_instrument(live_engine, instrument_dir: Pat
         synth.send([0x90, HELD.pitch, 100])  # as the duet's scheduler and --thru send
         time.sleep(0.8)
         synth.send([0x80, HELD.pitch, 0])
-        time.sleep(0.4)
+        deadline = time.monotonic() + 3.0  # the release (0.2 s; longer if the load made
+        while synth.active_voices and time.monotonic() < deadline:  # blocks late)
+            time.sleep(0.02)
+        time.sleep(0.2)  # the queue and the capture
         rec = cap.audio()[quiet:, 0]
     finally:
         synth.close()
