@@ -373,6 +373,7 @@ def train(recipe: Recipe, out_dir: str | Path, start: Start, budget: Budget, *, 
         say(f"time limit reached at step {step} ({minutes():.1f} min, "
             f"{cpu_minutes():.1f} CPU min in all)")
     if validated_at != step:
+        checkpoint()  # the weights first: a validation that fails loses no step
         metrics.update(recipe.validate(model))
     checkpoint()
     say(f"checkpoint at step {step}: {_format(metrics)}")
