@@ -143,19 +143,22 @@ class Recorder:
             pitch = CLICK_DOWNBEAT if downbeat else CLICK_BEAT
             sinks = sorted(((lead_of(sink), i) for i, sink in enumerate(self.click_sinks)),
                            reverse=True)  # the slowest sink first, its latency early
+            sent: list[tuple[float, int]] = []
             for lead, i in sinks:
                 if not wait_until(due - lead, self._stop):
-                    return
+                    break
                 self.click_sinks[i].send([0x90 | DRUM_CHANNEL, pitch,
                                           110 if downbeat else 80])
-            if not wait_until(due, self._stop):
-                return
-            if self.on_beat is not None:
+                sent.append((lead, i))
+            if len(sent) == len(sinks) and wait_until(due, self._stop) \
+                    and self.on_beat is not None:
                 bar = beat // self.beats_per_bar - self.count_in_bars
                 self.on_beat(bar, beat % self.beats_per_bar, beat < count_in_beats)
-            for lead, i in sinks:  # the click ends even when stopped
+            for lead, i in sent:  # a click that began ends, even when stopped
                 wait_until(due + CLICK_SECONDS - lead, self._stop)
                 self.click_sinks[i].send([0x80 | DRUM_CHANNEL, pitch, 0])
+            if self._stop.is_set():
+                return
             beat += 1
 
     def _next_click(self, last: float) -> float:
