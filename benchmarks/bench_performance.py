@@ -69,11 +69,15 @@ def main() -> None:
 
     model = ModelRegistry().load(args.model, "performance")
     primer = primer_events(500)
-    results: dict[str, object] = {"model": model.name, "layers": list(model.config.layers)}
+    results: dict[str, object] = {"model": model.name, "arch": model.config.arch,
+                                  "layers": list(model.config.layers)}
 
     from models.compute import single_blas_thread
 
-    for engine, count in (("numpy", args.events), ("keras", max(100, args.events // 10))):
+    engines = [("numpy", args.events)]
+    if model.config.arch != "transformer":  # a transformer generates with numpy only
+        engines.append(("keras", max(100, args.events // 10)))
+    for engine, count in engines:
         session = Continuer(model, engine)
         session.primer_events = primer
         session._prime_with(enc.control_vector())  # noqa: SLF001 - warm-up / compile

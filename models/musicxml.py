@@ -45,6 +45,7 @@ import io
 import math
 import re
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -135,11 +136,20 @@ def musicxml_to_sequence(data: bytes, label: str = "MusicXML data") -> NoteSeque
         score = importer.xmlRootToScore(root)
         if getattr(score, "atSoundingPitch", True) is False:
             score = score.toSoundingPitch()  # transposing instruments sound as written for them
-        return _to_sequence(_played_out(score), _kit_parts(root), label)
+        return score_to_sequence(score, label, _kit_parts(root))
     except CadenzaError:
         raise
     except Exception as exc:  # noqa: BLE001 - music21 raises many kinds on odd scores
         raise CadenzaError(f"{label}: corrupt MusicXML file ({_describe(exc)})") from exc
+
+
+def score_to_sequence(score: Any, label: str = "score", kits: Sequence[bool] = (),
+                      qpm: float | None = None) -> NoteSequence:
+    """A music21 score as a NoteSequence, read as a MusicXML file is: repeats played out (when
+    music21 can), every part, metre changes in their places, a pickup bar padded so that bar
+    lines fall where they are printed. ``kits``: for each part, whether it is a drum kit of
+    several instruments. ``qpm``: one tempo for the whole score instead of its tempo marks."""
+    return _to_sequence(_played_out(score), list(kits), label, qpm)
 
 
 def _describe(exc: BaseException) -> str:
@@ -278,7 +288,8 @@ class _Clock:
         return self.seconds[i] + (quarters - q0) * 60.0 / qpm
 
 
-def _to_sequence(score: Any, kits: list[bool], label: str) -> NoteSequence:
+def _to_sequence(score: Any, kits: list[bool], label: str,
+                 qpm: float | None = None) -> NoteSequence:
     from music21 import instrument as m21instrument
     from music21 import meter as m21meter
     from music21 import note as m21note
@@ -287,7 +298,7 @@ def _to_sequence(score: Any, kits: list[bool], label: str) -> NoteSequence:
     first = parts[0]
     measures = list(first.getElementsByClass("Measure"))
     shift = float(measures[0].paddingLeft) if measures else 0.0
-    marks = _tempo_map(score, shift)
+    marks = _tempo_map(score, shift) if qpm is None else [(0.0, float(qpm))]
     clock = _Clock(marks)
     seq = NoteSequence(tempos=[TempoChange(clock(q), qpm) for q, qpm in marks])
     for ts in first.recurse().getElementsByClass(m21meter.TimeSignature):

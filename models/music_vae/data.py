@@ -45,6 +45,9 @@ CACHE_VERSION = 1
 # A bounded subset: Ryan's Mammoth Collection (1059 ABC files, public domain), about two
 # minutes of music21 parsing, once. Name others with --data music21:COLLECTION,...
 MUSIC21_DEFAULT = ("ryansMammoth",)
+# How a music21 tune is read (part of its caches' names): 2 = as the app reads a score, repeats
+# played out and metre changes kept (1: as written, the first metre only).
+MUSIC21_READING = 2
 
 LICENSES = {
     "nottingham": "GPL-3.0 (Nottingham Music Database, cleaned MIDI)",
@@ -319,36 +322,23 @@ def music21_paths(collections: Sequence[str] = MUSIC21_DEFAULT) -> list[Path]:
     return out
 
 
-def music21_to_sequence(score: Any, qpm: float = 120.0) -> NoteSequence:
-    """One music21 tune (first part) as a NoteSequence at ``qpm``; a pickup bar is padded so
-    that bar lines fall on multiples of the bar length, as in the printed tune."""
+def music21_to_sequence(score: Any, qpm: float = 120.0, label: str = "tune") -> NoteSequence:
+    """One music21 tune as a NoteSequence at ``qpm``, read as the app reads a score
+    (:func:`models.musicxml.score_to_sequence`: repeats played out, metre changes in their
+    places, a pickup bar padded so that bar lines fall on the printed ones), then its melody:
+    the line a melody model takes from a clip (:func:`models.music_vae.inputs.line_of`, the top
+    voice of a part with double stops)."""
     require_music21()
-    from music21 import meter as m21meter
+    from models.music_vae.inputs import line_of
+    from models.musicxml import score_to_sequence
 
-    part = score.parts[0] if getattr(score, "parts", None) else score
-    sigs = list(part.recurse().getElementsByClass(m21meter.TimeSignature))
-    num, den = (sigs[0].numerator, sigs[0].denominator) if sigs else (4, 4)
-    bar_ql = num * 4.0 / den
-    shift = 0.0
-    measures = list(part.getElementsByClass("Measure"))
-    if measures:
-        first = measures[0].duration.quarterLength
-        if 0 < first < bar_ql:
-            shift = bar_ql - first
-    spq = 60.0 / qpm
-    notes = []
-    for n in part.stripTies().flatten().notes:
-        if n.isChord:
-            pitch = max(p.midi for p in n.pitches)
-        else:
-            pitch = n.pitch.midi
-        start = (float(n.offset) + shift) * spq
-        dur = float(n.duration.quarterLength) * spq
-        if dur <= 0:
-            continue
-        notes.append(Note(int(pitch), 80, start, start + dur))
+    seq = score_to_sequence(score, label, qpm=qpm)
+    line, parts, _ = line_of(seq, "melody")
+    notes = [Note(n.pitch, 80, n.start, n.end) for n in line.notes
+             if not n.is_drum and n.end > n.start and (parts is None or n.instrument in parts)]
     return NoteSequence(notes=notes, tempos=[TempoChange(0.0, qpm)],
-                        time_signatures=[TimeSignature(0.0, num, den)])
+                        time_signatures=list(seq.time_signatures)
+                        or [TimeSignature(0.0, 4, 4)])
 
 
 def _music21_job(path: str) -> list[tuple[str, NoteSequence]] | str:
@@ -363,7 +353,7 @@ def _music21_job(path: str) -> list[tuple[str, NoteSequence]] | str:
     out = []
     for i, score in enumerate(scores):
         try:
-            out.append((f"music21/{rel}#{i}", music21_to_sequence(score)))
+            out.append((f"music21/{rel}#{i}", music21_to_sequence(score, label=f"{rel}#{i}")))
         except Exception as exc:  # noqa: BLE001
             print(f"skipping {rel}#{i}: {exc}", file=sys.stderr)
     return out
@@ -382,21 +372,25 @@ def music21_sequences(
         raise CadenzaError(f"no music21 ABC files in {', '.join(collections)}")
     cache = None
     if cache_dir is not None:
-        h = hashlib.sha1(f"music21-seqs-v{CACHE_VERSION}|{music21.__version__}".encode())
+        h = hashlib.sha1(f"music21-seqs-v{CACHE_VERSION}|read={MUSIC21_READING}|"
+                         f"{music21.__version__}".encode())
         for p in paths:
             h.update(str(p).encode() + b"\n")
         cache = Path(cache_dir) / f"music21-sequences-{h.hexdigest()[:12]}.npz"
         if cache.is_file():
             with np.load(cache) as d:
-                notes, offsets, meta = d["notes"], d["offsets"], d["meta"]
+                notes, offsets = d["notes"], d["offsets"]
+                meters, meter_offsets = d["meters"], d["meter_offsets"]
                 names = [str(n) for n in d["names"]]
             out = []
             for i, name in enumerate(names):
                 rows = notes[offsets[i]:offsets[i + 1]]
+                sigs = meters[meter_offsets[i]:meter_offsets[i + 1]]
                 out.append((name, NoteSequence(
                     notes=[Note(int(p), 80, float(a), float(b)) for p, a, b in rows],
                     tempos=[TempoChange(0.0, 120.0)],
-                    time_signatures=[TimeSignature(0.0, int(meta[i, 0]), int(meta[i, 1]))])))
+                    time_signatures=[TimeSignature(float(t), int(n), int(d))
+                                     for t, n, d in sigs])))
             return out
     results: list[Any] = []
     if workers > 1:
@@ -422,12 +416,16 @@ def music21_sequences(
         rows = [np.array([[n.pitch, n.start, n.end] for n in s.notes], np.float64).reshape(-1, 3)
                 for _, s in out]
         offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-        meta = np.array([[s.time_signature.numerator, s.time_signature.denominator]
-                         for _, s in out], np.int64).reshape(-1, 2)
+        sig_rows = [np.array([[t.time, t.numerator, t.denominator] for t in s.time_signatures],
+                             np.float64).reshape(-1, 3) for _, s in out]
+        meter_offsets = np.concatenate([[0], np.cumsum([len(r) for r in sig_rows])]
+                                       ).astype(np.int64)
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic.replacing(cache) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, notes=np.concatenate(rows) if rows else np.zeros((0, 3)),
-                                offsets=offsets, meta=meta,
+                                offsets=offsets,
+                                meters=np.concatenate(sig_rows) if sig_rows else np.zeros((0, 3)),
+                                meter_offsets=meter_offsets,
                                 names=np.asarray([n for n, _ in out]))
     return out
 
@@ -448,6 +446,7 @@ def load_music21(
         music21 = require_music21()
         cache = _cache_path(Path(cache_dir), "music21", converter,
                             [music21.__version__, f"val={validation_fraction}",
+                             f"read={MUSIC21_READING}",
                              *[str(p) for p in paths]], train_hop)
         if cache.is_file():
             return _load(cache)

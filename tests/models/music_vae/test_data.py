@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,49 @@ def test_music21_tune_becomes_a_sequence():
     assert len(seq.notes) > 20 and seq.qpm == 120.0
     assert all(n.end > n.start for n in seq.notes)
     assert isinstance(Path(paths[0]), Path)
+
+
+def test_music21_tune_is_read_as_played():
+    # Derby Hornpipe: 2/4 with a pickup of one eighth, each of its two parts repeated. Read as
+    # the app reads a score: the repeats played out, the pickup padded to a whole bar.
+    from music21 import corpus, repeat
+
+    path = next(p for p in data.music21_paths(("ryansMammoth",)) if p.name == "DerbyHornpipe.abc")
+    score = corpus.parse(str(path))
+    written = sum(1 for n in score.flatten().notes)
+    assert list(score.recurse().getElementsByClass(repeat.RepeatMark))  # repeats as written
+    seq = data.music21_to_sequence(score)
+    assert len(seq.notes) == 2 * written
+    assert (seq.time_signature.numerator, seq.time_signature.denominator) == (2, 4)
+    assert seq.notes[0].start == 0.75  # the pickup's eighth ends the first bar (1 s at 120 qpm)
+    notes = seq.notes
+    assert all(b.start >= a.end - 1e-9 for a, b in zip(notes, notes[1:], strict=False))  # a line
+    # A 16-bar window is 256 sixteenths, 32 bars of 2/4: the tune as written is too short for
+    # one, as played it gives windows.
+    sixteen = replace(conv.melody_converter(16), any_meter=True)
+    assert len(data.sequence_windows(seq, sixteen)) >= 2
+    as_written = data.NoteSequence(notes=seq.notes[:written], tempos=seq.tempos,
+                                   time_signatures=seq.time_signatures)
+    assert len(data.sequence_windows(as_written, sixteen)) == 0
+
+
+def test_music21_tune_keeps_its_metre_changes(tmp_path):
+    from music21 import converter as m21converter
+
+    abc = ("X:1\nT:Changes\nM:6/8\nL:1/8\nK:G\nGAB c2d|e2d B2A|[M:9/8]GAB c2d e2f|"
+           "[M:6/8]g3 d3|G6|]\n")
+    score = m21converter.parse(abc, format="abc")
+    seq = data.music21_to_sequence(score)
+    # music21's ABC reader makes the 9/8 bar (3 s to 5.25 s) a bar of 6/8 and one of 3/8; the
+    # bar lines it keeps are the clip's.
+    assert [(t.time, t.numerator, t.denominator) for t in seq.time_signatures] == [
+        (0.0, 6, 8), (4.5, 3, 8), (5.25, 6, 8)]
+    assert [n.start for n in seq.notes][-3:] == [5.25, 6.0, 6.75]
+    cached = tmp_path / "cache"
+    first = data.music21_sequences(("ryansMammoth/DerbyHornpipe",), cached)
+    again = data.music21_sequences(("ryansMammoth/DerbyHornpipe",), cached)  # from the cache
+    assert [s.notes for _, s in first] == [s.notes for _, s in again]
+    assert [s.time_signatures for _, s in first] == [s.time_signatures for _, s in again]
 
 
 def test_train_hop_adds_windows_to_training_pieces_only(nottingham_subset, tmp_path):
