@@ -1,7 +1,8 @@
 """PerformanceRNN training speed on this machine, per Keras backend.
 
     .venv/bin/python benchmarks/bench_train_performance.py [--config small|full|tiny]
-        [--backends tensorflow,jax,torch] [--steps N] [--batch-size B] [--seq-len T]
+        [--backends tensorflow,jax,torch] [--precisions float32,mixed_bfloat16] [--steps N]
+        [--batch-size B] [--seq-len T]
 
 Each backend runs in its own process (Keras picks its backend once, at import). The same real
 windows from ../shared/datasets/piano (random events when the data sets are missing), with the
@@ -48,8 +49,11 @@ def windows(batch: int, seq_len: int, note_state: bool
     return data_lib.fixed_windows(fake, seq_len, batch, note_state=note_state)
 
 
-def measure(config_name: str, steps: int, batch: int | None, seq_len: int | None) -> dict:
+def measure(config_name: str, steps: int, batch: int | None, seq_len: int | None,
+            precision: str = "float32") -> dict:
     import keras
+
+    keras.config.set_dtype_policy(precision)  # mixed_bfloat16: bfloat16 math, float32 weights
 
     from models.performance_rnn.model import build_model, get_config, get_training
     from models.performance_rnn.train import compile_model
@@ -71,6 +75,7 @@ def measure(config_name: str, steps: int, batch: int | None, seq_len: int | None
     step = float(np.median(times))
     return {
         "backend": keras.backend.backend(),
+        "precision": precision,
         "config": config.name,
         "layers": list(config.layers),
         "batch": settings.batch_size,
@@ -90,13 +95,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per backend (10)")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per step (64)")
     parser.add_argument("--seq-len", type=int, default=None, help="events per window (config)")
+    parser.add_argument("--precisions", default="float32",
+                        help="comma-separated Keras dtype policies, e.g. "
+                             "float32,mixed_bfloat16 (default: float32)")
+    parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.one:
-        print(json.dumps(measure(args.config, args.steps, args.batch_size, args.seq_len)))
+        print(json.dumps(measure(args.config, args.steps, args.batch_size, args.seq_len,
+                                 args.precision)))
         return
     results = []
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         if backend not in BACKENDS:
             results.append({"backend": backend, "error": f"not one of {', '.join(BACKENDS)}"})
@@ -105,18 +116,20 @@ def main() -> None:
         if probe.returncode != 0:
             results.append({"backend": backend, "error": "not installed"})
             continue
-        cmd = [sys.executable, __file__, "--one", "--config", args.config, "--steps",
-               str(args.steps), "--batch-size", str(args.batch_size)]
-        if args.seq_len:
-            cmd += ["--seq-len", str(args.seq_len)]
-        run = subprocess.run(cmd, capture_output=True, text=True,
-                             env={**os.environ, "KERAS_BACKEND": backend})
-        lines = [ln for ln in run.stdout.splitlines() if ln.startswith("{")]
-        if run.returncode != 0 or not lines:
-            tail = (run.stderr.strip().splitlines() or ["no output"])[-1]
-            results.append({"backend": backend, "error": tail})
-        else:
-            results.append(json.loads(lines[-1]))
+        for precision in precisions:
+            cmd = [sys.executable, __file__, "--one", "--config", args.config, "--steps",
+                   str(args.steps), "--batch-size", str(args.batch_size),
+                   "--precision", precision]
+            if args.seq_len:
+                cmd += ["--seq-len", str(args.seq_len)]
+            run = subprocess.run(cmd, capture_output=True, text=True,
+                                 env={**os.environ, "KERAS_BACKEND": backend})
+            lines = [ln for ln in run.stdout.splitlines() if ln.startswith("{")]
+            if run.returncode != 0 or not lines:
+                tail = (run.stderr.strip().splitlines() or ["no output"])[-1]
+                results.append({"backend": backend, "precision": precision, "error": tail})
+            else:
+                results.append(json.loads(lines[-1]))
     print(json.dumps(results, indent=1))
 
 
