@@ -322,6 +322,7 @@ class MorphWorkspace(Workspace):
         self._result_xy = (0.5, 0.5)
         self.instrument: Any = None  # models.nsynth.instrument.MorphInstrument
         self.instrument_dir: Path | None = None
+        self._instrument_folders: list[Path] = []  # made here, oldest first: removed in time
         self.instrument_pitches: list[int] | None = None  # None: the 16 default pitches
         self._instrument_job: Any = None
         self.live: Any = None  # models.ddsp.voices.LiveMorph, while played live
@@ -555,9 +556,11 @@ class MorphWorkspace(Workspace):
         model, chosen = ready
         x, y = self.pad.position
         folder = Path(tempfile.mkdtemp(prefix="cadenza-instrument-"))
+        self._instrument_folders.append(folder)
 
         def done(instrument: Any) -> None:
             self.instrument, self.instrument_dir = instrument, folder
+            self._remove_instrument_folders(before=folder)
             pitches = instrument.pitches
             self.instrument_label.setText(
                 f"Ready: {len(pitches)} note{'s' if len(pitches) != 1 else ''} from "
@@ -574,6 +577,20 @@ class MorphWorkspace(Workspace):
                            self.instrument_pitches,
                            sample_rate=self.export_rate.currentData() or None),
             done, "make instrument")
+
+    def _remove_instrument_folders(self, before: Path | None = None) -> None:
+        """Remove the instruments' temporary folders made before ``before`` (an instrument's
+        samples are in memory; its folder is kept for exporting it), or all of them."""
+        folders = self._instrument_folders
+        cut = folders.index(before) if before in folders else len(folders)
+        for folder in folders[:cut]:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._instrument_folders = folders[cut:]
+
+    def shutdown(self) -> None:
+        """The window is closing: as every workspace, and the instruments' folders go."""
+        super().shutdown()
+        self._remove_instrument_folders()
 
     def play_note(self, pitch: int, velocity: int = 100, seconds: float = 1.0) -> bool:
         """Play one note of the morph instrument through the audio engine (for the MIDI

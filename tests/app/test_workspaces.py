@@ -434,6 +434,14 @@ def test_morph_two_general_midi_sources(win, qtbot, tmp_path, wav_file, artifact
     engine = win.audio_engine()
     qtbot.waitUntil(lambda: engine.position_seconds > 0.05, timeout=10_000)
     _shoot(win, ws, artifacts_dir / "screenshot-morph-results.png", qtbot)
+    # a new instrument: the folder of the one it replaces goes; the last goes with the window
+    first = ws.instrument_dir
+    ws.make_instrument.click()
+    _wait_idle(qtbot, ws)
+    assert ws.instrument_dir != first and (ws.instrument_dir / "instrument.sfz").is_file()
+    assert not first.exists() and dest.is_dir()  # an exported copy stays
+    ws.shutdown()
+    assert not ws.instrument_dir.exists()
 
 
 # ---------------------------------------------------------------------- small parts
