@@ -426,33 +426,45 @@ def note_balance(msgs: list[list[int]]) -> tuple[int, dict]:
     return ons, {k: v for k, v in sounding.items() if v}
 
 
-def test_cadenza_play_at_a_tempo_with_clock_out(clock_jack: str, eight_notes) -> None:  # noqa: ANN001
+def _play_with_clock_out(path) -> tuple:  # noqa: ANN001
+    """``cadenza play`` at 150 BPM to a test synth with clock to a test drum machine: the synth's
+    note-on times, its messages, the drums' system messages and pulse times, and what it said."""
     import rtmidi
 
     api = rtmidi.API_UNIX_JACK
     synth, drums = Receiver(api, "play-synth"), Receiver(api, "play-drums")
     try:
-        proc = cadenza("play", str(eight_notes), "--output", "play-synth", "--tempo", "150",
+        proc = cadenza("play", str(path), "--output", "play-synth", "--tempo", "150",
                        "--clock-out", "play-drums")
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-        assert "at 150 BPM" in out and "play-drums" in out
         time.sleep(0.1)
-        ons, stuck = note_balance(synth.messages())
-        assert ons == 8 and not stuck
-        notes = [t for t, m in synth.events if m[0] & 0xF0 == 0x90 and m[2] > 0]
-        # 0.25 s apart at 120 BPM is 0.2 s apart at 150
-        assert abs((notes[-1] - notes[0]) - 7 * 0.2) < 0.03
-        clock = drums.messages()
-        system = [m for m in clock if m[0] >= 0xF0 and m != [CLOCK]]
-        assert system == [[START], [STOP]]
-        pulses = drums.pulse_times()
-        # the whole file (1.6 s and the last note's length) at 150 BPM: 60 pulses a second
-        assert 90 <= len(pulses) <= 110, len(pulses)
-        assert abs(pulses[0] - notes[0]) < 0.01  # the clock starts with the first note
+        with synth.lock:
+            notes = [t for t, m in synth.events if m[0] & 0xF0 == 0x90 and m[2] > 0]
+        system = [m for m in drums.messages() if m[0] >= 0xF0 and m != [CLOCK]]
+        return notes, synth.messages(), system, drums.pulse_times(), out
     finally:
         synth.close()
         drums.close()
+
+
+def test_cadenza_play_at_a_tempo_with_clock_out(clock_jack: str, eight_notes) -> None:  # noqa: ANN001
+    notes, msgs, system, pulses, out = _play_with_clock_out(eight_notes)
+    ons, stuck = note_balance(msgs)
+    if ons != 8:
+        # a JACK cycle missed on a loaded machine drops its MIDI (the dummy driver's xrun):
+        # once may be the machine, twice is Cadenza
+        print(f"first run: {ons} of 8 notes arrived; playing again")
+        notes, msgs, system, pulses, out = _play_with_clock_out(eight_notes)
+        ons, stuck = note_balance(msgs)
+    assert "at 150 BPM" in out and "play-drums" in out
+    assert ons == 8 and not stuck, (ons, stuck)
+    # 0.25 s apart at 120 BPM is 0.2 s apart at 150
+    assert abs((notes[-1] - notes[0]) - 7 * 0.2) < 0.03
+    assert system == [[START], [STOP]]
+    # the whole file (1.6 s and the last note's length) at 150 BPM: 60 pulses a second
+    assert 90 <= len(pulses) <= 110, len(pulses)
+    assert abs(pulses[0] - notes[0]) < 0.01  # the clock starts with the first note
 
 
 def test_cadenza_play_follows_a_midi_clock(clock_jack: str, eight_notes) -> None:  # noqa: ANN001
