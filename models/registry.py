@@ -93,6 +93,12 @@ class ModelEntry:
     """Why the folder cannot be used ("" when it can): listed, never loaded or a default."""
 
     @property
+    def is_default(self) -> bool:
+        """A shipped model marked ``"default": true`` in its ``config.json``: its family's
+        default (a user's folder cannot claim it)."""
+        return self.shipped and self.extra.get("default") is True
+
+    @property
     def card(self) -> str:
         """The model card, bad bytes replaced (a folder is untrusted input)."""
         return read_card(self.path)
@@ -194,8 +200,9 @@ class ModelRegistry:
                 f"no {family} model is installed: train one with 'cadenza train' "
                 f"or pass --model PATH"
             )
+        marked = [e for e in entries if e.is_default]
         shipped = [e for e in entries if e.shipped]
-        return (shipped or entries)[0]
+        return (marked or shipped or entries)[0]
 
     def entry(self, name_or_path: str | None = None,
               family: str | tuple[str, ...] | None = None) -> ModelEntry:

@@ -41,6 +41,7 @@ def run_models(args: argparse.Namespace) -> int:
                 "family": e.family,
                 "path": str(e.path),
                 "shipped": e.shipped,
+                "default": e.is_default,
                 "weights": e.has_weights,
                 **({"broken": e.broken} if e.broken else {}),
                 **{k: v for k, v in e.extra.items() if k == "metrics"},
@@ -54,7 +55,7 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     width = max(len(e.name) for e in entries)
     for e in entries:
-        where = "shipped" if e.shipped else str(e.path)
+        where = ("shipped, default" if e.is_default else "shipped") if e.shipped else str(e.path)
         if e.broken:  # listed, with its reason, never loaded
             print(f"{e.name:<{width}}  {'broken':<12} {where}")
             print(f"{'':<{width}}  {e.broken}")

@@ -62,7 +62,8 @@ class Workspace(QWidget):
     family = ""  # model family in models.registry.FAMILIES
     families: tuple[str, ...] = ()  # or several families whose models all fit (Morph)
     model_label = ""  # the model's name for people, e.g. "PerformanceRNN"
-    default_model = ""  # picked first when installed (else the first of the family)
+    default_model = ""  # picked first when installed (else the family's marked default, else
+    # the first of the family)
     description = ""
     train_hint = ""
     implemented = False  # set by the model issue when run() does the real work
@@ -523,7 +524,9 @@ class Workspace(QWidget):
         self.models = [e for e in entries if getattr(e, "family", None) in families]
         # A refreshed list (after a training, or the startup listing arriving late) keeps the
         # model the musician picked.
-        chosen = self._wanted_model or self.model_combo.currentData() or self.default_model
+        marked = next((e.name for e in self.models if getattr(e, "is_default", False)), "")
+        chosen = (self._wanted_model or self.model_combo.currentData() or self.default_model
+                  or marked)
         if self._wanted_model and any(e.name == self._wanted_model for e in self.models):
             self._wanted_model = None
         self.model_combo.blockSignals(True)

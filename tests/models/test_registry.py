@@ -104,6 +104,26 @@ def test_registry_lists_finds_and_reports(tmp_path: Path) -> None:
         registry.default("performance")
 
 
+def test_a_shipped_model_marked_default_is_its_familys_default(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    shipped, user = tmp_path / "shipped", tmp_path / "user"
+    monkeypatch.setattr("models.registry.SHIPPED_DIR", shipped)
+    for root, name in ((shipped, "a-lstm"), (shipped, "b-transformer"), (user, "0-mine")):
+        save_model_dir(root / name, "performance", TinyConfig(), card=f"# {name}\nPiano.\n")
+        (root / name / "model.weights.h5").write_bytes(b"")
+    registry = ModelRegistry([shipped, user])
+    assert registry.default("performance").name == "a-lstm"  # unmarked: the first by name
+    for root, name in ((shipped, "b-transformer"), (user, "0-mine")):
+        config = root / name / "config.json"
+        config.write_text(json.dumps({**json.loads(config.read_text()), "default": True}))
+    assert registry.default("performance").name == "b-transformer"
+    assert registry.entry(None, "performance").name == "b-transformer"
+    assert [e.is_default for e in registry.list("performance")] == [False, False, True]
+    # a user's folder cannot claim to be the default
+    assert not registry.get("0-mine").is_default
+
+
 def test_summary_is_the_first_sentence_of_a_wrapped_card(tmp_path: Path) -> None:
     sentence = "A model for " + " ".join(["melodies"] * 20) + " (4/4)."
     save_model_dir(tmp_path / "m", "music_vae", TinyConfig(),
