@@ -41,18 +41,22 @@ def held_out_pieces(count: int) -> list[Path]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", default="performance-small")
+    ap.add_argument("--model", default=None, help="default: the installed default")
     ap.add_argument("--pieces", type=int, default=16)
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--half-life", type=float, default=follow.HALF_LIFE_SECONDS)
-    ap.add_argument("--flatten", type=float, default=0.0)
+    ap.add_argument("--half-life", type=float, default=None,
+                    help="default: the model's own (its folder's \"follow\")")
+    ap.add_argument("--flatten", type=float, default=None, help="default: the model's own")
     ap.add_argument("--modes", default="off,primer,density,histogram")
     args = ap.parse_args()
 
     from models.registry import ModelRegistry
 
-    session = ModelRegistry().load(args.model, "performance").session()
+    model = ModelRegistry().load(args.model, "performance")
+    session = model.session()
+    half_life = model.following.half_life if args.half_life is None else args.half_life
+    flatten = model.following.flatten if args.flatten is None else args.flatten
     seconds = REAL[1] - REAL[0]
     modes = args.modes.split(",")
     rows: dict[str, list[dict[str, float]]] = {"real": [], **{m: [] for m in modes}}
@@ -70,7 +74,7 @@ def main() -> None:
         used += 1
         rows["real"].append(follow.follow_figures(primer, real, seconds))
         primer_rows.append(follow.follow_figures(primer, primer, PRIMER[1] - PRIMER[0]))
-        ref = follow.reference_controls(primer, half_life=args.half_life, flatten=args.flatten)
+        ref = follow.reference_controls(primer, half_life=half_life, flatten=flatten)
         for mode in modes:
             density = ref.density if mode in ("primer", "density") else None
             hist = ref.histogram if mode in ("primer", "histogram") else None
@@ -82,12 +86,12 @@ def main() -> None:
         if used >= args.pieces:
             break
     out = {
-        "model": args.model,
+        "model": model.name,
         "pieces": used,
         "seeds": args.seeds,
         "temperature": args.temperature,
-        "half_life": args.half_life,
-        "flatten": args.flatten,
+        "half_life": half_life,
+        "flatten": flatten,
         "primer_own": follow.summarize(primer_rows),
         **{name: follow.summarize(r) for name, r in rows.items()},
         "seconds": round(time.perf_counter() - started, 1),

@@ -35,10 +35,14 @@ __all__ = ["Continuation", "Continuer", "PerformanceModel", "PerformanceRNN", "l
 def load_from_dir(directory: str | Path, name: str | None = None) -> PerformanceRNN:
     """The :class:`PerformanceRNN` of a model folder (config.json + model.weights.h5); the
     registry calls this after its checks (use :meth:`ModelRegistry.load`)."""
+    from models.checkpoint import read_model_dir
     from models.performance_rnn.facade import PerformanceRNN
+    from models.performance_rnn.follow import Following
     from models.performance_rnn.model import load_model
 
-    return PerformanceRNN(load_model(directory), name or Path(directory).name, directory)
+    following = Following.from_json(read_model_dir(directory).get("follow"))
+    return PerformanceRNN(load_model(directory), name or Path(directory).name, directory,
+                          following)
 
 
 def __getattr__(name: str) -> Any:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from models.sequence import NoteSequence
 
 if TYPE_CHECKING:
+    from models.performance_rnn.follow import Following
     from models.performance_rnn.generate import Cancel, Continuation, Continuer, Progress
     from models.performance_rnn.live import StreamingContinuer
     from models.performance_rnn.model import PerformanceConfig, PerformanceModel
@@ -31,8 +32,12 @@ class PerformanceRNN:
     family = "performance"
 
     def __init__(self, network: PerformanceModel, name: str = "",
-                 path: str | Path | None = None) -> None:
+                 path: str | Path | None = None, following: Following | None = None) -> None:
+        from models.performance_rnn.follow import Following
+
         self.network = network
+        # how this model follows a primer or a player (its folder's "follow", measured)
+        self.following: Following = following or Following()
         self.config: PerformanceConfig = network.config
         self.path = None if path is None else Path(path)
         self.name = name or (self.path.name if self.path is not None else self.config.name)
@@ -74,7 +79,8 @@ class PerformanceRNN:
         """
         from models.performance_rnn.follow import resolve_controls
 
-        density, pitch_histogram = resolve_controls(primer, density, pitch_histogram)
+        density, pitch_histogram = resolve_controls(primer, density, pitch_histogram,
+                                                    self.following)
         session = self.session(engine)
         session.prime(primer, density, pitch_histogram)
         return session.generate_detailed(
@@ -88,7 +94,7 @@ class PerformanceRNN:
         """The streaming form for live playing (:mod:`models.performance_rnn.live`)."""
         from models.performance_rnn.live import StreamingContinuer
 
-        return StreamingContinuer(self.network, engine)
+        return StreamingContinuer(self.network, engine, following=self.following)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, data_dir: str | Path) -> dict[str, Any]:

@@ -40,6 +40,39 @@ OFF = "off"
 
 
 @dataclass(frozen=True)
+class Following:
+    """How one model follows a reference: the half-life of the weighting and the share of a
+    flat histogram mixed into the pitch classes (a model that keys on its histogram harder
+    than a pianist does gets some). Measured per model with ``benchmarks/bench_follow.py``;
+    a model folder's ``config.json`` may set them: ``"follow": {"half_life": 8, "flatten": 0}``.
+    """
+
+    half_life: float = HALF_LIFE_SECONDS
+    flatten: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.half_life) and 0.5 <= self.half_life <= 600.0):
+            raise CadenzaError(f"the half-life of following must be 0.5 to 600 seconds, not "
+                               f"{self.half_life!r}")
+        if not (math.isfinite(self.flatten) and 0.0 <= self.flatten <= 1.0):
+            raise CadenzaError(f"the flattening of following must be 0 to 1, not "
+                               f"{self.flatten!r}")
+
+    @classmethod
+    def from_json(cls, value: Any) -> Following:
+        """From a model folder's ``"follow"`` object (missing: the defaults); bad values are one
+        line (a folder is untrusted)."""
+        if value is None:
+            return cls()
+        if not isinstance(value, dict) or set(value) - {"half_life", "flatten"}:
+            raise CadenzaError('"follow" must be an object with "half_life" and "flatten"')
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                   for v in value.values()):
+            raise CadenzaError('"follow" takes numbers')
+        return cls(**{k: float(v) for k, v in value.items()})
+
+
+@dataclass(frozen=True)
 class ReferenceControls:
     """What a reference performance asks of the music to come."""
 
@@ -93,25 +126,28 @@ def reference_controls(seq: NoteSequence | None, half_life: float = HALF_LIFE_SE
     return ReferenceControls(density, histogram)
 
 
-def follow_control(reference: NoteSequence | None, half_life: float = HALF_LIFE_SECONDS,
+def follow_control(reference: NoteSequence | None, following: Following | None = None,
                    end: float | None = None) -> np.ndarray:
-    """The control vector that follows ``reference`` (:func:`reference_controls`); the
-    "off" vector when there is nothing pitched to follow."""
-    ref = reference_controls(reference, half_life, end)
+    """The control vector that follows ``reference`` (:func:`reference_controls`, with the
+    model's ``following``); the "off" vector when there is nothing pitched to follow."""
+    how = following or Following()
+    ref = reference_controls(reference, how.half_life, end, how.flatten)
     return control_vector(None, None) if ref is None else control_vector(ref.density,
                                                                          ref.histogram)
 
 
 def resolve_controls(reference: NoteSequence | None,
                      density: float | str | None,
-                     histogram: Sequence[float] | np.ndarray | str | None
+                     histogram: Sequence[float] | np.ndarray | str | None,
+                     following: Following | None = None,
                      ) -> tuple[float | None, Sequence[float] | np.ndarray | str | None]:
     """The conditioning to generate with: ``"primer"`` (:data:`PRIMER`) takes the density or
     the histogram from ``reference`` (nothing when it has no pitched notes), ``"off"`` or None
     leaves it out, anything else (a density, 12 weights, a key name) is kept as given."""
     ref = None
     if PRIMER in (density, histogram):
-        ref = reference_controls(reference)
+        how = following or Following()
+        ref = reference_controls(reference, how.half_life, flatten=how.flatten)
     if isinstance(density, str):
         if density == PRIMER:
             density = None if ref is None else ref.density

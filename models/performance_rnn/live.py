@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from models.performance_rnn import encoding as enc
-from models.performance_rnn.follow import follow_control
+from models.performance_rnn.follow import Following, follow_control
 from models.performance_rnn.generate import EMPTY_PRIMER, MAX_NOTE_SECONDS, make_engine, sample
 from models.sequence import NoteSequence
 
@@ -299,8 +299,10 @@ class StreamingContinuer:
     >>> while not answer.done: schedule(answer.next())   # list[NoteEvent]
     """
 
-    def __init__(self, model: Any, engine: str = "numpy") -> None:
+    def __init__(self, model: Any, engine: str = "numpy",
+                 following: Following | None = None) -> None:
         self.engine = make_engine(model, engine)
+        self.following = following or Following()
         self._off = enc.control_vector(None, None)
         self._off_bias, self._empty = self._conditioned(self._off)
         self.bias0: Any = self._off_bias
@@ -321,7 +323,7 @@ class StreamingContinuer:
     def reset(self, t0: float = 0.0, reference: NoteSequence | None = None) -> None:
         """Back to the state after an empty primer (a fresh phrase starting at ``t0``),
         conditioned on ``reference`` (see :meth:`start_phrase`)."""
-        control = follow_control(reference)
+        control = follow_control(reference, self.following)
         if np.array_equal(control, self._off):
             self.bias0, empty = self._off_bias, self._empty
         else:
@@ -377,7 +379,7 @@ class StreamingContinuer:
         playing to follow (its density and pitch classes condition the answer; None: the
         phrase's conditioning)."""
         bias = self.bias0 if reference is None else self.engine.first_bias(
-            follow_control(reference)[None])
+            follow_control(reference, self.following)[None])
         target = int(round(seconds * enc.STEPS_PER_SECOND))
         lead = None if lead_seconds is None else int(round(lead_seconds * enc.STEPS_PER_SECOND))
         decoder = StreamDecoder(self.velocity, target, lead)

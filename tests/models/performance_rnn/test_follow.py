@@ -52,3 +52,39 @@ def test_following_measures() -> None:
     assert figures["median_note_seconds"] == pytest.approx(0.25)
     summary = follow.summarize([figures, {**figures, "in_key": float("nan")}])
     assert summary["in_key"] == 1.0
+
+
+def test_a_model_folder_sets_how_its_model_follows(tmp_path) -> None:  # noqa: ANN001
+    import json
+    import shutil
+
+    from models.errors import CadenzaError
+    from models.registry import SHIPPED_DIR, ModelRegistry
+
+    primer = NoteSequence(notes=_scale(0.0, [60, 62, 64, 65, 67, 69, 71] * 3))
+    density, hist = follow.resolve_controls(primer, "primer", "primer",
+                                            follow.Following(flatten=1.0))
+    np.testing.assert_allclose(hist, np.full(12, 1 / 12))
+    _, keyed = follow.resolve_controls(primer, "primer", "primer")
+    assert keyed[1] == 0.0 and density == pytest.approx(4.0, rel=0.2)  # no C# in C major
+
+    folder = tmp_path / "flat"
+    shutil.copytree(SHIPPED_DIR / "performance-small", folder)
+    config = folder / "config.json"
+    payload = json.loads(config.read_text())
+    config.write_text(json.dumps({**payload, "follow": {"half_life": 16, "flatten": 1.0}}))
+    registry = ModelRegistry([])
+    model = registry.load(str(folder), "performance")
+    assert model.following == follow.Following(half_life=16.0, flatten=1.0)
+    assert model.stream().following == model.following  # the duet follows the same way
+    shipped = registry.load(str(SHIPPED_DIR / "performance-small"))
+    assert shipped.following == follow.Following()
+    takes = [m.generate(primer, 3.0, seed=3, density="primer", pitch_histogram="primer")[0]
+             .continuation for m in (model, shipped)]
+    assert takes[0].notes != takes[1].notes  # the flat histogram conditions differently
+    for bad in ({"flatten": 2}, {"half_life": "long"}, {"half_life": float("nan")}, [8],
+                {"speed": 1}):
+        config.write_text(json.dumps({**payload, "follow": bad}))
+        with pytest.raises(CadenzaError, match="follow") as info:
+            ModelRegistry([]).load(str(folder), "performance")
+        assert "\n" not in str(info.value)
