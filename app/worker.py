@@ -144,7 +144,8 @@ class Worker(QObject):
     busy_changed = Signal(bool)
     compute_device = Signal(str)  # "GPU: name" / "CPU" once probe_compute() has run
 
-    def __init__(self, parent: QObject | None = None, soundfont: str = "") -> None:
+    def __init__(self, parent: QObject | None = None, soundfont: str = "",
+                 thread_name: str = "cadenza-worker") -> None:
         super().__init__(parent)
         self.soundfont = soundfont
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
@@ -157,7 +158,7 @@ class Worker(QObject):
         self._bridge.finished.connect(self._on_finished)
         self._bridge.failed.connect(self._on_failed)
         self._bridge.cancelled.connect(self._on_cancelled)
-        self.thread_name = "cadenza-worker"
+        self.thread_name = thread_name
 
     # ------------------------------------------------------------------ GUI-thread API
     def start(self) -> None:
