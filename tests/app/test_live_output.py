@@ -1,0 +1,285 @@
+# ruff: noqa: F811 - the JACK fixtures are imported from test_live_transport and test_live_panel
+"""The Live panel's built-in output opened off the GUI thread, on a real JACK server: the
+window keeps drawing while FluidSynth and the audio engine start, what is played meanwhile
+behaves as documented in :mod:`app.live_output`, and an output nobody wants any more (another
+choice, the panel closing) is closed, never left running."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QTimer
+
+from app.live_output import PendingOutput
+from app.transport import LiveSynth
+from app.widgets.live_panel import AUDIO_OUT
+from tests.app.test_live_panel import rig  # noqa: F401 - fixture
+from tests.app.test_live_transport import (  # noqa: F401 - fixtures
+    Keyboard,
+    Listener,
+    live_jack,
+    midi,
+    open_connected,
+)
+
+pytestmark = pytest.mark.jack
+
+KEYS, EAR = "PanelKeys client:PanelKeys", "PanelEar client:PanelEar"
+STALL_MS = 40.0  # the old panel froze 150-260 ms opening built-in audio with the engine's start
+
+
+def synth_threads() -> int:
+    """FluidSynth voices rendering now (each LiveSynth has one render thread)."""
+    return sum(1 for t in threading.enumerate() if t.name == LiveSynth.thread_name)
+
+
+def open_renderers() -> int:
+    """FluidSynth instances not deleted yet (LiveSynth's renderers)."""
+    return sum(1 for o in gc.get_objects()
+               if isinstance(o, LiveSynth) and not o.renderer._closed)
+
+
+def synth_buses(window) -> int:  # noqa: ANN001
+    engine = window.devices.engine
+    return 0 if engine is None else sum(1 for b in engine.buses if b.name == LiveSynth.thread_name)
+
+
+def opener_idle(window) -> bool:  # noqa: ANN001
+    return not window.services.opener.busy
+
+
+@contextmanager
+def opener_held(window) -> Iterator[threading.Event]:  # noqa: ANN001
+    """The opener busy with a job before the panel's: the output stays "opening" until the
+    event is set (as when the engine or the soundfont take long)."""
+    go, started = threading.Event(), threading.Event()
+
+    def hold(_ctx) -> None:  # noqa: ANN001
+        started.set()
+        go.wait(10)
+
+    window.services.opener.submit(hold, label="held")
+    assert started.wait(5)
+    try:
+        yield go
+    finally:
+        go.set()
+
+
+@pytest.fixture()
+def ready(rig, qtbot):  # noqa: ANN001, ANN201
+    """The rig with the keyboard chosen and a MIDI port as the output (nothing opened)."""
+    window, panel, kb, ear = rig
+    qtbot.waitUntil(lambda: panel.input_combo.findData(KEYS) >= 0, timeout=3000)
+    assert panel.choose_output("PanelEar") and panel.choose_input("PanelKeys")
+    assert panel.output is None and panel.route is None
+    return rig
+
+
+def test_the_window_keeps_drawing_while_built_in_audio_opens(ready, qtbot):
+    """A 5 ms QTimer ticks all along while built-in audio opens (the audio engine starting
+    and FluidSynth loading the soundfont): the longest gap between ticks stays far under the
+    old freeze. Best of three tries, each with a fresh engine: a loaded machine may delay one
+    tick now and then, a GUI thread that waits for the opening delays every try."""
+    window, panel, kb, ear = ready
+    tries = []
+    closes = []
+    for _ in range(3):
+        if panel.output is not None:  # closing built-in audio (on the GUI thread: a few ms)
+            t0 = time.perf_counter()
+            assert panel.choose_output("PanelEar")
+            closes.append(1000 * (time.perf_counter() - t0))
+        assert panel.choose_output("PanelEar") and panel.output is None
+        window.devices.configure(audio_device="no such device")  # the engine closes ...
+        window.devices.configure(audio_device=None)  # ... and starts again on next use
+        assert window.devices.engine is None
+        stamps: list[float] = []
+        timer = QTimer()
+        timer.setInterval(5)
+        timer.timeout.connect(lambda s=stamps: s.append(time.perf_counter()))
+        timer.start()
+        qtbot.wait(60)
+        chosen = time.perf_counter()
+        QTimer.singleShot(0, lambda: panel.choose_output(AUDIO_OUT))
+        qtbot.waitUntil(lambda: panel.output is not None, timeout=5000)
+        opened = time.perf_counter() - chosen
+        qtbot.wait(60)
+        timer.stop()
+        gap = max(b - a for a, b in zip(stamps, stamps[1:], strict=False))
+        tries.append((1000 * gap, 1000 * opened))
+        assert isinstance(panel.output, LiveSynth)
+    print(f"longest GUI gap, time to open (ms): {[(round(g), round(o)) for g, o in tries]}; "
+          f"closing (ms): {[round(c) for c in closes]}")
+    assert min(g for g, _ in tries) < STALL_MS, tries
+    assert max(o for _, o in tries) > 20  # the opening did take a while: it was measured
+
+
+def test_opening_says_so_and_keeps_held_keys(ready, qtbot, artifacts_dir: Path):
+    """Keys played while the output opens: one held sounds once it is ready, one pressed and
+    released before is not played late, and the ready line says so."""
+    window, panel, kb, ear = ready
+    with opener_held(window) as go:
+        assert panel.choose_output(AUDIO_OUT)
+        assert panel.opening and panel.output is None
+        assert panel.status_label.text() == "Opening built-in audio…"
+        route = panel.route
+        kb.send([0xB0, 64, 127])  # the pedal down
+        kb.send([0x90, 60, 100])  # held
+        kb.send([0x90, 62, 90])  # tapped
+        time.sleep(0.05)
+        kb.send([0x80, 62, 0])
+        qtbot.waitUntil(lambda: route.dropped == 1 and route.waiting == 1, timeout=3000)
+        assert panel.opening  # still: the opener was busy all along
+        panel.grab().save(str(artifacts_dir / "live-output-opening.png"))
+        go.set()
+        qtbot.waitUntil(lambda: panel.output is not None, timeout=5000)
+    synth = panel.output
+    assert isinstance(synth, LiveSynth) and route.attached and not panel.opening
+    assert panel.status_label.text() == ("Built-in audio ready: 1 note played while it "
+                                         "opened not heard")
+    assert synth.held_notes == {(0, 60)}  # the held key sounds, the tapped one does not
+    qtbot.waitUntil(lambda: panel.out_meter.value() > 0, timeout=2000)  # and it is heard
+    panel.grab().save(str(artifacts_dir / "live-output-ready.png"))
+    kb.send([0x80, 60, 0])
+    qtbot.waitUntil(lambda: synth.held_notes == set(), timeout=2000)  # straight to it now
+
+
+def test_another_choice_while_opening_leaves_exactly_one_synth(ready, qtbot):
+    """Built-in audio chosen and given up three ways (before its job ran, while it ran, after
+    it finished but before the GUI took it), then chosen for good: one FluidSynth, one bus."""
+    window, panel, kb, ear = ready
+    assert synth_threads() == 0 and open_renderers() == 0
+    with opener_held(window):  # given up before the job ran: nothing is made
+        assert panel.choose_output(AUDIO_OUT) and panel.opening
+        stale = panel.route
+        assert panel.choose_output("PanelEar") and panel.route is None
+    assert stale.abandoned
+    qtbot.waitUntil(lambda: opener_idle(window), timeout=5000)
+    assert synth_threads() == 0 and open_renderers() == 0
+    # while it ran (or just before: the job checks again after the engine started)
+    assert panel.choose_output(AUDIO_OUT)
+    time.sleep(0.03)
+    assert panel.choose_output("PanelEar")
+    qtbot.waitUntil(lambda: opener_idle(window), timeout=5000)
+    assert synth_threads() == 0 and open_renderers() == 0 and synth_buses(window) == 0
+    # made, but the GUI had not taken it yet: the panel closes it
+    assert panel.choose_output(AUDIO_OUT)
+    route = panel.route
+    deadline = time.monotonic() + 5
+    while route._product is None and time.monotonic() < deadline:  # no events meanwhile
+        time.sleep(0.01)
+    assert route._product is not None and synth_threads() == 1
+    assert panel.choose_output("PanelEar")
+    assert synth_threads() == 0 and open_renderers() == 0 and synth_buses(window) == 0
+    qtbot.waitUntil(lambda: opener_idle(window), timeout=5000)
+    assert panel.output is None
+    # switching back and forth quickly, then built-in audio for good
+    for _ in range(3):
+        assert panel.choose_output(AUDIO_OUT) and panel.choose_output("PanelEar")
+    assert panel.choose_output(AUDIO_OUT)
+    qtbot.waitUntil(lambda: panel.output is not None and opener_idle(window), timeout=5000)
+    assert synth_threads() == 1 and open_renderers() == 1 and synth_buses(window) == 1
+    assert panel.output.bus in window.devices.engine.buses
+    assert panel.status_label.text() == "Built-in audio ready"
+
+
+def test_closing_the_panel_while_opening_leaves_nothing(ready, qtbot):
+    window, panel, kb, ear = ready
+    with opener_held(window):
+        assert panel.choose_output(AUDIO_OUT) and panel.opening
+        route = panel.route
+        panel.shutdown()
+        assert route.abandoned and panel.route is None
+    qtbot.waitUntil(lambda: opener_idle(window), timeout=5000)
+    assert synth_threads() == 0 and open_renderers() == 0 and synth_buses(window) == 0
+    assert panel.output is None
+
+
+def test_closing_the_window_while_opening_leaves_nothing(ready, qtbot):
+    """The window closes just after built-in audio was chosen: the opener's job is let go of
+    with the panel (it makes nothing, or closes what it made) before the devices close."""
+    window, panel, kb, ear = ready
+    assert panel.choose_output(AUDIO_OUT) and panel.opening
+    window.close()
+    assert window.services.opener._thread is None  # stopped: its job is over
+    assert synth_threads() == 0 and open_renderers() == 0
+
+
+def test_an_output_that_cannot_open_says_why_in_one_line(ready, qtbot, tmp_path: Path):
+    window, panel, kb, ear = ready
+    panel.soundfont = str(tmp_path / "missing.sf2")
+    assert panel.choose_output(AUDIO_OUT)
+    assert panel.status_label.text() == "Opening built-in audio…"
+    qtbot.waitUntil(lambda: panel.status_label.text().startswith("Output:"), timeout=5000)
+    text = panel.status_label.text()
+    assert "\n" not in text and "missing.sf2" in text, text
+    assert panel.output is None and panel.route is None and synth_threads() == 0
+    kb.send([0x90, 60, 100])  # nothing to play into: no error either
+    kb.send([0x80, 60, 0])
+
+
+def test_pending_output_forwards_to_a_midi_port(ready, qtbot):
+    """The pending sink on its own, handed a real MIDI output: the latest controls first, then
+    the held keys; keys that ended are not sent; everything after goes straight through."""
+    window, panel, kb, ear = ready
+    pending = PendingOutput("a port")
+    pending.send([0xB0, 7, 90])
+    pending.send([0xC0, 5])
+    pending.send([0xB0, 7, 100])  # the latest volume only
+    pending.send([0x90, 60, 100])
+    pending.send([0x90, 64, 100])
+    pending.send([0x90, 64, 0])  # a note-on at velocity 0 ends it
+    pending.send([0x91, 67, 80])
+    pending.send([0xB1, 123, 0])  # all notes off on channel 2
+    assert pending.dropped == 1 and pending.waiting == 1 and pending.held_notes == {(0, 60)}
+    assert pending.latency == 0.0
+    out = open_connected(panel.midi, "PanelEar")
+    try:
+        assert pending.attach(out)
+        pending.send([0x80, 60, 0])
+        assert ear.wait_for(lambda e: len(e.messages()) >= 4, timeout=3)
+        assert ear.messages() == [[0xC0, 5], [0xB0, 7, 100], [0x90, 60, 100], [0x80, 60, 0]]
+        assert pending.abandon() is None  # nothing delivered to close
+        pending.send([0x90, 72, 100])  # abandoned: dropped
+        time.sleep(0.1)
+        assert len(ear.messages()) == 4
+    finally:
+        out.close()
+    made = PendingOutput("voices")
+    assert made.deliver("made") and made.take() == "made" and made.take() is None
+    gone = PendingOutput("voices")
+    assert gone.deliver("made") and gone.abandon() == "made"  # the caller closes it
+    assert not gone.deliver("late") and not gone.attach(out)  # the job closes what it made
+
+
+def test_checking_the_devices_never_waits_for_the_engine_to_start(live_jack):
+    """The window checks the devices four times a second on the GUI thread: while the audio
+    engine starts on the opener (some 100 ms with JACK), each check answers at once."""
+    from app.devices import Devices
+
+    with Devices() as devices:
+        assert devices.check() == []
+        started = threading.Event()
+
+        def start() -> None:
+            started.set()
+            devices.audio()
+
+        opener = threading.Thread(target=start, name="test-opener")
+        opener.start()
+        started.wait(5)
+        longest = 0.0
+        while opener.is_alive():
+            t0 = time.perf_counter()
+            assert devices.check() == []
+            longest = max(longest, time.perf_counter() - t0)
+            time.sleep(0.001)
+        opener.join()
+        assert devices.engine is not None and devices.check() == []
+    assert longest < 0.03, f"a check waited {1000 * longest:.0f} ms"
