@@ -18,11 +18,15 @@ What is played while the output opens (the keyboard, a duet's answer, the metron
 The hand-over is safe against the musician changing their mind: an output that is not wanted
 any more (another one was chosen, the panel closed) is closed by whichever side has it: the job
 when it finishes after :meth:`PendingOutput.abandon`, the panel when it was finished before.
-Nothing opened is ever left running.
+Nothing opened is ever left running. Closing is off the GUI thread too
+(:class:`BackgroundCloser`: FluidSynth's deletion and the end of the render thread take some
+20-30 ms), on the same worker, so an output is closed before the next one opens.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +34,9 @@ from typing import Any
 from app.midi_ports import NoteSink
 from app.worker import Job, JobContext
 
-__all__ = ["PendingOutput", "open_voices_job"]
+__all__ = ["BackgroundCloser", "PendingOutput", "open_voices_job"]
+
+log = logging.getLogger(__name__)
 
 _CONTROLS = (0xB0, 0xC0, 0xD0, 0xE0)  # controller, program, channel pressure, pitch bend
 
@@ -188,3 +194,52 @@ def open_voices_job(devices: Any, pending: PendingOutput,
         return True
 
     return job
+
+
+class BackgroundCloser:
+    """Closes outputs (anything with ``close()``) as jobs of ``worker``, in the order asked;
+    :meth:`close_now` closes, on the calling thread, those whose job has not run yet (the
+    panel closing: the worker's queue is about to be cancelled). Each is closed exactly once.
+    """
+
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[Any, str]] = {}
+        self._ids = itertools.count(1)
+
+    @property
+    def waiting(self) -> int:
+        """How many wait for their job."""
+        with self._lock:
+            return len(self._waiting)
+
+    def close(self, thing: Any, what: str) -> None:
+        """Close ``thing`` on the worker (``what`` names it in the log if closing fails)."""
+        key = next(self._ids)
+        with self._lock:
+            self._waiting[key] = (thing, what)
+
+        def job(_ctx: JobContext) -> None:
+            self._close(key)
+
+        self.worker.submit(job, on_failure=lambda exc: log.error("closing %s: %s", what, exc),
+                           label=f"close {what}")
+
+    def close_now(self) -> None:
+        """Close here what still waits for its job."""
+        with self._lock:
+            keys = list(self._waiting)
+        for key in keys:
+            self._close(key)
+
+    def _close(self, key: int) -> None:
+        with self._lock:
+            item = self._waiting.pop(key, None)
+        if item is None:
+            return
+        thing, what = item
+        try:
+            thing.close()
+        except Exception:  # noqa: BLE001 - closing must not stop the others
+            log.exception("closing %s", what)

@@ -49,7 +49,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.live_output import PendingOutput, open_voices_job
+from app.live_output import BackgroundCloser, PendingOutput, open_voices_job
 from app.widgets.piano_roll import PianoRoll
 from models.errors import CadenzaError
 from models.sequence import Note, NoteSequence
@@ -114,6 +114,7 @@ class LivePanel(QWidget):
         self.devices = services.devices if services is not None else None
         self.worker = services.worker if services is not None else None
         self.opener = services.opener if services is not None else None
+        self._closer = BackgroundCloser(self.opener) if self.opener is not None else None
         self.soundfont = soundfont or None
         self.models: list[Any] = []
         self.midi: Any = None
@@ -575,7 +576,7 @@ class LivePanel(QWidget):
             return
         engine, voices = got
         if route is not self.route or not route.attach(voices):  # not wanted any more
-            _close_quietly(voices, "a live output no longer wanted")
+            self._retire(voices, "a live output no longer wanted")
             return
         self.engine, self.output = engine, voices
         lead, self._opening_lead = self._opening_lead, ""
@@ -622,7 +623,7 @@ class LivePanel(QWidget):
             return
         _engine, synth = got
         if route is not self._click_route or not route.attach(synth):
-            _close_quietly(synth, "a metronome synth no longer wanted")
+            self._retire(synth, "a metronome synth no longer wanted")
             return
         self.click_synth = synth
 
@@ -631,28 +632,38 @@ class LivePanel(QWidget):
             self._close_click_synth()
             self._say(f"Metronome: {exc}")
 
-    def _close_click_synth(self) -> None:
+    def _close_click_synth(self, now: bool = False) -> None:
         route, self._click_route = self._click_route, None
         synth, self.click_synth = self.click_synth, None
         if route is not None:
             unused = route.abandon()
             if unused is not None:
-                _close_quietly(unused[1], "the metronome's synth")
+                self._retire(unused[1], "the metronome's synth", now)
         if synth is not None:
-            _close_quietly(synth, "the metronome's synth")
+            self._retire(synth, "the metronome's synth", now)
 
-    def _close_output(self) -> None:
+    def _close_output(self, now: bool = False) -> None:
         """Close the output (built-in voices take their bus out of the engine's mix; the
-        engine itself belongs to the devices); one still opening is let go of."""
-        self._close_click_synth()
+        engine itself belongs to the devices); one still opening is let go of. Built-in
+        voices are closed by the opener (before whatever opens next), or here when ``now``
+        (the devices are let go of)."""
+        self._close_click_synth(now)
         route, self.route = self.route, None
         output, self.output, self.engine = self.output, None, None
         if route is not None:
             unused = route.abandon()
             if unused is not None:
-                _close_quietly(unused[1], "the live output")
+                self._retire(unused[1], "the live output", now)
         if output is not None:
-            _close_quietly(output, "the live output")
+            # a MIDI port closes here, as it always did (bounded: see app.bounded)
+            self._retire(output, "the live output", now or not hasattr(output, "bus"))
+
+    def _retire(self, thing: Any, what: str, now: bool = False) -> None:
+        """Close ``thing`` off the GUI thread (the opener), or here when ``now``."""
+        if now or self._closer is None:
+            _close_quietly(thing, what)
+        else:
+            self._closer.close(thing, what)
 
     # ------------------------------------------------------------------ MIDI thread
     def _midi_callback(self, message: list[int], _delta: float) -> None:
@@ -978,7 +989,7 @@ class LivePanel(QWidget):
         """Let go of built-in sound (the devices change their audio output), or of the one
         being opened."""
         if self.engine is not None or self.route is not None:
-            self._close_output()
+            self._close_output(now=True)
 
     def release_devices(self) -> None:
         """Let go of the ports, the watcher and the output (before the devices reconnect, or
@@ -988,7 +999,9 @@ class LivePanel(QWidget):
         if self.input is not None:
             self.input.close()
             self.input = None
-        self._close_output()
+        self._close_output(now=True)
+        if self._closer is not None:
+            self._closer.close_now()  # what the opener was still to close
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
