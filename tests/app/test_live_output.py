@@ -32,6 +32,7 @@ pytestmark = pytest.mark.jack
 
 KEYS, EAR = "PanelKeys client:PanelKeys", "PanelEar client:PanelEar"
 STALL_MS = 40.0  # the old panel froze 150-260 ms opening built-in audio with the engine's start
+QUIET_MS = 25.0  # the event loop's longest gap before the opening, for a try to count
 
 
 def synth_threads() -> int:
@@ -82,42 +83,57 @@ def ready(rig, qtbot):  # noqa: ANN001, ANN201
     return rig
 
 
+def longest_gap(stamps: list[float]) -> float:
+    return max((b - a for a, b in zip(stamps, stamps[1:], strict=False)), default=0.0)
+
+
 def test_the_window_keeps_drawing_while_built_in_audio_opens(ready, qtbot):
     """A 5 ms QTimer ticks all along while built-in audio opens (the audio engine starting
     and FluidSynth loading the soundfont): the longest gap between ticks stays far under the
-    old freeze. Best of three tries, each with a fresh engine: a loaded machine may delay one
-    tick now and then, a GUI thread that waits for the opening delays every try."""
+    old freeze (150-260 ms with the engine's start, which every try has).
+
+    On this shared machine other programs can stop the event loop too: a try counts when
+    the loop ticked evenly just before (a quiet moment), and the best of up to six counts. A
+    GUI thread that waits for the opening is slow in every try."""
     window, panel, kb, ear = ready
-    tries = []
-    closes = []
-    for _ in range(3):
-        if panel.output is not None:  # closing built-in audio (on the GUI thread: a few ms)
+    tries: list[tuple[float, float, float]] = []  # (quiet gap, gap while opening, to open)
+    closes: list[float] = []
+    for _ in range(6):
+        if panel.output is not None:  # closing built-in audio: the opener does it
             t0 = time.perf_counter()
             assert panel.choose_output("PanelEar")
             closes.append(1000 * (time.perf_counter() - t0))
         assert panel.choose_output("PanelEar") and panel.output is None
         window.devices.configure(audio_device="no such device")  # the engine closes ...
         window.devices.configure(audio_device=None)  # ... and starts again on next use
+        qtbot.waitUntil(lambda: opener_idle(window), timeout=5000)
         assert window.devices.engine is None
         stamps: list[float] = []
         timer = QTimer()
         timer.setInterval(5)
         timer.timeout.connect(lambda s=stamps: s.append(time.perf_counter()))
         timer.start()
-        qtbot.wait(60)
+        qtbot.wait(150)
+        quiet = longest_gap(stamps)
         chosen = time.perf_counter()
+        before = len(stamps)
         QTimer.singleShot(0, lambda: panel.choose_output(AUDIO_OUT))
-        qtbot.waitUntil(lambda: panel.output is not None, timeout=5000)
+        qtbot.waitUntil(lambda: panel.output is not None, timeout=10000)
         opened = time.perf_counter() - chosen
         qtbot.wait(60)
         timer.stop()
-        gap = max(b - a for a, b in zip(stamps, stamps[1:], strict=False))
-        tries.append((1000 * gap, 1000 * opened))
         assert isinstance(panel.output, LiveSynth)
-    print(f"longest GUI gap, time to open (ms): {[(round(g), round(o)) for g, o in tries]}; "
-          f"closing (ms): {[round(c) for c in closes]}")
-    assert min(g for g, _ in tries) < STALL_MS, tries
-    assert max(o for _, o in tries) > 20  # the opening did take a while: it was measured
+        tries.append((1000 * quiet, 1000 * longest_gap(stamps[before - 1:]), 1000 * opened))
+        if quiet < QUIET_MS / 1000 and tries[-1][1] < STALL_MS / 2:
+            break
+    print(f"GUI gap when quiet, longest GUI gap while opening, time to open (ms): "
+          f"{[tuple(round(x) for x in t) for t in tries]}; closing (ms): "
+          f"{[round(c) for c in closes]}")
+    counted = [gap for quiet, gap, _ in tries if quiet < QUIET_MS]
+    if not counted:
+        pytest.skip(f"the machine never was quiet enough to measure: {tries}")
+    assert min(counted) < STALL_MS, tries
+    assert all(opened > 20 for _, _, opened in tries)  # the opening took a while: measured
 
 
 def test_opening_says_so_and_keeps_held_keys(ready, qtbot, artifacts_dir: Path):
@@ -176,8 +192,8 @@ def test_another_choice_while_opening_leaves_exactly_one_synth(ready, qtbot):
         time.sleep(0.01)
     assert route._product is not None and synth_threads() == 1
     assert panel.choose_output("PanelEar")
+    qtbot.waitUntil(lambda: opener_idle(window), timeout=5000)  # closed on the opener
     assert synth_threads() == 0 and open_renderers() == 0 and synth_buses(window) == 0
-    qtbot.waitUntil(lambda: opener_idle(window), timeout=5000)
     assert panel.output is None
     # switching back and forth quickly, then built-in audio for good
     for _ in range(3):
@@ -199,6 +215,25 @@ def test_closing_the_panel_while_opening_leaves_nothing(ready, qtbot):
     qtbot.waitUntil(lambda: opener_idle(window), timeout=5000)
     assert synth_threads() == 0 and open_renderers() == 0 and synth_buses(window) == 0
     assert panel.output is None
+
+
+def test_an_output_closes_off_the_gui_thread_or_when_the_panel_closes(ready, qtbot):
+    """Another choice closes built-in audio on the opener (its render thread and FluidSynth
+    end there); one whose closing still waits behind another job is closed by the panel's
+    shutdown, at once."""
+    window, panel, kb, ear = ready
+    assert panel.choose_output(AUDIO_OUT)
+    qtbot.waitUntil(lambda: panel.output is not None, timeout=5000)
+    synth = panel.output
+    with opener_held(window):
+        assert panel.choose_output("PanelEar") and panel.output is None
+        assert synth_threads() == 1 and synth._thread is not None  # waits for the opener
+        assert panel._closer.waiting == 1
+        panel.shutdown()
+        assert synth._thread is None and synth.renderer._closed and panel._closer.waiting == 0
+        assert synth_threads() == 0 and open_renderers() == 0 and synth_buses(window) == 0
+    qtbot.waitUntil(lambda: opener_idle(window), timeout=5000)  # its job found nothing to do
+    assert synth_threads() == 0
 
 
 def test_closing_the_window_while_opening_leaves_nothing(ready, qtbot):
