@@ -12,8 +12,8 @@ What is played while the output opens (the keyboard, a duet's answer, the metron
 * a key still held when the output is ready sounds then (late, rather than not at all), after
   the latest controller, program and pitch-bend values of each channel;
 * a key pressed *and* released before then is not played late (it would sound out of time):
-  it is counted in :attr:`PendingOutput.dropped`, and the panel says so when the output is
-  ready.
+  it is counted in :attr:`PendingOutput.dropped`, and the panel's "ready" line says how many
+  were lost.
 
 The hand-over is safe against the musician changing their mind: an output that is not wanted
 any more (another one was chosen, the panel closed) is closed by whichever side has it: the job

@@ -581,11 +581,10 @@ class LivePanel(QWidget):
         self.engine, self.output = engine, voices
         lead, self._opening_lead = self._opening_lead, ""
         note, self._ready_note = self._ready_note, ""
-        dropped = route.dropped
-        if dropped:
-            note = ", ".join(x for x in (note, f"{dropped} note{'s' * (dropped != 1)} played "
-                                               "while it opened not heard") if x)
         text = f"{route.what} ready" + (f": {note}" if note else "")
+        dropped = route.dropped  # pressed and released before it was ready: not played late
+        if dropped:
+            text += f"; {dropped} note{'s' * (dropped != 1)} lost while it opened"
         self._say(f"{lead}: {text}" if lead else text[0].upper() + text[1:])
 
     def _voices_failed(self, route: PendingOutput, exc: Exception) -> None:
