@@ -317,3 +317,39 @@ def test_checking_the_devices_never_waits_for_the_engine_to_start(live_jack):
         opener.join()
         assert devices.engine is not None and devices.check() == []
     assert longest < 0.03, f"a check waited {1000 * longest:.0f} ms"
+
+
+def test_a_duet_started_while_built_in_audio_opens_answers_on_it(ready, qtbot, datasets_dir):
+    """The duet starts at once with the opening output as its sink; once it is open, the
+    answer sounds on FluidSynth (captured back through JACK)."""
+    import numpy as np
+
+    from models.registry import ModelRegistry
+    from tests.app.test_live_duet import PHRASE, tiny_model_dir
+    from tests.app.test_live_transport import Capture
+
+    window, panel, kb, ear = ready
+    panel.set_models([ModelRegistry().get(str(tiny_model_dir(datasets_dir)))])
+    panel.silence_spin.setValue(300)
+    panel.seconds_spin.setValue(1.5)
+    with opener_held(window):
+        assert panel.choose_output(AUDIO_OUT) and panel.opening
+        panel.duet_button.click()
+        assert panel.duet is not None and panel.duet.sinks == [panel.route]
+    qtbot.waitUntil(lambda: panel.output is not None, timeout=5000)
+    assert panel.duet.sinks[0].attached
+    qtbot.waitUntil(lambda: panel.duet is not None and panel.duet.running, timeout=60000)
+    cap = Capture(panel.engine)
+    try:
+        time.sleep(0.1)
+        kb.play(PHRASE)
+        qtbot.waitUntil(lambda: len(panel.roll_notes(1)) > 0, timeout=5000)  # the answer
+        qtbot.wait(500)
+        heard = cap.audio()
+    finally:
+        cap.close()
+    assert np.abs(heard).max() > 0.01  # the keyboard and the answer, on built-in audio
+    qtbot.waitUntil(lambda: panel.last_round is not None, timeout=5000)
+    assert panel.last_round.notes_sent > 0  # to its one sink, the output now open
+    panel.duet_button.click()
+    assert panel.duet is None
