@@ -441,10 +441,7 @@ class LivePanel(QWidget):
         was_live, self.live_morph = self.live_morph is not None, None
         output = self.output
         if output is not None and hasattr(output, "set_instrument"):
-            try:
-                output.set_instrument(instrument)
-            except CadenzaError as exc:
-                self._say(f"Morph instrument: {exc}")
+            self._swap_instrument(output, instrument)
         elif (was_live and output is not None and hasattr(output, "set_xy")) \
                 or self._opening_morph():
             self._reopen_morph_output()
@@ -461,6 +458,22 @@ class LivePanel(QWidget):
         elif (output is not None and hasattr(output, "set_instrument")) or self._opening_morph():
             self._reopen_morph_output()
         self._offer_morph()
+
+    def _swap_instrument(self, output: Any, instrument: Any) -> None:
+        """The sampler plays ``instrument`` from now on: its resampling to the engine's rate
+        runs on the opener (before anything opened or closed after it), not here."""
+
+        def failed(exc: Exception) -> None:
+            self._say(f"Morph instrument: {exc}")
+
+        if self.opener is None:
+            try:
+                output.set_instrument(instrument)
+            except CadenzaError as exc:
+                failed(exc)
+            return
+        self.opener.submit(lambda _ctx: output.set_instrument(instrument), on_failure=failed,
+                           label="swap the morph instrument")
 
     def _opening_morph(self) -> bool:
         """Whether the morph output is being opened (with what the panel had then)."""

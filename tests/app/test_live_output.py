@@ -353,3 +353,36 @@ def test_a_duet_started_while_built_in_audio_opens_answers_on_it(ready, qtbot, d
     assert panel.last_round.notes_sent > 0  # to its one sink, the output now open
     panel.duet_button.click()
     assert panel.duet is None
+
+
+def test_the_morph_output_opens_and_swaps_instruments_on_the_opener(ready, qtbot,
+                                                                    flute_instrument_dir):
+    """The morph instrument opens like built-in audio ("Opening the morph instrument…");
+    a new instrument is resampled for it on the opener, the GUI thread only asks."""
+    from app.sampler import SamplerSynth
+    from app.widgets.live_panel import MORPH_OUT
+    from models.nsynth.instrument import MorphInstrument
+
+    window, panel, kb, ear = ready
+    first = MorphInstrument.load(flute_instrument_dir)
+    second = MorphInstrument.load(flute_instrument_dir)
+    panel.set_instrument(first)
+    assert panel.choose_output(MORPH_OUT)
+    assert panel.status_label.text() == "Opening the morph instrument…"
+    qtbot.waitUntil(lambda: panel.output is not None, timeout=10000)
+    synth = panel.output
+    assert isinstance(synth, SamplerSynth) and synth.instrument is first
+    assert panel.status_label.text() == "The morph instrument ready"
+    with opener_held(window):
+        panel.set_instrument(second)
+        assert synth.instrument is first  # not swapped on the GUI thread
+    qtbot.waitUntil(lambda: synth.instrument is second, timeout=10000)
+    assert panel.output is synth
+    # a new instrument while the morph output still opens: it opens with the new one
+    assert panel.choose_output("PanelEar") and panel.choose_output(MORPH_OUT)
+    with opener_held(window):
+        assert panel.opening
+        panel.set_instrument(first)
+    qtbot.waitUntil(lambda: panel.output is not None and opener_idle(window), timeout=10000)
+    assert panel.output.instrument is first
+    assert sum(1 for t in threading.enumerate() if t.name == SamplerSynth.thread_name) == 1
