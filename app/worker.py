@@ -19,6 +19,10 @@ A job is ``fn(ctx) -> result``. ``ctx`` is a :class:`JobContext`:
 
 Jobs never touch widgets. TensorFlow/Keras are imported only inside jobs (by the code in
 ``models/`` that they call); the first job the app submits is :func:`probe_compute`.
+
+The application runs a second queue of this class, its opener (``thread_name``
+"cadenza-opener", :attr:`app.services.Services.opener`), that opens and closes the live panel's
+built-in outputs and never runs a model: an output must not wait behind a model job or the duet.
 """
 
 from __future__ import annotations
