@@ -34,7 +34,7 @@ from typing import Any
 from app.midi_ports import NoteSink
 from app.worker import Job, JobContext
 
-__all__ = ["BackgroundCloser", "PendingOutput", "open_voices_job"]
+__all__ = ["BackgroundCloser", "PendingOutput", "open_voices_job", "prepare_fluidsynth"]
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,15 @@ def open_voices_job(devices: Any, pending: PendingOutput,
         return True
 
     return job
+
+
+def prepare_fluidsynth(ctx: JobContext) -> None:
+    """A job for the opener at the application's start: FluidSynth's one-time set-up
+    (:func:`models.render.prepare`), so that the first built-in output opened later does not
+    hold up the window."""
+    from models.render import prepare
+
+    prepare()
 
 
 class BackgroundCloser:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.devices import Devices
+from app.live_output import prepare_fluidsynth
 from app.settings import Settings
 from app.worker import Worker
 
@@ -39,6 +40,8 @@ class Services:
         worker.start()
         opener = Worker(None, soundfont=settings.soundfont, thread_name="cadenza-opener")
         opener.start()
+        # No FluidSynth: said when an output is chosen, not now.
+        opener.submit(prepare_fluidsynth, on_failure=lambda _exc: None, label="prepare FluidSynth")
         return cls(devices=devices, worker=worker, opener=opener)
 
     def close(self, timeout: float = 3.0) -> None:
