@@ -195,12 +195,18 @@ class Devices:
     # ------------------------------------------------------------------ losses
     def check(self) -> list[Loss]:
         """What went away since the last call (each loss is reported once). Cheap: call it a
-        few times a second."""
-        with self._lock:
+        few times a second. It never waits: while another thread holds the devices (the audio
+        engine starting for the live panel's output, some 100 ms), it answers ``[]`` and the
+        next call reports what was found."""
+        if not self._lock.acquire(blocking=False):
+            return []
+        try:
             if self._closed:
                 return []
             self._detect()
             losses, self._unreported = self._unreported, []
+        finally:
+            self._lock.release()
         return losses
 
     def _detect(self) -> None:

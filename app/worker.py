@@ -19,6 +19,10 @@ A job is ``fn(ctx) -> result``. ``ctx`` is a :class:`JobContext`:
 
 Jobs never touch widgets. TensorFlow/Keras are imported only inside jobs (by the code in
 ``models/`` that they call); the first job the app submits is :func:`probe_compute`.
+
+The application runs a second queue of this class, its opener (``thread_name``
+"cadenza-opener", :attr:`app.services.Services.opener`), that opens and closes the live panel's
+built-in outputs and never runs a model: an output must not wait behind a model job or the duet.
 """
 
 from __future__ import annotations
@@ -144,7 +148,8 @@ class Worker(QObject):
     busy_changed = Signal(bool)
     compute_device = Signal(str)  # "GPU: name" / "CPU" once probe_compute() has run
 
-    def __init__(self, parent: QObject | None = None, soundfont: str = "") -> None:
+    def __init__(self, parent: QObject | None = None, soundfont: str = "",
+                 thread_name: str = "cadenza-worker") -> None:
         super().__init__(parent)
         self.soundfont = soundfont
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
@@ -157,7 +162,7 @@ class Worker(QObject):
         self._bridge.finished.connect(self._on_finished)
         self._bridge.failed.connect(self._on_failed)
         self._bridge.cancelled.connect(self._on_cancelled)
-        self.thread_name = "cadenza-worker"
+        self.thread_name = thread_name
 
     # ------------------------------------------------------------------ GUI-thread API
     def start(self) -> None:

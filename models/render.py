@@ -105,6 +105,15 @@ def _fluidsynth() -> types.ModuleType:
     return fluidsynth
 
 
+def prepare() -> None:
+    """FluidSynth's one-time set-up in this process, done now: a bare synthesizer (no
+    soundfont) is made and deleted. The first synthesizer of a process holds up the process's
+    other threads, a GUI's included, for some 50-90 ms (measured in the app on a busy 2-core
+    machine; the next ones do not): an application calls this early, off its GUI thread, so
+    that its first live output does not. Raises ``CadenzaError`` when FluidSynth is missing."""
+    _fluidsynth().Synth(samplerate=44100.0).delete()
+
+
 def _write_float_fn(fluidsynth_module: types.ModuleType) -> ctypes._CFuncPtr:
     fn = fluidsynth_module._fl.fluid_synth_write_float
     fn.restype = ctypes.c_int

@@ -9,7 +9,17 @@ happen on a piano roll (answer notes in green, over the usual velocity colours o
 
 Devices come from the application (:class:`app.services.Services`): the MIDI system and the one
 audio engine of :class:`app.devices.Devices` (built-in sound plays on a bus of its own in the
-engine's mix). When the window finds a device lost it tells the panel
+engine's mix).
+
+Built-in sound (General MIDI, the morph, the metronome's drums beside a morph) is opened by the
+application's opener worker (:mod:`app.live_output`), never on the GUI thread: choosing it says
+"Opening …" at once and "… ready" when it sounds. Meanwhile the keyboard, the duet and the
+metronome play into a :class:`~app.live_output.PendingOutput`: keys still held when the output
+is ready sound then; keys pressed and released before are not played late, and the ready line
+says how many. Another choice, or closing the panel, lets go of an output still opening: it is
+closed as soon as it exists.
+
+When the window finds a device lost it tells the panel
 (:meth:`LivePanel.devices_lost`): the duet and recording stop, the panel says so and offers
 Reconnect.
 """
@@ -39,6 +49,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.live_output import BackgroundCloser, PendingOutput, open_voices_job
 from app.widgets.piano_roll import PianoRoll
 from models.errors import CadenzaError
 from models.sequence import Note, NoteSequence
@@ -102,6 +113,8 @@ class LivePanel(QWidget):
         super().__init__(parent)
         self.devices = services.devices if services is not None else None
         self.worker = services.worker if services is not None else None
+        self.opener = services.opener if services is not None else None
+        self._closer = BackgroundCloser(self.opener) if self.opener is not None else None
         self.soundfont = soundfont or None
         self.models: list[Any] = []
         self.midi: Any = None
@@ -111,7 +124,13 @@ class LivePanel(QWidget):
         self.instrument: Any = None  # the Morph workspace's MorphInstrument, once made
         self.live_morph: Any = None  # or its LiveMorph (DDSP, played live), the later of the two
         self.engine: Any = None  # the devices' audio engine while built-in sound is the output
+        # the way to built-in sound: plays what comes while it opens, then forwards to it
+        self.route: PendingOutput | None = None
         self.click_synth: Any = None  # GM drums for the metronome when the output plays a morph
+        self._click_route: PendingOutput | None = None
+        self._ready_note = ""  # what the "ready" line adds (play_instrument's)
+        self._lead = ""  # why an output is opened now (a port went away), for its status lines
+        self._opening_lead = ""
         self.duet: Any = None
         self.recorder: Any = None
         self._take_tempo: float | None = None  # the session tempo of the take being recorded
@@ -337,9 +356,15 @@ class LivePanel(QWidget):
         from app.midi_ports import MidiOutput
 
         output = self.output
-        if isinstance(output, MidiOutput) and output.name in changes.removed_outputs:
+        gone = isinstance(output, MidiOutput) and output.name in changes.removed_outputs
+        if gone:
             self._say(f"{output.name} went away")
-        self._fill_ports(self._visible_inputs(), self._visible_outputs())
+        # built-in audio takes over from a port gone: its status lines keep saying why
+        self._lead = f"{output.name} went away" if gone else ""
+        try:
+            self._fill_ports(self._visible_inputs(), self._visible_outputs())
+        finally:
+            self._lead = ""
 
     def _fill_ports(self, inputs: list[str], outputs: list[str]) -> None:
         self.sync_box.set_ports(inputs, outputs)
@@ -416,11 +441,9 @@ class LivePanel(QWidget):
         was_live, self.live_morph = self.live_morph is not None, None
         output = self.output
         if output is not None and hasattr(output, "set_instrument"):
-            try:
-                output.set_instrument(instrument)
-            except CadenzaError as exc:
-                self._say(f"Morph instrument: {exc}")
-        elif was_live and output is not None and hasattr(output, "set_xy"):
+            self._swap_instrument(output, instrument)
+        elif (was_live and output is not None and hasattr(output, "set_xy")) \
+                or self._opening_morph():
             self._reopen_morph_output()
         self._offer_morph()
 
@@ -432,9 +455,29 @@ class LivePanel(QWidget):
         output = self.output
         if output is not None and hasattr(output, "set_live"):
             output.set_live(live)
-        elif output is not None and hasattr(output, "set_instrument"):
+        elif (output is not None and hasattr(output, "set_instrument")) or self._opening_morph():
             self._reopen_morph_output()
         self._offer_morph()
+
+    def _swap_instrument(self, output: Any, instrument: Any) -> None:
+        """The sampler plays ``instrument`` from now on: its resampling to the engine's rate
+        runs on the opener (before anything opened or closed after it), not here."""
+
+        def failed(exc: Exception) -> None:
+            self._say(f"Morph instrument: {exc}")
+
+        if self.opener is None:
+            try:
+                output.set_instrument(instrument)
+            except CadenzaError as exc:
+                failed(exc)
+            return
+        self.opener.submit(lambda _ctx: output.set_instrument(instrument), on_failure=failed,
+                           label="swap the morph instrument")
+
+    def _opening_morph(self) -> bool:
+        """Whether the morph output is being opened (with what the panel had then)."""
+        return self.opening and self.output_combo.currentData() == MORPH_OUT
 
     def set_morph_xy(self, x: float, y: float) -> None:
         """The Morph pad moved: the live morph's sounding notes glide to that mix."""
@@ -463,87 +506,187 @@ class LivePanel(QWidget):
             return False
         if not self.choose_output(MORPH_OUT) or self.output is None:
             self._ensure_output()
-        if self.output is None:
+        if self.output is None and self.route is None:
             return False
         what = self.input.name if self.input is not None else "a MIDI keyboard (choose it above)"
-        self._say(f"Playing the morph {'live' if self.live_morph is not None else 'instrument'}"
-                  f" from {what}")
+        playing = (f"playing the morph {'live' if self.live_morph is not None else 'instrument'}"
+                   f" from {what}")
+        if self.output is None:  # still opening: "… ready" follows
+            self._ready_note = playing
+            self._say(f"Opening {self.route.what}… then {playing}")  # type: ignore[union-attr]
+        else:
+            self._say(playing[0].upper() + playing[1:])
         return True
 
+    @property
+    def opening(self) -> bool:
+        """Whether a built-in output is being opened (the opener worker makes it)."""
+        return self.output is None and self.route is not None
+
     def _ensure_output(self) -> Any:
-        """The sink for answers and clicks: opened when first needed."""
+        """The sink for answers and clicks: opened when first needed. Built-in sound is opened
+        by the opener worker: until it is ready this is the :class:`PendingOutput` that plays
+        into it (see the module docstring); None when there is no output."""
         if self.output is not None:
             return self.output
+        if self.route is not None:
+            return self.route
         name = self.output_combo.currentData()
         try:
             if name in (AUDIO_OUT, MORPH_OUT):
-                if self.devices is None:
-                    raise CadenzaError("no audio output (the panel runs without the app's "
-                                       "devices)")
-                self.engine = self.devices.audio()
-                if name == MORPH_OUT and self.live_morph is not None:
-                    from app.sampler import DDSPSynth
-
-                    self.output = DDSPSynth(self.engine, self.live_morph)
-                elif name == MORPH_OUT and self.instrument is not None:
-                    from app.sampler import SamplerSynth
-
-                    self.output = SamplerSynth(self.engine, self.instrument)
-                else:
-                    from app.transport import LiveSynth
-
-                    self.output = LiveSynth(self.engine, soundfont=self.soundfont)
-            elif name and self.midi is not None:
-                self.output = self.midi.open_output(name)
+                self._open_voices(name)
+                return self.route
+            if name and self.midi is not None:
+                self.output = self.midi.open_output(name)  # a port: a few ms
         except CadenzaError as exc:
             self._say(f"Output: {exc}")
             self._close_output()
         return self.output
 
-    def _clicks_through(self, sink: Any) -> Any:
-        """The sink the metronome clicks on: the output, or FluidSynth's GM drums on the same
-        engine when the output plays a morph (its voices have no drum channel)."""
-        if getattr(sink, "plays_drums", True) or self.engine is None:
-            return sink
-        if self.click_synth is None:
+    def _open_voices(self, name: str) -> None:
+        """Start opening built-in sound for the output ``name`` (``self.route`` plays into it
+        meanwhile); the job's result arrives in :meth:`_voices_opened`."""
+        if self.devices is None or self.opener is None:
+            raise CadenzaError("no audio output (the panel runs without the app's devices)")
+        soundfont = self.soundfont
+        if name == MORPH_OUT and self.live_morph is not None:
+            from app.sampler import DDSPSynth
+
+            live = self.live_morph
+            what = "the live morph"
+
+            def make(engine: Any) -> Any:
+                return DDSPSynth(engine, live)
+        elif name == MORPH_OUT and self.instrument is not None:
+            from app.sampler import SamplerSynth
+
+            instrument = self.instrument
+            what = "the morph instrument"
+
+            def make(engine: Any) -> Any:
+                return SamplerSynth(engine, instrument)
+        else:
             from app.transport import LiveSynth
 
-            try:
-                self.click_synth = LiveSynth(self.engine, soundfont=self.soundfont)
-            except CadenzaError as exc:
-                self._say(f"Metronome: {exc}")
-                return sink
-        return self.click_synth
+            what = "built-in audio"
 
-    def _close_click_synth(self) -> None:
+            def make(engine: Any) -> Any:
+                return LiveSynth(engine, soundfont=soundfont)
+        route = PendingOutput(what, plays_drums=what == "built-in audio")
+        self.route = route
+        self._ready_note = ""
+        self._opening_lead = self._lead
+        self._say(f"{self._lead}: opening {what}…" if self._lead else f"Opening {what}…")
+        self.opener.submit(open_voices_job(self.devices, route, make),
+                           on_success=lambda _ok: self._voices_opened(route),
+                           on_failure=lambda exc: self._voices_failed(route, exc),
+                           on_cancelled=lambda: self._voices_opened(route),
+                           label=f"open {what}")
+
+    def _voices_opened(self, route: PendingOutput) -> None:
+        got = route.take()
+        if got is None:  # abandoned (its job closed what it made), or never made
+            return
+        engine, voices = got
+        if route is not self.route or not route.attach(voices):  # not wanted any more
+            self._retire(voices, "a live output no longer wanted")
+            return
+        self.engine, self.output = engine, voices
+        lead, self._opening_lead = self._opening_lead, ""
+        note, self._ready_note = self._ready_note, ""
+        text = f"{route.what} ready" + (f": {note}" if note else "")
+        dropped = route.dropped  # pressed and released before it was ready: not played late
+        if dropped:
+            text += f"; {dropped} note{'s' * (dropped != 1)} lost while it opened"
+        self._say(f"{lead}: {text}" if lead else text[0].upper() + text[1:])
+
+    def _voices_failed(self, route: PendingOutput, exc: Exception) -> None:
+        """The output could not open: said in one line; a duet that was to answer on it
+        stops (as when it cannot start without an output)."""
+        if route is self.route:
+            if self.duet is not None:
+                self.set_duet(False)
+            self._close_output()
+            self._say(f"Output: {exc}")
+
+    def _clicks_through(self, sink: Any) -> Any:
+        """The sink the metronome clicks on: the output, or FluidSynth's GM drums on the same
+        engine when the output plays a morph (its voices have no drum channel), opened by the
+        opener worker (the clicks go to its :class:`PendingOutput` meanwhile)."""
+        if getattr(sink, "plays_drums", True) or self.devices is None or self.opener is None:
+            return sink
+        if self._click_route is None:
+            from app.transport import LiveSynth
+
+            soundfont = self.soundfont
+            route = PendingOutput("the metronome's drums")
+            self._click_route = route
+            self.opener.submit(
+                open_voices_job(self.devices, route,
+                                lambda engine: LiveSynth(engine, soundfont=soundfont)),
+                on_success=lambda _ok: self._clicks_opened(route),
+                on_failure=lambda exc: self._clicks_failed(route, exc),
+                on_cancelled=lambda: self._clicks_opened(route), label="open the metronome")
+        return self._click_route
+
+    def _clicks_opened(self, route: PendingOutput) -> None:
+        got = route.take()
+        if got is None:
+            return
+        _engine, synth = got
+        if route is not self._click_route or not route.attach(synth):
+            self._retire(synth, "a metronome synth no longer wanted")
+            return
+        self.click_synth = synth
+
+    def _clicks_failed(self, route: PendingOutput, exc: Exception) -> None:
+        if route is self._click_route:
+            self._close_click_synth()
+            self._say(f"Metronome: {exc}")
+
+    def _close_click_synth(self, now: bool = False) -> None:
+        route, self._click_route = self._click_route, None
         synth, self.click_synth = self.click_synth, None
+        if route is not None:
+            unused = route.abandon()
+            if unused is not None:
+                self._retire(unused[1], "the metronome's synth", now)
         if synth is not None:
-            try:
-                synth.close()
-            except Exception:  # noqa: BLE001
-                log.exception("closing the metronome's synth")
+            self._retire(synth, "the metronome's synth", now)
 
-    def _close_output(self) -> None:
+    def _close_output(self, now: bool = False) -> None:
         """Close the output (built-in voices take their bus out of the engine's mix; the
-        engine itself belongs to the devices)."""
-        self._close_click_synth()
+        engine itself belongs to the devices); one still opening is let go of. Built-in
+        voices are closed by the opener (before whatever opens next), or here when ``now``
+        (the devices are let go of)."""
+        self._close_click_synth(now)
+        route, self.route = self.route, None
         output, self.output, self.engine = self.output, None, None
+        if route is not None:
+            unused = route.abandon()
+            if unused is not None:
+                self._retire(unused[1], "the live output", now)
         if output is not None:
-            try:
-                output.close()
-            except Exception:  # noqa: BLE001
-                log.exception("closing the live output")
+            # a MIDI port closes here, as it always did (bounded: see app.bounded)
+            self._retire(output, "the live output", now or not hasattr(output, "bus"))
+
+    def _retire(self, thing: Any, what: str, now: bool = False) -> None:
+        """Close ``thing`` off the GUI thread (the opener), or here when ``now``."""
+        if now or self._closer is None:
+            _close_quietly(thing, what)
+        else:
+            self._closer.close(thing, what)
 
     # ------------------------------------------------------------------ MIDI thread
     def _midi_callback(self, message: list[int], _delta: float) -> None:
         t = time.perf_counter()
-        duet, recorder, output = self.duet, self.recorder, self.output
+        duet, recorder, route = self.duet, self.recorder, self.route
         if duet is not None:
             duet.feed(message, t)
         if recorder is not None:
             recorder.feed(message, t)
-        if output is not None and self.engine is not None:  # hear yourself on built-in audio
-            output.send(message)
+        if route is not None:  # hear yourself on built-in audio (kept while it opens)
+            route.send(message)
         self._bridge.midi_in.emit(message, t)
 
     # ------------------------------------------------------------------ GUI thread
@@ -855,9 +998,10 @@ class LivePanel(QWidget):
         return self.sync_box.next_bar(t)
 
     def release_audio(self) -> None:
-        """Let go of built-in sound (the devices change their audio output)."""
-        if self.engine is not None:
-            self._close_output()
+        """Let go of built-in sound (the devices change their audio output), or of the one
+        being opened."""
+        if self.engine is not None or self.route is not None:
+            self._close_output(now=True)
 
     def release_devices(self) -> None:
         """Let go of the ports, the watcher and the output (before the devices reconnect, or
@@ -867,7 +1011,9 @@ class LivePanel(QWidget):
         if self.input is not None:
             self.input.close()
             self.input = None
-        self._close_output()
+        self._close_output(now=True)
+        if self._closer is not None:
+            self._closer.close_now()  # what the opener was still to close
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
@@ -889,3 +1035,10 @@ class LivePanel(QWidget):
         if self.duet is not None:
             self._stop_duet()
         self.release_devices()
+
+
+def _close_quietly(thing: Any, what: str) -> None:
+    try:
+        thing.close()
+    except Exception:  # noqa: BLE001 - closing must not break the panel
+        log.exception("closing %s", what)

@@ -161,7 +161,9 @@ def test_play_from_keyboard_plays_a_ddsp_morph_live(rig, qtbot, ddsp_models: Pat
     panel.metronome_check.setChecked(True)
     panel.set_recording(True)
     clicks = panel.recorder.click_sinks
-    assert len(clicks) == 1 and isinstance(clicks[0], LiveSynth) and clicks[0].plays_drums
+    assert len(clicks) == 1 and clicks[0].plays_drums  # opened by the opener worker
+    qtbot.waitUntil(lambda: panel.click_synth is not None, timeout=5000)
+    assert isinstance(panel.click_synth, LiveSynth) and clicks[0].attached
     assert panel.output is synth and not synth.plays_drums
     time.sleep(0.3)
     panel.set_recording(False)
@@ -178,5 +180,6 @@ def test_play_from_keyboard_plays_a_ddsp_morph_live(rig, qtbot, ddsp_models: Pat
     morph.instrument_pitches = [60]
     morph.make_instrument.click()
     qtbot.waitUntil(lambda: morph.instrument is not None, timeout=LONG)
+    qtbot.waitUntil(lambda: isinstance(panel.output, SamplerSynth), timeout=5000)
     assert isinstance(panel.output, SamplerSynth) and morph.live is None
     assert window._sound() is morph.instrument

@@ -197,7 +197,11 @@ def test_keyboard_plays_the_morph_instrument_and_clips_sound_with_it(
     assert panel.choose_input("PanelKeys")
     morph.keyboard_button.click()
     assert window.live_dock.isVisible()
+    # opened by the opener worker: "Opening …", then "… ready"
+    assert panel.opening and "Opening the morph instrument" in panel.status_label.text()
+    qtbot.waitUntil(lambda: panel.output is not None, timeout=5000)
     assert isinstance(panel.output, SamplerSynth) and panel.engine is not None
+    assert panel.status_label.text().startswith("The morph instrument ready: playing")
     cap = Capture(panel.engine)
     try:
         time.sleep(0.1)
@@ -251,6 +255,7 @@ def test_a_chosen_output_that_goes_away_is_noticed(rig, qtbot):
     from app.transport import LiveSynth
 
     assert panel.output_combo.currentData() == AUDIO_OUT
+    qtbot.waitUntil(lambda: panel.output is not None, timeout=5000)
     assert isinstance(panel.output, LiveSynth) and panel.engine is window.devices.engine
     assert panel.output.bus in window.devices.engine.buses
     assert window.check_devices() == [] and window.midi_label.text() == "MIDI: ready"

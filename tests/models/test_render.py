@@ -164,3 +164,13 @@ def test_live_playing_messages_and_blocks():
         assert np.abs(blocks(0.2)).max() > 0.02
         with pytest.raises(CadenzaError):
             r.write_block(np.zeros((256, 2), np.float64))
+
+
+def test_prepare_needs_no_soundfont_and_may_run_twice():
+    """FluidSynth's one-time set-up (the app's opener runs it at start): a bare synthesizer."""
+    from models.render import prepare
+
+    prepare()
+    prepare()
+    with Renderer(sample_rate=48000) as r:  # what comes after still works
+        assert r.sample_rate == 48000
