@@ -765,6 +765,7 @@ class LivePanel(QWidget):
     # ------------------------------------------------------------------ models and duet
     def set_models(self, entries: list[Any]) -> None:
         self.models = [e for e in entries if getattr(e, "family", None) == "performance"]
+        current = self.model_combo.currentData()  # a refreshed list keeps the musician's pick
         self.model_combo.clear()
         for entry in self.models:
             self.model_combo.addItem(entry.name, str(entry.path))
@@ -772,6 +773,12 @@ class LivePanel(QWidget):
         if wanted and self.model_combo.findData(wanted) >= 0:
             self.model_combo.setCurrentIndex(self.model_combo.findData(wanted))
             self._wanted_model = None
+        else:  # the pick before, else the family's default (a shipped model marked so)
+            marked = [str(e.path) for e in self.models if getattr(e, "is_default", False)]
+            for choice in (current, *marked):
+                if choice and self.model_combo.findData(choice) >= 0:
+                    self.model_combo.setCurrentIndex(self.model_combo.findData(choice))
+                    break
         ok = bool(self.models) and self.worker is not None
         self.duet_button.setEnabled(ok or self.duet is not None)
         self.duet_button.setToolTip("" if ok else "Install or train a PerformanceRNN model "

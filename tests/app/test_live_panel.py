@@ -82,6 +82,13 @@ def test_duet_in_the_window(rig, qtbot, datasets_dir, artifacts_dir: Path):
     from models.registry import ModelRegistry
 
     window, panel, kb, ear = rig
+    # the installed default (a shipped model marked so) is the duet's and Continue's first pick
+    installed = ModelRegistry().list()
+    default = ModelRegistry().default("performance")
+    panel.set_models(installed)
+    assert panel.model_combo.currentData() == str(default.path)
+    window.workspaces["Continue"].set_models(installed)
+    assert window.workspaces["Continue"].model_combo.currentData() == default.name
     entry = ModelRegistry().get(str(tiny_model_dir(datasets_dir)))
     panel.set_models([entry])
     assert panel.duet_button.isEnabled()
