@@ -5,7 +5,7 @@ no lock, no I/O, no logging, and no allocation beyond the small Python objects a
 makes (ints, floats, a tuple, a loop's iterator; no array, not even a view). It silences
 ``outdata``, then adds one pre-rendered block from each :class:`Bus` (the next slot of that
 bus's ring, whose arrays are made once and which producers copy into), clips the sum to ±1 in
-place and counts a heartbeat. Producers wait for
+place (ufuncs with ``out=`` and bounds made once) and counts a heartbeat. Producers wait for
 room in a ring by polling it (:data:`ROOM_POLL_SECONDS`): the callback wakes no one, since
 setting an Event or notifying a Condition takes a lock. Everything else happens elsewhere:
 ``play`` resamples to the device's rate and cuts the audio into blocks on the calling (worker)
@@ -746,7 +746,11 @@ class AudioEngine:
         self._frames_out = 0  # the device's frames since the stream started (see _callback)
         self._skipped = 0  # frames the device played while the callback was not called
         self._lag_base = math.inf  # the least (output time x rate - frame) seen
-        self._recent_excess = np.zeros(RECENT_CALLBACKS)  # the latest lags over the base
+        # the latest lags over the base: Python floats in a list, so that the callback's
+        # min() makes no array (a NumPy reduction allocates its scratch each call)
+        self._recent_excess: list[float] = [0.0] * RECENT_CALLBACKS
+        self._ceiling = np.array(1.0, np.float32)  # the callback clips to these (made once)
+        self._floor = np.array(-1.0, np.float32)
         # the latest callback's (first frame, its stream time at the output, perf_counter);
         # replaced whole, so other threads read one consistent tuple
         self._last_block: tuple[int, float, float] = (0, 0.0, 0.0)
@@ -797,7 +801,7 @@ class AudioEngine:
         self._frames_out = 0
         self._skipped = 0
         self._lag_base = math.inf
-        self._recent_excess[:] = 0.0
+        self._recent_excess[:] = [0.0] * RECENT_CALLBACKS
         self._last_block = (0, 0.0, 0.0)
         try:
             stream = sd.OutputStream(
@@ -959,23 +963,25 @@ class AudioEngine:
             # the device's time line and a scheduled start keeps its time.
             lag = dac * self._sample_rate - frame
             recent = self._recent_excess
-            recent[self._heartbeat % recent.shape[0]] = lag - self._lag_base
-            excess = float(recent.min())  # a late wake-up passes; skipped cycles stay
+            recent[self._heartbeat % RECENT_CALLBACKS] = lag - self._lag_base
+            excess = min(recent)  # a late wake-up passes; skipped cycles stay
             if excess > MAX_SKIP_SECONDS * self._sample_rate:  # a new time line, not a skip
-                recent[:] = 0.0
+                recent[:] = [0.0] * RECENT_CALLBACKS
                 self._lag_base = lag
             elif excess >= SKIP_BLOCKS * self.blocksize:
                 missed = int(round(excess / self.blocksize)) * self.blocksize
                 frame += missed
                 lag -= missed
-                recent -= missed
+                for k in range(RECENT_CALLBACKS):
+                    recent[k] -= missed
                 self._skipped += missed
             self._lag_base = min(lag, self._lag_base + LAG_LEAK)
         self._last_block = (frame, dac, time.perf_counter())
         outdata.fill(0)
         for bus in self._buses:
             bus.mix_into(outdata, frame)
-        np.clip(outdata, -1.0, 1.0, out=outdata)
+        np.minimum(outdata, self._ceiling, out=outdata)  # np.clip: a Python wrapper, and
+        np.maximum(outdata, self._floor, out=outdata)  # float bounds made into arrays each call
         self._frames_out = frame + frames
 
     # ------------------------------------------------------------------ the stream's clock
