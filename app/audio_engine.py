@@ -486,13 +486,13 @@ class Bus:
         ``frame``: the engine frame of ``outdata``'s first frame. A scheduled clip waits, its
         blocks queued, until its block is due. Takes no lock and makes no array (the counters'
         Python ints aside)."""
-        if frame < self._start_frame:
-            return
         read, write, gen, size = self._read, self._write, self._gen, self._size
         while read < write and self._gens[read % size] != gen:
-            read += 1  # queued before a stop()
+            read += 1  # queued before a stop(): room for the blocks of what plays now
+        self._read = read
+        if frame < self._start_frame:
+            return
         if read == write:
-            self._read = read
             if self._playing:
                 self._underruns += 1
             return

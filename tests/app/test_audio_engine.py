@@ -476,6 +476,29 @@ def test_pending_blocks_are_the_queued_arrays(engine):
         bus.wait_room(timeout=0.1)
 
 
+def test_a_scheduled_clip_is_queued_in_place_of_the_blocks_before_it(engine):
+    """``play(at=)`` while the ring is full of blocks pushed before: the callback's part drops
+    them at its next call although the clip is not due yet, so the clip's blocks are queued
+    while it waits, and its first one goes out when due."""
+    bus = _ring(engine, 4)
+    n, rate = engine.blocksize, engine.sample_rate
+    out = np.zeros((n, 2), np.float32)
+    for _ in range(4):
+        assert bus.push_block(np.full((n, 2), 0.5, np.float32), timeout=1)
+    bus.play(Audio(np.full((10 * n, 2), 0.25, np.float32), rate), at=time.perf_counter() + 5)
+    assert bus.waiting
+    now = engine.frames_out
+    deadline = time.monotonic() + 5
+    while len(bus.pending_blocks()) < 4:  # the feeder fills the ring, once there is room
+        assert time.monotonic() < deadline, "the clip's blocks were never queued"
+        bus.mix_into(out, now)  # not due: nothing is mixed
+        time.sleep(0.005)
+    assert not out.any() and bus.frames_played == 0 and bus.waiting
+    bus.mix_into(out, 10**12)  # due
+    assert out[-1, 0] == 0.25 and 0 < bus.frames_played <= n and not bus.waiting
+    bus.stop()
+
+
 def test_the_callbacks_part_makes_no_array_and_takes_no_lock(engine):
     """``mix_into`` on a filled ring, measured with tracemalloc (nothing else runs: the stream
     is closed): beyond a Python int or two for the counters, it allocates nothing (a NumPy
