@@ -96,7 +96,7 @@ WARMUP_CALLBACKS = 16  # a new stream's first output times can be off (JACK's: 0
 LAG_LEAK = 0.25  # frames a callback: the skip detector follows a device clock ~1000 ppm slow
 
 _END = -1  # a ring slot's valid frames: the clip or stream has ended there
-ROOM_POLL_SECONDS = 0.001  # how often a producer looks for room in a full ring
+ROOM_POLL_SECONDS = 0.0005  # how often a producer looks for room in a full ring
 
 
 # ---------------------------------------------------------------------------- PortAudio
