@@ -6,11 +6,11 @@ makes (ints, floats, a tuple, a loop's iterator; no array, not even a view). It 
 ``outdata``, then adds one pre-rendered block from each :class:`Bus` (the next slot of that
 bus's ring, whose arrays are made once and which producers copy into), clips the sum to ±1 in
 place (ufuncs with ``out=`` and bounds made once) and counts a heartbeat. Producers wait for
-room in a ring by polling it (:data:`ROOM_POLL_SECONDS`): the callback wakes no one, since
-setting an Event or notifying a Condition takes a lock. Everything else happens elsewhere:
-``play`` resamples to the device's rate and cuts the audio into blocks on the calling (worker)
-thread, a feeder thread queues them; live voices render blocks on their own threads
-(:mod:`app.transport`).
+room in a ring by sleeping until just after the callback is due, then polling (see
+:meth:`Bus._nap`): the callback wakes no one, since setting an Event or notifying a Condition
+takes a lock. Everything else happens elsewhere: ``play`` resamples to the device's rate and
+cuts the audio into blocks on the calling (worker) thread, a feeder thread queues them; live
+voices render blocks on their own threads (:mod:`app.transport`).
 
 **One stream for everything.** The stream runs at the device's default sample rate (a JACK
 server decides it, often 48 kHz) with small blocks (256 frames, 5.3 ms at 48 kHz) so that live
@@ -96,7 +96,8 @@ WARMUP_CALLBACKS = 16  # a new stream's first output times can be off (JACK's: 0
 LAG_LEAK = 0.25  # frames a callback: the skip detector follows a device clock ~1000 ppm slow
 
 _END = -1  # a ring slot's valid frames: the clip or stream has ended there
-ROOM_POLL_SECONDS = 0.0005  # how often a producer looks for room in a full ring
+ROOM_POLL_SECONDS = 0.0005  # how often a producer looks for room in a full ring, at most
+ROOM_MARGIN_SECONDS = 0.0002  # a producer wakes this long after the callback is due
 
 
 # ---------------------------------------------------------------------------- PortAudio
@@ -398,8 +399,9 @@ class Bus:
 
     ``stop()`` takes nothing out of the ring (only the callback moves ``_read``): it bumps the
     generation, and the callback skips the blocks of older ones all at once. A producer that
-    finds the ring full polls it every :data:`ROOM_POLL_SECONDS`: the callback cannot wake it
-    (setting an Event or notifying a Condition takes a lock).
+    finds the ring full sleeps until just after the callback is next due, then polls
+    (:meth:`_nap`): the callback cannot wake it (setting an Event or notifying a Condition
+    takes a lock).
     """
 
     def __init__(self, engine: AudioEngine, name: str, queue_blocks: int,
@@ -531,7 +533,20 @@ class Bus:
                 return False
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            time.sleep(ROOM_POLL_SECONDS)
+            self._nap(deadline)
+
+    def _nap(self, deadline: float | None) -> None:
+        """Sleep while the ring is full: until just after the callback is next due (it makes
+        room then), or :data:`ROOM_POLL_SECONDS` when it is due sooner or overdue; never past
+        ``deadline``. Polling at a fixed short interval instead woke the waiting thread ten
+        times a block, and each wake-up that took the GIL from another thread delayed it (a
+        key press was heard ~1.7 ms later at the median on a busy two-core machine)."""
+        pause = self.engine.to_next_block()
+        pause = pause + ROOM_MARGIN_SECONDS if ROOM_POLL_SECONDS < pause < 0.1 \
+            else ROOM_POLL_SECONDS
+        if deadline is not None:
+            pause = min(pause, max(0.0, deadline - time.monotonic()))
+        time.sleep(pause)
 
     def _copy_into(self, slot: int, block: np.ndarray) -> None:
         """Copy ``block`` into a free slot's array (``_put_lock`` held)."""
@@ -639,7 +654,8 @@ class Bus:
         """Wait until the ring has room for a block (the callback took one): a live player
         renders its next block then, so that every block it has rendered is queued, where
         :meth:`pending_blocks` finds it. False when it timed out; raises :class:`CadenzaError`
-        once the bus (or the engine) is closed. Polls every :data:`ROOM_POLL_SECONDS`."""
+        once the bus (or the engine) is closed. Wakes around the callback's time
+        (:meth:`_nap`)."""
         self._require()
         deadline = time.monotonic() + timeout
         while self._write - self._read >= self._size:
@@ -647,7 +663,7 @@ class Bus:
                 self._require()
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(ROOM_POLL_SECONDS)
+            self._nap(deadline)
         return True
 
     def pending_blocks(self) -> list[np.ndarray]:
