@@ -1,12 +1,16 @@
 """Sound output through PortAudio (python-sounddevice): one stream, a mix of buses.
 
 **The callback** runs on PortAudio's real-time thread and follows python-sounddevice's rules:
-no allocation of buffers, no locks beyond the queues', no I/O, no logging. It silences
-``outdata``, then adds one pre-rendered block from each :class:`Bus` (a ``get`` from that bus's
-bounded queue, after an ``empty()`` check so that an idle bus raises nothing), clips the sum to
-±1 in place and counts a heartbeat. Everything else happens elsewhere: ``play`` resamples to the
-device's rate and cuts the audio into blocks on the calling (worker) thread, a feeder thread
-pushes them; live voices render blocks on their own threads (:mod:`app.transport`).
+no lock, no I/O, no logging, and no allocation beyond the small Python objects any Python code
+makes (ints, floats, a tuple, a loop's iterator; no array, not even a view). It silences
+``outdata``, then adds one pre-rendered block from each :class:`Bus` (the next slot of that
+bus's ring, whose arrays are made once and which producers copy into), clips the sum to ±1 in
+place (ufuncs with ``out=`` and bounds made once) and counts a heartbeat. Producers wait for
+room in a ring by sleeping until just after the callback is due, then polling (see
+:meth:`Bus._nap`): the callback wakes no one, since setting an Event or notifying a Condition
+takes a lock. Everything else happens elsewhere: ``play`` resamples to the device's rate and
+cuts the audio into blocks on the calling (worker) thread, a feeder thread queues them; live
+voices render blocks on their own threads (:mod:`app.transport`).
 
 **One stream for everything.** The stream runs at the device's default sample rate (a JACK
 server decides it, often 48 kHz) with small blocks (256 frames, 5.3 ms at 48 kHz) so that live
@@ -58,7 +62,6 @@ import builtins
 import importlib.util
 import math
 import os
-import queue
 import shutil
 import tempfile
 import threading
@@ -92,7 +95,9 @@ MAX_SKIP_SECONDS = 0.5  # a longer jump of the output time starts the count agai
 WARMUP_CALLBACKS = 16  # a new stream's first output times can be off (JACK's: 0)
 LAG_LEAK = 0.25  # frames a callback: the skip detector follows a device clock ~1000 ppm slow
 
-_END = None  # queue item: the clip or stream has ended
+_END = -1  # a ring slot's valid frames: the clip or stream has ended there
+ROOM_POLL_SECONDS = 0.0005  # how often a producer looks for room in a full ring, at most
+ROOM_MARGIN_SECONDS = 0.0002  # a producer wakes this long after the callback is due
 
 
 # ---------------------------------------------------------------------------- PortAudio
@@ -375,10 +380,29 @@ def clip_blocks(x: np.ndarray, blocksize: int, lead: int = 0,
 
 
 class Bus:
-    """One source in the engine's mix: a bounded queue of blocks of the stream's blocksize,
-    one taken per callback. A clip (``play``), a stream of blocks from an iterable on a feeder
-    thread (``play_stream``) or blocks pushed by live voices (``push_block``); the queue's depth
-    is the bus's latency."""
+    """One source in the engine's mix: a ring of ``queue_blocks`` blocks of the stream's
+    blocksize, one taken per callback. A clip (``play``), a stream of blocks from an iterable on
+    a feeder thread (``play_stream``) or blocks pushed by live voices (``push_block``); the
+    ring's depth is the bus's latency.
+
+    **The ring** has one consumer, the audio callback (:meth:`mix_into`), and takes no lock
+    there. The ``i``-th block queued lives in slot ``i % queue_blocks``: its samples (an array
+    made once per slot and copied into: a producer never hands its own array to the callback),
+    its valid frames (:data:`_END` marks where the clip or stream ended) and the generation it
+    was queued in. Two counters only ever grow: ``_write``, the blocks queued, is moved by a
+    producer after it has filled the slot, holding ``_put_lock`` (the feeder thread,
+    ``push_block`` and ``end_stream`` all produce, one at a time; the callback never takes that
+    lock); ``_read``, the blocks taken, is moved by the callback alone, after it has mixed the
+    block, so a slot is never refilled while it is read. The blocks queued are those from
+    ``_read`` to ``_write``. Each counter has one writer and is moved by one attribute store,
+    which the GIL makes atomic and visible in program order (what this relies on).
+
+    ``stop()`` takes nothing out of the ring (only the callback moves ``_read``): it bumps the
+    generation, and the callback skips the blocks of older ones all at once. A producer that
+    finds the ring full sleeps until just after the callback is next due, then polls
+    (:meth:`_nap`): the callback cannot wake it (setting an Event or notifying a Condition
+    takes a lock).
+    """
 
     def __init__(self, engine: AudioEngine, name: str, queue_blocks: int,
                  loop: bool = False) -> None:
@@ -388,14 +412,23 @@ class Bus:
         self.name = name
         self.blocksize = engine.blocksize
         self.loop = loop
-        self._queue: queue.Queue = queue.Queue(maxsize=int(queue_blocks))
+        size = int(queue_blocks)
+        self._size = size
+        # the ring (see the class's docstring); a slot's array is remade by a producer only
+        # when the stream's channels differ (a mono device), while the slot is free
+        self._blocks = [np.zeros((self.blocksize, CHANNELS), np.float32) for _ in range(size)]
+        self._valid = [0] * size
+        self._gens = [0] * size
+        self._read = 0  # blocks taken: moved by the callback only
+        self._write = 0  # blocks queued: moved by a producer holding _put_lock only
+        self._put_lock = threading.Lock()  # producers only, never the callback
         self._feeder: threading.Thread | None = None
         self._stop = threading.Event()
         self._playing = False
         self._underruns = 0
         self._frames = 0
         self._clip_frames = 0
-        self._gen = 0  # bumped by stop(): the callback drops blocks queued before it
+        self._gen = 0  # bumped by stop(): the callback skips blocks queued before it
         self._closed = False
         self._start_frame = 0  # the engine frame whose block starts the clip (play(at=))
         self._started_frame = -1  # the engine frame where it did start (-1: not yet)
@@ -404,7 +437,7 @@ class Bus:
     # ------------------------------------------------------------------ state
     @property
     def queue_blocks(self) -> int:
-        return int(self._queue.maxsize)
+        return self._size
 
     @property
     def underruns(self) -> int:
@@ -453,24 +486,87 @@ class Bus:
     def mix_into(self, outdata: np.ndarray, frame: int = 0) -> None:
         """Add this bus's next block to ``outdata`` (called by the audio callback only);
         ``frame``: the engine frame of ``outdata``'s first frame. A scheduled clip waits, its
-        blocks queued, until its block is due."""
+        blocks queued, until its block is due. Takes no lock and makes no array (the counters'
+        Python ints aside)."""
+        read, write, gen, size = self._read, self._write, self._gen, self._size
+        while read < write and self._gens[read % size] != gen:
+            read += 1  # queued before a stop(): room for the blocks of what plays now
+        self._read = read
         if frame < self._start_frame:
             return
-        if self._queue.empty():  # no exception raised (and allocated) while idle
+        if read == write:
             if self._playing:
                 self._underruns += 1
             return
-        item = self._queue.get_nowait()  # one consumer: not empty stays not empty
-        if item is _END:
+        slot = read % size
+        valid = self._valid[slot]
+        if valid == _END:
+            self._read = read + 1
             self._playing = False
-            return
-        block, valid, gen = item
-        if gen != self._gen:  # left over from before a stop()
             return
         if self._started_frame < 0:
             self._started_frame = frame
         self._frames += valid
-        np.add(outdata, block, out=outdata)
+        np.add(outdata, self._blocks[slot], out=outdata)
+        self._read = read + 1  # mixed: the slot may be refilled now
+
+    # ------------------------------------------------------------------ the producers' part
+    def _put(self, block: np.ndarray | None, valid: int, gen: int, timeout: float | None,
+             stop: threading.Event | None = None) -> bool:
+        """Queue ``block`` (frames <= blocksize, channels; copied into the next slot, the rest
+        of the slot silenced) with ``valid`` frames, or the end marker (``block`` None,
+        ``valid`` :data:`_END`), once the ring has room. False when ``timeout`` seconds passed
+        first, ``stop`` was set or the bus was closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._put_lock:
+                write = self._write
+                if write - self._read < self._size:
+                    slot = write % self._size
+                    if block is not None:
+                        self._copy_into(slot, block)
+                    self._valid[slot] = valid
+                    self._gens[slot] = gen
+                    self._write = write + 1  # the slot is filled: the callback may take it
+                    return True
+            if self._closed or (stop is not None and stop.is_set()):
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            self._nap(deadline)
+
+    def _nap(self, deadline: float | None) -> None:
+        """Sleep while the ring is full: until just after the callback is next due (it makes
+        room then), or :data:`ROOM_POLL_SECONDS` when it is due sooner or overdue; never past
+        ``deadline``. Polling at a fixed short interval instead woke the waiting thread ten
+        times a block, and each wake-up that took the GIL from another thread delayed it (a
+        key press was heard ~1.7 ms later at the median on a busy two-core machine)."""
+        pause = self.engine.to_next_block()
+        pause = pause + ROOM_MARGIN_SECONDS if ROOM_POLL_SECONDS < pause < 0.1 \
+            else ROOM_POLL_SECONDS
+        if deadline is not None:
+            pause = min(pause, max(0.0, deadline - time.monotonic()))
+        time.sleep(pause)
+
+    def _copy_into(self, slot: int, block: np.ndarray) -> None:
+        """Copy ``block`` into a free slot's array (``_put_lock`` held)."""
+        channels = self.engine.channels
+        dst = self._blocks[slot]
+        if dst.shape[1] != channels:
+            dst = self._blocks[slot] = np.zeros((self.blocksize, channels), np.float32)
+        n = block.shape[0]
+        dst[:n] = block[:, :channels]  # one channel in: on every channel
+        dst[n:] = 0.0
+
+    def _checked(self, block: np.ndarray) -> np.ndarray:
+        """``block`` as (frames, channels), at most a blocksize of frames."""
+        b = np.asarray(block, dtype=np.float32)
+        if b.ndim == 1:
+            b = b[:, None]
+        n = b.shape[0]
+        if n > self.blocksize:
+            raise CadenzaError(f"a block has {n} frames; the blocksize is {self.blocksize}")
+        return b
 
     # ------------------------------------------------------------------ playing
     def _require(self) -> int:
@@ -515,7 +611,7 @@ class Bus:
         gen = self._gen
         self._clip_frames = x.shape[0]
         blocks = clip_blocks(x, self.blocksize, lead, lambda: self.loop)
-        items = ((block[:, :self.engine.channels], valid, gen) for block, valid in blocks)
+        items = ((block, valid, gen) for block, valid in blocks)
         self._start_frame = start_frame
         self.start_time = None if at is None else (at if start_frame else time.perf_counter())
         self._start_feeder(items, frames=-lead)
@@ -530,65 +626,61 @@ class Bus:
         self._clip_frames = 0
         self._start_frame = 0
         self.start_time = None
-        self._start_feeder(self._as_item(b) for b in blocks)  # items made after stop(): new gen
+        gen = self._gen
+        items = ((b, b.shape[0], gen) for b in map(self._checked, blocks))
+        self._start_feeder(items)
 
     def push_block(self, block: np.ndarray, timeout: float | None = None) -> bool:
-        """Queue one live block (at the engine's sample rate); waits while the queue is full.
+        """Queue one live block (at the engine's sample rate; copied); waits while the ring is
+        full.
 
         Returns False when it timed out. Starts live playing if nothing plays; raises
         :class:`CadenzaError` once the bus (or the engine) is closed.
         """
         self._require()
-        item = self._as_item(block)
+        b = self._checked(block)
+        gen = self._gen
         if not self._playing:
             self._clip_frames = 0
             self._frames = 0
             self._start_frame = 0
             self._playing = True
-        try:
-            self._queue.put(item, timeout=timeout)
-        except queue.Full:
-            return False
-        return True
+        if self._put(b, b.shape[0], gen, timeout):
+            return True
+        self._require()  # closed while it waited
+        return False
 
     def wait_room(self, timeout: float) -> bool:
-        """Wait until the queue has room for a block (the callback took one): a live player
+        """Wait until the ring has room for a block (the callback took one): a live player
         renders its next block then, so that every block it has rendered is queued, where
         :meth:`pending_blocks` finds it. False when it timed out; raises :class:`CadenzaError`
-        once the bus (or the engine) is closed."""
+        once the bus (or the engine) is closed. Wakes around the callback's time
+        (:meth:`_nap`)."""
         self._require()
-        q = self._queue
-        with q.not_full:  # the queue's own condition: the callback's get notifies it
-            return q.not_full.wait_for(lambda: len(q.queue) < q.maxsize, timeout)
+        deadline = time.monotonic() + timeout
+        while self._write - self._read >= self._size:
+            if self._closed:
+                self._require()
+            if time.monotonic() >= deadline:
+                return False
+            self._nap(deadline)
+        return True
 
     def pending_blocks(self) -> list[np.ndarray]:
-        """The pushed blocks still queued, the next one the callback takes first: a live player
-        adds a note that has just begun into them, in place (what it adds to a block the
-        callback has taken meanwhile is not heard)."""
-        q = self._queue
-        with q.mutex:
-            items = list(q.queue)
-        return [item[0] for item in items if item is not _END and item[2] == self._gen]
+        """The pushed blocks still queued, the next one the callback takes first: the ring's
+        own arrays, which a live player adds a note that has just begun into, in place (what it
+        adds to a block the callback has taken meanwhile is not heard). A slot's array is
+        refilled once the callback has taken it, so add into them before queueing more blocks
+        (:class:`app.transport.LiveVoices` does both under one lock)."""
+        with self._put_lock:  # no producer refills a slot meanwhile
+            read, write, gen, size = self._read, self._write, self._gen, self._size
+            return [self._blocks[i % size] for i in range(read, write)
+                    if self._valid[i % size] != _END and self._gens[i % size] == gen]
 
     def end_stream(self) -> None:
         """Mark the end of pushed blocks: playing stops once they have been heard."""
-        try:
-            self._queue.put(_END, timeout=1.0)
-        except queue.Full:
+        if not self._put(None, _END, self._gen, timeout=1.0):
             self._playing = False
-
-    def _as_item(self, block: np.ndarray) -> tuple[np.ndarray, int, int]:
-        b = np.asarray(block, dtype=np.float32)
-        if b.ndim == 1:
-            b = b[:, None]
-        n = b.shape[0]
-        if n > self.blocksize:
-            raise CadenzaError(f"a block has {n} frames; the blocksize is {self.blocksize}")
-        if b.shape[1] == 1:
-            b = np.repeat(b, CHANNELS, axis=1)
-        out = np.zeros((self.blocksize, CHANNELS), dtype=np.float32)
-        out[:n] = b[:, :CHANNELS]
-        return out[:, :self.engine.channels], n, self._gen
 
     def _start_feeder(self, items: Iterator[tuple[np.ndarray, int, int]],
                       frames: int = 0) -> None:
@@ -597,26 +689,17 @@ class Bus:
         self._started_frame = -1
         self._playing = True
         self._feeder = threading.Thread(
-            target=self._feed, args=(items,), name="cadenza-audio-feeder", daemon=True
-        )
+            target=self._feed, args=(items, self._gen), name="cadenza-audio-feeder",
+            daemon=True)
         self._feeder.start()
 
-    def _feed(self, items: Iterator[tuple[np.ndarray, int, int]]) -> None:
-        for item in items:
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=0.05)
-                    break
-                except queue.Full:
-                    continue
-            if self._stop.is_set():
+    def _feed(self, items: Iterator[tuple[np.ndarray, int, int]], gen: int) -> None:
+        stop = self._stop
+        for block, valid, item_gen in items:
+            if stop.is_set() or not self._put(block, valid, item_gen, None, stop):
                 return
-        while not self._stop.is_set():
-            try:
-                self._queue.put(_END, timeout=0.05)
-                return
-            except queue.Full:
-                continue
+        if not stop.is_set():
+            self._put(None, _END, gen, None, stop)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the clip has been played out; False on timeout."""
@@ -628,18 +711,14 @@ class Bus:
         return True
 
     def stop(self) -> None:
-        """Stop playing at once: the feeder thread ends and the queue is emptied."""
+        """Stop playing at once: the feeder thread ends, and the blocks queued are skipped
+        (the callback takes them all out at its next call)."""
         self._stop.set()
         self._gen += 1
         feeder, self._feeder = self._feeder, None
         if feeder is not None and feeder is not threading.current_thread():
             feeder.join(timeout=2.0)
         self._playing = False
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
 
     def close(self) -> None:
         """Stop, and take this bus out of the mix; ``push_block`` raises from now on."""
@@ -683,7 +762,11 @@ class AudioEngine:
         self._frames_out = 0  # the device's frames since the stream started (see _callback)
         self._skipped = 0  # frames the device played while the callback was not called
         self._lag_base = math.inf  # the least (output time x rate - frame) seen
-        self._recent_excess = np.zeros(RECENT_CALLBACKS)  # the latest lags over the base
+        # the latest lags over the base: Python floats in a list, so that the callback's
+        # min() makes no array (a NumPy reduction allocates its scratch each call)
+        self._recent_excess: list[float] = [0.0] * RECENT_CALLBACKS
+        self._ceiling = np.array(1.0, np.float32)  # the callback clips to these (made once)
+        self._floor = np.array(-1.0, np.float32)
         # the latest callback's (first frame, its stream time at the output, perf_counter);
         # replaced whole, so other threads read one consistent tuple
         self._last_block: tuple[int, float, float] = (0, 0.0, 0.0)
@@ -734,7 +817,7 @@ class AudioEngine:
         self._frames_out = 0
         self._skipped = 0
         self._lag_base = math.inf
-        self._recent_excess[:] = 0.0
+        self._recent_excess[:] = [0.0] * RECENT_CALLBACKS
         self._last_block = (0, 0.0, 0.0)
         try:
             stream = sd.OutputStream(
@@ -896,23 +979,25 @@ class AudioEngine:
             # the device's time line and a scheduled start keeps its time.
             lag = dac * self._sample_rate - frame
             recent = self._recent_excess
-            recent[self._heartbeat % recent.shape[0]] = lag - self._lag_base
-            excess = float(recent.min())  # a late wake-up passes; skipped cycles stay
+            recent[self._heartbeat % RECENT_CALLBACKS] = lag - self._lag_base
+            excess = min(recent)  # a late wake-up passes; skipped cycles stay
             if excess > MAX_SKIP_SECONDS * self._sample_rate:  # a new time line, not a skip
-                recent[:] = 0.0
+                recent[:] = [0.0] * RECENT_CALLBACKS
                 self._lag_base = lag
             elif excess >= SKIP_BLOCKS * self.blocksize:
                 missed = int(round(excess / self.blocksize)) * self.blocksize
                 frame += missed
                 lag -= missed
-                recent -= missed
+                for k in range(RECENT_CALLBACKS):
+                    recent[k] -= missed
                 self._skipped += missed
             self._lag_base = min(lag, self._lag_base + LAG_LEAK)
         self._last_block = (frame, dac, time.perf_counter())
         outdata.fill(0)
         for bus in self._buses:
             bus.mix_into(outdata, frame)
-        np.clip(outdata, -1.0, 1.0, out=outdata)
+        np.minimum(outdata, self._ceiling, out=outdata)  # np.clip: a Python wrapper, and
+        np.maximum(outdata, self._floor, out=outdata)  # float bounds made into arrays each call
         self._frames_out = frame + frames
 
     # ------------------------------------------------------------------ the stream's clock

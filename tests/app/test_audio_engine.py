@@ -379,3 +379,162 @@ def test_a_scheduled_start_keeps_its_time_when_the_callback_is_held_up(engine):
     # within about a block (the frames missed are counted in whole blocks), where it would
     # be some 35 ms late without them (60 ms less the output latency)
     assert float(np.median(ms)) < 12.0, ms
+
+
+def _ring(engine: AudioEngine, blocks: int):  # noqa: ANN202
+    """A bus of ``blocks`` taken out of the stream's mix: the test plays its callback."""
+    bus = engine.open_bus("ring", queue_blocks=blocks)
+    engine.remove_bus(bus)
+    return bus
+
+
+def test_the_ring_hands_out_every_block_in_order_to_the_callback(engine):
+    """Two threads push blocks onto one bus while the callback's part takes them: each thread's
+    blocks come out whole, in the order pushed, none lost or repeated; the producers waited
+    for room (the ring is 4 blocks)."""
+    bus = _ring(engine, 4)
+    n, out = 600, np.zeros((engine.blocksize, 2), np.float32)
+    failed: list[str] = []
+
+    def produce(parity: int) -> None:
+        for k in range(n):
+            if not bus.push_block(np.full((engine.blocksize, 2), 2 * k + parity, np.float32),
+                                  timeout=5):
+                failed.append(f"{parity}: push {k} timed out")
+                return
+
+    threads = [threading.Thread(target=produce, args=(p,)) for p in (0, 1)]
+    for t in threads:
+        t.start()
+    taken: list[float] = []
+    deadline = time.monotonic() + 60
+    while len(taken) < 2 * n and not failed and time.monotonic() < deadline:
+        before = bus.frames_played
+        out.fill(0)
+        bus.mix_into(out)
+        if bus.frames_played == before:
+            time.sleep(0.0005)
+            continue
+        assert np.all(out == out[0, 0]), "a block was torn"
+        taken.append(float(out[0, 0]))
+        if len(taken) % 50 == 0:
+            time.sleep(0.02)  # the ring fills: both producers wait for room
+    for t in threads:
+        t.join(timeout=10)
+    assert not failed, failed
+    assert [v for v in taken if v % 2 == 0] == [2.0 * k for k in range(n)]
+    assert [v for v in taken if v % 2 == 1] == [2.0 * k + 1 for k in range(n)]
+    assert bus.pending_blocks() == [] and bus.frames_played == 2 * n * engine.blocksize
+
+
+def test_pending_blocks_are_the_queued_arrays(engine):
+    """``pending_blocks`` gives the blocks the callback will mix, next first, as they are
+    queued: what is added into them in place is heard. ``stop()`` drops them (the callback
+    skips them at once), and ``end_stream`` ends the stream after the blocks before it."""
+    bus = _ring(engine, 4)
+    n = engine.blocksize
+    out = np.zeros((n, 2), np.float32)
+    for v in (8.0, 9.0):
+        assert bus.push_block(np.full((n, 2), v, np.float32), timeout=1)
+    bus.stop()
+    assert bus.pending_blocks() == [] and not bus.is_playing
+    for v in (1.0, 2.0):
+        assert bus.push_block(np.full((n, 2), v, np.float32), timeout=1)
+    assert not bus.push_block(np.zeros((n, 2), np.float32), timeout=0.05)  # full
+    assert not bus.wait_room(timeout=0.05)
+    assert bus.is_playing and bus.frames_played == 0
+    queued = bus.pending_blocks()
+    assert [float(b[0, 0]) for b in queued] == [1.0, 2.0]
+    for b in queued:
+        b += 10.0  # a note begun: added into what is queued
+    bus.mix_into(out)  # skips the two blocks from before stop(), mixes the first new one
+    assert np.all(out == 11.0) and bus.frames_played == n
+    assert bus.pending_blocks()[0] is queued[1]
+    assert bus.push_block(np.full(100, 3.0, np.float32), timeout=1)  # mono, short
+    for v in (4.0, 5.0):
+        assert bus.push_block(np.full((n, 2), v, np.float32), timeout=1)
+    assert not bus.push_block(np.full((n, 2), 6.0, np.float32), timeout=0.05)  # full
+    queued = bus.pending_blocks()
+    assert [float(b[0, 0]) for b in queued] == [12.0, 3.0, 4.0, 5.0]
+    assert np.all(queued[1][:100] == 3.0) and not queued[1][100:].any()  # on both channels
+    for expected, frames in ((12.0, n), (3.0, 100), (4.0, n), (5.0, n)):
+        out.fill(0)
+        before = bus.frames_played
+        bus.mix_into(out)
+        assert out[0, 0] == expected and bus.frames_played - before == frames
+        assert bus.wait_room(timeout=0)
+    underruns = bus.underruns
+    bus.mix_into(out)
+    assert bus.underruns == underruns + 1  # playing, and nothing queued
+    assert bus.push_block(np.full((n, 2), 7.0, np.float32), timeout=1)
+    bus.end_stream()
+    for _ in range(3):
+        bus.mix_into(out)
+    assert not bus.is_playing and bus.underruns == underruns + 1
+    bus.close()
+    with pytest.raises(CadenzaError, match="closed"):
+        bus.wait_room(timeout=0.1)
+
+
+def test_a_scheduled_clip_is_queued_in_place_of_the_blocks_before_it(engine):
+    """``play(at=)`` while the ring is full of blocks pushed before: the callback's part drops
+    them at its next call although the clip is not due yet, so the clip's blocks are queued
+    while it waits, and its first one goes out when due."""
+    bus = _ring(engine, 4)
+    n, rate = engine.blocksize, engine.sample_rate
+    out = np.zeros((n, 2), np.float32)
+    for _ in range(4):
+        assert bus.push_block(np.full((n, 2), 0.5, np.float32), timeout=1)
+    bus.play(Audio(np.full((10 * n, 2), 0.25, np.float32), rate), at=time.perf_counter() + 5)
+    assert bus.waiting
+    now = engine.frames_out
+    deadline = time.monotonic() + 5
+    while len(bus.pending_blocks()) < 4:  # the feeder fills the ring, once there is room
+        assert time.monotonic() < deadline, "the clip's blocks were never queued"
+        bus.mix_into(out, now)  # not due: nothing is mixed
+        time.sleep(0.005)
+    assert not out.any() and bus.frames_played == 0 and bus.waiting
+    bus.mix_into(out, 10**12)  # due
+    assert out[-1, 0] == 0.25 and 0 < bus.frames_played <= n and not bus.waiting
+    bus.stop()
+
+
+def test_the_callbacks_part_makes_no_array_and_takes_no_lock(engine):
+    """``mix_into`` on a filled ring, measured with tracemalloc (nothing else runs: the stream
+    is closed): beyond a Python int or two for the counters, it allocates nothing (a NumPy
+    temporary is a block's 2 KB, even a view is ~100 bytes; a queue's lock and Condition
+    bookkeeping allocate too)."""
+    import gc
+    import tracemalloc
+
+    bus = _ring(engine, 64)
+    for k in range(64):
+        assert bus.push_block(np.full((engine.blocksize, 2), 0.001 * k, np.float32), timeout=1)
+    engine.close()  # no callback thread allocates meanwhile
+    out = np.zeros((engine.blocksize, 2), np.float32)
+    frame = 10**9
+    bus.mix_into(out, frame)  # first calls: anything made once
+    bus.mix_into(out, frame)
+
+    def nothing(outdata: np.ndarray, frame: int = 0) -> None:
+        pass
+
+    def peak(fn) -> int:  # noqa: ANN001
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            for _ in range(60):
+                fn(out, frame)
+            return tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+
+    gc.disable()
+    try:
+        calibration = peak(nothing)
+        used = peak(bus.mix_into)
+    finally:
+        gc.enable()
+    assert bus.frames_played == 62 * engine.blocksize  # it did mix 60 blocks
+    assert used - calibration <= 64, (used, calibration)
