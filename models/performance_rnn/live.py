@@ -236,7 +236,10 @@ class LiveEncoder:
 
 
 def _copy(state: Any) -> Any:
-    return [(np.array(a, copy=True), np.array(b, copy=True)) for a, b in state]
+    """A copy of an engine's state: (h, c) or note-tracker pairs, and a Transformer's key/value
+    cache (which copies itself)."""
+    return [part.copy() if hasattr(part, "copy_rows") else
+            (np.array(part[0], copy=True), np.array(part[1], copy=True)) for part in state]
 
 
 class AnswerStream:
