@@ -98,7 +98,7 @@ def test_defaults_skip_broken_folders_and_cards_with_bad_bytes(cli, models_dir: 
         folder = _broken(models_dir, name)
         folder.rename(models_dir / name.replace(" ", "-"))
     registry = ModelRegistry()
-    assert registry.default("performance").name == "performance-small"
+    assert registry.default("performance").name == "performance-transformer"  # the shipped default
     assert len([e for e in registry.list() if e.broken]) == 2
     copy = models_dir / "bad-card"
     shutil.copytree(SHIPPED_DIR / "performance-small", copy)
