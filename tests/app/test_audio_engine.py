@@ -485,6 +485,9 @@ def test_a_scheduled_clip_is_queued_in_place_of_the_blocks_before_it(engine):
     out = np.zeros((n, 2), np.float32)
     for _ in range(4):
         assert bus.push_block(np.full((n, 2), 0.5, np.float32), timeout=1)
+    deadline = time.monotonic() + 5  # a time can be scheduled once the stream has called back
+    while engine.frame_at(time.perf_counter()) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     bus.play(Audio(np.full((10 * n, 2), 0.25, np.float32), rate), at=time.perf_counter() + 5)
     assert bus.waiting
     now = engine.frames_out
@@ -524,17 +527,20 @@ def test_the_callbacks_part_makes_no_array_and_takes_no_lock(engine):
         try:
             base = tracemalloc.get_traced_memory()[0]
             tracemalloc.reset_peak()
-            for _ in range(60):
+            for _ in range(12):
                 fn(out, frame)
             return tracemalloc.get_traced_memory()[1] - base
         finally:
             tracemalloc.stop()
 
+    # tracemalloc sees every thread: in a long test run, threads left by other tests may
+    # allocate during one try, but an allocation of mix_into's own shows in every try
+    tries = []
     gc.disable()
     try:
-        calibration = peak(nothing)
-        used = peak(bus.mix_into)
+        for _ in range(5):
+            tries.append((peak(bus.mix_into), peak(nothing)))
     finally:
         gc.enable()
     assert bus.frames_played == 62 * engine.blocksize  # it did mix 60 blocks
-    assert used - calibration <= 64, (used, calibration)
+    assert min(used - calibration for used, calibration in tries) <= 64, tries
