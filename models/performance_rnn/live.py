@@ -235,13 +235,6 @@ class LiveEncoder:
         return out
 
 
-def _copy(state: Any) -> Any:
-    """A copy of an engine's state: (h, c) or note-tracker pairs, and a Transformer's key/value
-    cache (which copies itself)."""
-    return [part.copy() if hasattr(part, "copy_rows") else
-            (np.array(part[0], copy=True), np.array(part[1], copy=True)) for part in state]
-
-
 class AnswerStream:
     """An answer being sampled: :meth:`next` samples one event and returns the note-ons and
     note-offs it makes due (:class:`StreamDecoder`); :attr:`done` once it has its length (or
@@ -315,12 +308,17 @@ class StreamingContinuer:
         self.velocity = 64
         self.reset()
 
+    def _copy(self, state: Any) -> Any:
+        """A copy of a (one-row) state, made by its engine: LSTM states, note trackers and a
+        Transformer's key/value cache alike."""
+        return self.engine.select(state, np.zeros(1, np.int64))
+
     def _conditioned(self, control: np.ndarray) -> tuple[Any, tuple[Any, np.ndarray]]:
         """The first layer's bias for ``control`` and the state after an empty primer under it."""
         bias = self.engine.first_bias(control[None])
         controls = np.repeat(control[None], EMPTY_PRIMER.size, axis=0)
         state, logits = self.engine.prime(EMPTY_PRIMER, controls)
-        return bias, (_copy(state), np.array(logits, np.float32))
+        return bias, (self._copy(state), np.array(logits, np.float32))
 
     # ------------------------------------------------------------------ the player
     def reset(self, t0: float = 0.0, reference: NoteSequence | None = None) -> None:
@@ -331,7 +329,7 @@ class StreamingContinuer:
             self.bias0, empty = self._off_bias, self._empty
         else:
             self.bias0, empty = self._conditioned(control)
-        self.state = _copy(empty[0])
+        self.state = self._copy(empty[0])
         self.logits = empty[1].copy()
         self.encoder = LiveEncoder(t0)
         self.velocity = 64
@@ -368,7 +366,7 @@ class StreamingContinuer:
 
     def fork(self) -> tuple[Any, np.ndarray]:
         """A copy of (state, logits) to generate from while the phrase state moves on."""
-        return _copy(self.state), self.logits.copy()
+        return self._copy(self.state), self.logits.copy()
 
     # ------------------------------------------------------------------ the answer
     def answer(self, seconds: float, temperature: float = 1.0, top_p: float | None = None,

@@ -256,9 +256,6 @@ class _Cache:
         self.values = np.zeros((layers, batch, heads, width, dh), np.float32)
         self.length = 0
 
-    def copy(self) -> _Cache:
-        return self.copy_rows(np.arange(self.keys.shape[1]))
-
     def copy_rows(self, rows: np.ndarray) -> _Cache:
         out = _Cache.__new__(_Cache)
         out.keys = self.keys[:, rows].copy()
