@@ -21,6 +21,17 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["JACK_NO_START_SERVER"] = "1"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A ``timing`` test (times measured over a real JACK server: clock pulses, note onsets,
+    Link phase) runs once more when it fails. On a loaded 2-core machine the JACK dummy driver
+    now and then misses a cycle and drops its MIDI, or a test-side thread is held up a few
+    milliseconds; once may be the machine, twice is Cadenza. The rerun shows in pytest's
+    summary ("rerun"), so a test that needed one is never hidden."""
+    for item in items:
+        if item.get_closest_marker("timing") is not None:
+            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=1))
+
+
 @pytest.fixture(scope="session")
 def datasets_dir() -> Path:
     if not DATASETS.is_dir():

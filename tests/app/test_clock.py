@@ -166,6 +166,7 @@ def slope_bpm(times: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------- clock out
+@pytest.mark.timing
 def test_clock_out_start_pulses_tempo_and_stop(devices: Devices) -> None:
     rx = Receiver(devices.midi().api, "clock-rx")
     try:
@@ -212,6 +213,7 @@ def test_clock_out_start_pulses_tempo_and_stop(devices: Devices) -> None:
         rx.close()
 
 
+@pytest.mark.timing
 def test_clock_out_is_owned_by_the_devices(clock_jack: str) -> None:
     devices = Devices(client_name="Cadenza clock owner")
     rx = Receiver(devices.midi().api, "owned-rx")
@@ -242,6 +244,7 @@ def test_clock_out_to_a_missing_port_is_one_line(devices: Devices) -> None:
 
 
 # ---------------------------------------------------------------------------- clock in
+@pytest.mark.timing
 def test_clock_in_follows_tempo_start_stop_and_position(devices: Devices) -> None:
     tx = Sender(devices.midi().api, "clock-tx")
     events: list[tuple[str, int, float | None]] = []
@@ -282,6 +285,7 @@ def test_clock_in_follows_tempo_start_stop_and_position(devices: Devices) -> Non
         tx.close()
 
 
+@pytest.mark.timing
 def test_lost_clock_stops_the_transport_with_nothing_stuck(devices: Devices) -> None:
     api = devices.midi().api
     tx = Sender(api, "lost-tx")
@@ -448,15 +452,10 @@ def _play_with_clock_out(path) -> tuple:  # noqa: ANN001
         drums.close()
 
 
+@pytest.mark.timing
 def test_cadenza_play_at_a_tempo_with_clock_out(clock_jack: str, eight_notes) -> None:  # noqa: ANN001
     notes, msgs, system, pulses, out = _play_with_clock_out(eight_notes)
     ons, stuck = note_balance(msgs)
-    if ons != 8:
-        # a JACK cycle missed on a loaded machine drops its MIDI (the dummy driver's xrun):
-        # once may be the machine, twice is Cadenza
-        print(f"first run: {ons} of 8 notes arrived; playing again")
-        notes, msgs, system, pulses, out = _play_with_clock_out(eight_notes)
-        ons, stuck = note_balance(msgs)
     assert "at 150 BPM" in out and "play-drums" in out
     assert ons == 8 and not stuck, (ons, stuck)
     # 0.25 s apart at 120 BPM is 0.2 s apart at 150
@@ -467,6 +466,7 @@ def test_cadenza_play_at_a_tempo_with_clock_out(clock_jack: str, eight_notes) ->
     assert abs(pulses[0] - notes[0]) < 0.01  # the clock starts with the first note
 
 
+@pytest.mark.timing
 def test_cadenza_play_follows_a_midi_clock(clock_jack: str, eight_notes) -> None:  # noqa: ANN001
     import rtmidi
 
@@ -512,6 +512,7 @@ def test_cadenza_play_bad_sync_is_one_line(eight_notes) -> None:  # noqa: ANN001
 
 
 # ---------------------------------------------------------------------------- the duet's sync
+@pytest.mark.timing
 def test_duet_sync_sends_and_forwards_clock(devices: Devices) -> None:
     """What ``cadenza duet --clock-out/--sync`` opens (app.commands.play.start_sync): clock in
     Cadenza's own time, and an external clock forwarded (Start, tempo, Stop)."""

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.app.test_clock import clock_jack  # noqa: F401 - fixture
@@ -40,6 +41,7 @@ def in_private_network(script: Path, timeout: float = 60) -> subprocess.Complete
         capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
 
 
+@pytest.mark.timing
 def test_link_session_tempo_start_stop_phase_and_a_second_peer() -> None:
     if importlib.util.find_spec("link") is None:
         pytest.fail("LinkPython-extern is not installed (it is in requirements.lock): "
@@ -94,6 +96,7 @@ peer.enabled = False
 """
 
 
+@pytest.mark.timing
 def test_cadenza_play_on_a_link_session(clock_jack: str, tmp_path: Path) -> None:
     """``cadenza play --sync link`` in a private network with another Link app at 110 BPM:
     it waits for the peer, and plays the 120 BPM file at the session's 110."""
@@ -124,10 +127,14 @@ def test_cadenza_play_on_a_link_session(clock_jack: str, tmp_path: Path) -> None
         time.sleep(0.1)
         ons, stuck = note_balance(synth.messages())
         assert ons == 12 and not stuck
-        times = [t for t, m in synth.events if m[0] & 0xF0 == 0x90 and m[2] > 0]
-        gaps = [b - a for a, b in zip(times[4:], times[5:], strict=False)]
-        # 0.25 s apart at 120 BPM is 0.2727 s apart at the session's 110
-        assert all(abs(g - 0.25 * 120 / 110) < 0.012 for g in gaps), gaps
+        times = np.array([t for t, m in synth.events if m[0] & 0xF0 == 0x90 and m[2] > 0])[4:]
+        # 0.25 s apart at 120 BPM is 0.2727 s apart at the session's 110 (at 120 it would be
+        # 0.25): the onsets' line has that slope, and each onset lies on it within a few ms (a
+        # note can reach the test's receiver late when the loaded machine holds its thread up)
+        slope, start = np.polyfit(np.arange(len(times)), times, 1)
+        off = np.abs(times - (start + slope * np.arange(len(times))))
+        assert abs(slope - 0.25 * 120 / 110) < 0.003, (slope, times)
+        assert np.median(off) < 0.004 and off.max() < 0.02, off
     finally:
         synth.close()
 

@@ -330,6 +330,7 @@ def _scale(n: int = 12, step: float = 0.05, length: float = 0.04) -> NoteSequenc
                                for i in range(n)])
 
 
+@pytest.mark.timing
 def test_wait_until_is_precise():
     late = []
     for _ in range(40):
@@ -340,6 +341,7 @@ def test_wait_until_is_precise():
     assert percentile(late, 50) < 0.001, late
 
 
+@pytest.mark.timing
 def test_transport_plays_on_time_with_low_jitter(midi, listener):
     out = open_connected(midi, "LiveEar")
     transport = Transport([out])
@@ -367,6 +369,7 @@ def test_transport_plays_on_time_with_low_jitter(midi, listener):
         out.close()
 
 
+@pytest.mark.timing
 def test_transport_tempo_scaling_and_change_while_playing(midi, listener):
     out = open_connected(midi, "LiveEar")
     transport = Transport([out], tempo=2.0)
@@ -617,6 +620,7 @@ def test_events_to_sequence_pairs_notes_and_keeps_the_pedal():
     assert seq.apply_sustain().notes[0].end == pytest.approx(1.1)  # held by the pedal
 
 
+@pytest.mark.timing
 def test_recorder_with_count_in_and_metronome(midi, listener):
     kb = Keyboard(midi, "RecKeys")
     clicks = open_connected(midi, "LiveEar")
@@ -665,6 +669,7 @@ def test_recorder_with_count_in_and_metronome(midi, listener):
     assert "cadenza-metronome" not in _threads()
 
 
+@pytest.mark.timing
 def test_metronome_clicks_are_heard_on_their_beats(live_engine):
     """On the built-in sound the clicks go out the synth's latency early (its queue and the
     output's: some 30 ms here), so an independent JACK client hears each one on its beat,

@@ -44,6 +44,7 @@ def _bar_of(session, at: float) -> float:  # noqa: ANN001
     return beat / BEATS_PER_BAR
 
 
+@pytest.mark.timing
 def test_play_waits_for_the_bar_and_plays_at_the_session_tempo(
         window, short_piano_clip, jack_server, qtbot, artifacts_dir):  # noqa: ANN001
     window.add_clip(short_piano_clip)
@@ -97,6 +98,7 @@ def test_play_waits_for_the_bar_and_plays_at_the_session_tempo(
     window.stop()
 
 
+@pytest.mark.timing
 def test_an_audio_clip_is_heard_on_the_bar_at_its_own_speed(window, wav_file, jack_server,
                                                            qtbot):  # noqa: ANN001
     from tests.app.jack_onsets import OnsetProbe

@@ -35,6 +35,7 @@ def panel_rig(live_jack, midi, window):  # noqa: ANN001, ANN201
     daw.close()
 
 
+@pytest.mark.timing
 def test_clock_out_from_the_live_panel(panel_rig, qtbot, artifacts_dir: Path) -> None:  # noqa: ANN001
     window, panel, drums, _daw = panel_rig
     box = panel.sync_box
@@ -58,6 +59,7 @@ def test_clock_out_from_the_live_panel(panel_rig, qtbot, artifacts_dir: Path) ->
     assert system == [[START], [STOP]]
 
 
+@pytest.mark.timing
 def test_the_live_panel_follows_a_midi_clock(panel_rig, qtbot) -> None:  # noqa: ANN001
     _window, panel, _drums, daw = panel_rig
     box = panel.sync_box
@@ -81,6 +83,7 @@ def test_the_live_panel_follows_a_midi_clock(panel_rig, qtbot) -> None:  # noqa:
     assert not box.session.running
 
 
+@pytest.mark.timing
 def test_a_take_gets_the_session_tempo_and_starts_on_its_bar(panel_rig, qtbot) -> None:  # noqa: ANN001
     _window, panel, _drums, _daw = panel_rig
     box = panel.sync_box
@@ -103,6 +106,7 @@ def test_a_take_gets_the_session_tempo_and_starts_on_its_bar(panel_rig, qtbot) -
     panel.record_button.click()
 
 
+@pytest.mark.timing
 def test_the_metronome_clicks_on_the_session_beats(panel_rig, qtbot) -> None:  # noqa: ANN001
     """Recording with sync on: the clicks follow the session's beat, through a tempo change
     (the old metronome kept its own time: a beat of the take's tempo after the last click)."""
