@@ -14,6 +14,7 @@ own density and note length.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -48,15 +49,18 @@ def main() -> None:
     ap.add_argument("--half-life", type=float, default=None,
                     help="default: the model's own (its folder's \"follow\")")
     ap.add_argument("--flatten", type=float, default=None, help="default: the model's own")
+    ap.add_argument("--release", type=float, default=None, help="default: the model's own")
     ap.add_argument("--modes", default="off,primer,density,histogram")
     args = ap.parse_args()
 
+    from models.performance_rnn.generate import Continuer
     from models.registry import ModelRegistry
 
     model = ModelRegistry().load(args.model, "performance")
-    session = model.session()
-    half_life = model.following.half_life if args.half_life is None else args.half_life
-    flatten = model.following.flatten if args.flatten is None else args.flatten
+    overrides = {k: v for k, v in (("half_life", args.half_life), ("flatten", args.flatten),
+                                   ("release", args.release)) if v is not None}
+    following = dataclasses.replace(model.following, **overrides)
+    session = Continuer(model.network, following=following)
     seconds = REAL[1] - REAL[0]
     modes = args.modes.split(",")
     rows: dict[str, list[dict[str, float]]] = {"real": [], **{m: [] for m in modes}}
@@ -74,7 +78,8 @@ def main() -> None:
         used += 1
         rows["real"].append(follow.follow_figures(primer, real, seconds))
         primer_rows.append(follow.follow_figures(primer, primer, PRIMER[1] - PRIMER[0]))
-        ref = follow.reference_controls(primer, half_life=half_life, flatten=flatten)
+        ref = follow.reference_controls(primer, half_life=following.half_life,
+                                        flatten=following.flatten)
         for mode in modes:
             density = ref.density if mode in ("primer", "density") else None
             hist = ref.histogram if mode in ("primer", "histogram") else None
@@ -90,8 +95,7 @@ def main() -> None:
         "pieces": used,
         "seeds": args.seeds,
         "temperature": args.temperature,
-        "half_life": half_life,
-        "flatten": flatten,
+        "following": dataclasses.asdict(following),
         "primer_own": follow.summarize(primer_rows),
         **{name: follow.summarize(r) for name, r in rows.items()},
         "seconds": round(time.perf_counter() - started, 1),

@@ -50,7 +50,7 @@ class PerformanceRNN:
         """A :class:`~models.performance_rnn.generate.Continuer`: prime once, generate often."""
         from models.performance_rnn.generate import Continuer
 
-        return Continuer(self.network, engine)
+        return Continuer(self.network, engine, following=self.following)
 
     def generate(
         self,

@@ -5,8 +5,10 @@ PerformanceRNN's controls describe the music to come (Magenta's multiconditioned
 density (note onsets per second) and the pitch-class histogram (seconds each pitch class
 sounds). :func:`reference_controls` takes both from what was played - the primer, or in the duet
 the player's recent phrases - weighting every moment by ``0.5 ** (age / half_life)``, so the
-last bars count most. Conditioning a continuation on them keeps it in the primer's key and at
-its pace.
+last bars count most. The density is the one the model was trained with at each note: onsets
+in the 3 s around it (:data:`~models.performance_rnn.encoding.DENSITY_WINDOW_SECONDS`), averaged
+over the notes, so a busy run weighs as much as its notes do. Conditioning a continuation on
+them keeps it in the primer's key and at its pace.
 
 The measures (:func:`follow_figures`) compare a continuation with its reference:
 
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from models.errors import CadenzaError
-from models.performance_rnn.encoding import control_vector
+from models.performance_rnn.encoding import DENSITY_WINDOW_SECONDS, control_vector
 from models.sequence import PITCH_CLASS_NAMES, Note, NoteSequence
 
 # How fast older playing counts less when following it. Measured with bench_follow.py: at 8 s
@@ -44,11 +46,15 @@ class Following:
     """How one model follows a reference: the half-life of the weighting and the share of a
     flat histogram mixed into the pitch classes (a model that keys on its histogram harder
     than a pianist does gets some). Measured per model with ``benchmarks/bench_follow.py``;
-    a model folder's ``config.json`` may set them: ``"follow": {"half_life": 8, "flatten": 0}``.
+    a model folder's ``config.json`` may set them:
+    ``"follow": {"half_life": 8, "flatten": 0, "release": 0}``.
     """
 
     half_life: float = HALF_LIFE_SECONDS
     flatten: float = 0.0
+    # Added to the note-off logits while a continuation is conditioned (nats): a conditioned
+    # model that holds its notes longer than the music it follows lets them go sooner.
+    release: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.half_life) and 0.5 <= self.half_life <= 600.0):
@@ -57,6 +63,9 @@ class Following:
         if not (math.isfinite(self.flatten) and 0.0 <= self.flatten <= 1.0):
             raise CadenzaError(f"the flattening of following must be 0 to 1, not "
                                f"{self.flatten!r}")
+        if not (math.isfinite(self.release) and 0.0 <= self.release <= 3.0):
+            raise CadenzaError(f"the release of following must be 0 to 3, not "
+                               f"{self.release!r}")
 
     @classmethod
     def from_json(cls, value: Any) -> Following:
@@ -64,8 +73,9 @@ class Following:
         line (a folder is untrusted)."""
         if value is None:
             return cls()
-        if not isinstance(value, dict) or set(value) - {"half_life", "flatten"}:
-            raise CadenzaError('"follow" must be an object with "half_life" and "flatten"')
+        if not isinstance(value, dict) or set(value) - {"half_life", "flatten", "release"}:
+            raise CadenzaError('"follow" must be an object with "half_life", "flatten" and '
+                               '"release"')
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                    for v in value.values()):
             raise CadenzaError('"follow" takes numbers')
@@ -114,9 +124,9 @@ def reference_controls(seq: NoteSequence | None, half_life: float = HALF_LIFE_SE
     now = float(max(offsets.max(), seq.total_time) if end is None else end)
     start = float(onsets.min())
     offsets = np.minimum(offsets, now)
-    span = float(_weight_integral(np.array([start]), np.array([now]), now, half_life)[0])
     onset_weight = 0.5 ** ((now - np.minimum(onsets, now)) / half_life)
-    density = float(onset_weight.sum() / max(span, 1e-6))
+    density = float(np.sum(onset_weight * local_density(onsets, start, now))
+                    / max(onset_weight.sum(), 1e-12))
     sounding = _weight_integral(np.minimum(onsets, now), offsets, now, half_life)
     histogram = np.zeros(12)
     np.add.at(histogram, np.array([n.pitch % 12 for n in notes]), np.maximum(sounding, 0.0))
@@ -124,6 +134,19 @@ def reference_controls(seq: NoteSequence | None, half_life: float = HALF_LIFE_SE
         np.add.at(histogram, np.array([n.pitch % 12 for n in notes]), 1.0)
     histogram = (1.0 - flatten) * histogram / histogram.sum() + flatten / 12.0
     return ReferenceControls(density, histogram)
+
+
+def local_density(onsets: np.ndarray, start: float, end: float,
+                  window: float = DENSITY_WINDOW_SECONDS) -> np.ndarray:
+    """Onsets per second in the ``window`` from each onset, as the model's density control is
+    computed in training, with the window moved back to lie within ``start``..``end`` (a shorter
+    reference: all of it, at least 0.5 s)."""
+    width = min(window, max(end - start, 0.5))
+    lo = np.clip(onsets, start, max(end - width, start))
+    ordered = np.sort(onsets)
+    count = (np.searchsorted(ordered, lo + width, side="left")
+             - np.searchsorted(ordered, lo, side="left"))
+    return count / width
 
 
 def follow_control(reference: NoteSequence | None, following: Following | None = None,

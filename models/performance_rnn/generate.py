@@ -42,6 +42,7 @@ from models.compute import single_blas_thread
 from models.errors import CadenzaError, Cancelled
 from models.performance_rnn import encoding as enc
 from models.performance_rnn import notes as notes_lib
+from models.performance_rnn.follow import Following
 from models.performance_rnn.model import PerformanceModel
 from models.sequence import NoteSequence
 
@@ -374,9 +375,14 @@ def make_engine(model: Any, backend: str = "numpy") -> NumpyEngine | KerasEngine
 
 
 def sample(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
-           top_p: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One event per row; returns (events [B], log-probabilities of them [B])."""
-    z = np.asarray(logits, dtype=np.float64) * (1.0 / max(temperature, 1e-6))
+           top_p: float | None = None, release: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """One event per row; returns (events [B], log-probabilities of them [B]). ``release``
+    (nats) is added to the note-off logits first (a followed model's, see
+    :class:`~models.performance_rnn.follow.Following`)."""
+    z = np.array(logits, dtype=np.float64)
+    if release:
+        z[..., enc.NOTE_OFF:enc.TIME_SHIFT] += release
+    z *= 1.0 / max(temperature, 1e-6)
     z -= z.max(axis=-1, keepdims=True)
     probs = np.exp(z)
     total = probs.sum(axis=-1, keepdims=True)
@@ -393,6 +399,12 @@ def sample(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.
     rows = np.arange(len(events))
     logp = z[rows, events] - np.log(total[:, 0])
     return events.astype(np.int64), logp
+
+
+def conditioned_release(control: np.ndarray, following: Following) -> float:
+    """The note-off bias to sample with under ``control``: ``following.release`` while the
+    control conditions (its first entry, the "off" flag, is 0), else none."""
+    return following.release if control[0] == 0 else 0.0
 
 
 @dataclass
@@ -485,9 +497,12 @@ class Continuer:
     end of the primer); :meth:`continue_sequence` returns primer + continuation.
     """
 
-    def __init__(self, model: Any, engine: str = "numpy") -> None:
+    def __init__(self, model: Any, engine: str = "numpy",
+                 following: Following | None = None) -> None:
         self.model = as_network(model)
         self.engine = make_engine(self.model, engine)
+        # how the model follows: its release applies while the continuation is conditioned
+        self.following = following or Following()
         self.primer_events: np.ndarray = EMPTY_PRIMER
         self.primer_end = 0.0
         # What continuations are joined to: the primed sequence (None: the decoded events).
@@ -626,14 +641,15 @@ class Continuer:
         limit = max_events or max(64, target * 4)
         rng = np.random.default_rng(seed)
         tick = _Ticker(progress, cancel)
+        release = conditioned_release(control, self.following)
         with single_blas_thread():
             if beam_size > 1 or branch_factor > 1:
                 rows = self._beam_search(target, limit, temperature, top_p, variations,
                                          beam_size, branch_factor, steps_per_iteration, control,
-                                         rng, tick)
+                                         rng, tick, release)
             else:
                 rows = self._sample(target, limit, temperature, top_p, variations, control, rng,
-                                    tick)
+                                    tick, release)
         tick.done()
         velocity = last_velocity(self.primer_events)
         primer = self.primer if self.primer is not None else enc.decode(self.primer_events)
@@ -646,7 +662,7 @@ class Continuer:
 
     def _sample(self, target: int, limit: int, temperature: float, top_p: float | None,
                 batch: int, control: np.ndarray, rng: np.random.Generator,
-                tick: _Ticker) -> list[tuple[list[int], float]]:
+                tick: _Ticker, release: float = 0.0) -> list[tuple[list[int], float]]:
         engine = self.engine
         state = engine.tile(self._state, batch)
         bias0 = engine.first_bias(np.repeat(control[None], batch, axis=0))
@@ -660,7 +676,7 @@ class Continuer:
             return float(np.minimum(steps, target).sum()) / (target * batch)
 
         for _ in range(limit):
-            ev, lp = sample(logits, rng, temperature, top_p)
+            ev, lp = sample(logits, rng, temperature, top_p, release)
             for b in np.nonzero(~done)[0]:
                 events[b].append(int(ev[b]))
             loglik += np.where(done, 0.0, lp)
@@ -675,7 +691,7 @@ class Continuer:
     def _beam_search(self, target: int, limit: int, temperature: float, top_p: float | None,
                      variations: int, beam_size: int, branch_factor: int,
                      steps_per_iteration: int, control: np.ndarray, rng: np.random.Generator,
-                     tick: _Ticker) -> list[tuple[list[int], float]]:
+                     tick: _Ticker, release: float = 0.0) -> list[tuple[list[int], float]]:
         """Magenta's ``_beam_search``: grow every beam by ``branch_factor`` sampled branches of
         ``steps_per_iteration`` events, keep the ``beam_size`` most likely, repeat; here until the
         best beam reaches the requested length. Variations are independent searches."""
@@ -706,7 +722,7 @@ class Continuer:
             steps = steps[rows]
             bias0 = engine.first_bias(np.repeat(control[None], len(rows), axis=0))
             for _ in range(steps_per_iteration):
-                ev, lp = sample(logits, rng, temperature, top_p)
+                ev, lp = sample(logits, rng, temperature, top_p, release)
                 active = steps < target
                 for b in np.nonzero(active)[0]:
                     seqs[b].append(int(ev[b]))

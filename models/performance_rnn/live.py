@@ -31,7 +31,13 @@ import numpy as np
 
 from models.performance_rnn import encoding as enc
 from models.performance_rnn.follow import Following, follow_control
-from models.performance_rnn.generate import EMPTY_PRIMER, MAX_NOTE_SECONDS, make_engine, sample
+from models.performance_rnn.generate import (
+    EMPTY_PRIMER,
+    MAX_NOTE_SECONDS,
+    conditioned_release,
+    make_engine,
+    sample,
+)
 from models.sequence import NoteSequence
 
 
@@ -242,7 +248,7 @@ class AnswerStream:
 
     def __init__(self, engine: Any, bias0: Any, state: Any, logits: np.ndarray,
                  decoder: StreamDecoder, rng: np.random.Generator, temperature: float,
-                 top_p: float | None, limit: int) -> None:
+                 top_p: float | None, limit: int, release: float = 0.0) -> None:
         self._engine = engine
         self._bias0 = bias0
         self._state = state
@@ -253,6 +259,7 @@ class AnswerStream:
         self.temperature = temperature
         self.top_p = top_p
         self.limit = limit
+        self.release = release
         self.events: list[int] = []
 
     @property
@@ -271,7 +278,7 @@ class AnswerStream:
         if self._last is not None:
             self._logits = np.array(self._engine.step(self._last, self._state, self._bias0),
                                     np.float32)
-        ev, _ = sample(self._logits, self.rng, self.temperature, self.top_p)
+        ev, _ = sample(self._logits, self.rng, self.temperature, self.top_p, self.release)
         self._last = ev
         self.events.append(int(ev[0]))
         out = self.decoder.push(int(ev[0]))
@@ -301,6 +308,7 @@ class StreamingContinuer:
         self.following = following or Following()
         self._off = enc.control_vector(None, None)
         self._off_bias, self._empty = self._conditioned(self._off)
+        self.control: np.ndarray = self._off  # the phrase's conditioning
         self.bias0: Any = self._off_bias
         self.state: Any = None
         self.logits: np.ndarray = self._empty[1]
@@ -325,6 +333,7 @@ class StreamingContinuer:
         """Back to the state after an empty primer (a fresh phrase starting at ``t0``),
         conditioned on ``reference`` (see :meth:`start_phrase`)."""
         control = follow_control(reference, self.following)
+        self.control = control
         if np.array_equal(control, self._off):
             self.bias0, empty = self._off_bias, self._empty
         else:
@@ -379,12 +388,14 @@ class StreamingContinuer:
         as the batch generator's, four per 10 ms step and at least 64). ``reference``: the
         playing to follow (its density and pitch classes condition the answer; None: the
         phrase's conditioning)."""
-        bias = self.bias0 if reference is None else self.engine.first_bias(
-            follow_control(reference, self.following)[None])
+        control = self.control if reference is None else follow_control(reference,
+                                                                         self.following)
+        bias = self.bias0 if reference is None else self.engine.first_bias(control[None])
         target = int(round(seconds * enc.STEPS_PER_SECOND))
         lead = None if lead_seconds is None else int(round(lead_seconds * enc.STEPS_PER_SECOND))
         decoder = StreamDecoder(self.velocity, target, lead)
         state, logits = self.fork()
         generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         return AnswerStream(self.engine, bias, state, logits, decoder, generator,
-                            temperature, top_p, max_events or max(64, target * 4))
+                            temperature, top_p, max_events or max(64, target * 4),
+                            conditioned_release(control, self.following))

@@ -83,8 +83,58 @@ def test_a_model_folder_sets_how_its_model_follows(tmp_path) -> None:  # noqa: A
              .continuation for m in (model, shipped)]
     assert takes[0].notes != takes[1].notes  # the flat histogram conditions differently
     for bad in ({"flatten": 2}, {"half_life": "long"}, {"half_life": float("nan")}, [8],
-                {"speed": 1}):
+                {"speed": 1}, {"release": -1}, {"release": 10}):
         config.write_text(json.dumps({**payload, "follow": bad}))
         with pytest.raises(CadenzaError, match="follow") as info:
             ModelRegistry([]).load(str(folder), "performance")
         assert "\n" not in str(info.value)
+
+
+def test_density_is_the_local_density_of_the_notes() -> None:
+    # 4 s of a note every 0.5 s, then 2 s of a note every 0.1 s: over the whole span it is
+    # 28 notes in 6 s (4.7/s), but most notes sit in the fast run, at 10/s, and the model was
+    # trained on the density around each note
+    notes = _scale(0.0, [60] * 8, step=0.5) + _scale(4.0, [62] * 20, step=0.1)
+    local = follow.local_density(np.array([n.start for n in notes]), 0.0, 6.0)
+    # (the last notes' windows are moved back to end with the reference: 3.0-6.0 s)
+    assert local[0] == pytest.approx(6 / 3) and local[-1] == pytest.approx(22 / 3)
+    ref = follow.reference_controls(NoteSequence(notes=notes), half_life=600.0)
+    assert ref.density == pytest.approx(local.mean(), rel=0.01) and ref.density > 28 / 6
+    # a reference shorter than the window: its own span
+    short = _scale(0.0, [60] * 4, step=0.25)
+    assert follow.reference_controls(NoteSequence(notes=short)).density == pytest.approx(4.0)
+
+
+def test_release_lets_conditioned_notes_go_sooner() -> None:
+    import dataclasses
+
+    from models.performance_rnn.generate import Continuer
+    from models.registry import SHIPPED_DIR, ModelRegistry
+
+    model = ModelRegistry([]).load(str(SHIPPED_DIR / "performance-small"), "performance")
+    primer = NoteSequence(notes=_scale(0.0, [60, 64, 67, 72, 67, 64] * 3, step=0.3))
+
+    def lengths(release: float, density: float | str) -> tuple[float, list]:
+        following = dataclasses.replace(model.following, release=release)
+        session = Continuer(model.network, following=following)
+        dens, hist = follow.resolve_controls(primer, density, density)
+        session.prime(primer, dens, hist)
+        takes = session.generate(8.0, variations=4, seed=5, density=dens, pitch_histogram=hist)
+        notes = [n for t in takes for n in t.notes]
+        return float(np.median([n.end - n.start for n in notes])), notes
+
+    held, _ = lengths(0.0, "primer")
+    released, _ = lengths(1.5, "primer")
+    assert released < 0.75 * held, (released, held)
+    # unconditioned, the release does not apply: the same notes
+    assert lengths(0.0, "off")[1] == lengths(1.5, "off")[1]
+    # the duet's answers too: released while they follow the player, not when nothing is
+    from models.performance_rnn.live import StreamingContinuer
+
+    stream = StreamingContinuer(model.network,
+                                following=dataclasses.replace(model.following, release=1.5))
+    stream.start_phrase(0.0, reference=primer)
+    assert stream.answer(2.0, rng=1).release == 1.5
+    assert stream.answer(2.0, rng=1, reference=NoteSequence()).release == 0.0
+    stream.start_phrase(0.0)
+    assert stream.answer(2.0, rng=1).release == 0.0
