@@ -78,7 +78,7 @@ def test_a_model_folder_sets_how_its_model_follows(tmp_path) -> None:  # noqa: A
     assert model.following == follow.Following(half_life=16.0, flatten=1.0)
     assert model.stream().following == model.following  # the duet follows the same way
     shipped = registry.load(str(SHIPPED_DIR / "performance-small"))
-    assert shipped.following == follow.Following()
+    assert shipped.following == follow.Following(half_life=8.0, flatten=0.2, release=0.7)
     takes = [m.generate(primer, 3.0, seed=3, density="primer", pitch_histogram="primer")[0]
              .continuation for m in (model, shipped)]
     assert takes[0].notes != takes[1].notes  # the flat histogram conditions differently
