@@ -11,7 +11,13 @@ A session file (``*.cadenza``) is a zip archive:
   carries it as its tempo, a WAV in its ``acid`` chunk);
 - ``results/WORKSPACE-NNN.mid`` or ``.wav``: each workspace's latest results (the entry in
   ``results`` lists their ``files`` and ``names`` and the workspace's own ``meta``, such as the
-  Continue primer's end in seconds and the session ``tempo`` the results were made at).
+  Continue primer's end in seconds and the session ``tempo`` the results were made at);
+- ``results/WORKSPACE-instrument/NAME``: a workspace's playable instrument, when it made one
+  (Morph's "Make instrument"): its WAVs (stored as they are), its one SFZ and any JSON, as the
+  instrument's folder holds them, listed in the entry's ``instrument``. A session file is
+  untrusted: the reader takes plain file names only (no folders, no ``..``, no leading dot),
+  with the suffix ``.wav``, ``.sfz`` or ``.json``, at most :data:`MAX_INSTRUMENT_FILES` of them
+  and exactly one SFZ. An older session has no such key.
 
 Everything in it is a standard MIDI or WAV file or JSON: ``unzip`` and any DAW read it without
 Cadenza. The app autosaves its session to ``autosave.cadenza`` in the per-user state folder
@@ -50,6 +56,8 @@ RECENT_MAX = 10
 MAX_MEMBERS = 10_000
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_SESSION_BYTES = 8 * 1024**3  # all members together, uncompressed
+MAX_INSTRUMENT_FILES = 128 + 2  # an instrument's WAVs (one per region), its SFZ and its JSON
+INSTRUMENT_SUFFIXES = (".wav", ".sfz", ".json")
 
 
 def state_dir() -> Path:
@@ -62,12 +70,14 @@ def state_dir() -> Path:
 
 @dataclass
 class Results:
-    """A workspace's latest results: MIDI sequences or one audio, with names and metadata."""
+    """A workspace's latest results: MIDI sequences or one audio, with names and metadata, and
+    an instrument's files (file name → bytes: its WAVs, its SFZ, any JSON), if it made one."""
 
     sequences: list[NoteSequence] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     audio: Audio | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    instrument: dict[str, bytes] | None = None
 
 
 @dataclass
@@ -99,6 +109,47 @@ class Encoder:
         ids = {id(k) for k in keep}
         for key in [k for k in self._cache if k not in ids]:
             del self._cache[key]
+
+
+def instrument_name_ok(name: str) -> bool:
+    """Whether ``name`` may be one of an instrument's files in a session: a plain file name
+    (no folder, no ``..``, no leading dot) ending in ``.wav``, ``.sfz`` or ``.json``."""
+    return (isinstance(name, str) and 0 < len(name) <= 255 and "/" not in name
+            and "\\" not in name and "\0" not in name and ".." not in name
+            and not name.startswith(".")
+            and Path(name).suffix.lower() in INSTRUMENT_SUFFIXES)
+
+
+def instrument_files(folder: str | Path) -> dict[str, bytes]:
+    """An instrument folder's files as a session keeps them (name → bytes): its WAVs, SFZ and
+    JSON, read once; a ``CadenzaError`` of one line when it cannot be read or is no instrument
+    a session takes (:data:`MAX_INSTRUMENT_FILES`, exactly one SFZ)."""
+    folder = Path(folder)
+    try:
+        out = {f.name: f.read_bytes() for f in sorted(folder.iterdir())
+               if instrument_name_ok(f.name) and f.is_file()}
+    except OSError as exc:
+        raise CadenzaError(f"{folder}: cannot read the instrument: "
+                           f"{exc.strerror or exc}") from exc
+    problem = _instrument_problem(list(out))
+    if problem:
+        raise CadenzaError(f"{folder}: {problem}")
+    return out
+
+
+def _instrument_problem(names: list[str]) -> str:
+    """What is wrong with these instrument file names ("" when nothing)."""
+    if len(names) > MAX_INSTRUMENT_FILES:
+        return f"{len(names)} instrument files, more than {MAX_INSTRUMENT_FILES}"
+    bad = next((n for n in names if not instrument_name_ok(n)), None)
+    if bad is not None:
+        return f"{bad!r} is not a WAV, SFZ or JSON file name"
+    if len(set(names)) != len(names):
+        return "an instrument file is named twice"
+    sfz = sum(Path(n).suffix.lower() == ".sfz" for n in names)
+    if sfz != 1:
+        return f"an instrument has exactly one SFZ, not {sfz}"
+    return ""
 
 
 def _midi(seq: NoteSequence) -> bytes:
@@ -146,6 +197,13 @@ def session_bytes(data: SessionData, encoder: Encoder | None = None) -> bytes:
             members.append((name, encoder.encode(res.audio)))
             used.append(res.audio)
             entry["audio"] = name
+        if res.instrument:
+            entry["instrument"] = []
+            for base in sorted(res.instrument):
+                if instrument_name_ok(base):  # a session written here is always readable
+                    name = f"results/{stem}-instrument/{base}"
+                    members.append((name, res.instrument[base]))
+                    entry["instrument"].append(name)
         results[ws] = entry
     encoder.forget_others(used)
     manifest = {"format": FORMAT, "version": VERSION, "clips": clips,
@@ -157,7 +215,7 @@ def session_bytes(data: SessionData, encoder: Encoder | None = None) -> bytes:
         for name, payload in members:
             # audio is stored as it is (deflating it costs seconds at every autosave for
             # little gain); MIDI and the manifest are deflated
-            kind = zipfile.ZIP_STORED if name.endswith(".wav") else zipfile.ZIP_DEFLATED
+            kind = zipfile.ZIP_STORED if name.lower().endswith(".wav") else zipfile.ZIP_DEFLATED
             archive.writestr(name, payload, compress_type=kind)
     return buffer.getvalue()
 
@@ -251,6 +309,9 @@ def _read(archive: zipfile.ZipFile, label: str) -> SessionData:
             if isinstance(item, NoteSequence):
                 raise CadenzaError(f"{label}: broken session file ({audio} is not audio)")
             res.audio = item
+        if entry.get("instrument") is not None:
+            res.instrument = _instrument(archive, entry, f"{label}: broken session file "
+                                         f"(the instrument of {ws}")
         data.results[str(ws)] = res
     for key in ("workspaces", "live", "window"):
         value = manifest.get(key) or {}
@@ -286,6 +347,35 @@ def _str(obj: Any, key: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{key} is not a string")
     return value
+
+
+def _instrument(archive: zipfile.ZipFile, entry: dict[str, Any], what: str) -> dict[str, bytes]:
+    """An entry's instrument files (base name → bytes), checked as untrusted: ``what`` begins
+    each one-line error."""
+    members = entry["instrument"]
+    if not isinstance(members, list):
+        raise CadenzaError(f"{what}: not a list)")
+    if len(members) > MAX_INSTRUMENT_FILES:
+        raise CadenzaError(f"{what}: {len(members)} files, more than {MAX_INSTRUMENT_FILES})")
+    names = []
+    for member in members:
+        if not isinstance(member, str):
+            raise CadenzaError(f"{what}: a file name is not a string)")
+        parts = member.split("/")
+        if (member.startswith("/") or "\\" in member or "\0" in member
+                or any(p in ("", ".", "..") for p in parts)):
+            raise CadenzaError(f"{what}: {member!r} is not a plain member name)")
+        names.append(parts[-1])
+    problem = _instrument_problem(names)
+    if problem:
+        raise CadenzaError(f"{what}: {problem})")
+    out: dict[str, bytes] = {}
+    for member, name in zip(members, names, strict=True):
+        try:
+            out[name] = archive.read(member)
+        except KeyError as exc:
+            raise CadenzaError(f"{what}: {member} is missing)") from exc
+    return out
 
 
 def _member(archive: zipfile.ZipFile, member: str, label: str) -> NoteSequence | Audio:

@@ -21,6 +21,7 @@ from app.session import (
     AUTOSAVE_NAME,
     Results,
     SessionData,
+    instrument_files,
     read_recent,
     read_session,
     write_session,
@@ -166,6 +167,88 @@ def test_a_broken_session_file_is_one_line(tmp_path, content):
     with pytest.raises(CadenzaError) as info:
         read_session(path)
     assert "\n" not in str(info.value) and "broken.cadenza" in str(info.value)
+
+
+def test_an_instrument_survives_a_session_file(tmp_path, flute_instrument_dir):
+    """A workspace's instrument (its WAVs, SFZ and JSON) is written beside its results and read
+    back byte for byte; WAVs stored as they are, the SFZ deflated; an older session without it
+    reads as before."""
+    files = instrument_files(flute_instrument_dir)
+    assert sorted(n.rsplit(".", 1)[1] for n in files) == ["sfz"] + ["wav"] * 4
+    data = SessionData(results={"Morph": Results(instrument=files)})
+    path = write_session(tmp_path / "i.cadenza", data)
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        members = manifest["results"]["Morph"]["instrument"]
+        assert members == [f"results/morph-instrument/{n}" for n in sorted(files)]
+        kinds = {i.filename.rsplit(".", 1)[1]: i.compress_type for i in archive.infolist()
+                 if i.filename.startswith("results/")}
+        assert kinds == {"wav": zipfile.ZIP_STORED, "sfz": zipfile.ZIP_DEFLATED}
+    back = read_session(path).results["Morph"]
+    assert back.instrument == files and back.audio is None and back.sequences == []
+    older = write_session(tmp_path / "o.cadenza", SessionData(
+        results={"Morph": Results(names=["x"], meta={"xy": [0.1, 0.2]})}))
+    assert read_session(older).results["Morph"].instrument is None
+
+
+@pytest.mark.parametrize(("hostile", "why"), [
+    ("dotdot", "not a plain member name"),
+    ("missing", "is missing"),
+    ("two-sfz", "exactly one SFZ, not 2"),
+    ("no-sfz", "exactly one SFZ, not 0"),
+    ("suffix", "'run.sh' is not a WAV, SFZ or JSON file name"),
+    ("hidden", "'.bashrc.wav' is not a WAV, SFZ or JSON file name"),
+    ("backslash", "not a plain member name"),
+    ("not-a-list", "not a list"),
+    ("too-many", "135 files, more than 130"),
+])
+def test_a_hostile_instrument_in_a_session_is_one_line(tmp_path, flute_instrument_dir,
+                                                         hostile, why):
+    files = instrument_files(flute_instrument_dir)
+    good = write_session(tmp_path / "good.cadenza",
+                         SessionData(results={"Morph": Results(instrument=files)}))
+    with zipfile.ZipFile(good) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    listed = manifest["results"]["Morph"]["instrument"]
+    wav = next(m for m in listed if m.endswith(".wav"))
+    sfz = next(m for m in listed if m.endswith(".sfz"))
+    if hostile == "dotdot":
+        members["results/morph-instrument/../evil.wav"] = members[wav]
+        listed.append("results/morph-instrument/../evil.wav")
+    elif hostile == "missing":
+        del members[wav]
+    elif hostile == "two-sfz":
+        members["results/morph-instrument/other.sfz"] = members[sfz]
+        listed.append("results/morph-instrument/other.sfz")
+    elif hostile == "no-sfz":
+        listed.remove(sfz)
+    elif hostile == "suffix":
+        members["results/morph-instrument/run.sh"] = b"#!/bin/sh\nrm -rf ~\n"
+        listed.append("results/morph-instrument/run.sh")
+    elif hostile == "hidden":
+        members["results/morph-instrument/.bashrc.wav"] = members[wav]
+        listed.append("results/morph-instrument/.bashrc.wav")
+    elif hostile == "backslash":
+        members["results/morph-instrument/..\\x.wav"] = members[wav]
+        listed.append("results/morph-instrument/..\\x.wav")
+    elif hostile == "not-a-list":
+        manifest["results"]["Morph"]["instrument"] = "results/morph-instrument"
+    elif hostile == "too-many":
+        listed.extend(f"results/morph-instrument/n{i}.wav" for i in range(130))
+        for name in listed:
+            members.setdefault(name, members[wav])
+    members["manifest.json"] = json.dumps(manifest).encode()
+    path = tmp_path / "hostile.cadenza"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, payload in members.items():
+            archive.writestr(name, payload)
+    with pytest.raises(CadenzaError) as info:
+        read_session(path)
+    text = str(info.value)
+    assert "\n" not in text and text.startswith("hostile.cadenza: broken session file ("), text
+    assert text.startswith("hostile.cadenza: broken session file (the instrument of Morph: ")
+    assert why in text
 
 
 def test_a_broken_autosave_starts_empty_with_one_line(qtbot, tmp_path, state_home):
