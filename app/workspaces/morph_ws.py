@@ -4,10 +4,15 @@ While the Live panel's sync runs, a morph carries the session tempo it was made 
 (exported, dragged out, kept in the library or a session) has an ``acid`` chunk with that tempo,
 marked as a one-shot whose root note is the pitch the morph plays, so a DAW neither loops nor
 stretches it and a sampler maps it to its key. With sync off it carries none, as before.
+
+A morph instrument is kept in the session too: its files' bytes are read once when it is ready
+(in the worker) and saved with the results; a restored session writes them into a fresh
+temporary folder and loads the instrument in the worker, then offers it as a newly made one is.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,6 +48,8 @@ from models.sequence import GM_NAMES, pitch_name
 
 if TYPE_CHECKING:
     from models.audio_io import Audio
+
+log = logging.getLogger(__name__)
 
 GM = "gm"  # the slot picker's data for "a General MIDI instrument"
 
@@ -322,6 +329,10 @@ class MorphWorkspace(Workspace):
         self._result_xy = (0.5, 0.5)
         self.instrument: Any = None  # models.nsynth.instrument.MorphInstrument
         self.instrument_dir: Path | None = None
+        # the instrument's files (name → bytes) that a session keeps, read once when it is
+        # ready; and those of an instrument a session restores, kept while it loads
+        self._instrument_files: dict[str, bytes] | None = None
+        self._pending_instrument: dict[str, bytes] | None = None
         self._instrument_folders: list[Path] = []  # made here, oldest first: removed in time
         self.instrument_pitches: list[int] | None = None  # None: the 16 default pitches
         self._instrument_job: Any = None
@@ -462,13 +473,18 @@ class MorphWorkspace(Workspace):
     def session_results(self) -> Any:
         from app.session import Results
 
-        if self._result_audio is None:
+        audio = self._result_audio
+        files = self._pending_instrument or self._instrument_files
+        if audio is None and not files:
             return None
-        return Results(audio=self._result_audio, names=[self._result_name()],
+        return Results(audio=audio, names=[self._result_name()] if audio is not None else [],
                        meta={"xy": list(self._result_xy),
-                             "labels": list(getattr(self, "_labels", []))})
+                             "labels": list(getattr(self, "_labels", []))},
+                       instrument=files or None)
 
     def restore_results(self, results: Any) -> None:
+        if results.instrument:
+            self.restore_instrument(results.instrument)
         if results.audio is None:
             return
         xy = results.meta.get("xy")
@@ -557,26 +573,95 @@ class MorphWorkspace(Workspace):
         x, y = self.pad.position
         folder = Path(tempfile.mkdtemp(prefix="cadenza-instrument-"))
         self._instrument_folders.append(folder)
+        render = instrument_job(model, chosen, x, 0.0 if len(chosen) == 2 else y, folder,
+                                self.instrument_pitches,
+                                sample_rate=self.export_rate.currentData() or None)
 
-        def done(instrument: Any) -> None:
-            self.instrument, self.instrument_dir = instrument, folder
-            self._remove_instrument_folders(before=folder)
-            pitches = instrument.pitches
-            self.instrument_label.setText(
-                f"Ready: {len(pitches)} note{'s' if len(pitches) != 1 else ''} from "
-                f"{pitch_name(pitches[0])} to "
-                f"{pitch_name(pitches[-1])} at {instrument.sample_rate / 1000:g} kHz. Play it "
-                f"from the MIDI keyboard, or export it.")
-            self._update_buttons()
+        def job(ctx: Any) -> tuple[Any, dict[str, bytes] | None]:
+            from app.session import instrument_files
+
+            instrument = render(ctx)
+            try:  # what the session keeps of it, read once here
+                files = instrument_files(folder)
+            except CadenzaError as exc:
+                log.warning("the morph instrument is not kept in the session: %s", exc)
+                files = None
+            return instrument, files
+
+        def done(result: tuple[Any, dict[str, bytes] | None]) -> None:
+            instrument, files = result
+            self._instrument_loaded(instrument, folder, files)
             self.say(f"{self.title}: the morph instrument is ready")
-            self.instrument_ready.emit(instrument)
 
         self.instrument_label.setText("Rendering the instrument…")
-        self._instrument_job = self.submit(
-            instrument_job(model, chosen, x, 0.0 if len(chosen) == 2 else y, folder,
-                           self.instrument_pitches,
-                           sample_rate=self.export_rate.currentData() or None),
-            done, "make instrument")
+        self._instrument_job = self.submit(job, done, "make instrument")
+
+    def _instrument_loaded(self, instrument: Any, folder: Path,
+                           files: dict[str, bytes] | None) -> None:
+        """An instrument made or restored is the workspace's: its older folders go, the label
+        says what it plays, the window offers it (``instrument_ready``) and the session keeps
+        it (``state_changed``)."""
+        self.instrument, self.instrument_dir = instrument, folder
+        self._instrument_files, self._pending_instrument = files, None
+        self._remove_instrument_folders(before=folder)
+        pitches = instrument.pitches
+        self.instrument_label.setText(
+            f"Ready: {len(pitches)} note{'s' if len(pitches) != 1 else ''} from "
+            f"{pitch_name(pitches[0])} to "
+            f"{pitch_name(pitches[-1])} at {instrument.sample_rate / 1000:g} kHz. Play it "
+            f"from the MIDI keyboard, or export it.")
+        self._update_buttons()
+        self.instrument_ready.emit(instrument)
+        self.state_changed.emit()
+
+    def restore_instrument(self, files: dict[str, bytes]) -> Any:
+        """An instrument a session kept (file name → bytes): written into a fresh temporary
+        folder and loaded in the worker, then the workspace's as a newly made one is. One that
+        does not load leaves the rest of the session (and the instrument there was) as it is
+        and says so in the label. The files are kept in the session from now on, while it
+        loads. Returns the job's handle."""
+        from app.session import instrument_name_ok
+
+        folder = Path(tempfile.mkdtemp(prefix="cadenza-instrument-"))
+        self._instrument_folders.append(folder)
+        self._pending_instrument = files
+        self.instrument_label.setText("Loading the saved instrument…")
+
+        def job(_ctx: Any) -> Any:
+            from models.nsynth.instrument import MorphInstrument
+
+            try:
+                for name, data in files.items():
+                    if not instrument_name_ok(name):
+                        raise CadenzaError(f"{name!r} is not an instrument file name")
+                    (folder / name).write_bytes(data)
+                return MorphInstrument.load(folder)
+            except Exception as exc:  # noqa: BLE001 - a session's instrument is untrusted data
+                return exc
+
+        def done(result: Any) -> None:
+            if self._pending_instrument is not files:  # made or restored another one since
+                self._drop_instrument_folder(folder)
+                return
+            if isinstance(result, Exception):
+                self._drop_instrument_folder(folder)
+                self._pending_instrument = None
+                reason = " ".join(str(result).split()) or type(result).__name__
+                self.instrument_label.setText(
+                    f"The saved instrument could not be loaded: {reason}")
+                log.warning("the session's morph instrument: %s", reason)
+                return
+            self._instrument_loaded(result, folder, files)
+
+        handle = self.submit(job, done, "restore the instrument", quiet=True)
+        if handle is None:
+            self._drop_instrument_folder(folder)
+        return handle
+
+    def _drop_instrument_folder(self, folder: Path) -> None:
+        if folder in self._instrument_folders:
+            self._instrument_folders.remove(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
     def _remove_instrument_folders(self, before: Path | None = None) -> None:
         """Remove the instruments' temporary folders made before ``before`` (an instrument's

@@ -310,6 +310,150 @@ def test_relaunch_restores_clips_results_settings_and_layout(qtbot, tmp_path, sh
     assert not again.library.undo_stack.canUndo()
 
 
+def _flute_on(morph, folder: Path) -> None:  # type: ignore[no-untyped-def]
+    """A real instrument on the Morph workspace, as its build job leaves one: a folder made
+    for it, loaded, and its files read once."""
+    from models.nsynth.instrument import MorphInstrument
+
+    morph._instrument_folders.append(folder)
+    morph._instrument_loaded(MorphInstrument.load(folder), folder, instrument_files(folder))
+
+
+def _same_instrument(a, b) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    assert a.pitches == b.pitches and a.sample_rate == b.sample_rate
+    assert a.ranges == b.ranges and a.release == b.release and a.loops == b.loops
+    for pitch in a.pitches:
+        assert np.array_equal(a.samples[pitch], b.samples[pitch])
+
+
+def test_relaunch_restores_the_morph_instrument(qtbot, tmp_path, flute_instrument_dir,
+                                                wav_file, state_home):
+    """An instrument made in Morph is autosaved (its being ready is a change) and is back after
+    a restart: the same notes, offered to the Live panel, in a temporary folder of its own that
+    goes with the window."""
+    import shutil
+
+    from models.nsynth.instrument import MorphInstrument
+
+    win = _window(qtbot, tmp_path)
+    win.open_files([wav_file])
+    morph = win.workspaces["Morph"]
+    morph.show_result(win.library.clips()[0].audio)
+    _saved(win, qtbot)
+    folder = tmp_path / "made"
+    shutil.copytree(flute_instrument_dir, folder)
+    # its being ready is a change of the workspace's: the session is saved (no
+    # schedule_autosave() here)
+    with qtbot.waitSignals([morph.state_changed, win.session_saved], timeout=20000):
+        _flute_on(morph, folder)
+    made = morph.instrument
+    assert win.morph_instrument is made
+    with zipfile.ZipFile(state_home / "cadenza" / AUTOSAVE_NAME) as archive:
+        assert "results/morph-instrument/instrument.sfz" in archive.namelist()
+    win.close()
+
+    again = _window(qtbot, tmp_path)
+    morph2 = again.workspaces["Morph"]
+    qtbot.waitUntil(lambda: morph2.instrument is not None, timeout=20000)
+    restored = morph2.instrument
+    _same_instrument(restored, made)
+    _same_instrument(restored, MorphInstrument.load(flute_instrument_dir))
+    assert again.morph_instrument is restored  # instrument_ready reached the window
+    assert again.live_panel.instrument is restored
+    assert morph2.has_results() and morph2.test_note.isEnabled()
+    assert morph2.export_instrument_button.isEnabled()
+    assert morph2.instrument_label.text().startswith("Ready: 4 notes from C3 to C5")
+    inst_dir = morph2.instrument_dir
+    assert inst_dir.name.startswith("cadenza-instrument-") and inst_dir != folder
+    assert not folder.exists()  # the first window's folder went with it
+    assert sorted(p.name for p in inst_dir.iterdir()) == sorted(
+        p.name for p in flute_instrument_dir.iterdir())
+    # it is kept in the next autosave too, and its folder goes with the window
+    assert morph2.session_results().instrument == instrument_files(flute_instrument_dir)
+    again.close()
+    assert not inst_dir.exists()
+
+
+def test_an_instrument_without_a_morph_result_is_kept(qtbot, tmp_path, flute_instrument_dir):
+    """An instrument alone (no morph result shown) is saved and opened again."""
+    import shutil
+
+    win = _window(qtbot, tmp_path)
+    morph = win.workspaces["Morph"]
+    folder = tmp_path / "made"
+    shutil.copytree(flute_instrument_dir, folder)
+    _flute_on(morph, folder)
+    assert not morph.has_results()
+    path = win.save_session(tmp_path / "inst")
+    res = read_session(path).results["Morph"]
+    assert res.audio is None and res.instrument == instrument_files(flute_instrument_dir)
+
+    again = _window(qtbot, tmp_path / "again")
+    morph2 = again.workspaces["Morph"]
+    ready: list[object] = []
+    morph2.instrument_ready.connect(ready.append)
+    assert again.open_session(path)
+    qtbot.waitUntil(lambda: bool(ready), timeout=20000)
+    assert ready == [morph2.instrument] and not morph2.has_results()
+    _same_instrument(morph2.instrument, morph.instrument)
+
+
+def test_a_made_instrument_is_kept_in_the_session(qtbot, tmp_path, state_home):
+    """Make instrument (the shipped DDSP model, one pitch, two General MIDI sources): its files
+    are read once when it is ready and saved with the session, without a morph result."""
+    win = _window(qtbot, tmp_path)
+    morph = win.workspaces["Morph"]
+    from models.registry import ModelRegistry
+
+    win._models_listed([e for e in ModelRegistry().list() if e.has_weights])  # as at start
+    morph.model_combo.setCurrentIndex(morph.model_combo.findData("ddsp-small"))
+    assert morph.current_model() == "ddsp-small"
+    morph.slots[0].use_gm(0, 60)
+    morph.slots[1].use_gm(73, 72)
+    morph.instrument_pitches = [60]
+    morph.export_rate.setCurrentIndex(morph.export_rate.findData(0))  # the model's 16 kHz
+    ready: list[object] = []
+    morph.instrument_ready.connect(ready.append)
+    morph.make_instrument.click()
+    qtbot.waitUntil(lambda: not morph.running, timeout=300000)
+    assert ready == [morph.instrument] and morph.instrument.pitches == [60]
+    files = instrument_files(morph.instrument_dir)
+    assert sorted(files) == ["instrument.json", "instrument.sfz", "morph-p060.wav"]
+    kept = morph.session_results()
+    assert kept.audio is None and kept.instrument == files
+    _saved(win, qtbot)
+    back = read_session(state_home / "cadenza" / AUTOSAVE_NAME).results["Morph"]
+    assert back.instrument == files
+
+
+def test_a_broken_instrument_in_a_session_leaves_the_rest(qtbot, tmp_path,
+                                                          flute_instrument_dir, wav_file):
+    """A session whose instrument does not load (its SFZ plays a sample it lacks) still
+    restores its clips and morph result; the label says so in one line."""
+    from app.clips import load_clip
+
+    files = instrument_files(flute_instrument_dir)
+    files.pop(next(n for n in files if n.endswith(".wav")))
+    tone = load_clip(wav_file)
+    path = write_session(tmp_path / "b.cadenza", SessionData(
+        clips=[tone], results={"Morph": Results(audio=tone.audio, names=["m"],
+                                                instrument=files)}))
+    win = _window(qtbot, tmp_path)
+    morph = win.workspaces["Morph"]
+    assert win.open_session(path)
+    label = morph.instrument_label
+    qtbot.waitUntil(lambda: "could not be loaded" in label.text(), timeout=20000)
+    assert label.text().startswith("The saved instrument could not be loaded: ")
+    assert "does not exist" in label.text() and "\n" not in label.text()
+    assert morph.instrument is None and not morph.test_note.isEnabled()
+    assert [c.name for c in win.library.clips()] == ["tone"] and morph.has_results()
+    assert not morph.error_label.isVisible() and not morph.results_stale
+    assert morph._instrument_folders == []  # its folder went
+    assert morph.session_results().instrument is None
+
+
 def test_save_and_open_session_and_recent(qtbot, tmp_path, short_piano_clip, wav_file):
     win = _window(qtbot, tmp_path)
     win.add_clip(short_piano_clip)
