@@ -471,6 +471,11 @@ class MainWindow(QMainWindow):
         if self._autosave_enabled:
             self._autosave_timer.start()
 
+    def autosave_in_flight(self) -> Future[Any] | None:
+        """The autosave being written now, if any."""
+        pending = self._pending_save
+        return None if pending is None or pending.done() else pending
+
     def autosave(self) -> Future[Any] | None:
         """Write the session to the autosave file, on the saver thread (the GUI thread only
         gathers it); ``session_saved`` when written."""

@@ -162,10 +162,16 @@ def test_the_app_leaves_encoding_sampling_and_decoding_to_the_model():
 def test_continuations_follow_the_primer_by_default(qtbot, worker):
     """By default density and key come from the primer: the same notes as asking for the
     primer's own figures by hand, and other notes than with conditioning off."""
-    from models.performance_rnn.follow import reference_controls
+    import json
+
+    from models.performance_rnn.follow import Following, reference_controls
+    from models.registry import SHIPPED_DIR
 
     primer = read_midi(PHRASE)
-    ref = reference_controls(primer)
+    # as the model follows (its folder's "follow"): by hand, the same figures give the same notes
+    how = Following.from_json(
+        json.loads((SHIPPED_DIR / MODEL / "config.json").read_text()).get("follow"))
+    ref = reference_controls(primer, how.half_life, flatten=how.flatten)
     common = {"seconds": 3.0, "variations": 1, "seed": 4}
     default, _ = _run(qtbot, worker, continue_job(MODEL, primer, **common))
     by_hand, _ = _run(qtbot, worker, continue_job(MODEL, primer, density=ref.density,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QApplication
 
 from app.clips import load_clip
 from app.main_window import MainWindow
@@ -43,7 +44,12 @@ def _window(qtbot, tmp_path: Path, **kwargs) -> MainWindow:  # type: ignore[no-u
 
 
 def _saved(win: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
-    """Wait for the autosave that follows the latest change."""
+    """Wait for the autosave that follows the latest change (one still being written from
+    before it is let finish first: its ``session_saved`` would otherwise be taken for this)."""
+    pending = win.autosave_in_flight()
+    if pending is not None:
+        qtbot.waitUntil(pending.done, timeout=20000)
+        QApplication.processEvents()  # its session_saved, queued from the saver thread
     with qtbot.waitSignal(win.session_saved, timeout=20000):
         win.schedule_autosave()
 
