@@ -149,12 +149,11 @@ def local_density(onsets: np.ndarray, start: float, end: float,
     return count / width
 
 
-def follow_control(reference: NoteSequence | None, following: Following | None = None,
+def follow_control(reference: NoteSequence | None, following: Following = Following(),
                    end: float | None = None) -> np.ndarray:
     """The control vector that follows ``reference`` (:func:`reference_controls`, with the
     model's ``following``); the "off" vector when there is nothing pitched to follow."""
-    how = following or Following()
-    ref = reference_controls(reference, how.half_life, end, how.flatten)
+    ref = reference_controls(reference, following.half_life, end, following.flatten)
     return control_vector(None, None) if ref is None else control_vector(ref.density,
                                                                          ref.histogram)
 
@@ -162,15 +161,14 @@ def follow_control(reference: NoteSequence | None, following: Following | None =
 def resolve_controls(reference: NoteSequence | None,
                      density: float | str | None,
                      histogram: Sequence[float] | np.ndarray | str | None,
-                     following: Following | None = None,
+                     following: Following = Following(),
                      ) -> tuple[float | None, Sequence[float] | np.ndarray | str | None]:
     """The conditioning to generate with: ``"primer"`` (:data:`PRIMER`) takes the density or
     the histogram from ``reference`` (nothing when it has no pitched notes), ``"off"`` or None
     leaves it out, anything else (a density, 12 weights, a key name) is kept as given."""
     ref = None
     if PRIMER in (density, histogram):
-        how = following or Following()
-        ref = reference_controls(reference, how.half_life, flatten=how.flatten)
+        ref = reference_controls(reference, following.half_life, flatten=following.flatten)
     if isinstance(density, str):
         if density == PRIMER:
             density = None if ref is None else ref.density

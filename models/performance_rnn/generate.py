@@ -498,11 +498,11 @@ class Continuer:
     """
 
     def __init__(self, model: Any, engine: str = "numpy",
-                 following: Following | None = None) -> None:
+                 following: Following = Following()) -> None:
         self.model = as_network(model)
         self.engine = make_engine(self.model, engine)
         # how the model follows: its release applies while the continuation is conditioned
-        self.following = following or Following()
+        self.following = following
         self.primer_events: np.ndarray = EMPTY_PRIMER
         self.primer_end = 0.0
         # What continuations are joined to: the primed sequence (None: the decoded events).

@@ -303,9 +303,9 @@ class StreamingContinuer:
     """
 
     def __init__(self, model: Any, engine: str = "numpy",
-                 following: Following | None = None) -> None:
+                 following: Following = Following()) -> None:
         self.engine = make_engine(model, engine)
-        self.following = following or Following()
+        self.following = following
         self._off = enc.control_vector(None, None)
         self._off_bias, self._empty = self._conditioned(self._off)
         self.control: np.ndarray = self._off  # the phrase's conditioning
