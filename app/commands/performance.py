@@ -111,6 +111,10 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="width of the note-state input (which pitches sound, since when); "
                         "0 = Magenta's inputs only (config: 64); with --init, a new width "
                         "starts the new inputs at zero weight")
+    p.add_argument("--depth", type=int, default=None, metavar="N",
+                   help="blocks (transformer) or layers (LSTM), each as wide as the config's; "
+                        "with --init from a transformer of fewer blocks, it grows: the new "
+                        "blocks start adding nothing, so the run begins as the old model")
     p.add_argument("--init", type=Path, default=None, metavar="MODEL_DIR",
                    help="warm start a new run from this model folder's architecture and "
                         "weights (fresh optimizer, step 0); ignored when --out holds a run")
@@ -273,7 +277,8 @@ def run_train(args: argparse.Namespace) -> int:
     result = train(
         args.data, args.out, config_name=args.config, steps=args.steps,
         batch_size=args.batch_size, seq_len=args.seq_len, learning_rate=args.learning_rate,
-        lr_decay=args.lr_decay, note_features=args.note_features, init_from=args.init,
+        lr_decay=args.lr_decay, note_features=args.note_features, depth=args.depth,
+        init_from=args.init,
         checkpoint_steps=args.checkpoint_steps, val_windows=args.val_windows,
         max_minutes=args.max_minutes, workers=args.workers, command=command, seed=args.seed,
     )

@@ -86,6 +86,47 @@ def copy_weights(source: PerformanceModel, target: PerformanceModel) -> None:
     target.dense.set_weights(source.dense.get_weights())
 
 
+MAX_DEPTH = 24  # blocks or layers a run may ask for
+
+
+def check_transfer(a: PerformanceConfig, b: PerformanceConfig) -> None:
+    """That a warm start from architecture ``a`` into ``b`` can begin as the old model: a
+    transformer grows only in depth (the same width, heads, feed-forward width, window and note
+    state); an LSTM stack keeps its layers (its note-state input may widen). One line if not."""
+    if "transformer" in (a.arch, b.arch):
+        if a.arch != b.arch:
+            raise CadenzaError("a transformer warm-starts only from a transformer")
+        same = ("num_classes", "control_size", "note_features", "heads", "d_ff", "max_len")
+        if (set(a.layers) != set(b.layers) or len(set(b.layers)) != 1
+                or any(getattr(a, k) != getattr(b, k) for k in same)
+                or len(b.layers) < len(a.layers)):
+            raise CadenzaError(f"a transformer grows only in depth: {len(a.layers)} blocks of "
+                               f"{a.layers[0]} cannot go into {len(b.layers)} of {b.layers[0]} "
+                               f"(heads, feed-forward width, window and note state the same)")
+    elif a.layers != b.layers:
+        raise CadenzaError(f"cannot copy a {a.layers} LSTM stack into {b.layers} (--depth grows "
+                           f"transformers only)")
+
+
+def grow_transformer(source: Any, target: Any) -> None:
+    """``source``'s weights into ``target``, a transformer of the same width with as many blocks
+    or more: the embeddings, projections, final norm, logits and the first blocks are copied;
+    each further block keeps its fresh weights but for its two output projections (attention
+    and feed-forward), set to zero, so it adds nothing to the residual stream and ``target``
+    computes what ``source`` did until training moves them."""
+    check_transfer(source.config, target.config)
+    pairs = [(source.embedding, target.embedding), (source.control_proj, target.control_proj),
+             (source.final_norm, target.final_norm), (source.to_logits, target.to_logits),
+             *zip(source.blocks, target.blocks[:len(source.blocks)], strict=True)]
+    if source.note_proj is not None:
+        pairs.append((source.note_proj, target.note_proj))
+    for src, dst in pairs:
+        dst.set_weights(src.get_weights())
+    for block in target.blocks[len(source.blocks):]:
+        for layer in (block.attention.out, block.ff2):
+            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+
+
 class PerformanceRecipe(training.Recipe):
     """PerformanceRNN's part of a training run (see :class:`models.training.Recipe`)."""
 
@@ -109,6 +150,10 @@ class PerformanceRecipe(training.Recipe):
             raise CadenzaError(f"--note-features must be 0 or more, not "
                                f"{architecture.note_features}")
         check_architecture(architecture)
+        if source is not None:
+            source_architecture = read_config(source)
+            if source_architecture != architecture:
+                check_transfer(source_architecture, architecture)
         if architecture.arch == "transformer" and settings.seq_len > architecture.max_len:
             raise CadenzaError(f"--seq-len {settings.seq_len} is longer than the transformer "
                                f"sees ({architecture.max_len} events)")
@@ -143,8 +188,14 @@ class PerformanceRecipe(training.Recipe):
 
     def transfer(self, model: PerformanceModel, source: Path,
                  source_architecture: PerformanceConfig, log: training.Log) -> None:
-        if "transformer" in (source_architecture.arch, model.config.arch):
-            raise CadenzaError("a transformer warm-starts only from a model of its own shape")
+        if source_architecture.arch == model.config.arch == "transformer":
+            start = build_model(source_architecture)
+            load_weights(start.keras_model, source)
+            grow_transformer(start, model)
+            log(f"{len(source_architecture.layers)} -> {len(model.config.layers)} blocks: the "
+                "new blocks start at zero output, so the warm start begins as the old model")
+            return
+        check_transfer(source_architecture, model.config)
         start = build_model(source_architecture)
         load_weights(start.keras_model, source)
         copy_weights(start, model)
@@ -253,6 +304,7 @@ def train(
     learning_rate: float | None = None,
     lr_decay: float | None = None,
     note_features: int | None = None,
+    depth: int | None = None,
     checkpoint_steps: int = 200,
     val_windows: int = 64,
     max_minutes: float | None = None,
@@ -272,13 +324,22 @@ def train(
     ``learning_rate``); the training settings given here replace the folder's. Ignored when
     ``out_dir`` already holds a run to resume. With another ``note_features`` than the
     folder's, the layers are copied and the new note-state inputs start at zero weight
-    (:func:`copy_weights`).
+    (:func:`copy_weights`). ``depth``: so many blocks (layers), each as wide as the config's
+    (or the init folder's) first; a transformer warm-started from fewer blocks grows
+    (:func:`grow_transformer`).
     """
     if checkpoint_steps < 1:
         raise CadenzaError(f"--checkpoint-steps must be positive, not {checkpoint_steps}")
+    layers = None
+    if depth is not None:
+        if not 1 <= depth <= MAX_DEPTH:
+            raise CadenzaError(f"--depth must be 1 to {MAX_DEPTH}, not {depth}")
+        base = read_config(init_from) if init_from is not None else get_config(config_name)
+        layers = (base.layers[0],) * depth
     asked = {k: v for k, v in {"batch_size": batch_size, "seq_len": seq_len,
                                "learning_rate": learning_rate, "lr_decay": lr_decay,
-                               "note_features": note_features}.items() if v is not None}
+                               "note_features": note_features, "layers": layers}.items()
+             if v is not None}
     architecture, settings = training.split_values(asked, PerformanceConfig, PerformanceTraining)
     start = training.Start(get_config(config_name, **architecture),
                            get_training(config_name, **settings), asked,

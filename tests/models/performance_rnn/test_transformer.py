@@ -120,3 +120,63 @@ def test_a_transformer_trains_resumes_loads_generates_and_is_evaluated(tmp_path:
         from models.performance_rnn.model import build_model
 
         build_model(get_config("transformer-tiny", heads=3))
+
+
+def test_a_transformer_grows_in_depth_from_its_weights(tmp_path: Path, datasets_dir: Path
+                                                      ) -> None:
+    """``--init`` from a 1-block transformer with ``--depth 2``: the first block and every
+    other layer are copied, the new block starts adding nothing, so the grown model's logits
+    are the old model's; it then trains like any run. A width change or an LSTM is refused in
+    one line, before any data is read."""
+    import shutil
+
+    import numpy as np
+
+    from models.errors import CadenzaError
+    from models.performance_rnn import encoding as enc
+    from models.performance_rnn.model import build_model, get_config, read_config
+    from models.performance_rnn.train import grow_transformer, train
+    from models.registry import ModelRegistry
+
+    data = tmp_path / "data"
+    data.mkdir()
+    smallest = sorted((datasets_dir / "piano").rglob("*.mid"), key=lambda f: f.stat().st_size)
+    for i, f in enumerate(smallest[:3]):
+        shutil.copy(f, data / f"{i}.mid")
+    small = tmp_path / "one"
+    train(data, small, config_name="transformer-tiny", steps=4, checkpoint_steps=4,
+          val_windows=2, verbose=0, log=lambda s: None)
+    old = ModelRegistry([tmp_path]).load(str(small), "performance").network
+    grown = build_model(get_config("transformer-tiny", layers=(32, 32)))
+    rng = np.random.default_rng(0)
+    events = rng.integers(0, enc.NUM_CLASSES, (2, 40)).astype(np.int32)
+    controls = np.zeros((2, 40, enc.CONTROL_SIZE), np.float32)
+    controls[..., 0] = 1.0
+    notes = rng.random((2, 40, 256)).astype(np.float32)
+    before = grown.logits(events, controls, notes)
+    grow_transformer(old, grown)
+    after = grown.logits(events, controls, notes)
+    np.testing.assert_allclose(after, old.logits(events, controls, notes), atol=1e-4)
+    assert not np.allclose(before, after, atol=1e-3)  # the copy changed the fresh model
+
+    said: list[str] = []
+    deeper = tmp_path / "two"
+    run = train(data, deeper, config_name="transformer-tiny", init_from=small, depth=2, steps=3,
+                checkpoint_steps=3, val_windows=2, verbose=0, log=said.append)
+    assert run.step == 3 and np.isfinite(run.val_nll)
+    assert read_config(deeper).layers == (32, 32)
+    assert any("1 -> 2 blocks" in line for line in said), said
+    for bad, match in ((dict(depth=0), "--depth must be 1 to"),
+                       (dict(depth=2, config_name="tiny", init_from=None), "LSTM stack"),):
+        args = dict(config_name="transformer-tiny", init_from=small, steps=1, verbose=0,
+                    log=lambda s: None) | bad
+        if match == "LSTM stack":  # an LSTM grows no blocks: said at once
+            lstm = tmp_path / "lstm"
+            train(data, lstm, config_name="tiny", steps=1, checkpoint_steps=1, val_windows=2,
+                  verbose=0, log=lambda s: None)
+            args["init_from"] = lstm
+        with pytest.raises(CadenzaError, match=match) as info:
+            train(tmp_path / "nowhere", tmp_path / "bad", **args)
+        assert "\n" not in str(info.value)
+    with pytest.raises(CadenzaError, match="grows only in depth"):
+        grow_transformer(old, build_model(get_config("transformer-tiny", layers=(64, 64))))
