@@ -70,10 +70,21 @@ def test_the_transformer_graph_and_its_engine_agree(backend: str) -> None:
     assert f"ok {backend}" in done.stdout
 
 
+def three_small_pieces(tmp_path: Path, datasets_dir: Path) -> Path:
+    """A folder of the three smallest piano files (a run of seconds)."""
+    import shutil
+
+    data = tmp_path / "data"
+    data.mkdir()
+    smallest = sorted((datasets_dir / "piano").rglob("*.mid"), key=lambda f: f.stat().st_size)
+    for i, f in enumerate(smallest[:3]):
+        shutil.copy(f, data / f"{i}.mid")
+    return data
+
+
 def test_a_transformer_trains_resumes_loads_generates_and_is_evaluated(tmp_path: Path,
                                                                          datasets_dir: Path
                                                                          ) -> None:
-    import shutil
 
     import numpy as np
 
@@ -84,11 +95,7 @@ def test_a_transformer_trains_resumes_loads_generates_and_is_evaluated(tmp_path:
     from models.performance_rnn.train import train
     from models.registry import ModelRegistry
 
-    data = tmp_path / "data"
-    data.mkdir()
-    smallest = sorted((datasets_dir / "piano").rglob("*.mid"), key=lambda f: f.stat().st_size)
-    for i, f in enumerate(smallest[:3]):
-        shutil.copy(f, data / f"{i}.mid")
+    data = three_small_pieces(tmp_path, datasets_dir)
     out = tmp_path / "tt"
     first = train(data, out, config_name="transformer-tiny", steps=6, checkpoint_steps=3,
                   val_windows=2, verbose=0, log=lambda s: None)
@@ -128,7 +135,6 @@ def test_a_transformer_grows_in_depth_from_its_weights(tmp_path: Path, datasets_
     other layer are copied, the new block starts adding nothing, so the grown model's logits
     are the old model's; it then trains like any run. A width change or an LSTM is refused in
     one line, before any data is read."""
-    import shutil
 
     import numpy as np
 
@@ -138,11 +144,7 @@ def test_a_transformer_grows_in_depth_from_its_weights(tmp_path: Path, datasets_
     from models.performance_rnn.train import grow_transformer, train
     from models.registry import ModelRegistry
 
-    data = tmp_path / "data"
-    data.mkdir()
-    smallest = sorted((datasets_dir / "piano").rglob("*.mid"), key=lambda f: f.stat().st_size)
-    for i, f in enumerate(smallest[:3]):
-        shutil.copy(f, data / f"{i}.mid")
+    data = three_small_pieces(tmp_path, datasets_dir)
     small = tmp_path / "one"
     train(data, small, config_name="transformer-tiny", steps=4, checkpoint_steps=4,
           val_windows=2, verbose=0, log=lambda s: None)
