@@ -189,6 +189,25 @@ def warmup_cosine(peak: float, steps: int) -> Any:
     return WarmupCosine()
 
 
+def warmup_decay(peak: float, decay: float, warm_steps: int) -> Any:
+    """The learning rate at a step: ``peak`` times ``decay`` per step, and for the first
+    ``warm_steps`` also times (step + 1) / ``warm_steps``, so a warm start's fresh optimizer does
+    not take full-size steps before its moment estimates settle."""
+    import keras
+    from keras import ops
+
+    class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step: Any) -> Any:
+            s = ops.cast(step, "float32")
+            warm = ops.minimum(1.0, (s + 1.0) / max(1, warm_steps))
+            return peak * warm * ops.power(decay, s)
+
+        def get_config(self) -> dict[str, Any]:
+            return {"peak": peak, "decay": decay, "warm_steps": warm_steps}
+
+    return WarmupDecay()
+
+
 def compile_warmup_cosine(model: Any, loss: Any, learning_rate: float, steps: int) -> Any:
     """``model`` compiled with ``loss`` and Adam (clip norm 1) on :func:`warmup_cosine` over the
     run's ``steps``; the optimizer is built, so its state can be restored. Returns ``model``."""

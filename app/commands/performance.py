@@ -107,6 +107,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-decay", type=float, default=None, metavar="FACTOR",
                    help="multiply the learning rate by this every step, e.g. 0.9996 "
                         "(default 1: constant)")
+    p.add_argument("--warmup-steps", type=int, default=None, metavar="N",
+                   help="raise the learning rate linearly over the first N steps (default 0); "
+                        "keeps a warm start's fresh optimizer from unsettling the weights")
     p.add_argument("--note-features", type=int, default=None, metavar="N",
                    help="width of the note-state input (which pitches sound, since when); "
                         "0 = Magenta's inputs only (config: 64); with --init, a new width "
@@ -264,6 +267,8 @@ def run_train(args: argparse.Namespace) -> int:
     limits.integer(args.steps, "--steps", 1, limits.MAX_TRAIN_STEPS)
     limits.integer(args.checkpoint_steps, "--checkpoint-steps", 1, limits.MAX_TRAIN_STEPS)
     limits.seed(args.seed)
+    if args.warmup_steps is not None:
+        limits.integer(args.warmup_steps, "--warmup-steps", 0, limits.MAX_TRAIN_STEPS)
     if args.max_minutes is not None:
         limits.number(args.max_minutes, "--max-minutes", 0, 1e6, low_open=True)
     for name in ("learning_rate", "lr_decay"):
@@ -277,8 +282,8 @@ def run_train(args: argparse.Namespace) -> int:
     result = train(
         args.data, args.out, config_name=args.config, steps=args.steps,
         batch_size=args.batch_size, seq_len=args.seq_len, learning_rate=args.learning_rate,
-        lr_decay=args.lr_decay, note_features=args.note_features, depth=args.depth,
-        init_from=args.init,
+        lr_decay=args.lr_decay, warmup_steps=args.warmup_steps,
+        note_features=args.note_features, depth=args.depth, init_from=args.init,
         checkpoint_steps=args.checkpoint_steps, val_windows=args.val_windows,
         max_minutes=args.max_minutes, workers=args.workers, command=command, seed=args.seed,
     )

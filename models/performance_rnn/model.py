@@ -56,6 +56,7 @@ class PerformanceTraining:
     seq_len: int = 512
     learning_rate: float = 1e-3
     lr_decay: float = 1.0  # the learning rate is multiplied by this every step (1.0: constant)
+    warmup_steps: int = 0  # the rate rises linearly from 1/warmup_steps of itself over these steps
     clip_norm: float = 3.0
     dropout: float = 0.0  # the LSTMs' input dropout
     cond_drop: float = 0.5  # fraction of training windows with conditioning switched off

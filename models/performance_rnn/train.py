@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from models import training
+from models import limits, training
 from models.checkpoint import load_weights
 from models.errors import CadenzaError
 from models.performance_rnn import data as data_lib
@@ -50,12 +50,16 @@ class TrainResult:
 
 
 def compile_model(model: PerformanceModel, settings: PerformanceTraining) -> None:
-    """Adam (clipped; with ``lr_decay`` < 1 the rate decays every step) on the next event's
-    cross entropy; the optimizer is built, so its state can be restored."""
+    """Adam (clipped; with ``lr_decay`` < 1 the rate decays every step, with ``warmup_steps``
+    it first rises linearly over those steps) on the next event's cross entropy; the optimizer
+    is built, so its state can be restored."""
     import keras
 
     rate: Any = settings.learning_rate
-    if settings.lr_decay < 1.0:
+    if settings.warmup_steps > 0:
+        rate = training.warmup_decay(settings.learning_rate, settings.lr_decay,
+                                     settings.warmup_steps)
+    elif settings.lr_decay < 1.0:
         rate = keras.optimizers.schedules.ExponentialDecay(
             settings.learning_rate, decay_steps=1, decay_rate=settings.lr_decay)
     optimizer = keras.optimizers.Adam(learning_rate=rate, clipnorm=settings.clip_norm)
@@ -146,6 +150,9 @@ class PerformanceRecipe(training.Recipe):
               source: Path | None) -> None:
         if not 0.0 < settings.lr_decay <= 1.0:
             raise CadenzaError(f"--lr-decay must be above 0 and at most 1, not {settings.lr_decay}")
+        if not 0 <= settings.warmup_steps <= limits.MAX_TRAIN_STEPS:
+            raise CadenzaError(f"--warmup-steps must be 0 to {limits.MAX_TRAIN_STEPS}, not "
+                               f"{settings.warmup_steps}")
         if architecture.note_features < 0:
             raise CadenzaError(f"--note-features must be 0 or more, not "
                                f"{architecture.note_features}")
@@ -273,7 +280,9 @@ Augmentation: transposition by up to +-{settings.transpose} semitones and time s
 
 Backend {info.get('backend', '?')}, {info.get('devices', '?')}. Steps: {info.get('step', '?')}
 (batch {settings.batch_size} x {settings.seq_len} events), Adam lr {settings.learning_rate}{
-    f' x {settings.lr_decay} per step' if settings.lr_decay < 1.0 else ''},
+    f' x {settings.lr_decay} per step' if settings.lr_decay < 1.0 else ''}{
+    f' after a linear warm-up over {settings.warmup_steps} steps'
+    if settings.warmup_steps else ''},
 gradient clip norm {settings.clip_norm}; wall time {info.get('minutes', 0):.1f} min.
 
 ## Metrics
@@ -303,6 +312,7 @@ def train(
     seq_len: int | None = None,
     learning_rate: float | None = None,
     lr_decay: float | None = None,
+    warmup_steps: int | None = None,
     note_features: int | None = None,
     depth: int | None = None,
     checkpoint_steps: int = 200,
@@ -338,6 +348,7 @@ def train(
         layers = (base.layers[0],) * depth
     asked = {k: v for k, v in {"batch_size": batch_size, "seq_len": seq_len,
                                "learning_rate": learning_rate, "lr_decay": lr_decay,
+                               "warmup_steps": warmup_steps,
                                "note_features": note_features, "layers": layers}.items()
              if v is not None}
     architecture, settings = training.split_values(asked, PerformanceConfig, PerformanceTraining)

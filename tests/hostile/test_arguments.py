@@ -202,6 +202,7 @@ TRAIN = [
     (["performance", "--learning-rate", "nan"], "--learning-rate"),
     (["performance", "--max-minutes", "nan"], "--max-minutes"),
     (["performance", "--seed", "-1"], "--seed"),
+    (["performance", "--warmup-steps", "-3"], "--warmup-steps"),
     (["nsynth", "--steps", "0"], "--steps"),
     (["nsynth", "--max-minutes", "-1"], "--max-minutes"),
     (["nsynth", "--batch-size", "0"], "--batch-size"),

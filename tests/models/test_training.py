@@ -128,6 +128,35 @@ def test_a_resumed_run_goes_on_exactly_as_one_that_never_stopped(piano: Path,
     assert len(history(tmp_path / "resumed")["runs"]) == 2
 
 
+def test_a_warm_up_raises_the_rate_and_resumes_where_it_was(piano: Path, tmp_path: Path) -> None:
+    """--warmup-steps: the rate rises linearly, then decays; a resumed run takes the same rate
+    at the same step, and the first steps move the weights less than without the warm-up."""
+    from keras import ops
+
+    from models.performance_rnn.model import get_training, load_model
+    from models.performance_rnn.train import compile_model
+    from models.training import load_state
+
+    train_tiny(piano, tmp_path / "warm", 3, learning_rate=5e-3, lr_decay=0.9, warmup_steps=10)
+    train_tiny(piano, tmp_path / "warm", 6)
+    train_tiny(piano, tmp_path / "cold", 6, learning_rate=5e-3, lr_decay=0.9)
+    runs = history(tmp_path / "warm")["runs"]
+    assert [r["settings"]["warmup_steps"] for r in runs] == [10, 10]
+    assert "warm-up over 10 steps" in card_text(tmp_path / "warm")
+    model = load_model(tmp_path / "warm")
+    compile_model(model, get_training("tiny", learning_rate=5e-3, lr_decay=0.9, warmup_steps=10))
+    optimizer = model.keras_model.optimizer
+    assert load_state(tmp_path / "warm", model.keras_model, optimizer) == 6
+    assert float(ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(
+        5e-3 * 0.9 ** 6 * 7 / 10)
+    # Both runs start from the same seeded weights; the warm one has moved less.
+    train_tiny(piano, tmp_path / "fresh", 1, learning_rate=1e-12)
+    start, warm, cold = (weights(tmp_path / name) for name in ("fresh", "warm", "cold"))
+    moved = {name: sum(float(np.abs(w[k] - start[k]).sum()) for k in start)
+             for name, w in (("warm", warm), ("cold", cold))}
+    assert 0 < moved["warm"] < 0.7 * moved["cold"]
+
+
 def test_the_time_budget_stops_with_a_checkpoint(piano: Path, tmp_path: Path) -> None:
     said: list[str] = []
     result = train_tiny(piano, tmp_path / "out", 500, max_minutes=1e-4, log=said.append)
