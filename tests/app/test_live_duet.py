@@ -428,6 +428,7 @@ def test_settings_are_checked():
         Duet([], DuetSettings(seconds=0))
 
 
+@pytest.mark.timing
 def test_answer_on_the_beat(midi, tiny_model):
     """With answer_on="beat" and the session's grid (app.sync.SyncSession, Cadenza's own time
     at 120 BPM), each answer's first note goes out on a beat: sent within 2 ms of it, and heard
@@ -471,6 +472,7 @@ def test_answer_on_the_beat(midi, tiny_model):
     assert rig.duet.error is None
 
 
+@pytest.mark.timing
 def test_answer_quantized_to_the_session_grid(midi, tiny_model):
     """With quantize 1 every note-on of the answer goes out on a sixteenth of the session's
     grid (at its tempo, 100 BPM here), and each note keeps the length the model gave it; the
