@@ -85,7 +85,6 @@ def three_small_pieces(tmp_path: Path, datasets_dir: Path) -> Path:
 def test_a_transformer_trains_resumes_loads_generates_and_is_evaluated(tmp_path: Path,
                                                                          datasets_dir: Path
                                                                          ) -> None:
-
     import numpy as np
 
     from models.errors import CadenzaError
@@ -135,7 +134,6 @@ def test_a_transformer_grows_in_depth_from_its_weights(tmp_path: Path, datasets_
     other layer are copied, the new block starts adding nothing, so the grown model's logits
     are the old model's; it then trains like any run. A width change or an LSTM is refused in
     one line, before any data is read."""
-
     import numpy as np
 
     from models.errors import CadenzaError
